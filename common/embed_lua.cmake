@@ -1,0 +1,11 @@
+# Turns every DIR/*.lua into `const char qp_lua_<name>[]` in OUT.
+file(GLOB scripts ${DIR}/*.lua)
+list(SORT scripts)
+set(body "/* Generated from the Lua scripts in common/lua by embed_lua.cmake; do not edit. */\n")
+foreach(f ${scripts})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "const char qp_lua_${name}[] = {${hex}0x00};\n")
+endforeach()
+file(WRITE ${OUT} "${body}")

@@ -1,0 +1,166 @@
+/* Client side of QPB/1. */
+#include "qp_bus.h"
+#include "qp_log.h"
+#include <string.h>
+
+struct qp_bus_client {
+    zsock_t *dealer;
+    char *service; /* registered service name, or NULL */
+};
+
+void qp_bus_socket_defaults (zsock_t *sock)
+{
+    zsock_set_sndhwm (sock, QPB_HWM);
+    zsock_set_rcvhwm (sock, QPB_HWM);
+    zsock_set_linger (sock, 500);
+}
+
+qp_bus_client_t *qp_bus_client_new (const char *endpoint)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer)
+        return NULL;
+    qp_bus_socket_defaults (dealer);
+    zsock_set_reconnect_ivl (dealer, 100);
+    zsock_set_reconnect_ivl_max (dealer, 1000);
+    if (zsock_connect (dealer, "%s", endpoint) != 0) {
+        zsock_destroy (&dealer);
+        return NULL;
+    }
+    qp_bus_client_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->dealer = dealer;
+    return self;
+}
+
+void qp_bus_client_destroy (qp_bus_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    qp_bus_client_t *self = *self_p;
+    zsock_destroy (&self->dealer);
+    free (self->service);
+    free (self);
+    *self_p = NULL;
+}
+
+zsock_t *qp_bus_client_socket (qp_bus_client_t *self) { return self->dealer; }
+
+static int s_send_control (qp_bus_client_t *self, const char *cmd, const char *arg)
+{
+    zmsg_t *m = zmsg_new ();
+    zmsg_addstr (m, QPB_PROTOCOL);
+    zmsg_addstr (m, cmd);
+    if (arg)
+        zmsg_addstr (m, arg);
+    return zmsg_send (&m, self->dealer);
+}
+
+int qp_bus_client_ready (qp_bus_client_t *self, const char *service)
+{
+    free (self->service);
+    self->service = strdup (service);
+    return s_send_control (self, QPB_READY, service);
+}
+
+void qp_bus_client_heartbeat (qp_bus_client_t *self)
+{
+    if (self->service)
+        s_send_control (self, QPB_READY, self->service);
+}
+
+void qp_bus_client_bye (qp_bus_client_t *self)
+{
+    if (self->service)
+        s_send_control (self, QPB_BYE, self->service);
+}
+
+int qp_bus_client_send (qp_bus_client_t *self, const char *service, zmsg_t **frames_p)
+{
+    zmsg_t *m = *frames_p;
+    *frames_p = NULL;
+    zmsg_pushstr (m, service);
+    zmsg_pushstr (m, QPB_SEND);
+    zmsg_pushstr (m, QPB_PROTOCOL);
+    return zmsg_send (&m, self->dealer);
+}
+
+int qp_bus_client_reply (qp_bus_client_t *self, zframe_t *to, zmsg_t **frames_p)
+{
+    zmsg_t *m = *frames_p;
+    *frames_p = NULL;
+    zframe_t *dup = zframe_dup (to);
+    zmsg_prepend (m, &dup);
+    zmsg_pushstr (m, QPB_REPLY);
+    zmsg_pushstr (m, QPB_PROTOCOL);
+    return zmsg_send (&m, self->dealer);
+}
+
+void qp_bus_frame_clear (qp_bus_frame_t *f)
+{
+    zframe_destroy (&f->from);
+    zframe_destroy (&f->type);
+    zframe_destroy (&f->envelope);
+    free (f->error_code);
+    free (f->text);
+    memset (f, 0, sizeof *f);
+}
+
+int qp_bus_client_recv (qp_bus_client_t *self, qp_bus_frame_t *out)
+{
+    memset (out, 0, sizeof *out);
+    zmsg_t *m = zmsg_recv (self->dealer);
+    if (!m)
+        return -1;
+    int rc = -1;
+    char *proto = zmsg_popstr (m);
+    char *kind = zmsg_popstr (m);
+    if (!proto || !kind || strcmp (proto, QPB_PROTOCOL) != 0) {
+        qp_log_warn ("bus_frame_dropped", "frame set from the bus does not follow %s",
+                     QPB_PROTOCOL);
+        goto cleanup;
+    }
+    snprintf (out->kind, sizeof out->kind, "%s", kind);
+    if (!strcmp (kind, QPB_DELIVER) && zmsg_size (m) == 3) {
+        out->from = zmsg_pop (m);
+        out->type = zmsg_pop (m);
+        out->envelope = zmsg_pop (m);
+        rc = 0;
+    } else if (!strcmp (kind, QPB_ERROR)) {
+        out->error_code = zmsg_popstr (m);
+        out->text = zmsg_popstr (m);
+        rc = 0;
+    } else if (!strcmp (kind, QPB_STATUS)) {
+        out->text = zmsg_popstr (m);
+        rc = 0;
+    } else
+        qp_log_warn ("bus_frame_dropped", "unexpected %s frame set with %zu frames", kind,
+                     zmsg_size (m));
+cleanup:
+    free (proto);
+    free (kind);
+    zmsg_destroy (&m);
+    return rc;
+}
+
+char *qp_bus_status (const char *work_endpoint, int timeout_ms)
+{
+    qp_bus_client_t *c = qp_bus_client_new (work_endpoint);
+    if (!c)
+        return NULL;
+    char *text = NULL;
+    s_send_control (c, QPB_STATUS, NULL);
+    zpoller_t *poller = zpoller_new (c->dealer, NULL);
+    if (zpoller_wait (poller, timeout_ms)) {
+        qp_bus_frame_t f;
+        if (qp_bus_client_recv (c, &f) == 0 && !strcmp (f.kind, QPB_STATUS)) {
+            text = f.text;
+            f.text = NULL;
+        }
+        qp_bus_frame_clear (&f);
+    }
+    zpoller_destroy (&poller);
+    zsock_set_linger (c->dealer, 0);
+    qp_bus_client_destroy (&c);
+    return text;
+}

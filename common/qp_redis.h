@@ -1,0 +1,38 @@
+/* Redis client: a hiredis context that reconnects, runs the project's Lua scripts by
+ * name (EVALSHA, loading them on NOSCRIPT), and counts round trips. */
+#ifndef QP_REDIS_H
+#define QP_REDIS_H
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct qp_redis qp_redis_t;
+
+/* The embedded scripts (common/lua/NAME.lua). */
+typedef enum {
+    QP_LUA_DOSSIER_CREATE,
+    QP_LUA_DOSSIER_TRANSITION,
+    QP_LUA_PENDING_CLAIM,
+    QP_LUA_ENVELOPE_RESERVE,
+    QP_LUA_ENVELOPE_SETTLE,
+    QP_LUA_EVAL_APPLY,
+    QP_LUA_COUNT
+} qp_lua_script_t;
+
+/* Connects (retrying up to timeout_ms). NULL on failure, with the reason logged. */
+qp_redis_t *qp_redis_connect (const char *host, int port, int timeout_ms);
+void qp_redis_destroy (qp_redis_t **self_p);
+
+/* Runs a command (hiredis format). Reconnects once on a connection error. Returns the
+ * reply (freeReplyObject it) or NULL when Redis is unreachable. A Redis error reply is
+ * returned as a REDIS_REPLY_ERROR reply. */
+redisReply *qp_redis_command (qp_redis_t *self, const char *fmt, ...);
+redisReply *qp_redis_argv (qp_redis_t *self, int argc, const char **argv, const size_t *lens);
+
+/* EVALSHA script with keys then args (binary-safe: lens may be NULL for C strings). */
+redisReply *qp_redis_script (qp_redis_t *self, qp_lua_script_t script, int nkeys,
+                             const char **keys, int nargs, const char **args, const size_t *arglens);
+
+/* Round trips made so far (for metrics and benchmarks). */
+uint64_t qp_redis_round_trips (const qp_redis_t *self);
+#endif

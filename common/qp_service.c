@@ -1,0 +1,278 @@
+/* The worker loop shared by intake, eligibility, funding, evaluation and the partner SDK. */
+#include "qp_service.h"
+#include "qp_log.h"
+#include <string.h>
+
+#define MAX_HANDLERS 32
+#define MAX_TIMERS 8
+
+typedef struct {
+    const ProtobufCMessageDescriptor *type;
+    qp_handler_fn *fn;
+    void *arg;
+} handler_t;
+
+typedef struct {
+    int interval_ms;
+    int64_t next;
+    qp_timer_fn *fn;
+    void *arg;
+} timer_t_;
+
+struct qp_service {
+    char *name;
+    qp_bus_client_t *bus;
+    zsock_t *pub;
+    zsock_t *sub;
+    handler_t work[MAX_HANDLERS];
+    size_t n_work;
+    handler_t events[MAX_HANDLERS];
+    size_t n_events;
+    timer_t_ timers[MAX_TIMERS];
+    size_t n_timers;
+    bool stop;
+    uint64_t handled;
+    char probe_topic[64];
+};
+
+qp_service_t *qp_service_new (const char *name, const char *endpoint, const char *publish,
+                              const char *subscribe)
+{
+    qp_service_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->name = name ? strdup (name) : NULL;
+    self->bus = qp_bus_client_new (endpoint);
+    if (!self->bus) {
+        qp_log_error ("bus_connect", "cannot connect to the bus at %s", endpoint);
+        qp_service_destroy (&self);
+        return NULL;
+    }
+    if (publish) {
+        self->pub = zsock_new (ZMQ_PUB);
+        zsock_set_sndhwm (self->pub, 1000000);
+        zsock_set_linger (self->pub, 1000);
+        if (zsock_connect (self->pub, "%s", publish) != 0) {
+            qp_log_error ("bus_connect", "cannot connect to the bus at %s", publish);
+            qp_service_destroy (&self);
+            return NULL;
+        }
+    }
+    if (subscribe) {
+        self->sub = zsock_new (ZMQ_SUB);
+        zsock_set_rcvhwm (self->sub, 1000000);
+        if (zsock_connect (self->sub, "%s", subscribe) != 0) {
+            qp_log_error ("bus_connect", "cannot connect to the bus at %s", subscribe);
+            qp_service_destroy (&self);
+            return NULL;
+        }
+    }
+    return self;
+}
+
+void qp_service_destroy (qp_service_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    qp_service_t *self = *self_p;
+    qp_bus_client_destroy (&self->bus);
+    zsock_destroy (&self->pub);
+    zsock_destroy (&self->sub);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+void qp_service_on (qp_service_t *self, const ProtobufCMessageDescriptor *type,
+                    qp_handler_fn *handler, void *arg)
+{
+    assert (self->n_work < MAX_HANDLERS);
+    self->work[self->n_work++] = (handler_t){type, handler, arg};
+}
+
+void qp_service_subscribe (qp_service_t *self, const ProtobufCMessageDescriptor *type,
+                           qp_handler_fn *handler, void *arg)
+{
+    assert (self->sub && self->n_events < MAX_HANDLERS);
+    self->events[self->n_events++] = (handler_t){type, handler, arg};
+    zsock_set_subscribe (self->sub, type->name);
+}
+
+void qp_service_every (qp_service_t *self, int interval_ms, qp_timer_fn *timer, void *arg)
+{
+    assert (self->n_timers < MAX_TIMERS);
+    self->timers[self->n_timers++] = (timer_t_){interval_ms, zclock_mono () + interval_ms, timer, arg};
+}
+
+void qp_service_stop (qp_service_t *self) { self->stop = true; }
+uint64_t qp_service_handled (const qp_service_t *self) { return self->handled; }
+
+static void s_send_error (qp_service_t *self, zframe_t *to, const qp_error_t *err,
+                          const char *in_reply_to, const char *correlation, int64_t time_ms)
+{
+    zmsg_t *m = qp_message_build_error (err, in_reply_to, correlation, time_ms);
+    qp_bus_client_reply (self->bus, to, &m);
+}
+
+void qp_service_reply (qp_request_t *req, const ProtobufCMessage *payload, const qp_meta_t *meta)
+{
+    zmsg_t *m = qp_message_build (payload, meta, NULL);
+    qp_bus_client_reply (req->service->bus, req->from, &m);
+}
+
+void qp_service_reply_error (qp_request_t *req, const qp_error_t *err)
+{
+    Qp__V1__Envelope *e = req->msg.envelope;
+    s_send_error (req->service, req->from, err, e ? e->message_id : NULL,
+                  e ? e->correlation_id : NULL, e && e->has_event_time_ms ? e->event_time_ms : 0);
+}
+
+void qp_service_send (qp_service_t *self, const char *to_service, const ProtobufCMessage *payload,
+                      const qp_meta_t *meta)
+{
+    zmsg_t *m = qp_message_build (payload, meta, NULL);
+    qp_bus_client_send (self->bus, to_service, &m);
+}
+
+void qp_service_publish (qp_service_t *self, const ProtobufCMessage *payload, const qp_meta_t *meta)
+{
+    assert (self->pub);
+    zmsg_t *m = qp_message_build (payload, meta, NULL);
+    zmsg_send (&m, self->pub);
+    zmsg_destroy (&m);
+}
+
+static handler_t *s_find (handler_t *table, size_t n, const ProtobufCMessageDescriptor *d)
+{
+    for (size_t i = 0; i < n; i++)
+        if (table[i].type == d)
+            return &table[i];
+    return NULL;
+}
+
+static void s_on_work (qp_service_t *self)
+{
+    qp_bus_frame_t f;
+    if (qp_bus_client_recv (self->bus, &f) != 0)
+        return;
+    if (!strcmp (f.kind, QPB_ERROR)) {
+        qp_log_warn ("bus_error", "bus refused a frame set: %s: %s", f.error_code ? f.error_code : "",
+                     f.text ? f.text : "");
+        qp_bus_frame_clear (&f);
+        return;
+    }
+    if (strcmp (f.kind, QPB_DELIVER) != 0) {
+        qp_bus_frame_clear (&f);
+        return;
+    }
+    qp_request_t req = {.service = self, .from = f.from};
+    qp_error_t err;
+    if (qp_message_decode (f.type, f.envelope, &req.msg, &err) != 0) {
+        qp_log_warn ("message_refused", "%s: %s", err.code, err.message);
+        s_send_error (self, f.from, &err, NULL, NULL, 0);
+    } else {
+        handler_t *h = s_find (self->work, self->n_work, req.msg.descriptor);
+        if (h) {
+            h->fn (&req, h->arg);
+            self->handled++;
+        } else {
+            qp_error_set (&err, "unknown_type", "type", "service %s does not handle %s",
+                          self->name ? self->name : qp_log_program (), req.msg.descriptor->name);
+            qp_log_warn ("message_refused", "%s", err.message);
+            qp_service_reply_error (&req, &err);
+        }
+    }
+    qp_message_clear (&req.msg);
+    qp_bus_frame_clear (&f);
+}
+
+static void s_on_event (qp_service_t *self)
+{
+    zmsg_t *m = zmsg_recv (self->sub);
+    if (!m)
+        return;
+    zframe_t *type = zmsg_first (m);
+    if (zmsg_size (m) == 2 && !zframe_streq (type, self->probe_topic)) {
+        qp_request_t req = {.service = self, .from = NULL};
+        qp_error_t err;
+        if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0)
+            qp_log_warn ("event_refused", "%s: %s", err.code, err.message);
+        else {
+            handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
+            if (h) {
+                h->fn (&req, h->arg);
+                self->handled++;
+            }
+        }
+        qp_message_clear (&req.msg);
+    }
+    zmsg_destroy (&m);
+}
+
+/* Subscriptions travel asynchronously to the bus: before announcing readiness, publish a
+ * probe to ourselves until it comes back, so no event is missed after READY. */
+static void s_wait_subscriptions (qp_service_t *self)
+{
+    if (!self->sub || !self->pub || !self->n_events)
+        return;
+    snprintf (self->probe_topic, sizeof self->probe_topic, "qp.probe.%d.%p", (int) getpid (),
+              (void *) self);
+    zsock_set_subscribe (self->sub, self->probe_topic);
+    zpoller_t *poller = zpoller_new (self->sub, NULL);
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen && !zsys_interrupted; i++) {
+        zsock_send (self->pub, "ss", self->probe_topic, "");
+        if (zpoller_wait (poller, 100)) {
+            zmsg_t *m = zmsg_recv (self->sub);
+            seen = m && zframe_streq (zmsg_first (m), self->probe_topic);
+            zmsg_destroy (&m);
+        }
+    }
+    zpoller_destroy (&poller);
+    zsock_set_unsubscribe (self->sub, self->probe_topic);
+    if (!seen)
+        qp_log_warn ("subscribe_slow", "event subscriptions not confirmed after 10 s");
+}
+
+int qp_service_run (qp_service_t *self)
+{
+    s_wait_subscriptions (self);
+    if (self->name) {
+        qp_bus_client_ready (self->bus, self->name);
+        qp_log_info ("service_ready", "serving %s", self->name);
+    }
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (self->bus), NULL);
+    if (self->sub)
+        zpoller_add (poller, self->sub);
+    int64_t next_beat = zclock_mono () + QPB_HEARTBEAT_MS;
+    while (!self->stop && !zsys_interrupted) {
+        int64_t now = zclock_mono ();
+        int wait = (int) (next_beat - now);
+        for (size_t i = 0; i < self->n_timers; i++)
+            if (self->timers[i].next - now < wait)
+                wait = (int) (self->timers[i].next - now);
+        void *which = zpoller_wait (poller, wait < 0 ? 0 : wait);
+        if (which == qp_bus_client_socket (self->bus)) {
+            /* Drain a batch before timers so a busy worker still heartbeats. */
+            for (int i = 0; i < 256 && (zsock_events (which) & ZMQ_POLLIN); i++)
+                s_on_work (self);
+        } else if (which && which == self->sub) {
+            for (int i = 0; i < 256 && (zsock_events (which) & ZMQ_POLLIN); i++)
+                s_on_event (self);
+        } else if (zpoller_terminated (poller))
+            break;
+        now = zclock_mono ();
+        if (now >= next_beat) {
+            qp_bus_client_heartbeat (self->bus);
+            next_beat = now + QPB_HEARTBEAT_MS;
+        }
+        for (size_t i = 0; i < self->n_timers; i++)
+            if (now >= self->timers[i].next) {
+                self->timers[i].fn (self, self->timers[i].arg);
+                self->timers[i].next = zclock_mono () + self->timers[i].interval_ms;
+            }
+    }
+    zpoller_destroy (&poller);
+    qp_bus_client_bye (self->bus);
+    qp_log_info ("service_stopping", "handled %llu messages", (unsigned long long) self->handled);
+    return 0;
+}

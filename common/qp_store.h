@@ -1,0 +1,69 @@
+/* The dossier store: each dossier's state machine and history in Redis.
+ *
+ *   qp:{ID}:d        hash: state, territory, channel, channel_key, submitted_on,
+ *                    event_time_ms, dossier (packed qp.v1.Dossier), and what each step
+ *                    adds (eligibility, request, settlement, final_reason, committed_cents)
+ *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first
+ *   qp:pending:STATE sorted set id -> lease deadline (ms) for each non-terminal state
+ *
+ * Every write is one Lua script guarded by the expected current state, so a duplicate
+ * message is a no-op. The pending sets let a sweeper find work that a dead worker or a
+ * lost message left behind (docs/architecture.md). */
+#ifndef QP_STORE_H
+#define QP_STORE_H
+#include "qp_message.h"
+#include "qp_redis.h"
+
+#define QP_STORE_LEASE_MS 10000 /* a step not done within this is re-dispatched */
+
+/* A field written along with a transition (binary-safe value). */
+typedef struct {
+    const char *name;
+    const void *value;
+    size_t len;
+} qp_store_field_t;
+
+typedef enum {
+    QP_STORE_APPLIED = 1,   /* the step happened now */
+    QP_STORE_ALREADY = 0,   /* the dossier was not in the expected state: nothing changed */
+    QP_STORE_UNKNOWN = -1,  /* no such dossier */
+    QP_STORE_ERROR = -2,    /* Redis unreachable or refused: retry later */
+} qp_store_result_t;
+
+/* State name as in the proto enum ("RECEIVED"), and back (0 when unknown). */
+const char *qp_store_state_name (Qp__V1__DossierState state);
+Qp__V1__DossierState qp_store_state_parse (const char *name);
+bool qp_store_state_terminal (Qp__V1__DossierState state);
+
+/* Dossier id for a submission: hex hash of (channel, key). */
+void qp_store_dossier_id (char out[QP_ID_HEX + 1], const char *channel, const char *key);
+
+/* Stores a new dossier in RECEIVED (pending for eligibility). *state gets the state the
+ * dossier is in when it already existed. */
+qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__Dossier *dossier,
+                                   const char *territory, int64_t event_time_ms,
+                                   const char *message_id, Qp__V1__DossierState *state);
+
+/* expected -> next, writing the extra fields, appending to the history, moving the
+ * dossier between pending sets (out of them for a terminal state). *state gets the
+ * current state when not applied. */
+qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
+                                       Qp__V1__DossierState expected, Qp__V1__DossierState next,
+                                       int64_t at_ms, const char *message_id, const char *note,
+                                       const qp_store_field_t *fields, size_t n_fields,
+                                       Qp__V1__DossierState *state);
+
+/* Reads one field (binary-safe). Returns a malloc'd buffer (NUL-terminated for
+ * convenience) and its length, or NULL when absent or on error. */
+char *qp_store_get (qp_redis_t *r, const char *id, const char *field, size_t *len);
+
+/* Reads the state and history for a status query. Returns 0 and fills reply (free with
+ * qp_store_status_clear), or -1 on a Redis error. reply->found is false when unknown. */
+int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *reply);
+void qp_store_status_clear (Qp__V1__DossierStatusReply *reply);
+
+/* Claims up to limit dossiers of the pending set of state whose lease expired (their
+ * lease is pushed forward). Returns the number of ids written to ids (each malloc'd). */
+size_t qp_store_claim_expired (qp_redis_t *r, Qp__V1__DossierState state, int64_t now_ms,
+                               char **ids, size_t limit);
+#endif

@@ -1,0 +1,435 @@
+/* The bus's routing loop: one thread, one poller over five sockets. */
+#include "bus.h"
+#include "qp_bus.h"
+#include "qp_log.h"
+#include "qp_message.h"
+#include <ctype.h>
+#include <stdarg.h>
+#include <string.h>
+
+typedef struct {
+    zframe_t *identity;  /* routing id on its socket */
+    zsock_t *socket;     /* work or partner ROUTER */
+    char peer[64];       /* origin tag + hex identity: key in workers and "from" in DELIVER */
+    char *service;
+    int64_t expiry;
+    uint64_t delivered;
+} worker_t;
+
+typedef struct {
+    char *name;
+    zlistx_t *workers;   /* worker_t *, borrowed from server->workers; round robin */
+    zlist_t *queue;      /* zmsg_t * [from][type][env] waiting for a worker */
+    uint64_t routed;
+} service_t;
+
+struct qp_bus_server {
+    zsock_t *work, *partner, *xsub, *xpub, *capture;
+    zhash_t *services;   /* name -> service_t */
+    zhash_t *workers;    /* peer -> worker_t */
+    long queue_max;
+    uint64_t seq;        /* capture sequence number */
+    uint64_t events;
+};
+
+static void s_worker_destroy (void *arg)
+{
+    worker_t *w = arg;
+    zframe_destroy (&w->identity);
+    free (w->service);
+    free (w);
+}
+
+static void s_service_destroy (void *arg)
+{
+    service_t *s = arg;
+    zlistx_destroy (&s->workers);
+    zmsg_t *m;
+    while ((m = zlist_pop (s->queue)))
+        zmsg_destroy (&m);
+    zlist_destroy (&s->queue);
+    free (s->name);
+    free (s);
+}
+
+static void s_peer_name (char *out, size_t size, char origin, zframe_t *identity)
+{
+    char *hex = zframe_strhex (identity);
+    snprintf (out, size, "%c%s", origin, hex);
+    free (hex);
+}
+
+/* Peer name -> (socket, identity frame). */
+static zsock_t *s_peer_socket (qp_bus_server_t *self, const char *peer, zframe_t **identity)
+{
+    if (!peer || (peer[0] != 'W' && peer[0] != 'P'))
+        return NULL;
+    const char *hex = peer + 1;
+    size_t n = strlen (hex);
+    if (n == 0 || n % 2 || n > 60)
+        return NULL;
+    byte buf[32];
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf (hex + 2 * i, "%2x", &v) != 1)
+            return NULL;
+        buf[i] = (byte) v;
+    }
+    *identity = zframe_new (buf, n / 2);
+    return peer[0] == 'W' ? self->work : self->partner;
+}
+
+static service_t *s_service (qp_bus_server_t *self, const char *name)
+{
+    service_t *s = zhash_lookup (self->services, name);
+    if (!s) {
+        s = calloc (1, sizeof *s);
+        assert (s);
+        s->name = strdup (name);
+        s->workers = zlistx_new ();
+        s->queue = zlist_new ();
+        zhash_insert (self->services, name, s);
+        zhash_freefn (self->services, name, s_service_destroy);
+    }
+    return s;
+}
+
+static void s_capture (qp_bus_server_t *self, const char *origin, zframe_t *type, zframe_t *env)
+{
+    byte seq[8];
+    uint64_t v = ++self->seq;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        seq[i] = (byte) (v & 0xff);
+    zmsg_t *m = zmsg_new ();
+    zmsg_addmem (m, seq, sizeof seq);
+    zmsg_addstr (m, origin);
+    zmsg_addmem (m, zframe_data (type), zframe_size (type));
+    zmsg_addmem (m, zframe_data (env), zframe_size (env));
+    zmsg_send (&m, self->capture);
+    zmsg_destroy (&m);
+}
+
+static void s_error (zsock_t *sock, zframe_t *identity, const char *code, const char *fmt, ...)
+{
+    char detail[256];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (detail, sizeof detail, fmt, ap);
+    va_end (ap);
+    zmsg_t *m = zmsg_new ();
+    zmsg_addmem (m, zframe_data (identity), zframe_size (identity));
+    zmsg_addstr (m, QPB_PROTOCOL);
+    zmsg_addstr (m, QPB_ERROR);
+    zmsg_addstr (m, code);
+    zmsg_addstr (m, detail);
+    zmsg_send (&m, sock);
+    zmsg_destroy (&m);
+}
+
+static void s_worker_remove (qp_bus_server_t *self, worker_t *w)
+{
+    service_t *s = zhash_lookup (self->services, w->service);
+    if (s) {
+        void *h = zlistx_find (s->workers, w);
+        if (h)
+            zlistx_delete (s->workers, h);
+    }
+    qp_log_info ("worker_left", "worker %s of %s left routing", w->peer, w->service);
+    zhash_delete (self->workers, w->peer);
+}
+
+/* Delivers [from][type][env] (taken) to one live worker of s; false if none took it. */
+static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
+{
+    int64_t now = zclock_mono ();
+    while (zlistx_size (s->workers) > 0) {
+        worker_t *w = zlistx_first (s->workers);
+        /* Rotate for round robin. */
+        zlistx_move_end (s->workers, zlistx_cursor (s->workers));
+        if (w->expiry < now) {
+            s_worker_remove (self, w);
+            continue;
+        }
+        zmsg_t *m = zmsg_dup (*frames_p);
+        zmsg_pushstr (m, QPB_DELIVER);
+        zmsg_pushstr (m, QPB_PROTOCOL);
+        zframe_t *id = zframe_dup (w->identity);
+        zmsg_prepend (m, &id);
+        if (zmsg_send (&m, w->socket) == 0) {
+            w->delivered++;
+            s->routed++;
+            zmsg_destroy (frames_p);
+            return true;
+        }
+        zmsg_destroy (&m);
+        /* EHOSTUNREACH (router mandatory): the peer is gone. */
+        s_worker_remove (self, w);
+    }
+    return false;
+}
+
+static void s_flush_queue (qp_bus_server_t *self, service_t *s)
+{
+    zmsg_t *m;
+    while (zlistx_size (s->workers) > 0 && (m = zlist_first (s->queue))) {
+        zlist_remove (s->queue, m);
+        if (!s_deliver (self, s, &m)) {
+            zlist_push (s->queue, m);
+            break;
+        }
+    }
+}
+
+static void s_status (qp_bus_server_t *self, zsock_t *sock, zframe_t *identity)
+{
+    zhash_t *copy = self->services;
+    char *json = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream (&json, &size);
+    fprintf (f, "{\"captured\":%llu,\"events\":%llu,\"services\":{",
+             (unsigned long long) self->seq, (unsigned long long) self->events);
+    int first = 1;
+    int64_t now = zclock_mono ();
+    for (service_t *s = zhash_first (copy); s; s = zhash_next (copy)) {
+        size_t live = 0;
+        for (worker_t *w = zlistx_first (s->workers); w; w = zlistx_next (s->workers))
+            live += w->expiry >= now;
+        fprintf (f, "%s\"%s\":{\"workers\":%zu,\"queued\":%zu,\"routed\":%llu}", first ? "" : ",",
+                 s->name, live, zlist_size (s->queue), (unsigned long long) s->routed);
+        first = 0;
+    }
+    fprintf (f, "}}");
+    fclose (f);
+    zmsg_t *m = zmsg_new ();
+    zmsg_addmem (m, zframe_data (identity), zframe_size (identity));
+    zmsg_addstr (m, QPB_PROTOCOL);
+    zmsg_addstr (m, QPB_STATUS);
+    zmsg_addstr (m, json);
+    zmsg_send (&m, sock);
+    zmsg_destroy (&m);
+    free (json);
+}
+
+static bool s_service_name_ok (const char *name)
+{
+    size_t n = strlen (name);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!(isalnum ((unsigned char) *p) || *p == '.' || *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+/* One frame set from a peer on the work or partner ROUTER. */
+static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
+{
+    zmsg_t *m = zmsg_recv (sock);
+    if (!m)
+        return;
+    zframe_t *identity = zmsg_pop (m);
+    char *proto = zmsg_popstr (m);
+    char *cmd = zmsg_popstr (m);
+    char *arg = NULL;
+    char peer[64];
+    s_peer_name (peer, sizeof peer, origin, identity);
+
+    if (!proto || strcmp (proto, QPB_PROTOCOL) != 0 || !cmd) {
+        s_error (sock, identity, "malformed_frame",
+                 "expected [\"" QPB_PROTOCOL "\", command, ...] frames");
+        goto cleanup;
+    }
+    if (!strcmp (cmd, QPB_STATUS)) {
+        s_status (self, sock, identity);
+        goto cleanup;
+    }
+    arg = zmsg_popstr (m);
+    if (!arg || !s_service_name_ok (arg)) {
+        s_error (sock, identity, "malformed_frame", "%s needs a service name or peer id", cmd);
+        goto cleanup;
+    }
+    if (!strcmp (cmd, QPB_READY)) {
+        /* Partner components may only register as "partner.<AGENCY>" workers. */
+        if (origin == 'P' && strncmp (arg, "partner.", 8) != 0) {
+            s_error (sock, identity, "forbidden", "the partner endpoint serves partner.* only");
+            goto cleanup;
+        }
+        worker_t *w = zhash_lookup (self->workers, peer);
+        if (w && strcmp (w->service, arg) != 0) {
+            s_worker_remove (self, w);
+            w = NULL;
+        }
+        if (!w) {
+            w = calloc (1, sizeof *w);
+            assert (w);
+            w->identity = zframe_dup (identity);
+            w->socket = sock;
+            snprintf (w->peer, sizeof w->peer, "%s", peer);
+            w->service = strdup (arg);
+            zhash_insert (self->workers, peer, w);
+            zhash_freefn (self->workers, peer, s_worker_destroy);
+            zlistx_add_end (s_service (self, arg)->workers, w);
+            qp_log_info ("worker_ready", "worker %s ready for %s", peer, arg);
+        }
+        w->expiry = zclock_mono () + QPB_WORKER_EXPIRY_MS;
+        s_flush_queue (self, s_service (self, arg));
+    } else if (!strcmp (cmd, QPB_BYE)) {
+        worker_t *w = zhash_lookup (self->workers, peer);
+        if (w)
+            s_worker_remove (self, w);
+    } else if (!strcmp (cmd, QPB_SEND) || !strcmp (cmd, QPB_REPLY)) {
+        if (zmsg_size (m) != 2) {
+            s_error (sock, identity, "malformed_frame", "%s needs [type][envelope] after %s", cmd,
+                     arg);
+            goto cleanup;
+        }
+        if (origin == 'P' && !strcmp (cmd, QPB_SEND) && strcmp (arg, "funding") != 0) {
+            s_error (sock, identity, "forbidden", "partner components may only send to funding");
+            goto cleanup;
+        }
+        s_capture (self, origin == 'W' ? "work" : "partner", zmsg_first (m), zmsg_next (m));
+        zmsg_pushstr (m, peer);
+        if (!strcmp (cmd, QPB_SEND)) {
+            service_t *s = s_service (self, arg);
+            if (!s_deliver (self, s, &m)) {
+                if ((long) zlist_size (s->queue) >= self->queue_max) {
+                    s_error (sock, identity, "overloaded",
+                             "service %s has no worker and %zu messages waiting", arg,
+                             zlist_size (s->queue));
+                } else {
+                    zlist_append (s->queue, m);
+                    m = NULL;
+                }
+            }
+        } else {
+            zframe_t *to_id = NULL;
+            zsock_t *to = s_peer_socket (self, arg, &to_id);
+            if (!to) {
+                s_error (sock, identity, "malformed_frame", "REPLY to an invalid peer id");
+                goto cleanup;
+            }
+            zmsg_pushstr (m, QPB_DELIVER);
+            zmsg_pushstr (m, QPB_PROTOCOL);
+            zmsg_prepend (m, &to_id);
+            if (zmsg_send (&m, to) != 0)
+                qp_log_debug ("reply_dropped", "peer %s is gone", arg);
+        }
+    } else
+        s_error (sock, identity, "malformed_frame", "unknown command");
+cleanup:
+    zmsg_destroy (&m);
+    zframe_destroy (&identity);
+    free (proto);
+    free (cmd);
+    free (arg);
+}
+
+static void s_forward_event (qp_bus_server_t *self)
+{
+    zmsg_t *m = zmsg_recv (self->xsub);
+    if (!m)
+        return;
+    if (zmsg_size (m) == 2)
+        s_capture (self, "event", zmsg_first (m), zmsg_next (m));
+    self->events++;
+    zmsg_send (&m, self->xpub);
+    zmsg_destroy (&m);
+}
+
+static void s_forward_subscription (qp_bus_server_t *self)
+{
+    zmsg_t *m = zmsg_recv (self->xpub);
+    if (m)
+        zmsg_send (&m, self->xsub);
+    zmsg_destroy (&m);
+}
+
+static void s_expire (qp_bus_server_t *self)
+{
+    int64_t now = zclock_mono ();
+    zlist_t *gone = zlist_new ();
+    for (worker_t *w = zhash_first (self->workers); w; w = zhash_next (self->workers))
+        if (w->expiry < now)
+            zlist_append (gone, w);
+    for (worker_t *w = zlist_first (gone); w; w = zlist_next (gone))
+        s_worker_remove (self, w);
+    zlist_destroy (&gone);
+}
+
+static zsock_t *s_bind (int type, const char *endpoint)
+{
+    zsock_t *s = zsock_new (type);
+    assert (s);
+    qp_bus_socket_defaults (s);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory (s, 1);
+    if (type == ZMQ_XPUB || type == ZMQ_XSUB || type == ZMQ_PUB) {
+        zsock_set_sndhwm (s, 1000000);
+        zsock_set_rcvhwm (s, 1000000);
+    }
+    if (zsock_bind (s, "%s", endpoint) < 0) {
+        qp_log_error ("bind_failed", "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&s);
+    }
+    return s;
+}
+
+qp_bus_server_t *qp_bus_server_new (const qp_bus_server_config_t *config)
+{
+    qp_bus_server_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->services = zhash_new ();
+    self->workers = zhash_new ();
+    self->queue_max = config->queue_max > 0 ? config->queue_max : 1000000;
+    self->work = s_bind (ZMQ_ROUTER, config->work);
+    self->partner = s_bind (ZMQ_ROUTER, config->partner);
+    self->xsub = s_bind (ZMQ_XSUB, config->publish);
+    self->xpub = s_bind (ZMQ_XPUB, config->subscribe);
+    self->capture = s_bind (ZMQ_PUB, config->capture);
+    if (!self->work || !self->partner || !self->xsub || !self->xpub || !self->capture)
+        qp_bus_server_destroy (&self);
+    return self;
+}
+
+void qp_bus_server_destroy (qp_bus_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    qp_bus_server_t *self = *self_p;
+    zhash_destroy (&self->services);
+    zhash_destroy (&self->workers);
+    zsock_destroy (&self->work);
+    zsock_destroy (&self->partner);
+    zsock_destroy (&self->xsub);
+    zsock_destroy (&self->xpub);
+    zsock_destroy (&self->capture);
+    free (self);
+    *self_p = NULL;
+}
+
+int qp_bus_server_run (qp_bus_server_t *self)
+{
+    zpoller_t *poller = zpoller_new (self->work, self->partner, self->xsub, self->xpub, NULL);
+    int64_t next_expiry = zclock_mono () + 500;
+    while (!zsys_interrupted) {
+        zsock_t *which = zpoller_wait (poller, 200);
+        if (which == self->work)
+            s_handle_peer (self, self->work, 'W');
+        else if (which == self->partner)
+            s_handle_peer (self, self->partner, 'P');
+        else if (which == self->xsub)
+            s_forward_event (self);
+        else if (which == self->xpub)
+            s_forward_subscription (self);
+        else if (zpoller_terminated (poller))
+            break;
+        if (zclock_mono () >= next_expiry) {
+            s_expire (self);
+            next_expiry = zclock_mono () + 500;
+        }
+    }
+    zpoller_destroy (&poller);
+    qp_log_info ("bus_stopping", "routed %llu captured messages, %llu events",
+                 (unsigned long long) self->seq, (unsigned long long) self->events);
+    return 0;
+}

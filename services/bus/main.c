@@ -1,0 +1,36 @@
+/* qp-bus: binds the well-known endpoints; every other program connects. */
+#include "bus.h"
+#include "qp_config.h"
+#include "qp_log.h"
+
+int main (int argc, char **argv)
+{
+    qp_common_config_t c = {0};
+    long queue_max = 0;
+    qp_config_option_t options[] = {
+        QP_CONFIG_COMMON (&c),
+        {"queue-max", QP_CFG_INT, "1000000", "messages kept per service while it has no worker",
+         &queue_max, 1, 100000000},
+        {NULL},
+    };
+    int rc = qp_config_parse ("qp-bus", "The message bus: routes work, fans out events, captures.",
+                              options, argc, argv);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    zsys_init ();
+    zsys_set_linger (0);
+    qp_log_init ("bus", c.log_level);
+    qp_bus_server_config_t bc = {c.bus_work, c.bus_partner, c.bus_publish, c.bus_subscribe,
+                                 c.bus_capture, queue_max};
+    qp_bus_server_t *bus = qp_bus_server_new (&bc);
+    if (!bus) {
+        qp_config_free (options);
+        return 1;
+    }
+    qp_log_info ("bus_started", "work %s, partner %s, publish %s, subscribe %s, capture %s",
+                 c.bus_work, c.bus_partner, c.bus_publish, c.bus_subscribe, c.bus_capture);
+    qp_bus_server_run (bus);
+    qp_bus_server_destroy (&bus);
+    qp_config_free (options);
+    return 0;
+}
