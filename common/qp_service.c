@@ -115,7 +115,11 @@ static void s_send_error (qp_service_t *self, zframe_t *to, const qp_error_t *er
 
 void qp_service_reply (qp_request_t *req, const ProtobufCMessage *payload, const qp_meta_t *meta)
 {
-    zmsg_t *m = qp_message_build (payload, meta, NULL);
+    /* A reply is caused by its request: clients match replies on causation_id. */
+    qp_meta_t with_cause = meta ? *meta : (qp_meta_t){0};
+    if (!with_cause.causation_id && req->msg.envelope)
+        with_cause.causation_id = req->msg.envelope->message_id;
+    zmsg_t *m = qp_message_build (payload, &with_cause, NULL);
     qp_bus_client_reply (req->service->bus, req->from, &m);
 }
 
