@@ -1,7 +1,8 @@
 /* The dossier store: each dossier's state machine and history in Redis.
  *
  *   qp:{ID}:d        hash: state, territory, channel, channel_key, submitted_on,
- *                    event_time_ms, dossier (packed qp.v1.Dossier), and what each step
+ *                    event_time_ms, source_msg (id of the submission message), dossier
+ *                    (packed qp.v1.Dossier), and what each step
  *                    adds (eligibility, request, settlement, final_reason, committed_cents)
  *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first
  *   qp:pending:STATE sorted set id -> lease deadline (ms) for each non-terminal state

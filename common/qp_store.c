@@ -1,0 +1,316 @@
+/* Dossier store: keys, state names and the guarded transitions of common/lua. */
+#include "qp_store.h"
+#include "qp_log.h"
+#include <string.h>
+
+static bool s_reply_ok (redisReply *r, const char *what)
+{
+    if (!r) {
+        qp_log_error ("redis_unreachable", "%s: Redis unreachable", what);
+        return false;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        qp_log_error ("redis_error", "%s: %s", what, r->str);
+        return false;
+    }
+    return true;
+}
+
+const char *qp_store_state_name (Qp__V1__DossierState state)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value (&qp__v1__dossier_state__descriptor, state);
+    return v ? v->name : "STATE_UNSPECIFIED";
+}
+
+Qp__V1__DossierState qp_store_state_parse (const char *name)
+{
+    const ProtobufCEnumValue *v =
+        name ? protobuf_c_enum_descriptor_get_value_by_name (&qp__v1__dossier_state__descriptor,
+                                                              name)
+             : NULL;
+    return v ? (Qp__V1__DossierState) v->value : QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
+}
+
+bool qp_store_state_terminal (Qp__V1__DossierState state)
+{
+    return state >= QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
+}
+
+void qp_store_dossier_id (char out[QP_ID_HEX + 1], const char *channel, const char *key)
+{
+    /* "d" + 31 hex: a dossier id never collides with a message id of the same inputs. */
+    qp_message_make_id (out, "qp.dossier", channel, key);
+    out[0] = 'd';
+}
+
+static void s_key (char *out, size_t size, const char *id, const char *suffix)
+{
+    snprintf (out, size, "qp:{%s}:%s", id, suffix);
+}
+
+static void s_pending_key (char *out, size_t size, Qp__V1__DossierState state)
+{
+    snprintf (out, size, "qp:pending:%s", qp_store_state_name (state));
+}
+
+/* Packs a Transition into a malloc'd buffer. */
+static uint8_t *s_history_entry (Qp__V1__DossierState from, Qp__V1__DossierState to,
+                                 int64_t at_ms, const char *message_id, const char *note,
+                                 size_t *len)
+{
+    Qp__V1__Transition t = QP__V1__TRANSITION__INIT;
+    t.has_from = from != QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
+    t.from = from;
+    t.has_to = true;
+    t.to = to;
+    t.has_at_ms = true;
+    t.at_ms = at_ms;
+    t.message_id = (char *) message_id;
+    t.note = (char *) note;
+    *len = qp__v1__transition__get_packed_size (&t);
+    uint8_t *buf = malloc (*len ? *len : 1);
+    assert (buf);
+    qp__v1__transition__pack (&t, buf);
+    return buf;
+}
+
+/* Reads a script's {code, state} answer. */
+static qp_store_result_t s_result (redisReply *r, Qp__V1__DossierState *state, const char *what)
+{
+    if (!s_reply_ok (r, what))
+        return QP_STORE_ERROR;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        qp_log_error ("redis_error", "%s: unexpected reply shape", what);
+        return QP_STORE_ERROR;
+    }
+    if (state && r->element[1]->type == REDIS_REPLY_STRING)
+        *state = qp_store_state_parse (r->element[1]->str);
+    return (qp_store_result_t) r->element[0]->integer;
+}
+
+qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__Dossier *dossier,
+                                   const char *territory, int64_t event_time_ms,
+                                   const char *message_id, Qp__V1__DossierState *state)
+{
+    char k_d[64], k_h[64], k_p[64], deadline[24], time_s[24];
+    s_key (k_d, sizeof k_d, id, "d");
+    s_key (k_h, sizeof k_h, id, "h");
+    s_pending_key (k_p, sizeof k_p, QP__V1__DOSSIER_STATE__RECEIVED);
+    snprintf (deadline, sizeof deadline, "%lld", (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
+    snprintf (time_s, sizeof time_s, "%lld", (long long) event_time_ms);
+
+    size_t hlen, dlen = qp__v1__dossier__get_packed_size (dossier);
+    uint8_t *hist = s_history_entry (0, QP__V1__DOSSIER_STATE__RECEIVED, event_time_ms, message_id,
+                                     "accepted by intake", &hlen);
+    uint8_t *packed = malloc (dlen ? dlen : 1);
+    assert (packed);
+    qp__v1__dossier__pack (dossier, packed);
+
+    const char *keys[] = {k_d, k_h, k_p};
+    const char *args[] = {id,
+                          deadline,
+                          (const char *) hist,
+                          "territory",
+                          territory ? territory : "",
+                          "channel",
+                          dossier->channel ? dossier->channel : "",
+                          "channel_key",
+                          dossier->channel_key ? dossier->channel_key : "",
+                          "submitted_on",
+                          dossier->submitted_on ? dossier->submitted_on : "",
+                          "event_time_ms",
+                          time_s,
+                          "source_msg",
+                          message_id,
+                          "dossier",
+                          (const char *) packed};
+    size_t n = sizeof args / sizeof args[0];
+    size_t lens[n];
+    for (size_t i = 0; i < n; i++)
+        lens[i] = strlen (args[i]);
+    lens[2] = hlen;
+    lens[n - 1] = dlen;
+    redisReply *reply = qp_redis_script (r, QP_LUA_DOSSIER_CREATE, 3, keys, (int) n, args, lens);
+    qp_store_result_t rc = s_result (reply, state, "dossier_create");
+    if (reply)
+        freeReplyObject (reply);
+    free (hist);
+    free (packed);
+    return rc;
+}
+
+qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
+                                       Qp__V1__DossierState expected, Qp__V1__DossierState next,
+                                       int64_t at_ms, const char *message_id, const char *note,
+                                       const qp_store_field_t *fields, size_t n_fields,
+                                       Qp__V1__DossierState *state)
+{
+    char k_d[64], k_h[64], k_from[64], k_to[64], deadline[24] = "";
+    s_key (k_d, sizeof k_d, id, "d");
+    s_key (k_h, sizeof k_h, id, "h");
+    s_pending_key (k_from, sizeof k_from, expected);
+    s_pending_key (k_to, sizeof k_to, next);
+    if (!qp_store_state_terminal (next))
+        snprintf (deadline, sizeof deadline, "%lld",
+                  (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
+    size_t hlen;
+    uint8_t *hist = s_history_entry (expected, next, at_ms, message_id, note, &hlen);
+
+    size_t n = 5 + 2 * n_fields;
+    const char *args[n];
+    size_t lens[n];
+    args[0] = id;
+    args[1] = qp_store_state_name (expected);
+    args[2] = qp_store_state_name (next);
+    args[3] = deadline;
+    args[4] = (const char *) hist;
+    for (size_t i = 0; i < 4; i++)
+        lens[i] = strlen (args[i]);
+    lens[4] = hlen;
+    for (size_t i = 0; i < n_fields; i++) {
+        args[5 + 2 * i] = fields[i].name;
+        lens[5 + 2 * i] = strlen (fields[i].name);
+        args[6 + 2 * i] = fields[i].value;
+        lens[6 + 2 * i] = fields[i].len;
+    }
+    const char *keys[] = {k_d, k_h, k_from, k_to};
+    redisReply *reply =
+        qp_redis_script (r, QP_LUA_DOSSIER_TRANSITION, 4, keys, (int) n, args, lens);
+    qp_store_result_t rc = s_result (reply, state, "dossier_transition");
+    if (reply)
+        freeReplyObject (reply);
+    free (hist);
+    return rc;
+}
+
+char *qp_store_get (qp_redis_t *r, const char *id, const char *field, size_t *len)
+{
+    char k_d[64];
+    s_key (k_d, sizeof k_d, id, "d");
+    redisReply *reply = qp_redis_command (r, "HGET %s %s", k_d, field);
+    char *out = NULL;
+    if (s_reply_ok (reply, "dossier_get") && reply->type == REDIS_REPLY_STRING) {
+        out = malloc (reply->len + 1);
+        assert (out);
+        memcpy (out, reply->str, reply->len);
+        out[reply->len] = 0;
+        if (len)
+            *len = reply->len;
+    }
+    if (reply)
+        freeReplyObject (reply);
+    return out;
+}
+
+static char *s_dup_field (redisReply *hash, const char *name, size_t *len)
+{
+    for (size_t i = 0; i + 1 < hash->elements; i += 2)
+        if (!strcmp (hash->element[i]->str, name)) {
+            redisReply *v = hash->element[i + 1];
+            char *out = malloc (v->len + 1);
+            assert (out);
+            memcpy (out, v->str, v->len);
+            out[v->len] = 0;
+            if (len)
+                *len = v->len;
+            return out;
+        }
+    return NULL;
+}
+
+int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *reply)
+{
+    qp__v1__dossier_status_reply__init (reply);
+    char k_d[64], k_h[64];
+    s_key (k_d, sizeof k_d, id, "d");
+    s_key (k_h, sizeof k_h, id, "h");
+    redisReply *hash = qp_redis_command (r, "HGETALL %s", k_d);
+    if (!s_reply_ok (hash, "dossier_status") || hash->type != REDIS_REPLY_ARRAY) {
+        if (hash)
+            freeReplyObject (hash);
+        return -1;
+    }
+    reply->has_found = true;
+    reply->found = hash->elements > 0;
+    reply->dossier_id = strdup (id);
+    if (!reply->found) {
+        freeReplyObject (hash);
+        return 0;
+    }
+    char *state = s_dup_field (hash, "state", NULL);
+    reply->has_state = true;
+    reply->state = qp_store_state_parse (state);
+    free (state);
+    reply->territory = s_dup_field (hash, "territory", NULL);
+    size_t len;
+    char *elig = s_dup_field (hash, "eligibility", &len);
+    if (elig)
+        reply->eligibility = qp__v1__eligibility_decided__unpack (NULL, len, (uint8_t *) elig);
+    free (elig);
+    char *settled = s_dup_field (hash, "settlement", &len);
+    if (settled) {
+        Qp__V1__FundingSettled *s =
+            qp__v1__funding_settled__unpack (NULL, len, (uint8_t *) settled);
+        if (s) {
+            reply->settlements = malloc (sizeof *reply->settlements);
+            reply->settlements[0] = s;
+            reply->n_settlements = 1;
+        }
+    }
+    free (settled);
+    freeReplyObject (hash);
+
+    redisReply *hist = qp_redis_command (r, "LRANGE %s 0 -1", k_h);
+    if (s_reply_ok (hist, "dossier_history") && hist->type == REDIS_REPLY_ARRAY &&
+        hist->elements) {
+        reply->history = calloc (hist->elements, sizeof *reply->history);
+        assert (reply->history);
+        for (size_t i = 0; i < hist->elements; i++) {
+            Qp__V1__Transition *t = qp__v1__transition__unpack (
+                NULL, hist->element[i]->len, (uint8_t *) hist->element[i]->str);
+            if (t)
+                reply->history[reply->n_history++] = t;
+        }
+    }
+    if (hist)
+        freeReplyObject (hist);
+    return 0;
+}
+
+void qp_store_status_clear (Qp__V1__DossierStatusReply *reply)
+{
+    free (reply->dossier_id);
+    free (reply->territory);
+    if (reply->eligibility)
+        qp__v1__eligibility_decided__free_unpacked (reply->eligibility, NULL);
+    for (size_t i = 0; i < reply->n_history; i++)
+        qp__v1__transition__free_unpacked (reply->history[i], NULL);
+    free (reply->history);
+    for (size_t i = 0; i < reply->n_settlements; i++)
+        qp__v1__funding_settled__free_unpacked (reply->settlements[i], NULL);
+    free (reply->settlements);
+    qp__v1__dossier_status_reply__init (reply);
+}
+
+size_t qp_store_claim_expired (qp_redis_t *r, Qp__V1__DossierState state, int64_t now_ms,
+                               char **ids, size_t limit)
+{
+    char k_p[64], now[24], deadline[24], lim[16];
+    s_pending_key (k_p, sizeof k_p, state);
+    snprintf (now, sizeof now, "%lld", (long long) now_ms);
+    snprintf (deadline, sizeof deadline, "%lld", (long long) (now_ms + QP_STORE_LEASE_MS));
+    snprintf (lim, sizeof lim, "%zu", limit);
+    const char *keys[] = {k_p};
+    const char *args[] = {now, deadline, lim};
+    redisReply *reply = qp_redis_script (r, QP_LUA_PENDING_CLAIM, 1, keys, 3, args, NULL);
+    size_t n = 0;
+    if (s_reply_ok (reply, "pending_claim") && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < reply->elements && n < limit; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                ids[n++] = strdup (reply->element[i]->str);
+    if (reply)
+        freeReplyObject (reply);
+    return n;
+}

@@ -1,0 +1,46 @@
+/* qp-funding: reserves money in budget envelopes and asks the partner agencies. */
+#include "funding.h"
+#include "qp_log.h"
+
+int main (int argc, char **argv)
+{
+    qp_common_config_t c = {0};
+    funding_t self = {0};
+    qp_config_option_t options[] = {
+        QP_CONFIG_COMMON (&c),
+        {"max-attempts", QP_CFG_INT, "6",
+         "requests sent to a silent partner (one per lease) before the dossier is UNFUNDED",
+         &self.max_attempts, 1, 1000},
+        {NULL},
+    };
+    int rc = qp_config_parse ("qp-funding",
+                              "Funding orchestration: envelopes in Redis, partner decisions.",
+                              options, argc, argv);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    zsys_init ();
+    qp_log_init ("funding", c.log_level);
+
+    char path[1024];
+    snprintf (path, sizeof path, "%s/catalogue", c.data_dir);
+    qp_error_t err;
+    self.catalogue = qp_catalogue_load (path, &err);
+    if (!self.catalogue)
+        qp_log_error ("catalogue_broken", "%s", err.message);
+    self.redis = self.catalogue ? qp_redis_connect (c.redis_host, (int) c.redis_port, 10000) : NULL;
+    snprintf (path, sizeof path, "%s/envelopes.json", c.data_dir);
+    rc = 1;
+    if (self.redis && funding_load_envelopes (&self, path, &err) != 0)
+        qp_log_error ("envelopes_broken", "%s", err.message);
+    else if (self.redis)
+        self.service = qp_service_new ("funding", c.bus_work, c.bus_publish, NULL);
+    if (self.service) {
+        funding_register (&self);
+        rc = qp_service_run (self.service);
+    }
+    qp_service_destroy (&self.service);
+    qp_redis_destroy (&self.redis);
+    qp_catalogue_destroy (&self.catalogue);
+    qp_config_free (options);
+    return rc;
+}
