@@ -1,0 +1,404 @@
+/* Intake service logic: validation, person key, territory, store, hand-on. */
+#include "intake.h"
+#include "qp_log.h"
+#include "qp_store.h"
+#include <jansson.h>
+#include <sodium.h>
+#include <string.h>
+
+struct intake {
+    qp_redis_t *redis; /* borrowed */
+    char *pepper;
+    json_t *communes;    /* INSEE commune -> territory id */
+    json_t *territories; /* territory id -> name */
+};
+
+intake_t *intake_new (qp_redis_t *redis, const char *pepper)
+{
+    intake_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->redis = redis;
+    self->pepper = strdup (pepper && *pepper ? pepper : INTAKE_DEV_PEPPER);
+    assert (self->pepper);
+    return self;
+}
+
+void intake_destroy (intake_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    intake_t *self = *self_p;
+    sodium_memzero (self->pepper, strlen (self->pepper));
+    free (self->pepper);
+    json_decref (self->communes);
+    json_decref (self->territories);
+    free (self);
+    *self_p = NULL;
+}
+
+/* ---- Territories ------------------------------------------------------------------- */
+
+int intake_load_territories (intake_t *self, const char *path)
+{
+    json_error_t jerr;
+    json_t *root = path ? json_load_file (path, 0, &jerr) : NULL;
+    if (!root) {
+        qp_log_warn ("territories_missing",
+                     "no territories file (%s): every dossier is " INTAKE_OUTSIDE_PROGRAMME,
+                     path ? jerr.text : "option territories unset");
+        return -1;
+    }
+    json_t *list = json_object_get (root, "territories");
+    json_t *communes = json_object (), *territories = json_object ();
+    size_t i;
+    json_t *t;
+    bool ok = json_is_array (list);
+    json_array_foreach (list, i, t) {
+        const char *id = json_string_value (json_object_get (t, "id"));
+        const char *name = json_string_value (json_object_get (t, "name"));
+        json_t *codes = json_object_get (t, "communes");
+        if (!id || !intake_territory_id_valid (id) || !json_is_array (codes)) {
+            ok = false;
+            break;
+        }
+        json_object_set_new (territories, id, json_string (name ? name : id));
+        size_t k;
+        json_t *code;
+        json_array_foreach (codes, k, code) {
+            const char *insee = json_string_value (code);
+            if (!insee || !intake_insee_commune_valid (insee)) {
+                ok = false;
+                break;
+            }
+            json_t *before = json_object_get (communes, insee);
+            if (before && strcmp (json_string_value (before), id))
+                qp_log_warn ("territories_overlap", "commune %s is in %s and %s: keeping %s",
+                             insee, json_string_value (before), id, json_string_value (before));
+            else
+                json_object_set_new (communes, insee, json_string (id));
+        }
+    }
+    json_decref (root);
+    if (!ok) {
+        qp_log_warn ("territories_invalid",
+                     "%s is not {\"territories\":[{\"id\",\"name\",\"communes\":[INSEE...]}]}: "
+                     "every dossier is " INTAKE_OUTSIDE_PROGRAMME,
+                     path);
+        json_decref (communes);
+        json_decref (territories);
+        return -1;
+    }
+    json_decref (self->communes);
+    json_decref (self->territories);
+    self->communes = communes;
+    self->territories = territories;
+    qp_log_info ("territories_loaded", "%zu territories, %zu communes from %s",
+                 json_object_size (territories), json_object_size (communes), path);
+    return (int) json_object_size (territories);
+}
+
+const char *intake_territory_of (const intake_t *self, const char *insee_commune)
+{
+    if (!self->communes || !insee_commune)
+        return NULL;
+    return json_string_value (json_object_get (self->communes, insee_commune));
+}
+
+const char *intake_territory_for (const intake_t *self, const Qp__V1__Dossier *d)
+{
+    if (d->territory && *d->territory)
+        return d->territory;
+    const Qp__V1__Business *b = d->business;
+    const char *found = NULL;
+    if (b && b->insee_commune && *b->insee_commune)
+        found = intake_territory_of (self, b->insee_commune);
+    else if (b && b->address)
+        found = intake_territory_of (self, b->address->insee_commune);
+    if (!found && d->holder && d->holder->residence)
+        found = intake_territory_of (self, d->holder->residence->insee_commune);
+    return found ? found : INTAKE_OUTSIDE_PROGRAMME;
+}
+
+/* ---- Submissions --------------------------------------------------------------------- */
+
+/* A malloc-owned deep copy, safe to complete and free with free_unpacked. */
+static Qp__V1__Dossier *s_dossier_copy (const Qp__V1__Dossier *d)
+{
+    size_t len = qp__v1__dossier__get_packed_size (d);
+    uint8_t *buf = malloc (len ? len : 1);
+    assert (buf);
+    qp__v1__dossier__pack (d, buf);
+    Qp__V1__Dossier *copy = qp__v1__dossier__unpack (NULL, len, buf);
+    free (buf);
+    assert (copy);
+    return copy;
+}
+
+static void s_set_string (char **field, const char *value)
+{
+    free (*field);
+    *field = strdup (value);
+    assert (*field);
+}
+
+intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *s,
+                                const char *message_id, int64_t event_time_ms,
+                                intake_result_t *r)
+{
+    memset (r, 0, sizeof *r);
+    intake_errors_init (&r->errors);
+    intake_validate_submission (s, &r->errors);
+    /* A territory id that is well formed but not in the programme's list. */
+    if (s && s->dossier && s->dossier->territory && *s->dossier->territory && self->territories
+        && !intake_errors_find (&r->errors, "territory")
+        && strcmp (s->dossier->territory, INTAKE_OUTSIDE_PROGRAMME) != 0
+        && !json_object_get (self->territories, s->dossier->territory))
+        intake_errors_add (&r->errors, "territory", "unknown",
+                           "territory is not a Quartiers Productifs territory id");
+    if (r->errors.count || r->errors.dropped)
+        return r->outcome = INTAKE_REJECTED;
+
+    Qp__V1__Dossier *d = s_dossier_copy (s->dossier);
+    if (s->identity) {
+        /* The identity stops here: only its keyed hash goes on. */
+        char key[INTAKE_PERSON_KEY_HEX + 1];
+        intake_person_key (s->identity, self->pepper, key);
+        if (!d->holder) {
+            d->holder = malloc (sizeof *d->holder);
+            assert (d->holder);
+            qp__v1__project_holder__init (d->holder);
+        }
+        s_set_string (&d->holder->person_key, key);
+    }
+    const char *territory = intake_territory_for (self, d);
+    if (territory != d->territory)
+        s_set_string (&d->territory, territory);
+
+    qp_store_dossier_id (r->dossier_id, d->channel, d->channel_key);
+    qp_store_result_t stored =
+        self->redis ? qp_store_create (self->redis, r->dossier_id, d, d->territory, event_time_ms,
+                                       message_id, &r->state)
+                    : QP_STORE_ERROR;
+    switch (stored) {
+    case QP_STORE_APPLIED:
+        r->dossier = d;
+        return r->outcome = INTAKE_ACCEPTED;
+    case QP_STORE_ALREADY:
+        qp__v1__dossier__free_unpacked (d, NULL);
+        return r->outcome = INTAKE_DUPLICATE;
+    default:
+        qp__v1__dossier__free_unpacked (d, NULL);
+        r->dossier_id[0] = 0;
+        return r->outcome = INTAKE_STORE_FAILED;
+    }
+}
+
+void intake_result_clear (intake_result_t *r)
+{
+    if (r->dossier)
+        qp__v1__dossier__free_unpacked (r->dossier, NULL);
+    r->dossier = NULL;
+}
+
+/* ---- Follow-ups ---------------------------------------------------------------------- */
+
+intake_outcome_t intake_follow_up (intake_t *self, const Qp__V1__FollowUp *f,
+                                   intake_errors_t *errors)
+{
+    if (intake_validate_follow_up (f, errors))
+        return INTAKE_REJECTED;
+    if (!self->redis)
+        return INTAKE_STORE_FAILED;
+    size_t len = 0;
+    char *state = qp_store_get (self->redis, f->dossier_id, "state", &len);
+    if (!state) {
+        /* Absent or Redis down: qp_store_get does not tell, EXISTS does. */
+        redisReply *rep = qp_redis_command (self->redis, "EXISTS qp:{%s}:d", f->dossier_id);
+        bool unknown = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0;
+        if (rep)
+            freeReplyObject (rep);
+        if (!unknown)
+            return INTAKE_STORE_FAILED;
+        intake_errors_add (errors, "dossier_id", "unknown", "no dossier with this id");
+        return INTAKE_REJECTED;
+    }
+    /* Networks report on businesses they funded: anything else would skew the figures. */
+    bool funded = qp_store_state_parse (state) == QP__V1__DOSSIER_STATE__FUNDED;
+    if (!funded)
+        intake_errors_add (errors, "dossier_id", "inconsistent",
+                           "follow-ups are for funded dossiers; this one is %s", state);
+    free (state);
+    if (!funded)
+        return INTAKE_REJECTED;
+
+    size_t plen = qp__v1__follow_up__get_packed_size (f);
+    uint8_t *buf = malloc (plen ? plen : 1);
+    assert (buf);
+    qp__v1__follow_up__pack (f, buf);
+    redisReply *rep = qp_redis_command (self->redis, "HSET qp:{%s}:d followup_%u %b",
+                                        f->dossier_id, f->year, buf, plen);
+    free (buf);
+    bool ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    if (rep)
+        freeReplyObject (rep);
+    return ok ? INTAKE_ACCEPTED : INTAKE_STORE_FAILED;
+}
+
+/* ---- Handlers ------------------------------------------------------------------------ */
+
+static int64_t s_event_time (const qp_request_t *req)
+{
+    const Qp__V1__Envelope *e = req->msg.envelope;
+    return e->has_event_time_ms ? e->event_time_ms : 0;
+}
+
+static void s_reply_store_failed (qp_request_t *req)
+{
+    qp_error_t err;
+    qp_error_set (&err, "internal", NULL, "store unavailable, retry");
+    qp_service_reply_error (req, &err);
+}
+
+/* FieldError views on the findings (no copies: they live as long as the reply). */
+static Qp__V1__FieldError **s_field_errors (const intake_errors_t *errors,
+                                            Qp__V1__FieldError *storage)
+{
+    Qp__V1__FieldError **list = calloc (errors->count ? errors->count : 1, sizeof *list);
+    assert (list);
+    for (size_t i = 0; i < errors->count; i++) {
+        qp__v1__field_error__init (&storage[i]);
+        storage[i].field = (char *) errors->items[i].field;
+        storage[i].code = (char *) errors->items[i].code;
+        storage[i].message = (char *) errors->items[i].message;
+        list[i] = &storage[i];
+    }
+    return list;
+}
+
+static void s_on_submit (qp_request_t *req, void *arg)
+{
+    intake_t *self = arg;
+    const Qp__V1__SubmitDossier *s = (const Qp__V1__SubmitDossier *) req->msg.payload;
+    const char *message_id = req->msg.envelope->message_id;
+    int64_t time_ms = s_event_time (req);
+    intake_result_t *r = malloc (sizeof *r);
+    assert (r);
+    intake_outcome_t outcome = intake_submit (self, s, message_id, time_ms, r);
+    if (outcome == INTAKE_STORE_FAILED) {
+        qp_log_warn ("store_unavailable", "submission %s not stored: Redis unavailable",
+                     message_id);
+        s_reply_store_failed (req);
+        free (r);
+        return;
+    }
+    if (outcome == INTAKE_ACCEPTED) {
+        Qp__V1__DossierReceived received = QP__V1__DOSSIER_RECEIVED__INIT;
+        received.dossier_id = r->dossier_id;
+        received.dossier = r->dossier;
+        qp_meta_t meta = {.correlation_id = r->dossier_id,
+                          .causation_id = message_id,
+                          .event_time_ms = time_ms,
+                          .discriminator = r->dossier_id};
+        qp_service_send (req->service, "eligibility", &received.base, &meta);
+        qp_service_publish (req->service, &received.base, &meta);
+        qp_log_info ("dossier_received", "dossier %s in territory %s", r->dossier_id,
+                     r->dossier->territory);
+    } else if (outcome == INTAKE_DUPLICATE)
+        qp_log_info ("dossier_duplicate", "dossier %s already received (%s)", r->dossier_id,
+                     qp_store_state_name (r->state));
+    else
+        qp_log_info ("dossier_rejected", "submission %s: %zu field errors, first %s (%s)",
+                     message_id, r->errors.count + r->errors.dropped, r->errors.items[0].field,
+                     r->errors.items[0].code);
+
+    Qp__V1__SubmitDossierReply reply = QP__V1__SUBMIT_DOSSIER_REPLY__INIT;
+    Qp__V1__FieldError storage[INTAKE_MAX_FIELD_ERRORS];
+    reply.has_accepted = true;
+    reply.accepted = outcome != INTAKE_REJECTED;
+    if (reply.accepted) {
+        reply.dossier_id = r->dossier_id;
+        reply.has_duplicate = true;
+        reply.duplicate = outcome == INTAKE_DUPLICATE;
+    } else {
+        reply.n_errors = r->errors.count;
+        reply.errors = s_field_errors (&r->errors, storage);
+    }
+    qp_meta_t meta = {.correlation_id = reply.accepted ? r->dossier_id : NULL,
+                      .causation_id = message_id,
+                      .event_time_ms = time_ms};
+    qp_service_reply (req, &reply.base, &meta);
+    free (reply.errors);
+    intake_result_clear (r);
+    free (r);
+}
+
+static void s_on_status (qp_request_t *req, void *arg)
+{
+    intake_t *self = arg;
+    const Qp__V1__DossierStatusQuery *q = (const Qp__V1__DossierStatusQuery *) req->msg.payload;
+    if (!q->dossier_id || !*q->dossier_id) {
+        qp_error_t err;
+        qp_error_set (&err, "invalid_field", "dossier_id", "dossier_id is required");
+        qp_service_reply_error (req, &err);
+        return;
+    }
+    Qp__V1__DossierStatusReply reply = QP__V1__DOSSIER_STATUS_REPLY__INIT;
+    if (!self->redis || qp_store_status (self->redis, q->dossier_id, &reply) != 0) {
+        s_reply_store_failed (req);
+        return;
+    }
+    qp_meta_t meta = {.correlation_id = reply.found ? q->dossier_id : NULL,
+                      .causation_id = req->msg.envelope->message_id,
+                      .event_time_ms = s_event_time (req)};
+    qp_service_reply (req, &reply.base, &meta);
+    qp_store_status_clear (&reply);
+}
+
+static void s_on_follow_up (qp_request_t *req, void *arg)
+{
+    intake_t *self = arg;
+    const Qp__V1__FollowUp *f = (const Qp__V1__FollowUp *) req->msg.payload;
+    const char *message_id = req->msg.envelope->message_id;
+    int64_t time_ms = s_event_time (req);
+    intake_errors_t *errors = malloc (sizeof *errors);
+    assert (errors);
+    intake_errors_init (errors);
+    intake_outcome_t outcome = intake_follow_up (self, f, errors);
+    if (outcome == INTAKE_STORE_FAILED) {
+        s_reply_store_failed (req);
+        free (errors);
+        return;
+    }
+    bool accepted = outcome == INTAKE_ACCEPTED;
+    if (accepted) {
+        char disc[32];
+        snprintf (disc, sizeof disc, "followup_%u", f->year);
+        qp_meta_t event = {.correlation_id = f->dossier_id,
+                           .causation_id = message_id,
+                           .event_time_ms = time_ms,
+                           .discriminator = disc};
+        qp_service_publish (req->service, &f->base, &event);
+        qp_log_info ("follow_up_stored", "dossier %s year %u", f->dossier_id, f->year);
+    }
+    Qp__V1__FollowUpReply reply = QP__V1__FOLLOW_UP_REPLY__INIT;
+    Qp__V1__FieldError storage[INTAKE_MAX_FIELD_ERRORS];
+    reply.has_accepted = true;
+    reply.accepted = accepted;
+    if (!accepted) {
+        reply.n_errors = errors->count;
+        reply.errors = s_field_errors (errors, storage);
+    }
+    qp_meta_t meta = {.correlation_id = accepted ? f->dossier_id : NULL,
+                      .causation_id = message_id,
+                      .event_time_ms = time_ms};
+    qp_service_reply (req, &reply.base, &meta);
+    free (reply.errors);
+    free (errors);
+}
+
+void intake_attach (intake_t *self, qp_service_t *service)
+{
+    qp_service_on (service, &qp__v1__submit_dossier__descriptor, s_on_submit, self);
+    qp_service_on (service, &qp__v1__dossier_status_query__descriptor, s_on_status, self);
+    qp_service_on (service, &qp__v1__follow_up__descriptor, s_on_follow_up, self);
+}

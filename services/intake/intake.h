@@ -1,0 +1,76 @@
+/* Intake: the front door of the dossier flow (work service "intake").
+ *
+ *   qp.v1.SubmitDossier      -> validates every field (validate.h), derives the person key
+ *                               from an identity, fills the territory from the commune,
+ *                               stores the dossier in RECEIVED and hands it to eligibility
+ *                               (work + event qp.v1.DossierReceived); replies
+ *                               qp.v1.SubmitDossierReply. Idempotent on (channel, key).
+ *   qp.v1.DossierStatusQuery -> qp.v1.DossierStatusReply from the store.
+ *   qp.v1.FollowUp           -> checks and stores a funded business's yearly report as
+ *                               field followup_<year> of the dossier, publishes it;
+ *                               replies qp.v1.FollowUpReply.
+ *
+ * Redis down: the answer is a qp.v1.Error "internal" and nothing is handed on, so the
+ * sender retries. The logic runs in-process (intake_submit, intake_follow_up) without a
+ * bus; intake_attach wires it to a qp_service_t. */
+#ifndef INTAKE_H
+#define INTAKE_H
+#include "qp_redis.h"
+#include "qp_service.h"
+#include "validate.h"
+
+/* Used when no --person-pepper / QP_PERSON_PEPPER is given: a DEVELOPMENT value, public
+ * in this source, so person keys made with it protect nobody. Production sets its own. */
+#define INTAKE_DEV_PEPPER "qp-development-pepper-not-for-production"
+/* Territory of a dossier outside every Quartiers Productifs territory. */
+#define INTAKE_OUTSIDE_PROGRAMME "hors-programme"
+
+typedef struct intake intake_t;
+
+/* redis is borrowed (may be NULL for validation-only use: then every store step fails
+ * as "store unavailable"). pepper NULL: INTAKE_DEV_PEPPER. */
+intake_t *intake_new (qp_redis_t *redis, const char *pepper);
+void intake_destroy (intake_t **self_p);
+
+/* Loads the territories file ({"territories":[{"id","name","communes":[INSEE...]}]}).
+ * Returns the number of territories, or -1 (logged) when it cannot be read: then every
+ * dossier without a territory goes to INTAKE_OUTSIDE_PROGRAMME. */
+int intake_load_territories (intake_t *self, const char *path);
+/* Territory id of a commune (INSEE code), or NULL. */
+const char *intake_territory_of (const intake_t *self, const char *insee_commune);
+/* The territory a dossier belongs to: its own when set, else the business commune's,
+ * else the holder's residence commune's, else INTAKE_OUTSIDE_PROGRAMME. */
+const char *intake_territory_for (const intake_t *self, const Qp__V1__Dossier *dossier);
+
+typedef enum {
+    INTAKE_ACCEPTED,     /* stored now: hand it on */
+    INTAKE_DUPLICATE,    /* (channel, key) already stored: same id, nothing to do */
+    INTAKE_REJECTED,     /* field errors: nothing stored */
+    INTAKE_STORE_FAILED, /* Redis unavailable: retry later */
+} intake_outcome_t;
+
+typedef struct {
+    intake_outcome_t outcome;
+    char dossier_id[QP_ID_HEX + 1]; /* ACCEPTED, DUPLICATE */
+    /* ACCEPTED: the dossier as stored (person key and territory filled, never the
+     * identity), owned: intake_result_clear frees it. */
+    Qp__V1__Dossier *dossier;
+    Qp__V1__DossierState state; /* DUPLICATE: the state the dossier is in */
+    intake_errors_t errors;     /* REJECTED */
+} intake_result_t;
+
+/* Handles one submission (not modified; its identity is only read to derive the key).
+ * message_id and event_time_ms are the submission envelope's; they go into the history. */
+intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *submission,
+                                const char *message_id, int64_t event_time_ms,
+                                intake_result_t *result);
+void intake_result_clear (intake_result_t *result);
+
+/* Checks and stores a follow-up report: ACCEPTED, REJECTED (errors filled: also an unknown
+ * dossier, or one that is not FUNDED) or STORE_FAILED. */
+intake_outcome_t intake_follow_up (intake_t *self, const Qp__V1__FollowUp *follow_up,
+                                   intake_errors_t *errors);
+
+/* Registers the three handlers on service (which needs a publish endpoint). */
+void intake_attach (intake_t *self, qp_service_t *service);
+#endif
