@@ -1,0 +1,322 @@
+/* End to end, with real processes: redis-server, qp-bus, the four services and the four
+ * partner components on ephemeral loopback ports. 1,000 dossiers of a known mix are
+ * submitted; every one must reach exactly one terminal state, the right one, and the
+ * evaluation counters and the budget envelope must match what was submitted. */
+#include "qp_test.h"
+#include "qp_date.h"
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <string.h>
+
+#define N_DOSSIERS 1000
+#define BATCH 250
+
+static const char *const s_programs[] = {"intake",         "eligibility",    "funding",
+                                         "evaluation",     "partner-anct",   "partner-anru",
+                                         "partner-bdt",    "partner-bpifrance", NULL};
+static const char *const s_ready[] = {"intake",     "eligibility",    "funding", "evaluation",
+                                      "partner.ANCT", "partner.ANRU", "partner.BANQUE_DES_TERRITOIRES",
+                                      "partner.BPIFRANCE", NULL};
+
+/* The mix: i % 10 == 0 asks 20,000 € (over the PHQ maximum: NOT_ELIGIBLE), i % 10 == 1
+ * brings less than 10 % of the need (Bpifrance's default component declines), the rest
+ * is funded with the amount rounded down to the hundred euros. */
+typedef enum { EXPECT_FUNDED, EXPECT_NOT_ELIGIBLE, EXPECT_DECLINED } expect_t;
+
+static expect_t s_expect (int i)
+{
+    return i % 10 == 0 ? EXPECT_NOT_ELIGIBLE : i % 10 == 1 ? EXPECT_DECLINED : EXPECT_FUNDED;
+}
+
+static int64_t s_amount (int i)
+{
+    return i % 10 == 0 ? 2000000 : 100000 + (int64_t) (i * 7919 % 1400000);
+}
+
+typedef struct {
+    Qp__V1__SubmitDossier submit;
+    Qp__V1__Dossier dossier;
+    Qp__V1__ProjectHolder holder;
+    Qp__V1__Business business;
+    Qp__V1__Project project;
+    char key[32], person[40], day[11];
+} sample_t;
+
+static void s_sample (sample_t *s, int i)
+{
+    static const char *const communes[] = {"59512", "93048", "31555", "53130"};
+    static const char *const qpv[] = {"QN05981M", "QN09301M", "QN03101M", "QN05301M"};
+    qp__v1__submit_dossier__init (&s->submit);
+    qp__v1__dossier__init (&s->dossier);
+    qp__v1__project_holder__init (&s->holder);
+    qp__v1__business__init (&s->business);
+    qp__v1__project__init (&s->project);
+    snprintf (s->key, sizeof s->key, "flow-%06d", i);
+    snprintf (s->person, sizeof s->person, "p%031d", i);
+    qp_date_format (qp_date_from_civil (2024, 1, 1) + i % 1000, s->day);
+    s->dossier.channel = "test-flow";
+    s->dossier.channel_key = s->key;
+    s->dossier.submitted_on = s->day;
+    s->holder.person_key = s->person;
+    s->holder.residence_qpv = (char *) qpv[i % 4];
+    s->holder.has_accompanied = true, s->holder.accompanied = true;
+    s->holder.has_network = true, s->holder.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    s->business.insee_commune = (char *) communes[i % 4];
+    s->business.naf_code = "47.11B";
+    s->business.legal_form = "5499";
+    int64_t amount = s_amount (i);
+    Qp__V1__Project *p = &s->project;
+    p->has_axis = true, p->axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    p->has_stage = true, p->stage = QP__V1__STAGE__CREATION;
+    p->has_amount_asked_cents = true, p->amount_asked_cents = amount;
+    p->has_financing_need_cents = true, p->financing_need_cents = amount * 4;
+    p->has_personal_contribution_cents = true;
+    p->personal_contribution_cents = i % 10 == 1 ? amount * 4 / 20 : amount;
+    p->has_bank_loan_cents = true, p->bank_loan_cents = amount * 2;
+    p->has_bank_loan_months = true, p->bank_loan_months = 60;
+    p->has_bank_loan_guarantee_pct = true, p->bank_loan_guarantee_pct = 40;
+    p->has_honour_loan_months = true, p->honour_loan_months = 48;
+    p->has_deferral_months = true, p->deferral_months = 6;
+    p->has_jobs_planned = true, p->jobs_planned = 1 + i % 3;
+    s->dossier.holder = &s->holder;
+    s->dossier.business = &s->business;
+    s->dossier.project = &s->project;
+    s->submit.dossier = &s->dossier;
+}
+
+static qp_test_stack_t *s_start (const char *const *programs, const char *const *ready)
+{
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
+              qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    return qp_test_stack_start (&opts);
+}
+
+/* Submits dossiers [from, to) in batches; every one must be accepted. */
+static void s_submit (qp_test_stack_t *stack, int from, int to, char ids[][QP_ID_HEX + 1])
+{
+    qp_test_client_t *client = qp_test_client_new (stack->work);
+    ck_assert_ptr_nonnull (client);
+    static sample_t samples[BATCH];
+    const ProtobufCMessage *payloads[BATCH];
+    qp_meta_t metas[BATCH];
+    qp_message_t replies[BATCH];
+    char disc[BATCH][64];
+    for (int base = from; base < to; base += BATCH) {
+        int n = to - base < BATCH ? to - base : BATCH;
+        for (int j = 0; j < n; j++) {
+            s_sample (&samples[j], base + j);
+            payloads[j] = &samples[j].submit.base;
+            snprintf (disc[j], sizeof disc[j], "test-flow\n%s", samples[j].key);
+            int32_t day;
+            qp_date_parse (samples[j].day, &day);
+            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
+        }
+        size_t got = qp_test_client_call_many (client, "intake", payloads, metas, (size_t) n,
+                                               30000, replies);
+        ck_assert_uint_eq (got, (size_t) n);
+        for (int j = 0; j < n; j++) {
+            ck_assert_ptr_eq (replies[j].descriptor, &qp__v1__submit_dossier_reply__descriptor);
+            Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) replies[j].payload;
+            if (!r->accepted && r->n_errors)
+                ck_abort_msg ("dossier %d rejected: %s: %s", base + j, r->errors[0]->field,
+                              r->errors[0]->message);
+            ck_assert (r->accepted);
+            ck_assert_str_eq (r->dossier_id, replies[j].envelope->correlation_id
+                                                 ? replies[j].envelope->correlation_id
+                                                 : r->dossier_id);
+            if (ids)
+                snprintf (ids[base + j - from], QP_ID_HEX + 1, "%s", r->dossier_id);
+            qp_message_clear (&replies[j]);
+        }
+    }
+    qp_test_client_destroy (&client);
+}
+
+static Qp__V1__TerritoryFigures *s_report (qp_test_stack_t *stack, qp_message_t *reply)
+{
+    Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+    qp_error_t err;
+    if (qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, reply, &err) != 0)
+        return NULL;
+    if (reply->descriptor != &qp__v1__report_reply__descriptor)
+        return NULL;
+    return ((Qp__V1__ReportReply *) reply->payload)->total;
+}
+
+/* Waits until the evaluation has seen `closed` dossiers closed. */
+static bool s_wait_closed (qp_test_stack_t *stack, uint64_t closed, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        qp_message_t reply = {0};
+        Qp__V1__TerritoryFigures *t = s_report (stack, &reply);
+        bool done = t && t->closed >= closed;
+        qp_message_clear (&reply);
+        if (done)
+            return true;
+        qp_test_sleep_ms (200);
+    }
+    return false;
+}
+
+START_TEST (test_thousand_dossiers_end_to_end)
+{
+    qp_test_stack_t *stack = s_start (s_programs, s_ready);
+    ck_assert_ptr_nonnull (stack);
+    static char ids[N_DOSSIERS][QP_ID_HEX + 1];
+    s_submit (stack, 0, N_DOSSIERS, ids);
+    if (!s_wait_closed (stack, N_DOSSIERS, 120000)) {
+        qp_test_stack_dump (stack, 30);
+        ck_abort_msg ("not every dossier was closed");
+    }
+
+    /* Each dossier: exactly one terminal state, the expected one, and a history that
+     * starts with RECEIVED and ends in it. */
+    int64_t expected_committed = 0;
+    uint64_t expected_jobs = 0;
+    int counts[3] = {0};
+    qp_test_client_t *client = qp_test_client_new (stack->work);
+    for (int i = 0; i < N_DOSSIERS; i++) {
+        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+        q.dossier_id = ids[i];
+        qp_message_t reply = {0};
+        qp_error_t err;
+        ck_assert_int_eq (
+            qp_test_client_call (client, "intake", &q.base, NULL, 5000, &reply, &err, NULL), 0);
+        ck_assert_ptr_eq (reply.descriptor, &qp__v1__dossier_status_reply__descriptor);
+        Qp__V1__DossierStatusReply *s = (Qp__V1__DossierStatusReply *) reply.payload;
+        ck_assert (s->found);
+        expect_t e = s_expect (i);
+        Qp__V1__DossierState want = e == EXPECT_FUNDED        ? QP__V1__DOSSIER_STATE__FUNDED
+                                    : e == EXPECT_DECLINED     ? QP__V1__DOSSIER_STATE__DECLINED
+                                                               : QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
+        ck_assert_msg (s->state == want, "dossier %d (%s) is in state %d, expected %d", i, ids[i],
+                       s->state, want);
+        ck_assert_uint_ge (s->n_history, 2);
+        ck_assert_int_eq (s->history[0]->to, QP__V1__DOSSIER_STATE__RECEIVED);
+        ck_assert_int_eq (s->history[s->n_history - 1]->to, want);
+        int terminal = 0;
+        for (size_t h = 0; h < s->n_history; h++)
+            terminal += s->history[h]->to >= QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
+        ck_assert_int_eq (terminal, 1);
+        ck_assert_ptr_nonnull (s->eligibility);
+        if (e == EXPECT_FUNDED) {
+            ck_assert_uint_eq (s->n_settlements, 1);
+            int64_t granted = s_amount (i) / 10000 * 10000;
+            ck_assert_int_eq (s->settlements[0]->amount_cents, granted);
+            expected_committed += granted;
+        }
+        counts[e]++;
+        expected_jobs += 1 + i % 3;
+        qp_message_clear (&reply);
+    }
+    qp_test_client_destroy (&client);
+
+    /* The evaluation counts what was submitted, once. */
+    qp_message_t reply = {0};
+    Qp__V1__TerritoryFigures *t = s_report (stack, &reply);
+    ck_assert_ptr_nonnull (t);
+    ck_assert_uint_eq (t->submitted, N_DOSSIERS);
+    ck_assert_uint_eq (t->closed, N_DOSSIERS);
+    ck_assert_uint_eq (t->funded, (uint64_t) counts[EXPECT_FUNDED]);
+    ck_assert_uint_eq (t->declined, (uint64_t) counts[EXPECT_DECLINED]);
+    ck_assert_uint_eq (t->not_eligible, (uint64_t) counts[EXPECT_NOT_ELIGIBLE]);
+    ck_assert_uint_eq (t->eligible, (uint64_t) (counts[EXPECT_FUNDED] + counts[EXPECT_DECLINED]));
+    ck_assert_uint_eq (t->funding_requested,
+                       (uint64_t) (counts[EXPECT_FUNDED] + counts[EXPECT_DECLINED]));
+    ck_assert_uint_eq (t->unfunded, 0);
+    ck_assert_int_eq (t->committed_cents, expected_committed);
+    ck_assert_uint_eq (t->jobs_planned, expected_jobs);
+    Qp__V1__ReportReply *rr = (Qp__V1__ReportReply *) reply.payload;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < rr->n_territories; i++)
+        sum += rr->territories[i]->submitted;
+    ck_assert_uint_eq (sum, N_DOSSIERS);
+    qp_message_clear (&reply);
+
+    /* The envelope's books balance: committed as reported, nothing left reserved. */
+    redisContext *rc = redisConnect (stack->redis->host, stack->redis->port);
+    redisReply *env = redisCommand (rc, "HMGET qp:envelope:{phq} committed reserved projects");
+    ck_assert_int_eq (env->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq (atoll (env->element[0]->str), expected_committed);
+    ck_assert_int_eq (atoll (env->element[1]->str), 0);
+    ck_assert_int_eq (atoll (env->element[2]->str), counts[EXPECT_FUNDED]);
+    freeReplyObject (env);
+    redisReply *pending = redisCommand (rc, "EVAL %s 0",
+                                        "return redis.call('ZCARD','qp:pending:RECEIVED') + "
+                                        "redis.call('ZCARD','qp:pending:ELIGIBLE') + "
+                                        "redis.call('ZCARD','qp:pending:FUNDING_REQUESTED')");
+    ck_assert_int_eq (pending->integer, 0);
+    freeReplyObject (pending);
+    redisFree (rc);
+
+    /* Submitting the same dossiers again changes nothing. */
+    s_submit (stack, 0, 100, NULL);
+    qp_test_sleep_ms (500);
+    t = s_report (stack, &reply);
+    ck_assert_ptr_nonnull (t);
+    ck_assert_uint_eq (t->submitted, N_DOSSIERS);
+    qp_message_clear (&reply);
+
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
+/* Lines of a program's log saying how many messages it handled ("handled N messages"). */
+static long s_handled (const qp_test_proc_t *p)
+{
+    FILE *f = fopen (p->log_path, "r");
+    long handled = -1;
+    char line[2048];
+    while (f && fgets (line, sizeof line, f)) {
+        char *h = strstr (line, "handled ");
+        if (h && strstr (line, "service_stopping"))
+            handled = atol (h + 8);
+    }
+    if (f)
+        fclose (f);
+    return handled;
+}
+
+START_TEST (test_second_instance_shares_the_work)
+{
+    static const char *const programs[] = {"intake", "eligibility", "eligibility", "funding",
+                                           "evaluation", "partner-bpifrance", NULL};
+    static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
+                                        "partner.BPIFRANCE", NULL};
+    qp_test_stack_t *stack = s_start (programs, ready);
+    ck_assert_ptr_nonnull (stack);
+    ck_assert (qp_test_bus_wait_workers (stack->work, "eligibility", 2, 10000));
+    s_submit (stack, 0, 200, NULL);
+    ck_assert (s_wait_closed (stack, 200, 60000));
+    qp_test_proc_t *a = stack->procs[1], *b = stack->procs[2];
+    ck_assert_str_eq (a->name, b->name);
+    int status;
+    ck_assert (qp_test_proc_stop (a, &status));
+    ck_assert_int_eq (status, 0);
+    ck_assert (qp_test_proc_stop (b, &status));
+    ck_assert_int_eq (status, 0);
+    long ha = s_handled (a), hb = s_handled (b);
+    ck_assert_msg (ha > 0 && hb > 0, "work not shared: %ld and %ld", ha, hb);
+    ck_assert_int_eq (ha + hb, 200);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("flow");
+    TCase *tc = tcase_create ("end_to_end");
+    tcase_set_timeout (tc, 600);
+    tcase_add_test (tc, test_thousand_dossiers_end_to_end);
+    tcase_add_test (tc, test_second_instance_shares_the_work);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
