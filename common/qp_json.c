@@ -364,7 +364,9 @@ static bool s_set_field (ProtobufCMessage *msg, const ProtobufCFieldDescriptor *
         MEMBER (size_t, msg, f->quantifier_offset) = n;
         for (size_t i = 0; i < n; i++) {
             char item[PATH_MAX_LEN];
-            snprintf (item, sizeof item, "%s[%zu]", path, i);
+            /* A path cut at PATH_MAX_LEN still names the field well enough. */
+            if (snprintf (item, sizeof item, "%s[%zu]", path, i) >= (int) sizeof item)
+                item[sizeof item - 1] = 0;
             const json_t *e = json_array_get (j, i);
             if (json_is_null (e)) {
                 qp_error_set (err, "invalid_field", item, "null is not allowed in an array");
