@@ -287,7 +287,10 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
             s_error (sock, identity, "forbidden", "partner components may only send to funding");
             goto cleanup;
         }
-        s_capture (self, origin == 'W' ? "work" : "partner", zmsg_first (m), zmsg_next (m));
+        /* Two statements: argument evaluation order is unspecified. */
+        zframe_t *type = zmsg_first (m);
+        zframe_t *env = zmsg_next (m);
+        s_capture (self, origin == 'W' ? "work" : "partner", type, env);
         zmsg_pushstr (m, peer);
         if (!strcmp (cmd, QPB_SEND)) {
             service_t *s = s_service (self, arg);
@@ -329,8 +332,11 @@ static void s_forward_event (qp_bus_server_t *self)
     zmsg_t *m = zmsg_recv (self->xsub);
     if (!m)
         return;
-    if (zmsg_size (m) == 2)
-        s_capture (self, "event", zmsg_first (m), zmsg_next (m));
+    if (zmsg_size (m) == 2) {
+        zframe_t *type = zmsg_first (m);
+        zframe_t *env = zmsg_next (m);
+        s_capture (self, "event", type, env);
+    }
     self->events++;
     zmsg_send (&m, self->xpub);
     zmsg_destroy (&m);
