@@ -79,6 +79,9 @@ int qp_test_free_port (void)
     return port;
 }
 
+static int s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw);
+static void s_tail (const char *label, const char *path, int lines);
+
 /* ---- Cleanup at exit ----------------------------------------------------------- */
 
 /* What the test process started and has not cleaned up yet. The lists are inherited by
@@ -92,24 +95,38 @@ typedef struct s_dir {
 static s_dir_t *s_dirs;
 static bool s_atexit_set;
 
+/* Every temp dir lives under one root made by the test program's main process. A forked
+ * check test that fails leaves with _exit (no atexit in the child): its dirs stay under
+ * the root, and the main process prints their logs and removes the root at exit. */
+static char *s_root;
+static pid_t s_root_owner;
+
+static int s_dump_leftover (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void) ftw;
+    size_t n = strlen (path);
+    bool log = n > 4 && (!strcmp (path + n - 4, ".log") || !strcmp (path + n - 4, ".out"));
+    if (flag == FTW_F && log && sb->st_size > 0)
+        s_tail ("left behind by a failed test", path, DUMP_LINES);
+    return 0;
+}
+
 static void s_at_exit (void)
 {
     pid_t me = getpid ();
-    bool any = false;
-    for (qp_test_proc_t *p = s_procs; p; p = p->next)
-        if (p->owner == me && p->pid > 0) {
-            if (!any)
-                fprintf (stderr, "qp_test: the test ended with processes still running "
-                                 "(a failed assertion?); their logs:\n");
-            any = true;
-            qp_test_proc_dump (p, DUMP_LINES);
-        }
     for (qp_test_proc_t *p = s_procs; p; p = p->next)
         if (p->owner == me && p->pid > 0)
             qp_test_proc_kill (p);
     for (s_dir_t *d = s_dirs; d; d = d->next)
-        if (d->owner == me)
-            qp_test_rmtree (d->path);
+        if (d->owner == me && !getenv ("QP_TEST_KEEP"))
+            nftw (d->path, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    if (s_root && s_root_owner == me) {
+        nftw (s_root, s_dump_leftover, 16, FTW_PHYS);
+        if (getenv ("QP_TEST_KEEP"))
+            fprintf (stderr, "qp_test: temp dirs kept in %s\n", s_root);
+        else
+            nftw (s_root, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    }
 }
 
 static void s_register_atexit (void)
@@ -118,6 +135,19 @@ static void s_register_atexit (void)
         atexit (s_at_exit);
         s_atexit_set = true;
     }
+}
+
+/* Before main, so the root belongs to check's runner process, not to a forked test. */
+__attribute__ ((constructor)) static void s_make_root (void)
+{
+    const char *base = getenv ("TMPDIR");
+    char *path = s_strdupf ("%s/qp-test-XXXXXX", base && *base ? base : "/tmp");
+    if (mkdtemp (path)) {
+        s_root = path;
+        s_root_owner = getpid ();
+        s_register_atexit ();
+    } else
+        free (path);
 }
 
 static void s_dir_forget (const char *path)
@@ -134,7 +164,7 @@ static void s_dir_forget (const char *path)
 
 char *qp_test_tmpdir (const char *prefix)
 {
-    const char *base = getenv ("TMPDIR");
+    const char *base = s_root ? s_root : getenv ("TMPDIR");
     char *path = s_strdupf ("%s/%s-XXXXXX", base && *base ? base : "/tmp", prefix ? prefix : "qp");
     if (!mkdtemp (path)) {
         free (path);

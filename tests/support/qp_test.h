@@ -2,11 +2,11 @@
  * integration tests) starting real redis-server and service processes.
  *
  * Every process started here is killed (SIGKILL) if the test process dies first
- * (PR_SET_PDEATHSIG), and whatever a test leaves running when it exits (a failed
- * ck_assert exits the forked test) is killed, its log tail printed on stderr and its
- * temp dirs removed by an atexit handler. Set QP_TEST_DUMP_LOGS=1 to always print the
- * logs on stop, QP_TEST_KEEP=1 to keep the temp dirs, QP_TEST_LOG_LEVEL to change the
- * programs' log level (default info). */
+ * (PR_SET_PDEATHSIG). Temp dirs live under one root per test program; a failed test
+ * (check's forked child leaves with _exit) leaves its dirs there, and the program prints
+ * the tail of every log left behind and removes the root at exit. Set QP_TEST_DUMP_LOGS=1
+ * to always print the logs on stop, QP_TEST_KEEP=1 to keep the temp dirs,
+ * QP_TEST_LOG_LEVEL to change the programs' log level (default info). */
 #ifndef QP_TEST_H
 #define QP_TEST_H
 #include "qp_message.h"
