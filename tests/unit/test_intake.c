@@ -1,0 +1,275 @@
+/* Intake's logic in-process against a real redis-server (no bus): territory derivation,
+ * acceptance, idempotence on (channel, key), the identity turned into a person key and
+ * never stored, follow-ups only on funded dossiers, and Redis down. */
+#include "intake/intake.h"
+#include "qp_json.h"
+#include "qp_store.h"
+#include "qp_test.h"
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static qp_test_redis_t *server;
+static qp_redis_t *r;
+static intake_t *intake;
+
+static const char *VALID = "{\"dossier\": {"
+    "\"channel\": \"test-intake\", \"channel_key\": \"K1\", \"submitted_on\": \"2024-05-13\","
+    "\"holder\": {\"person_key\": \"pk-0123456789abcdef\", \"residence\": {\"insee_commune\": \"93048\"}},"
+    "\"business\": {\"insee_commune\": \"59512\"},"
+    "\"project\": {\"axis\": \"ENTREPRENEURSHIP\", \"stage\": \"CREATION\","
+    "  \"financing_need_cents\": 2000000, \"amount_asked_cents\": 500000}}}";
+
+static char *s_fixture (void)
+{
+    char *path = NULL;
+    ck_assert (asprintf (&path, "%s/tests/data/intake-territories.json", qp_test_source_dir ()) > 0);
+    return path;
+}
+
+static Qp__V1__SubmitDossier *s_submission (const char *patch)
+{
+    json_t *base = json_loads (VALID, 0, NULL);
+    if (patch) {
+        json_t *p = json_loads (patch, 0, NULL);
+        ck_assert (p);
+        json_object_update_recursive (base, p);
+        json_decref (p);
+    }
+    qp_error_t err;
+    ProtobufCMessage *m = qp_json_to_message (&qp__v1__submit_dossier__descriptor, base, &err);
+    ck_assert_msg (m, "%s: %s", err.field, err.message);
+    json_decref (base);
+    return (Qp__V1__SubmitDossier *) m;
+}
+
+static void s_setup (void)
+{
+    server = qp_test_redis_start ();
+    ck_assert_ptr_nonnull (server);
+    r = qp_redis_connect (server->host, server->port, 5000);
+    ck_assert_ptr_nonnull (r);
+    intake = intake_new (r, "test-pepper");
+    char *path = s_fixture ();
+    ck_assert_int_eq (intake_load_territories (intake, path), 3);
+    free (path);
+}
+
+static void s_teardown (void)
+{
+    intake_destroy (&intake);
+    qp_redis_destroy (&r);
+    qp_test_redis_stop (&server);
+}
+
+START_TEST (test_territories)
+{
+    intake_t *t = intake_new (NULL, NULL);
+    Qp__V1__SubmitDossier *s = s_submission (NULL);
+    /* No file: everything outside the programme. */
+    ck_assert_int_eq (intake_load_territories (t, NULL), -1);
+    ck_assert_int_eq (intake_load_territories (t, "/nonexistent/territories.json"), -1);
+    ck_assert_str_eq (intake_territory_for (t, s->dossier), INTAKE_OUTSIDE_PROGRAMME);
+    char *path = s_fixture ();
+    ck_assert_int_eq (intake_load_territories (t, path), 3);
+    free (path);
+    ck_assert_str_eq (intake_territory_of (t, "97414"), "saint-louis-reunion");
+    ck_assert_ptr_null (intake_territory_of (t, "75056"));
+    /* The business commune first, then the residence, then outside. */
+    ck_assert_str_eq (intake_territory_for (t, s->dossier), "roubaix");
+    free (s->dossier->business->insee_commune);
+    s->dossier->business->insee_commune = strdup ("75056");
+    ck_assert_str_eq (intake_territory_for (t, s->dossier), "est-ensemble");
+    free (s->dossier->holder->residence->insee_commune);
+    s->dossier->holder->residence->insee_commune = strdup ("13055");
+    ck_assert_str_eq (intake_territory_for (t, s->dossier), INTAKE_OUTSIDE_PROGRAMME);
+    /* The dossier's own territory is kept. */
+    s->dossier->territory = strdup ("arras");
+    ck_assert_str_eq (intake_territory_for (t, s->dossier), "arras");
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+
+    /* A file of the wrong shape leaves the previous table in place. */
+    char *dir = qp_test_tmpdir ("qp-intake");
+    char bad[512];
+    snprintf (bad, sizeof bad, "%s/bad.json", dir);
+    FILE *f = fopen (bad, "w");
+    fputs ("{\"territories\": [{\"id\": \"x\", \"communes\": [\"7505\"]}]}", f);
+    fclose (f);
+    ck_assert_int_eq (intake_load_territories (t, bad), -1);
+    ck_assert_str_eq (intake_territory_of (t, "59512"), "roubaix");
+    qp_test_rmtree (dir);
+    free (dir);
+    intake_destroy (&t);
+}
+END_TEST
+
+START_TEST (test_accept_then_duplicate)
+{
+    Qp__V1__SubmitDossier *s = s_submission (NULL);
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-1", 1715558400000, &res), INTAKE_ACCEPTED);
+    char id[QP_ID_HEX + 1];
+    qp_store_dossier_id (id, "test-intake", "K1");
+    ck_assert_str_eq (res.dossier_id, id);
+    ck_assert_str_eq (res.dossier->territory, "roubaix");
+    ck_assert_ptr_null (s->dossier->territory); /* the submission is not modified */
+    intake_result_clear (&res);
+    size_t len;
+    char *state = qp_store_get (r, id, "state", &len);
+    ck_assert_str_eq (state, "RECEIVED");
+    free (state);
+    char *territory = qp_store_get (r, id, "territory", &len);
+    ck_assert_str_eq (territory, "roubaix");
+    free (territory);
+
+    /* Same (channel, key): same id, nothing new. */
+    ck_assert_int_eq (intake_submit (intake, s, "msg-2", 1715558400000, &res), INTAKE_DUPLICATE);
+    ck_assert_str_eq (res.dossier_id, id);
+    ck_assert_int_eq (res.state, QP__V1__DOSSIER_STATE__RECEIVED);
+    ck_assert_ptr_null (res.dossier);
+    intake_result_clear (&res);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
+START_TEST (test_rejected_is_not_stored)
+{
+    Qp__V1__SubmitDossier *s =
+        s_submission ("{\"dossier\": {\"channel_key\": \"K2\", \"business\": {\"siret\": "
+                      "\"73282932000075\"}, \"territory\": \"atlantis\"}}");
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-3", 0, &res), INTAKE_REJECTED);
+    ck_assert_str_eq (intake_errors_find (&res.errors, "business.siret")->code, "checksum");
+    ck_assert_str_eq (intake_errors_find (&res.errors, "territory")->code, "unknown");
+    ck_assert_ptr_null (res.dossier);
+    intake_result_clear (&res);
+    char id[QP_ID_HEX + 1];
+    qp_store_dossier_id (id, "test-intake", "K2");
+    redisReply *x = qp_redis_command (r, "EXISTS qp:{%s}:d", id);
+    ck_assert_int_eq (x->integer, 0);
+    freeReplyObject (x);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
+START_TEST (test_identity_becomes_person_key)
+{
+    Qp__V1__SubmitDossier *s = s_submission (
+        "{\"dossier\": {\"channel_key\": \"K3\", \"holder\": {\"person_key\": null}}, \"identity\": "
+        "{\"family_name\": \"Dupont-Zorglub\", \"given_names\": \"Marie\", \"birth_date\": "
+        "\"1994-03-02\", \"email\": \"marie.zorglub@example.org\"}}");
+    char expected[INTAKE_PERSON_KEY_HEX + 1];
+    intake_person_key (s->identity, "test-pepper", expected);
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-4", 0, &res), INTAKE_ACCEPTED);
+    ck_assert_str_eq (res.dossier->holder->person_key, expected);
+    intake_result_clear (&res);
+    /* What Redis holds of the dossier: the key, none of the identity. */
+    size_t len;
+    char *packed = qp_store_get (r, res.dossier_id, "dossier", &len);
+    ck_assert_ptr_nonnull (packed);
+    Qp__V1__Dossier *d = qp__v1__dossier__unpack (NULL, len, (uint8_t *) packed);
+    ck_assert_str_eq (d->holder->person_key, expected);
+    qp__v1__dossier__free_unpacked (d, NULL);
+    ck_assert_ptr_null (memmem (packed, len, "Zorglub", 7));
+    ck_assert_ptr_null (memmem (packed, len, "example.org", 11));
+    ck_assert_ptr_null (memmem (packed, len, "1994-03-02", 10));
+    free (packed);
+    /* Nowhere in Redis at all. */
+    redisReply *keys = qp_redis_command (r, "KEYS *");
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *dump = qp_redis_command (r, "DUMP %s", keys->element[i]->str);
+        if (dump->type == REDIS_REPLY_STRING)
+            ck_assert_ptr_null (memmem (dump->str, dump->len, "Zorglub", 7));
+        freeReplyObject (dump);
+    }
+    freeReplyObject (keys);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
+static intake_outcome_t s_follow_up (const char *id, uint32_t year, intake_errors_t *e)
+{
+    Qp__V1__FollowUp f = QP__V1__FOLLOW_UP__INIT;
+    f.dossier_id = (char *) id;
+    f.has_year = true, f.year = year;
+    f.has_active = true, f.active = true;
+    f.has_jobs_created = true, f.jobs_created = 3;
+    f.reported_on = "2025-06-30";
+    intake_errors_init (e);
+    return intake_follow_up (intake, &f, e);
+}
+
+START_TEST (test_follow_up)
+{
+    intake_errors_t e;
+    ck_assert_int_eq (s_follow_up ("0123456789abcdef0123456789abcdef", 1, &e), INTAKE_REJECTED);
+    ck_assert_str_eq (intake_errors_find (&e, "dossier_id")->code, "unknown");
+
+    Qp__V1__SubmitDossier *s = s_submission (NULL);
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-5", 0, &res), INTAKE_ACCEPTED);
+    intake_result_clear (&res);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+    ck_assert_int_eq (s_follow_up (res.dossier_id, 1, &e), INTAKE_REJECTED);
+    ck_assert_str_eq (intake_errors_find (&e, "dossier_id")->code, "inconsistent");
+
+    /* Through the state machine to FUNDED. */
+    Qp__V1__DossierState path[] = {QP__V1__DOSSIER_STATE__RECEIVED, QP__V1__DOSSIER_STATE__ELIGIBLE,
+                                   QP__V1__DOSSIER_STATE__FUNDING_REQUESTED,
+                                   QP__V1__DOSSIER_STATE__FUNDED};
+    for (int i = 0; i < 3; i++) {
+        Qp__V1__DossierState st;
+        ck_assert_int_eq (qp_store_transition (r, res.dossier_id, path[i], path[i + 1], 0, "m",
+                                               NULL, NULL, 0, &st),
+                          QP_STORE_APPLIED);
+    }
+    ck_assert_int_eq (s_follow_up (res.dossier_id, 1, &e), INTAKE_ACCEPTED);
+    ck_assert_int_eq (s_follow_up (res.dossier_id, 0, &e), INTAKE_REJECTED);
+    size_t len;
+    char *packed = qp_store_get (r, res.dossier_id, "followup_1", &len);
+    ck_assert_ptr_nonnull (packed);
+    Qp__V1__FollowUp *f = qp__v1__follow_up__unpack (NULL, len, (uint8_t *) packed);
+    ck_assert (f && f->jobs_created == 3 && f->year == 1);
+    qp__v1__follow_up__free_unpacked (f, NULL);
+    free (packed);
+}
+END_TEST
+
+START_TEST (test_redis_down)
+{
+    ck_assert_int_eq (qp_test_redis_down (server, SIGKILL), 0);
+    Qp__V1__SubmitDossier *s = s_submission ("{\"dossier\": {\"channel_key\": \"K9\"}}");
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-9", 0, &res), INTAKE_STORE_FAILED);
+    ck_assert_ptr_null (res.dossier);
+    intake_result_clear (&res);
+    intake_errors_t e;
+    ck_assert_int_eq (s_follow_up ("0123456789abcdef0123456789abcdef", 1, &e), INTAKE_STORE_FAILED);
+    /* Back up: the same submission goes through. */
+    ck_assert_int_eq (qp_test_redis_up (server), 0);
+    ck_assert_int_eq (intake_submit (intake, s, "msg-9", 0, &res), INTAKE_ACCEPTED);
+    intake_result_clear (&res);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("intake");
+    TCase *tc = tcase_create ("in-process");
+    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_test (tc, test_territories);
+    tcase_add_test (tc, test_accept_then_duplicate);
+    tcase_add_test (tc, test_rejected_is_not_stored);
+    tcase_add_test (tc, test_identity_becomes_person_key);
+    tcase_add_test (tc, test_follow_up);
+    tcase_add_test (tc, test_redis_down);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
