@@ -123,15 +123,13 @@ qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__
                           "event_time_ms",
                           time_s,
                           "source_msg",
-                          message_id,
+                          message_id ? message_id : "",
                           "dossier",
                           (const char *) packed};
     size_t n = sizeof args / sizeof args[0];
     size_t lens[n];
-    for (size_t i = 0; i < n; i++)
-        lens[i] = strlen (args[i]);
-    lens[2] = hlen;
-    lens[n - 1] = dlen;
+    for (size_t i = 0; i < n; i++) /* the history entry and the dossier are binary */
+        lens[i] = i == 2 ? hlen : i == n - 1 ? dlen : strlen (args[i]);
     redisReply *reply = qp_redis_script (r, QP_LUA_DOSSIER_CREATE, 3, keys, (int) n, args, lens);
     qp_store_result_t rc = s_result (reply, state, "dossier_create");
     if (reply)
