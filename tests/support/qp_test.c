@@ -1,4 +1,8 @@
 /* Test harness: real redis-server and qp-* processes on free loopback ports. */
+/* nftw, vasprintf, FTW_* (the build also passes -D_GNU_SOURCE). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "qp_test.h"
 #include "qp_bus.h"
 #include <arpa/inet.h>
@@ -126,6 +130,8 @@ static void s_at_exit (void)
             fprintf (stderr, "qp_test: temp dirs kept in %s\n", s_root);
         else
             nftw (s_root, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+        free (s_root);
+        s_root = NULL;
     }
 }
 
@@ -974,42 +980,57 @@ size_t qp_test_client_call_many (qp_test_client_t *self, const char *service,
                                  size_t n, int timeout_ms, qp_message_t *replies)
 {
     char (*ids)[QP_ID_HEX + 1] = calloc (n ? n : 1, sizeof *ids);
-    assert (ids);
+    qp_message_t *got = calloc (n ? n : 1, sizeof *got); /* in arrival order */
+    assert (ids && got);
     memset (replies, 0, n * sizeof *replies);
     for (size_t i = 0; i < n; i++)
         s_client_send (self, service, payloads[i], metas ? &metas[i] : NULL, ids[i]);
-    size_t got = 0, next = 0;
+    size_t received = 0;
     int64_t deadline = s_mono_ms () + timeout_ms;
-    while (got < n) {
+    while (received < n) {
         int left = (int) (deadline - s_mono_ms ());
         if (left <= 0)
             break;
-        qp_message_t r;
         qp_error_t err;
-        int rc = s_client_recv (self, left, &r, &err);
+        int rc = s_client_recv (self, left, &got[received], &err);
         if (rc == 0)
             break;
-        if (rc < 0)
-            continue;
-        long slot = -1;
-        if (r.descriptor == &qp__v1__error__descriptor)
-            slot = s_slot (ids, n, ((Qp__V1__Error *) r.payload)->in_reply_to);
-        if (slot < 0)
-            slot = s_slot (ids, n, r.envelope->causation_id);
-        if (slot < 0) {
-            while (next < n && replies[next].envelope)
-                next++;
-            slot = next < n ? (long) next : -1;
-        }
-        if (slot < 0 || replies[slot].envelope) {
-            qp_message_clear (&r); /* a duplicate answer */
-            continue;
-        }
-        replies[slot] = r;
-        got++;
+        if (rc > 0)
+            received++;
     }
+    /* Ids first, then whatever is left in order: an anonymous reply must not take the
+     * slot of a request whose own answer is still on its way. */
+    bool *used = calloc (received ? received : 1, sizeof *used);
+    assert (used);
+    size_t matched = 0;
+    for (size_t k = 0; k < received; k++) {
+        long slot = -1;
+        if (got[k].descriptor == &qp__v1__error__descriptor)
+            slot = s_slot (ids, n, ((Qp__V1__Error *) got[k].payload)->in_reply_to);
+        if (slot < 0)
+            slot = s_slot (ids, n, got[k].envelope->causation_id);
+        if (slot >= 0 && !replies[slot].envelope) {
+            replies[slot] = got[k];
+            used[k] = true;
+            matched++;
+        }
+    }
+    size_t next = 0;
+    for (size_t k = 0; k < received; k++) {
+        if (used[k])
+            continue;
+        while (next < n && replies[next].envelope)
+            next++;
+        if (next < n) {
+            replies[next] = got[k];
+            matched++;
+        } else
+            qp_message_clear (&got[k]); /* a duplicate answer */
+    }
+    free (used);
+    free (got);
     free (ids);
-    return got;
+    return matched;
 }
 
 int qp_test_call (const char *endpoint, const char *service, const ProtobufCMessage *payload,

@@ -164,10 +164,10 @@ void qp_test_client_destroy (qp_test_client_t **self_p);
 int qp_test_client_call (qp_test_client_t *self, const char *service,
                          const ProtobufCMessage *payload, const qp_meta_t *meta, int timeout_ms,
                          qp_message_t *reply, qp_error_t *err, char id_out[QP_ID_HEX + 1]);
-/* Sends n payloads at once (metas may be NULL) then collects replies until all are in or
+/* Sends n payloads at once (metas may be NULL) then collects replies until n are in or
  * timeout_ms passes. replies[i] answers payloads[i]: matched by Error.in_reply_to, then
- * by the reply's causation_id, else by order. Unanswered slots stay zeroed. Returns the
- * number of replies matched. */
+ * by the reply's causation_id; the replies matched by neither fill the remaining slots
+ * in arrival order. Unanswered slots stay zeroed. Returns the number of slots filled. */
 size_t qp_test_client_call_many (qp_test_client_t *self, const char *service,
                                  const ProtobufCMessage *const *payloads, const qp_meta_t *metas,
                                  size_t n, int timeout_ms, qp_message_t *replies);

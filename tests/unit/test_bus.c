@@ -385,6 +385,156 @@ START_TEST (test_events_and_capture)
 }
 END_TEST
 
+/* A worker for "echo" in a thread: answers each query with a DossierStatusReply naming
+ * the query's dossier and caused by it; "hold*" queries wait for a "release" and are then
+ * answered in reverse order; "err" gets an Error; "anon" a reply without causation. */
+static void s_echo_actor (zsock_t *pipe, void *args)
+{
+    qp_bus_client_t *w = qp_bus_client_new ((const char *) args);
+    qp_bus_client_ready (w, "echo");
+    zsock_signal (pipe, 0);
+    zlist_t *held = zlist_new (); /* zmsg_t * [from][type][env] */
+    zpoller_t *p = zpoller_new (pipe, qp_bus_client_socket (w), NULL);
+    while (true) {
+        void *which = zpoller_wait (p, QPB_HEARTBEAT_MS);
+        if (!which && !zpoller_terminated (p)) {
+            qp_bus_client_heartbeat (w);
+            continue;
+        }
+        if (which != qp_bus_client_socket (w))
+            break; /* $TERM or interrupted */
+        qp_bus_frame_t f;
+        if (qp_bus_client_recv (w, &f) != 0 || strcmp (f.kind, QPB_DELIVER) != 0) {
+            qp_bus_frame_clear (&f);
+            continue;
+        }
+        qp_message_t msg;
+        qp_error_t err;
+        if (qp_message_decode (f.type, f.envelope, &msg, &err) != 0) {
+            qp_bus_frame_clear (&f);
+            continue;
+        }
+        const char *d = ((Qp__V1__DossierStatusQuery *) msg.payload)->dossier_id;
+        const char *id = msg.envelope->message_id;
+        zmsg_t *out = NULL;
+        if (!strncmp (d, "hold", 4)) {
+            zmsg_t *h = zmsg_new ();
+            zmsg_append (h, &f.from);
+            zmsg_append (h, &f.type);
+            zmsg_append (h, &f.envelope);
+            zlist_push (held, h);
+        } else if (!strcmp (d, "err")) {
+            qp_error_set (&err, "invalid_field", "dossier_id", "no such dossier");
+            out = qp_message_build_error (&err, id, NULL, 0);
+        } else {
+            Qp__V1__DossierStatusReply rep = QP__V1__DOSSIER_STATUS_REPLY__INIT;
+            rep.dossier_id = (char *) d;
+            qp_meta_t meta = {.causation_id = strcmp (d, "anon") ? id : NULL, .discriminator = d};
+            out = qp_message_build (&rep.base, &meta, NULL);
+        }
+        if (out)
+            qp_bus_client_reply (w, f.from, &out);
+        if (!strcmp (d, "release")) {
+            zmsg_t *h;
+            while ((h = zlist_pop (held))) {
+                zframe_t *from = zmsg_pop (h);
+                zframe_t *type = zmsg_pop (h);
+                zframe_t *env = zmsg_pop (h);
+                qp_message_t hm;
+                if (qp_message_decode (type, env, &hm, &err) == 0) {
+                    Qp__V1__DossierStatusReply rep = QP__V1__DOSSIER_STATUS_REPLY__INIT;
+                    rep.dossier_id = ((Qp__V1__DossierStatusQuery *) hm.payload)->dossier_id;
+                    qp_meta_t meta = {.causation_id = hm.envelope->message_id,
+                                      .discriminator = rep.dossier_id};
+                    out = qp_message_build (&rep.base, &meta, NULL);
+                    qp_bus_client_reply (w, from, &out);
+                    qp_message_clear (&hm);
+                }
+                zframe_destroy (&from);
+                zframe_destroy (&type);
+                zframe_destroy (&env);
+                zmsg_destroy (&h);
+            }
+        }
+        qp_message_clear (&msg);
+        qp_bus_frame_clear (&f);
+    }
+    zpoller_destroy (&p);
+    zlist_destroy (&held);
+    zsock_set_linger (qp_bus_client_socket (w), 0);
+    qp_bus_client_destroy (&w);
+}
+
+static const char *s_reply_dossier (const qp_message_t *m)
+{
+    ck_assert_ptr_eq (m->descriptor, &qp__v1__dossier_status_reply__descriptor);
+    return ((Qp__V1__DossierStatusReply *) m->payload)->dossier_id;
+}
+
+START_TEST (test_client_helpers)
+{
+    zactor_t *echo = zactor_new (s_echo_actor, stack->work);
+    ck_assert (qp_test_bus_wait_workers (stack->work, "echo", 1, WAIT_MS));
+    qp_test_client_t *c = qp_test_client_new (stack->work);
+    ck_assert_ptr_nonnull (c);
+
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = "one";
+    qp_message_t reply;
+    qp_error_t err;
+    char id[QP_ID_HEX + 1];
+    ck_assert_int_eq (qp_test_client_call (c, "echo", &q.base, NULL, WAIT_MS, &reply, &err, id), 0);
+    ck_assert_str_eq (s_reply_dossier (&reply), "one");
+    ck_assert_str_eq (reply.envelope->causation_id, id);
+    qp_message_clear (&reply);
+    /* meta NULL gives each call its own id. */
+    char id2[QP_ID_HEX + 1];
+    ck_assert_int_eq (qp_test_client_call (c, "echo", &q.base, NULL, WAIT_MS, &reply, &err, id2),
+                      0);
+    ck_assert_str_ne (id, id2);
+    qp_message_clear (&reply);
+
+    /* Pipelined: held replies come back in reverse order, "anon" has no causation. */
+    const char *names[] = {"hold1", "err", "hold2", "anon", "release"};
+    Qp__V1__DossierStatusQuery qs[5];
+    const ProtobufCMessage *payloads[5];
+    for (int i = 0; i < 5; i++) {
+        qp__v1__dossier_status_query__init (&qs[i]);
+        qs[i].dossier_id = (char *) names[i];
+        payloads[i] = &qs[i].base;
+    }
+    qp_message_t replies[5];
+    ck_assert_uint_eq (qp_test_client_call_many (c, "echo", payloads, NULL, 5, WAIT_MS, replies),
+                       5);
+    ck_assert_str_eq (s_reply_dossier (&replies[0]), "hold1");
+    ck_assert_ptr_eq (replies[1].descriptor, &qp__v1__error__descriptor);
+    ck_assert_str_eq (((Qp__V1__Error *) replies[1].payload)->code, "invalid_field");
+    ck_assert_str_eq (s_reply_dossier (&replies[2]), "hold2");
+    ck_assert_str_eq (s_reply_dossier (&replies[3]), "anon");
+    ck_assert_str_eq (s_reply_dossier (&replies[4]), "release");
+    for (int i = 0; i < 5; i++)
+        qp_message_clear (&replies[i]);
+
+    /* No worker: the bus queues, the call times out. */
+    ck_assert_int_eq (qp_test_client_call (c, "nobody", &q.base, NULL, 300, &reply, &err, NULL),
+                      -1);
+    ck_assert_str_eq (err.code, "timeout");
+    ck_assert_ptr_null (reply.envelope);
+    qp_test_client_destroy (&c);
+
+    /* A bus refusal comes back as the bus's error code. */
+    ck_assert_int_eq (qp_test_call (stack->partner, "intake", &q.base, NULL, WAIT_MS, &reply, &err),
+                      -1);
+    ck_assert_str_eq (err.code, "forbidden");
+    ck_assert_int_eq (qp_test_call (stack->work, "echo", &q.base, NULL, WAIT_MS, &reply, &err), 0);
+    ck_assert_str_eq (s_reply_dossier (&reply), "one");
+    qp_message_clear (&reply);
+
+    zactor_destroy (&echo);
+    s_finish ();
+}
+END_TEST
+
 START_TEST (test_stops_on_sigterm)
 {
     /* Connected peers and queued work do not hold the bus up. */
@@ -415,6 +565,7 @@ int main (void)
     tcase_add_test (tc, test_malformed);
     tcase_add_test (tc, test_partner_forbidden);
     tcase_add_test (tc, test_events_and_capture);
+    tcase_add_test (tc, test_client_helpers);
     tcase_add_test (tc, test_stops_on_sigterm);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
