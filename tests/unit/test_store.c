@@ -1,0 +1,185 @@
+/* The dossier store on a real redis-server: creation once per (channel, key), guarded
+ * transitions, history, pending sets and their leases, status reads. */
+#include "qp_store.h"
+#include "qp_test.h"
+#include <check.h>
+#include <string.h>
+
+static qp_test_redis_t *s_server;
+static qp_redis_t *s_redis;
+
+static void s_setup (void)
+{
+    s_server = qp_test_redis_start ();
+    ck_assert_ptr_nonnull (s_server);
+    s_redis = qp_redis_connect (s_server->host, s_server->port, 5000);
+    ck_assert_ptr_nonnull (s_redis);
+}
+
+static void s_teardown (void)
+{
+    qp_redis_destroy (&s_redis);
+    qp_test_redis_stop (&s_server);
+}
+
+static void s_create (const char *key, char id[QP_ID_HEX + 1], qp_store_result_t want)
+{
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    d.channel = "test";
+    d.channel_key = (char *) key;
+    d.submitted_on = "2025-01-02";
+    qp_store_dossier_id (id, d.channel, d.channel_key);
+    Qp__V1__DossierState state = 0;
+    ck_assert_int_eq (qp_store_create (s_redis, id, &d, "roubaix", 1735776000000, "m1", &state),
+                      want);
+    ck_assert_int_eq (state, QP__V1__DOSSIER_STATE__RECEIVED);
+}
+
+static long long s_zscore_count (const char *state)
+{
+    redisReply *r = qp_redis_command (s_redis, "ZCARD qp:pending:%s", state);
+    long long n = r->integer;
+    freeReplyObject (r);
+    return n;
+}
+
+START_TEST (test_ids)
+{
+    char a[QP_ID_HEX + 1], b[QP_ID_HEX + 1], c[QP_ID_HEX + 1];
+    qp_store_dossier_id (a, "ch", "k1");
+    qp_store_dossier_id (b, "ch", "k1");
+    qp_store_dossier_id (c, "ch", "k2");
+    ck_assert_str_eq (a, b);
+    ck_assert_str_ne (a, c);
+    ck_assert_int_eq (a[0], 'd');
+    ck_assert_uint_eq (strlen (a), QP_ID_HEX);
+    ck_assert_str_eq (qp_store_state_name (QP__V1__DOSSIER_STATE__FUNDING_REQUESTED),
+                      "FUNDING_REQUESTED");
+    ck_assert_int_eq (qp_store_state_parse ("DECLINED"), QP__V1__DOSSIER_STATE__DECLINED);
+    ck_assert_int_eq (qp_store_state_parse ("NOPE"), 0);
+    ck_assert (qp_store_state_terminal (QP__V1__DOSSIER_STATE__UNFUNDED));
+    ck_assert (!qp_store_state_terminal (QP__V1__DOSSIER_STATE__FUNDING_REQUESTED));
+}
+END_TEST
+
+START_TEST (test_create_once)
+{
+    char id[QP_ID_HEX + 1];
+    s_create ("k1", id, QP_STORE_APPLIED);
+    s_create ("k1", id, QP_STORE_ALREADY);
+    ck_assert_int_eq (s_zscore_count ("RECEIVED"), 1);
+    size_t len;
+    char *territory = qp_store_get (s_redis, id, "territory", &len);
+    ck_assert_str_eq (territory, "roubaix");
+    free (territory);
+    char *packed = qp_store_get (s_redis, id, "dossier", &len);
+    Qp__V1__Dossier *d = qp__v1__dossier__unpack (NULL, len, (uint8_t *) packed);
+    ck_assert_str_eq (d->channel_key, "k1");
+    qp__v1__dossier__free_unpacked (d, NULL);
+    free (packed);
+    ck_assert_ptr_null (qp_store_get (s_redis, id, "no_such_field", NULL));
+}
+END_TEST
+
+START_TEST (test_guarded_transitions)
+{
+    char id[QP_ID_HEX + 1];
+    s_create ("k2", id, QP_STORE_APPLIED);
+    Qp__V1__DossierState now = 0;
+    qp_store_field_t f[] = {{"eligibility", "\x00\x01\x02", 3}};
+    ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
+                                           QP__V1__DOSSIER_STATE__ELIGIBLE, 5, "m2", "ok", f, 1,
+                                           &now),
+                      QP_STORE_APPLIED);
+    /* The same step again (a duplicate message) changes nothing and says where it is. */
+    ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
+                                           QP__V1__DOSSIER_STATE__NOT_ELIGIBLE, 6, "m2b", NULL,
+                                           NULL, 0, &now),
+                      QP_STORE_ALREADY);
+    ck_assert_int_eq (now, QP__V1__DOSSIER_STATE__ELIGIBLE);
+    ck_assert_int_eq (s_zscore_count ("RECEIVED"), 0);
+    ck_assert_int_eq (s_zscore_count ("ELIGIBLE"), 1);
+    size_t len;
+    char *e = qp_store_get (s_redis, id, "eligibility", &len);
+    ck_assert_uint_eq (len, 3);
+    ck_assert_int_eq (memcmp (e, "\x00\x01\x02", 3), 0);
+    free (e);
+    /* To a terminal state: out of every pending set. */
+    ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__ELIGIBLE,
+                                           QP__V1__DOSSIER_STATE__UNFUNDED, 7, "m3", "no budget",
+                                           NULL, 0, &now),
+                      QP_STORE_APPLIED);
+    ck_assert_int_eq (s_zscore_count ("ELIGIBLE"), 0);
+    ck_assert_int_eq (s_zscore_count ("UNFUNDED"), 0);
+    ck_assert_int_eq (qp_store_transition (s_redis, "dunknown", QP__V1__DOSSIER_STATE__RECEIVED,
+                                           QP__V1__DOSSIER_STATE__ELIGIBLE, 8, "m4", NULL, NULL,
+                                           0, &now),
+                      QP_STORE_UNKNOWN);
+
+    Qp__V1__DossierStatusReply st;
+    ck_assert_int_eq (qp_store_status (s_redis, id, &st), 0);
+    ck_assert (st.found);
+    ck_assert_int_eq (st.state, QP__V1__DOSSIER_STATE__UNFUNDED);
+    ck_assert_str_eq (st.territory, "roubaix");
+    ck_assert_uint_eq (st.n_history, 3);
+    ck_assert_int_eq (st.history[0]->to, QP__V1__DOSSIER_STATE__RECEIVED);
+    ck_assert_str_eq (st.history[0]->message_id, "m1");
+    ck_assert_int_eq (st.history[1]->from, QP__V1__DOSSIER_STATE__RECEIVED);
+    ck_assert_int_eq (st.history[1]->to, QP__V1__DOSSIER_STATE__ELIGIBLE);
+    ck_assert_int_eq (st.history[2]->to, QP__V1__DOSSIER_STATE__UNFUNDED);
+    ck_assert_str_eq (st.history[2]->note, "no budget");
+    ck_assert_int_eq (st.history[2]->at_ms, 7);
+    qp_store_status_clear (&st);
+    ck_assert_int_eq (qp_store_status (s_redis, "dunknown", &st), 0);
+    ck_assert (!st.found);
+    qp_store_status_clear (&st);
+}
+END_TEST
+
+START_TEST (test_claim_expired)
+{
+    char a[QP_ID_HEX + 1], b[QP_ID_HEX + 1];
+    s_create ("k3", a, QP_STORE_APPLIED);
+    s_create ("k4", b, QP_STORE_APPLIED);
+    char *ids[4];
+    int64_t now = qp_now_ms ();
+    /* Leases run QP_STORE_LEASE_MS from creation: nothing has expired yet. */
+    ck_assert_uint_eq (qp_store_claim_expired (s_redis, QP__V1__DOSSIER_STATE__RECEIVED, now, ids,
+                                               4),
+                       0);
+    /* Past the lease, both are claimed once; the claim pushes their lease forward. */
+    int64_t later = now + QP_STORE_LEASE_MS + 1000;
+    size_t n = qp_store_claim_expired (s_redis, QP__V1__DOSSIER_STATE__RECEIVED, later, ids, 4);
+    ck_assert_uint_eq (n, 2);
+    ck_assert ((!strcmp (ids[0], a) && !strcmp (ids[1], b)) ||
+               (!strcmp (ids[0], b) && !strcmp (ids[1], a)));
+    free (ids[0]);
+    free (ids[1]);
+    ck_assert_uint_eq (qp_store_claim_expired (s_redis, QP__V1__DOSSIER_STATE__RECEIVED, later, ids,
+                                               4),
+                       0);
+    /* The limit holds. */
+    n = qp_store_claim_expired (s_redis, QP__V1__DOSSIER_STATE__RECEIVED,
+                                later + 2 * QP_STORE_LEASE_MS, ids, 1);
+    ck_assert_uint_eq (n, 1);
+    free (ids[0]);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("store");
+    TCase *tc = tcase_create ("store");
+    tcase_set_timeout (tc, 60);
+    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_test (tc, test_ids);
+    tcase_add_test (tc, test_create_once);
+    tcase_add_test (tc, test_guarded_transitions);
+    tcase_add_test (tc, test_claim_expired);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
