@@ -57,12 +57,12 @@ static int64_t s_mono_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void qp_test_sleep_ms (int ms)
 {
-    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
         ;
 }
@@ -76,8 +76,8 @@ int qp_test_free_port (void)
     a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     socklen_t len = sizeof a;
     int port = -1;
-    if (bind (fd, (struct sockaddr *) &a, sizeof a) == 0
-        && getsockname (fd, (struct sockaddr *) &a, &len) == 0)
+    if (bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname (fd, (struct sockaddr *)&a, &len) == 0)
         port = ntohs (a.sin_port);
     close (fd);
     return port;
@@ -107,7 +107,7 @@ static pid_t s_root_owner;
 
 static int s_dump_leftover (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void) ftw;
+    (void)ftw;
     size_t n = strlen (path);
     bool log = n > 4 && (!strcmp (path + n - 4, ".log") || !strcmp (path + n - 4, ".out"));
     if (flag == FTW_F && log && sb->st_size > 0)
@@ -190,7 +190,7 @@ char *qp_test_tmpdir (const char *prefix)
 
 static int s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void) sb, (void) flag, (void) ftw;
+    (void)sb, (void)flag, (void)ftw;
     return remove (path);
 }
 
@@ -206,7 +206,10 @@ int qp_test_rmtree (const char *dir)
 
 /* ---- Processes ----------------------------------------------------------------- */
 
-static bool s_executable (const char *path) { return access (path, X_OK) == 0; }
+static bool s_executable (const char *path)
+{
+    return access (path, X_OK) == 0;
+}
 
 char *qp_test_program_path (const char *name)
 {
@@ -238,7 +241,7 @@ static char **s_build_env (const char *const *env)
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr (environ[i], '=');
-        size_t len = eq ? (size_t) (eq - environ[i]) : strlen (environ[i]);
+        size_t len = eq ? (size_t)(eq - environ[i]) : strlen (environ[i]);
         bool overridden = false;
         for (size_t j = 0; j < m && !overridden; j++)
             overridden = !strncmp (env[j], environ[i], len) && env[j][len] == '=';
@@ -247,12 +250,12 @@ static char **s_build_env (const char *const *env)
     }
     for (size_t j = 0; j < m; j++) {
         const char *eq = strchr (env[j], '=');
-        size_t len = eq ? (size_t) (eq - env[j]) : strlen (env[j]);
+        size_t len = eq ? (size_t)(eq - env[j]) : strlen (env[j]);
         bool later = false; /* the last of duplicate names wins */
         for (size_t l = j + 1; l < m && !later; l++)
             later = !strncmp (env[l], env[j], len) && env[l][len] == '=';
         if (!later)
-            out[k++] = (char *) env[j];
+            out[k++] = (char *)env[j];
     }
     return out;
 }
@@ -268,8 +271,8 @@ static char *s_log_name (const char *dir, const char *name, const char *ext)
     return path;
 }
 
-qp_test_proc_t *qp_test_spawn (const char *program, const char *const *env,
-                               const char *const *args, const char *log_dir)
+qp_test_proc_t *qp_test_spawn (const char *program, const char *const *env, const char *const *args,
+                               const char *log_dir)
 {
     char *path = qp_test_program_path (program);
     if (!path) {
@@ -307,7 +310,7 @@ qp_test_proc_t *qp_test_spawn (const char *program, const char *const *env,
     assert (argv);
     argv[0] = self->path;
     for (size_t i = 0; i < nargs; i++)
-        argv[i + 1] = (char *) args[i];
+        argv[i + 1] = (char *)args[i];
     char **envp = s_build_env (env);
     pid_t parent = getpid ();
 
@@ -406,7 +409,7 @@ bool qp_test_proc_stop_within (qp_test_proc_t *self, int sig, int timeout_ms, in
         kill (self->pid, sig);
         if (!qp_test_proc_wait (self, timeout_ms)) {
             fprintf (stderr, "qp_test: %s (pid %d) still running %d ms after signal %d: killed\n",
-                     self->name, (int) self->pid, timeout_ms, sig);
+                     self->name, (int)self->pid, timeout_ms, sig);
             qp_test_proc_kill (self);
             clean = false;
         }
@@ -441,8 +444,8 @@ static void s_tail (const char *label, const char *path, int lines)
     fclose (f);
     if (count)
         fprintf (stderr, "---- %s (%s, last %d of %zu lines)\n", label, path,
-                 (int) (count < (size_t) lines ? count : (size_t) lines), count);
-    size_t start = count > (size_t) lines ? count - lines : 0;
+                 (int)(count < (size_t)lines ? count : (size_t)lines), count);
+    size_t start = count > (size_t)lines ? count - lines : 0;
     for (size_t i = start; i < count; i++) {
         const char *l = ring[i % lines];
         fprintf (stderr, "  %s%s", l, l[strlen (l) - 1] == '\n' ? "" : "\n");
@@ -557,9 +560,11 @@ int qp_test_redis_up (qp_test_redis_t *self)
     }
     char port[16];
     snprintf (port, sizeof port, "%d", self->port);
-    const char *args[] = {"--port", port, "--bind", self->host, "--save", "", "--appendonly",
-                          "yes", "--appendfsync", "everysec", "--dir", self->dir, "--daemonize",
-                          "no", NULL};
+    const char *args[] = {"--port",       port,     "--bind",
+                          self->host,     "--save", "",
+                          "--appendonly", "yes",    "--appendfsync",
+                          "everysec",     "--dir",  self->dir,
+                          "--daemonize",  "no",     NULL};
     self->proc = qp_test_spawn (bin, NULL, args, self->dir);
     free (bin);
     if (!self->proc)
@@ -644,7 +649,7 @@ long qp_test_bus_service_stat (const char *work_endpoint, const char *service, c
     if (!j)
         return -1;
     json_t *v = json_object_get (json_object_get (json_object_get (j, "services"), service), field);
-    long out = json_is_integer (v) ? (long) json_integer_value (v) : -1;
+    long out = json_is_integer (v) ? (long)json_integer_value (v) : -1;
     json_decref (j);
     return out;
 }
@@ -654,9 +659,9 @@ int qp_test_bus_workers (const char *work_endpoint, const char *service)
     json_t *j = qp_test_bus_status (work_endpoint, 1000);
     if (!j)
         return -1;
-    json_t *v = json_object_get (json_object_get (json_object_get (j, "services"), service),
-                                 "workers");
-    int out = json_is_integer (v) ? (int) json_integer_value (v) : 0;
+    json_t *v =
+        json_object_get (json_object_get (json_object_get (j, "services"), service), "workers");
+    int out = json_is_integer (v) ? (int)json_integer_value (v) : 0;
     json_decref (j);
     return out;
 }
@@ -727,7 +732,7 @@ static int s_stack_ports (qp_test_stack_t *self, const char *log_level)
 /* a + b + c (NULL-terminated lists, each may be NULL); the strings are borrowed. */
 static char **s_env_join (char *const *a, const char *const *b, const char *const *c)
 {
-    const char *const *lists[] = {(const char *const *) a, b, c};
+    const char *const *lists[] = {(const char *const *)a, b, c};
     size_t n = 0;
     for (int l = 0; l < 3; l++)
         for (size_t i = 0; lists[l] && lists[l][i]; i++)
@@ -737,7 +742,7 @@ static char **s_env_join (char *const *a, const char *const *b, const char *cons
     size_t k = 0;
     for (int l = 0; l < 3; l++)
         for (size_t i = 0; lists[l] && lists[l][i]; i++)
-            out[k++] = (char *) lists[l][i];
+            out[k++] = (char *)lists[l][i];
     return out;
 }
 
@@ -747,7 +752,7 @@ qp_test_proc_t *qp_test_stack_spawn (qp_test_stack_t *self, const char *program,
     if (self->n_procs >= QP_TEST_STACK_MAX)
         return NULL;
     char **all = s_env_join (self->env, self->extra_env, env);
-    qp_test_proc_t *p = qp_test_spawn (program, (const char *const *) all, NULL, self->dir);
+    qp_test_proc_t *p = qp_test_spawn (program, (const char *const *)all, NULL, self->dir);
     free (all);
     if (p)
         self->procs[self->n_procs++] = p;
@@ -758,7 +763,7 @@ bool qp_test_stack_wait (qp_test_stack_t *self, const char *const *services, int
 {
     int64_t deadline = s_mono_ms () + timeout_ms;
     for (size_t i = 0; services && services[i]; i++) {
-        int left = (int) (deadline - s_mono_ms ());
+        int left = (int)(deadline - s_mono_ms ());
         if (!qp_test_bus_wait_workers (self->work, services[i], 1, left > 0 ? left : 0)) {
             fprintf (stderr, "qp_test: no live worker for \"%s\" after %d ms\n", services[i],
                      timeout_ms);
@@ -815,7 +820,7 @@ qp_test_stack_t *qp_test_stack_start (const qp_test_stack_opts_t *opts)
         if (s_stack_ports (self, s_log_level (opts->log_level)) != 0)
             break;
         char **all = s_env_join (self->env, opts->env, NULL);
-        self->bus = qp_test_spawn ("bus", (const char *const *) all, NULL, self->dir);
+        self->bus = qp_test_spawn ("bus", (const char *const *)all, NULL, self->dir);
         free (all);
         if (!self->bus)
             break;
@@ -909,7 +914,7 @@ static int s_client_send (qp_test_client_t *self, const char *service,
     char disc[96];
     qp_meta_t dflt = {0};
     if (!meta) {
-        snprintf (disc, sizeof disc, "qp-test:%d:%p:%lu", (int) getpid (), (void *) self,
+        snprintf (disc, sizeof disc, "qp-test:%d:%p:%lu", (int)getpid (), (void *)self,
                   ++self->calls);
         dflt.discriminator = disc;
         dflt.event_time_ms = qp_now_ms ();
@@ -971,7 +976,7 @@ static long s_slot (char (*ids)[QP_ID_HEX + 1], size_t n, const char *id)
 {
     for (size_t i = 0; id && i < n; i++)
         if (!strcmp (ids[i], id))
-            return (long) i;
+            return (long)i;
     return -1;
 }
 
@@ -988,7 +993,7 @@ size_t qp_test_client_call_many (qp_test_client_t *self, const char *service,
     size_t received = 0;
     int64_t deadline = s_mono_ms () + timeout_ms;
     while (received < n) {
-        int left = (int) (deadline - s_mono_ms ());
+        int left = (int)(deadline - s_mono_ms ());
         if (left <= 0)
             break;
         qp_error_t err;
@@ -1006,7 +1011,7 @@ size_t qp_test_client_call_many (qp_test_client_t *self, const char *service,
     for (size_t k = 0; k < received; k++) {
         long slot = -1;
         if (got[k].descriptor == &qp__v1__error__descriptor)
-            slot = s_slot (ids, n, ((Qp__V1__Error *) got[k].payload)->in_reply_to);
+            slot = s_slot (ids, n, ((Qp__V1__Error *)got[k].payload)->in_reply_to);
         if (slot < 0)
             slot = s_slot (ids, n, got[k].envelope->causation_id);
         if (slot >= 0 && !replies[slot].envelope) {

@@ -31,14 +31,14 @@ void qp_test_sleep_ms (int ms);
 /* ---- Processes ---------------------------------------------------------------- */
 
 typedef struct qp_test_proc {
-    pid_t pid;          /* 0 once reaped */
-    char name[64];      /* "bus", "partner-bpifrance", "redis" */
-    char *path;         /* executable */
-    char *log_path;     /* its stderr */
-    char *out_path;     /* its stdout */
-    char *own_dir;      /* temp dir created for the logs (removed on destroy), or NULL */
-    int status;         /* raw wait status once reaped */
-    pid_t owner;        /* the test process that started it */
+    pid_t pid;      /* 0 once reaped */
+    char name[64];  /* "bus", "partner-bpifrance", "redis" */
+    char *path;     /* executable */
+    char *log_path; /* its stderr */
+    char *out_path; /* its stdout */
+    char *own_dir;  /* temp dir created for the logs (removed on destroy), or NULL */
+    int status;     /* raw wait status once reaped */
+    pid_t owner;    /* the test process that started it */
     struct qp_test_proc *next;
 } qp_test_proc_t;
 
@@ -51,8 +51,8 @@ char *qp_test_program_path (const char *name);
  * and the test's environment overlaid with env ("NAME=value", NULL-terminated, may be
  * NULL). stderr goes to LOG_DIR/NAME.log, stdout to LOG_DIR/NAME.out; log_dir NULL: a
  * fresh temp dir. Returns NULL when the program cannot be started. */
-qp_test_proc_t *qp_test_spawn (const char *program, const char *const *env,
-                               const char *const *args, const char *log_dir);
+qp_test_proc_t *qp_test_spawn (const char *program, const char *const *env, const char *const *args,
+                               const char *log_dir);
 /* Still running? (reaps it when it has exited) */
 bool qp_test_proc_alive (qp_test_proc_t *self);
 /* Waits up to timeout_ms for it to exit by itself. true when it has exited. */
@@ -77,9 +77,9 @@ void qp_test_proc_destroy (qp_test_proc_t **self_p);
 /* ---- Redis -------------------------------------------------------------------- */
 
 typedef struct {
-    char host[16];      /* "127.0.0.1" */
+    char host[16]; /* "127.0.0.1" */
     int port;
-    char *dir;          /* data dir (AOF) and redis.log */
+    char *dir;            /* data dir (AOF) and redis.log */
     qp_test_proc_t *proc; /* NULL while down */
 } qp_test_redis_t;
 
@@ -125,12 +125,12 @@ typedef struct {
 
 typedef struct {
     char work[48], partner[48], publish[48], subscribe[48], capture[48]; /* tcp://127.0.0.1:P */
-    qp_test_redis_t *redis;   /* NULL with no_redis */
+    qp_test_redis_t *redis;                                              /* NULL with no_redis */
     qp_test_proc_t *bus;
     qp_test_proc_t *procs[QP_TEST_STACK_MAX];
     size_t n_procs;
-    char *dir;                /* logs */
-    char **env;               /* the QP_* environment every program gets, NULL-terminated */
+    char *dir;                    /* logs */
+    char **env;                   /* the QP_* environment every program gets, NULL-terminated */
     const char *const *extra_env; /* opts->env (borrowed), also given to later spawns */
 } qp_test_stack_t;
 

@@ -33,7 +33,7 @@ static void s_finish (void)
 static zmsg_t *s_query (const char *dossier_id, char id[QP_ID_HEX + 1])
 {
     Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = (char *) dossier_id;
+    q.dossier_id = (char *)dossier_id;
     qp_meta_t meta = {.discriminator = dossier_id, .producer = "test"};
     return qp_message_build (&q.base, &meta, id);
 }
@@ -58,7 +58,7 @@ static char *s_expect_query (qp_bus_client_t *c, qp_bus_frame_t *f)
     ck_assert_msg (qp_message_decode (f->type, f->envelope, &msg, &err) == 0, "%s: %s", err.code,
                    err.message);
     ck_assert_ptr_eq (msg.descriptor, &qp__v1__dossier_status_query__descriptor);
-    char *id = strdup (((Qp__V1__DossierStatusQuery *) msg.payload)->dossier_id);
+    char *id = strdup (((Qp__V1__DossierStatusQuery *)msg.payload)->dossier_id);
     qp_message_clear (&msg);
     return id;
 }
@@ -105,7 +105,7 @@ START_TEST (test_send_deliver_reply)
     ck_assert_int_eq (qp_message_decode (f.type, f.envelope, &msg, &err), 0);
     ck_assert_ptr_eq (msg.descriptor, &qp__v1__dossier_status_reply__descriptor);
     ck_assert_str_eq (msg.envelope->causation_id, id);
-    ck_assert (((Qp__V1__DossierStatusReply *) msg.payload)->found);
+    ck_assert (((Qp__V1__DossierStatusReply *)msg.payload)->found);
     qp_message_clear (&msg);
     qp_bus_frame_clear (&f);
     ck_assert_int_eq (qp_test_bus_service_stat (stack->work, "svc", "routed"), 1);
@@ -364,7 +364,8 @@ START_TEST (test_events_and_capture)
     ck_assert_uint_eq (seq, last_seq + 1);
     ck_assert_str_eq (origin, "work");
     ck_assert (zframe_eq (type, zmsg_first (sent)));
-    ck_assert_msg (zframe_eq (env, zmsg_last (sent)), "capture: the envelope frame is not the work's");
+    ck_assert_msg (zframe_eq (env, zmsg_last (sent)),
+                   "capture: the envelope frame is not the work's");
     free (origin);
     zframe_destroy (&type);
     zframe_destroy (&env);
@@ -373,7 +374,7 @@ START_TEST (test_events_and_capture)
 
     json_t *status = qp_test_bus_status (stack->work, WAIT_MS);
     ck_assert_ptr_nonnull (status);
-    ck_assert_int_eq (json_integer_value (json_object_get (status, "captured")), (long) seq);
+    ck_assert_int_eq (json_integer_value (json_object_get (status, "captured")), (long)seq);
     ck_assert_int_ge (json_integer_value (json_object_get (status, "events")), 1);
     json_decref (status);
 
@@ -390,7 +391,7 @@ END_TEST
  * answered in reverse order; "err" gets an Error; "anon" a reply without causation. */
 static void s_echo_actor (zsock_t *pipe, void *args)
 {
-    qp_bus_client_t *w = qp_bus_client_new ((const char *) args);
+    qp_bus_client_t *w = qp_bus_client_new ((const char *)args);
     qp_bus_client_ready (w, "echo");
     zsock_signal (pipe, 0);
     zlist_t *held = zlist_new (); /* zmsg_t * [from][type][env] */
@@ -414,7 +415,7 @@ static void s_echo_actor (zsock_t *pipe, void *args)
             qp_bus_frame_clear (&f);
             continue;
         }
-        const char *d = ((Qp__V1__DossierStatusQuery *) msg.payload)->dossier_id;
+        const char *d = ((Qp__V1__DossierStatusQuery *)msg.payload)->dossier_id;
         const char *id = msg.envelope->message_id;
         zmsg_t *out = NULL;
         if (!strncmp (d, "hold", 4)) {
@@ -428,7 +429,7 @@ static void s_echo_actor (zsock_t *pipe, void *args)
             out = qp_message_build_error (&err, id, NULL, 0);
         } else {
             Qp__V1__DossierStatusReply rep = QP__V1__DOSSIER_STATUS_REPLY__INIT;
-            rep.dossier_id = (char *) d;
+            rep.dossier_id = (char *)d;
             qp_meta_t meta = {.causation_id = strcmp (d, "anon") ? id : NULL, .discriminator = d};
             out = qp_message_build (&rep.base, &meta, NULL);
         }
@@ -443,7 +444,7 @@ static void s_echo_actor (zsock_t *pipe, void *args)
                 qp_message_t hm;
                 if (qp_message_decode (type, env, &hm, &err) == 0) {
                     Qp__V1__DossierStatusReply rep = QP__V1__DOSSIER_STATUS_REPLY__INIT;
-                    rep.dossier_id = ((Qp__V1__DossierStatusQuery *) hm.payload)->dossier_id;
+                    rep.dossier_id = ((Qp__V1__DossierStatusQuery *)hm.payload)->dossier_id;
                     qp_meta_t meta = {.causation_id = hm.envelope->message_id,
                                       .discriminator = rep.dossier_id};
                     out = qp_message_build (&rep.base, &meta, NULL);
@@ -468,7 +469,7 @@ static void s_echo_actor (zsock_t *pipe, void *args)
 static const char *s_reply_dossier (const qp_message_t *m)
 {
     ck_assert_ptr_eq (m->descriptor, &qp__v1__dossier_status_reply__descriptor);
-    return ((Qp__V1__DossierStatusReply *) m->payload)->dossier_id;
+    return ((Qp__V1__DossierStatusReply *)m->payload)->dossier_id;
 }
 
 START_TEST (test_client_helpers)
@@ -500,7 +501,7 @@ START_TEST (test_client_helpers)
     const ProtobufCMessage *payloads[5];
     for (int i = 0; i < 5; i++) {
         qp__v1__dossier_status_query__init (&qs[i]);
-        qs[i].dossier_id = (char *) names[i];
+        qs[i].dossier_id = (char *)names[i];
         payloads[i] = &qs[i].base;
     }
     qp_message_t replies[5];
@@ -508,7 +509,7 @@ START_TEST (test_client_helpers)
                        5);
     ck_assert_str_eq (s_reply_dossier (&replies[0]), "hold1");
     ck_assert_ptr_eq (replies[1].descriptor, &qp__v1__error__descriptor);
-    ck_assert_str_eq (((Qp__V1__Error *) replies[1].payload)->code, "invalid_field");
+    ck_assert_str_eq (((Qp__V1__Error *)replies[1].payload)->code, "invalid_field");
     ck_assert_str_eq (s_reply_dossier (&replies[2]), "hold2");
     ck_assert_str_eq (s_reply_dossier (&replies[3]), "anon");
     ck_assert_str_eq (s_reply_dossier (&replies[4]), "release");

@@ -22,7 +22,7 @@ static qp_config_option_t options[] = {
     {"cfg-unset", QP_CFG_STRING, NULL, "a string without default", &c.unset, 0, 0},
     {NULL},
 };
-static const char *env_names[] = {"QP_CFG_NAME", "QP_CFG_COUNT", "QP_CFG_RATIO", "QP_CFG_VERBOSE",
+static const char *env_names[] = {"QP_CFG_NAME",  "QP_CFG_COUNT",  "QP_CFG_RATIO", "QP_CFG_VERBOSE",
                                   "QP_CFG_UNSET", "QP_REDIS_PORT", "QP_BUS_WORK"};
 
 static void s_setup (void)
@@ -45,7 +45,7 @@ static int s_parse (const char *const *args)
     int argc = 1;
     while (args && args[argc - 1]) {
         ck_assert (argc < 16);
-        argv[argc] = (char *) args[argc - 1];
+        argv[argc] = (char *)args[argc - 1];
         argc++;
     }
     return qp_config_parse ("test", "config test", options, argc, argv);

@@ -23,8 +23,8 @@ END_TEST
 START_TEST (test_parse_leap_years)
 {
     int32_t d;
-    ck_assert (qp_date_parse ("2024-02-29", &d)); /* divisible by 4 */
-    ck_assert (qp_date_parse ("2000-02-29", &d)); /* divisible by 400 */
+    ck_assert (qp_date_parse ("2024-02-29", &d));  /* divisible by 4 */
+    ck_assert (qp_date_parse ("2000-02-29", &d));  /* divisible by 400 */
     ck_assert (!qp_date_parse ("1900-02-29", &d)); /* divisible by 100 only */
     ck_assert (!qp_date_parse ("2100-02-29", &d));
     ck_assert (!qp_date_parse ("2023-02-29", &d));
@@ -57,10 +57,11 @@ END_TEST
 START_TEST (test_parse_invalid)
 {
     static const char *bad[] = {
-        "", "2024", "2024-01", "2024-1-01", "2024-01-1", "24-01-01", "2024/01/01",
-        "2024-01-01 ", " 2024-01-01", "2024-01-01T00:00", "2024-00-10", "2024-13-01",
-        "2024-01-00", "2024-01-32", "2024-04-31", "2024-06-31", "2024-09-31", "2024-11-31",
-        "2024-0a-01", "+024-01-01", "2024--1-01", "2024-01--1", "abcd-ef-gh", "2024-01-0\x01",
+        "",           "2024",       "2024-01",     "2024-1-01",     "2024-01-1",
+        "24-01-01",   "2024/01/01", "2024-01-01 ", " 2024-01-01",   "2024-01-01T00:00",
+        "2024-00-10", "2024-13-01", "2024-01-00",  "2024-01-32",    "2024-04-31",
+        "2024-06-31", "2024-09-31", "2024-11-31",  "2024-0a-01",    "+024-01-01",
+        "2024--1-01", "2024-01--1", "abcd-ef-gh",  "2024-01-0\x01",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int32_t d = 12345;
@@ -86,8 +87,7 @@ START_TEST (test_format_round_trip)
         char buf[11];
         qp_date_format (d, buf);
         int32_t back = 0;
-        ck_assert_msg (qp_date_parse (buf, &back), "format (%d) = \"%s\" does not parse", d,
-                       buf);
+        ck_assert_msg (qp_date_parse (buf, &back), "format (%d) = \"%s\" does not parse", d, buf);
         ck_assert_int_eq (back, d);
         int y, m, dd;
         qp_date_to_civil (d, &y, &m, &dd);

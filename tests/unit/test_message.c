@@ -11,7 +11,7 @@
 static zmsg_t *s_build_query (const char *dossier_id, const qp_meta_t *meta, char *id)
 {
     Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = (char *) dossier_id;
+    q.dossier_id = (char *)dossier_id;
     return qp_message_build (&q.base, meta, id);
 }
 
@@ -20,12 +20,12 @@ static zframe_t *s_envelope (const char *type, bool has_version, uint32_t versio
                              const char *message_id, const void *payload, size_t plen)
 {
     Qp__V1__Envelope env = QP__V1__ENVELOPE__INIT;
-    env.type = (char *) type;
+    env.type = (char *)type;
     env.has_schema_version = has_version;
     env.schema_version = version;
-    env.message_id = (char *) message_id;
+    env.message_id = (char *)message_id;
     env.has_payload = payload != NULL;
-    env.payload.data = (uint8_t *) payload;
+    env.payload.data = (uint8_t *)payload;
     env.payload.len = plen;
     zframe_t *f = zframe_new (NULL, qp__v1__envelope__get_packed_size (&env));
     qp__v1__envelope__pack (&env, zframe_data (f));
@@ -72,7 +72,7 @@ START_TEST (test_round_trip)
     ck_assert_str_eq (msg.envelope->producer, "tester");
     ck_assert (msg.envelope->has_event_time_ms);
     ck_assert_int_eq (msg.envelope->event_time_ms, 1700000000123LL);
-    ck_assert_str_eq (((Qp__V1__DossierStatusQuery *) msg.payload)->dossier_id, "abc");
+    ck_assert_str_eq (((Qp__V1__DossierStatusQuery *)msg.payload)->dossier_id, "abc");
     qp_message_clear (&msg);
     ck_assert_ptr_null (msg.envelope);
     zmsg_destroy (&m);
@@ -81,7 +81,7 @@ START_TEST (test_round_trip)
     qp_meta_t bare = {0};
     m = s_build_query (NULL, &bare, NULL);
     ck_assert_int_eq (qp_message_decode (zmsg_first (m), zmsg_last (m), &msg, &err), 0);
-    ck_assert_ptr_null (((Qp__V1__DossierStatusQuery *) msg.payload)->dossier_id);
+    ck_assert_ptr_null (((Qp__V1__DossierStatusQuery *)msg.payload)->dossier_id);
     ck_assert_str_eq (msg.envelope->producer, qp_log_program ());
     qp_message_clear (&msg);
     zmsg_destroy (&m);
@@ -178,7 +178,11 @@ END_TEST
 START_TEST (test_unknown_type)
 {
     zframe_t *env = s_envelope ("qp.v1.Nope", true, 1, "id", "", 0);
-    const char raw[] = "qp.v1.\x01" "Bad\"" "\x7f" "\xc3\xa9" "type\n";
+    const char raw[] = "qp.v1.\x01"
+                       "Bad\""
+                       "\x7f"
+                       "\xc3\xa9"
+                       "type\n";
     zframe_t *type = zframe_new (raw, sizeof raw - 1);
     qp_error_t err = s_refused (type, env, "unknown_type");
     ck_assert_str_eq (err.field, "type");
@@ -186,7 +190,7 @@ START_TEST (test_unknown_type)
     ck_assert_msg (strstr (err.message, "\"qp.v1.?Bad????type?\"") != NULL, "message: %s",
                    err.message);
     for (const char *p = err.message; *p; p++)
-        ck_assert ((unsigned char) *p >= 0x20 && (unsigned char) *p < 0x7f);
+        ck_assert ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
     zframe_destroy (&type);
     type = zframe_from ("qp.v1.Nope");
     s_refused (type, env, "unknown_type");
@@ -275,15 +279,15 @@ END_TEST
 START_TEST (test_build_error)
 {
     qp_error_t e;
-    qp_error_set (&e, "invalid_field", "dossier.business.siret", "SIRET %s has %d digits",
-                  "123", 3);
+    qp_error_set (&e, "invalid_field", "dossier.business.siret", "SIRET %s has %d digits", "123",
+                  3);
     ck_assert_str_eq (e.message, "SIRET 123 has 3 digits");
     zmsg_t *m = qp_message_build_error (&e, "req-1", "dossier-9", 42);
     ck_assert (zframe_streq (zmsg_first (m), "qp.v1.Error"));
     qp_message_t msg;
     qp_error_t err;
     ck_assert_int_eq (qp_message_decode (zmsg_first (m), zmsg_last (m), &msg, &err), 0);
-    Qp__V1__Error *pe = (Qp__V1__Error *) msg.payload;
+    Qp__V1__Error *pe = (Qp__V1__Error *)msg.payload;
     ck_assert_str_eq (pe->code, "invalid_field");
     ck_assert_str_eq (pe->field, "dossier.business.siret");
     ck_assert_str_eq (pe->message, "SIRET 123 has 3 digits");
@@ -306,7 +310,7 @@ START_TEST (test_build_error)
     qp_error_set (&e, "unknown_type", NULL, "nope");
     m = qp_message_build_error (&e, NULL, NULL, 0);
     ck_assert_int_eq (qp_message_decode (zmsg_first (m), zmsg_last (m), &msg, &err), 0);
-    pe = (Qp__V1__Error *) msg.payload;
+    pe = (Qp__V1__Error *)msg.payload;
     ck_assert_str_ne (msg.envelope->message_id, first_id);
     ck_assert_ptr_null (pe->field);
     ck_assert_ptr_null (pe->in_reply_to);

@@ -96,7 +96,7 @@ START_TEST (test_script_reload)
 
     s_expect_str (qp_redis_command (r, "SCRIPT FLUSH"), "OK");
     uint64_t t3 = qp_redis_round_trips (r);
-    ck_assert_int_eq (s_apply ("m2"), 1); /* NOSCRIPT: loaded again, not an error */
+    ck_assert_int_eq (s_apply ("m2"), 1);                 /* NOSCRIPT: loaded again, not an error */
     ck_assert_uint_eq (qp_redis_round_trips (r) - t3, 3); /* EVALSHA, LOAD, EVALSHA */
     ck_assert_int_eq (s_apply ("m2"), 0);
     s_expect_str (qp_redis_command (r, "HGET ev:total submitted"), "2");
