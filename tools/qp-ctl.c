@@ -1,0 +1,683 @@
+/* qp-ctl: the command-line client of the stack. Submits dossiers (pipelined, replies
+ * matched to requests by message id), asks a dossier's status, prints reports, waits for
+ * the stack to close a number of dossiers, and shows the bus's routing table. */
+#include "qp_bus.h"
+#include "qp_config.h"
+#include "qp_date.h"
+#include "qp_json.h"
+#include "qp_log.h"
+#include "qp_message.h"
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SUMMARY                                                                                    \
+    "Command-line client of the Quartiers Productifs stack.\n\n"                                   \
+    "Commands:\n"                                                                                  \
+    "  submit FILE|-            one JSON Dossier (or {\"dossier\":..,\"identity\":..}) per line\n" \
+    "                           to intake; one JSON result line per input line on stdout\n"        \
+    "  status ID                a dossier's state and history (exit 1 if not found)\n"             \
+    "  report                   figures per territory from evaluation (--territory, --format)\n"   \
+    "  wait --closed N          polls the report until N dossiers are closed\n"                    \
+    "  bus-status               the bus's routing table (JSON)"
+
+typedef struct {
+    qp_common_config_t c;
+    long timeout;   /* seconds; 0: the command's default */
+    long window;
+    long closed;
+    long interval_ms;
+    char *territory;
+    char *format;
+} ctl_t;
+
+/* ---- one request, one reply ------------------------------------------------------------ */
+
+/* The id a reply answers: the Error's in_reply_to, else the envelope's causation. */
+static const char *s_reply_to (const qp_message_t *msg)
+{
+    if (msg->descriptor == &qp__v1__error__descriptor) {
+        const Qp__V1__Error *e = (const Qp__V1__Error *) msg->payload;
+        if (e->in_reply_to && *e->in_reply_to)
+            return e->in_reply_to;
+    }
+    const char *cause = msg->envelope->causation_id;
+    return cause ? cause : "";
+}
+
+/* Reads frame sets until a decoded DELIVER answers id, or timeout_ms passes. */
+static int s_await (qp_bus_client_t *client, const char *id, int timeout_ms, qp_message_t *out)
+{
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (client), NULL);
+    int64_t deadline = zclock_mono () + timeout_ms;
+    int rc = -1;
+    while (rc != 0 && !zsys_interrupted) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0 || !zpoller_wait (poller, (int) left))
+            break;
+        qp_bus_frame_t f;
+        if (qp_bus_client_recv (client, &f))
+            continue;
+        if (!strcmp (f.kind, QPB_ERROR))
+            qp_log_warn ("bus_error", "the bus answered %s: %s", f.error_code ? f.error_code : "?",
+                         f.text ? f.text : "");
+        else if (!strcmp (f.kind, QPB_DELIVER)) {
+            qp_error_t err;
+            if (qp_message_decode (f.type, f.envelope, out, &err) == 0) {
+                if (!strcmp (s_reply_to (out), id))
+                    rc = 0;
+                else
+                    qp_message_clear (out);
+            } else
+                qp_log_warn ("bad_reply", "%s: %s", err.code, err.message);
+        }
+        qp_bus_frame_clear (&f);
+    }
+    zpoller_destroy (&poller);
+    return rc;
+}
+
+/* Sends a query to service and waits for its answer. Queries carry the wall clock and
+ * pid in their discriminator: each one is a new question, not a replay of the last. */
+static int s_query (qp_bus_client_t *client, const char *service, const ProtobufCMessage *query,
+                    int timeout_ms, qp_message_t *out)
+{
+    char disc[96];
+    static unsigned counter;
+    snprintf (disc, sizeof disc, "qp-ctl\n%d\n%lld\n%u", (int) getpid (),
+              (long long) qp_now_ms (), counter++);
+    qp_meta_t meta = {.producer = "qp-ctl", .discriminator = disc};
+    char id[QP_ID_HEX + 1];
+    zmsg_t *frames = qp_message_build (query, &meta, id);
+    if (qp_bus_client_send (client, service, &frames))
+        return -1;
+    return s_await (client, id, timeout_ms, out);
+}
+
+static void s_print_error (const qp_message_t *msg)
+{
+    const Qp__V1__Error *e = (const Qp__V1__Error *) msg->payload;
+    fprintf (stderr, "qp-ctl: %s: %s%s%s\n", e->code ? e->code : "error",
+             e->message ? e->message : "", e->field && *e->field ? " at " : "",
+             e->field ? e->field : "");
+}
+
+/* Envelopes inside a reply (type + base64 payload) are shown decoded. */
+static void s_unpack_nested (json_t *json)
+{
+    if (json_is_array (json)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach (json, i, v)
+            s_unpack_nested (v);
+        return;
+    }
+    if (!json_is_object (json))
+        return;
+    const char *type = json_string_value (json_object_get (json, "type"));
+    const char *b64 = json_string_value (json_object_get (json, "payload"));
+    const ProtobufCMessageDescriptor *desc = qp_message_lookup_type (type);
+    if (desc && b64) {
+        size_t cap = strlen (b64), len = 0;
+        unsigned char *bin = malloc (cap + 1);
+        assert (bin);
+        if (sodium_base642bin (bin, cap, b64, cap, NULL, &len, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) == 0) {
+            ProtobufCMessage *m = protobuf_c_message_unpack (desc, NULL, len, bin);
+            if (m) {
+                json_object_set_new (json, "payload", qp_json_from_message (m));
+                protobuf_c_message_free_unpacked (m, NULL);
+            }
+        }
+        free (bin);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach (json, key, v)
+        s_unpack_nested (v);
+}
+
+static void s_print_pretty (const ProtobufCMessage *msg)
+{
+    json_t *json = qp_json_from_message (msg);
+    s_unpack_nested (json);
+    json_dumpf (json, stdout, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+    fputc ('\n', stdout);
+    json_decref (json);
+}
+
+/* ---- submit ---------------------------------------------------------------------------- */
+
+typedef struct {
+    long line;
+    int64_t sent_ms;
+    char id[QP_ID_HEX + 1];
+    void *in_order;  /* handle in the send-order list */
+} request_t;
+
+typedef struct {
+    FILE *out;
+    zhashx_t *pending;  /* id -> zlistx_t of request_t (same id twice: same key twice) */
+    zlistx_t *order;    /* request_t, oldest first: timeouts */
+    size_t in_flight;
+    long lines, sent;
+    long accepted, duplicates, rejected, errors, unanswered, unparsed;
+} submit_t;
+
+static void s_emit (submit_t *s, json_t *line)
+{
+    json_dumpf (line, s->out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fputc ('\n', s->out);
+    json_decref (line);
+}
+
+static void s_emit_error (submit_t *s, long line, const char *code, const char *message,
+                          const char *field)
+{
+    json_t *e = json_pack ("{s:s, s:s}", "code", code, "message", message ? message : "");
+    if (field && *field)
+        json_object_set_new (e, "field", json_string (field));
+    s_emit (s, json_pack ("{s:i, s:o}", "line", (json_int_t) line, "error", e));
+}
+
+static void s_list_destroy (void **item)
+{
+    zlistx_t *list = *item;
+    zlistx_destroy (&list);
+    *item = NULL;
+}
+
+/* Parses one line and sends it; a line that does not parse is reported and skipped. */
+static void s_submit_line (submit_t *s, qp_bus_client_t *client, const char *text, long line)
+{
+    json_error_t jerr;
+    json_t *json = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json || !json_is_object (json)) {
+        char why[256];
+        snprintf (why, sizeof why, "%s (column %d)", json ? "not a JSON object" : jerr.text,
+                  json ? 1 : jerr.column);
+        s_emit_error (s, line, "bad_json", why, NULL);
+        s->unparsed++;
+        json_decref (json);
+        return;
+    }
+    qp_error_t err;
+    memset (&err, 0, sizeof err);
+    Qp__V1__SubmitDossier wrapper = QP__V1__SUBMIT_DOSSIER__INIT;
+    ProtobufCMessage *parsed = NULL;
+    Qp__V1__SubmitDossier *submit = NULL;
+    if (json_object_get (json, "dossier")) {
+        parsed = qp_json_to_message (&qp__v1__submit_dossier__descriptor, json, &err);
+        submit = (Qp__V1__SubmitDossier *) parsed;
+    } else {
+        parsed = qp_json_to_message (&qp__v1__dossier__descriptor, json, &err);
+        wrapper.dossier = (Qp__V1__Dossier *) parsed;
+        submit = &wrapper;
+    }
+    json_decref (json);
+    if (!parsed) {
+        s_emit_error (s, line, err.code[0] ? err.code : "invalid_field", err.message, err.field);
+        s->unparsed++;
+        return;
+    }
+    const Qp__V1__Dossier *d = submit->dossier;
+    char disc[512] = "";
+    qp_meta_t meta = {.producer = "qp-ctl"};
+    if (d) {
+        snprintf (disc, sizeof disc, "%s\n%s", d->channel ? d->channel : "",
+                  d->channel_key ? d->channel_key : "");
+        int32_t days;
+        if (d->submitted_on && qp_date_parse (d->submitted_on, &days))
+            meta.event_time_ms = qp_date_to_ms (days);
+    }
+    meta.discriminator = disc;
+    request_t *req = calloc (1, sizeof *req);
+    assert (req);
+    req->line = line;
+    req->sent_ms = zclock_mono ();
+    zmsg_t *frames = qp_message_build (&submit->base, &meta, req->id);
+    protobuf_c_message_free_unpacked (parsed, NULL);
+    if (qp_bus_client_send (client, "intake", &frames)) {
+        s_emit_error (s, line, "send_failed", "could not hand the message to the bus", NULL);
+        s->errors++;
+        free (req);
+        return;
+    }
+    zlistx_t *same = zhashx_lookup (s->pending, req->id);
+    if (!same) {
+        same = zlistx_new ();
+        zhashx_insert (s->pending, req->id, same);
+    }
+    zlistx_add_end (same, req);
+    req->in_order = zlistx_add_end (s->order, req);
+    s->in_flight++;
+    s->sent++;
+}
+
+static request_t *s_take (submit_t *s, const char *id)
+{
+    zlistx_t *same = zhashx_lookup (s->pending, id);
+    if (!same)
+        return NULL;
+    request_t *req = zlistx_first (same);
+    zlistx_delete (same, zlistx_cursor (same));
+    if (zlistx_size (same) == 0)
+        zhashx_delete (s->pending, id);
+    zlistx_delete (s->order, req->in_order);
+    s->in_flight--;
+    return req;
+}
+
+static void s_handle_reply (submit_t *s, qp_message_t *msg)
+{
+    request_t *req = s_take (s, s_reply_to (msg));
+    if (!req) {
+        qp_log_warn ("unmatched_reply", "%s answering %s matches no request in flight",
+                     msg->descriptor->name, s_reply_to (msg));
+        return;
+    }
+    json_int_t line = req->line;
+    free (req);
+    if (msg->descriptor == &qp__v1__submit_dossier_reply__descriptor) {
+        const Qp__V1__SubmitDossierReply *r = (const Qp__V1__SubmitDossierReply *) msg->payload;
+        json_t *out = json_pack ("{s:I, s:b}", "line", line, "accepted", r->accepted);
+        if (r->accepted) {
+            json_object_set_new (out, "dossier_id", json_string (r->dossier_id ? r->dossier_id : ""));
+            json_object_set_new (out, "duplicate", json_boolean (r->duplicate));
+            s->accepted++;
+            s->duplicates += r->duplicate;
+        } else {
+            json_t *errors = json_array ();
+            for (size_t i = 0; i < r->n_errors; i++) {
+                const Qp__V1__FieldError *fe = r->errors[i];
+                json_array_append_new (errors,
+                                       json_pack ("{s:s, s:s, s:s}", "field",
+                                                  fe->field ? fe->field : "", "code",
+                                                  fe->code ? fe->code : "", "message",
+                                                  fe->message ? fe->message : ""));
+            }
+            json_object_set_new (out, "errors", errors);
+            s->rejected++;
+        }
+        s_emit (s, out);
+    } else if (msg->descriptor == &qp__v1__error__descriptor) {
+        const Qp__V1__Error *e = (const Qp__V1__Error *) msg->payload;
+        s_emit_error (s, line, e->code ? e->code : "error", e->message, e->field);
+        s->errors++;
+    } else {
+        s_emit_error (s, line, "unexpected_reply", msg->descriptor->name, NULL);
+        s->errors++;
+    }
+}
+
+static void s_drain (submit_t *s, qp_bus_client_t *client)
+{
+    zsock_t *sock = qp_bus_client_socket (client);
+    while (zsock_events (sock) & ZMQ_POLLIN) {
+        qp_bus_frame_t f;
+        if (qp_bus_client_recv (client, &f))
+            continue;
+        if (!strcmp (f.kind, QPB_DELIVER)) {
+            qp_message_t msg;
+            qp_error_t err;
+            if (qp_message_decode (f.type, f.envelope, &msg, &err) == 0) {
+                s_handle_reply (s, &msg);
+                qp_message_clear (&msg);
+            } else
+                qp_log_warn ("bad_reply", "%s: %s", err.code, err.message);
+        } else if (!strcmp (f.kind, QPB_ERROR))
+            qp_log_warn ("bus_error", "the bus answered %s: %s", f.error_code ? f.error_code : "?",
+                         f.text ? f.text : "");
+        qp_bus_frame_clear (&f);
+    }
+}
+
+static int s_submit (ctl_t *cfg, const char *path)
+{
+    FILE *in = strcmp (path, "-") ? fopen (path, "r") : stdin;
+    if (!in) {
+        fprintf (stderr, "qp-ctl: cannot read %s: %s\n", path, strerror (errno));
+        return 2;
+    }
+    qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
+    if (!client) {
+        fprintf (stderr, "qp-ctl: bad bus endpoint %s\n", cfg->c.bus_work);
+        if (in != stdin)
+            fclose (in);
+        return 2;
+    }
+    submit_t s = {.out = stdout};
+    s.pending = zhashx_new ();
+    zhashx_set_destructor (s.pending, s_list_destroy);
+    s.order = zlistx_new ();
+    int64_t timeout_ms = (cfg->timeout ? cfg->timeout : 30) * 1000;
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (client), NULL);
+    int64_t started = zclock_mono ();
+    char *text = NULL;
+    size_t cap = 0;
+    bool eof = false, gave_up = false;
+    while (!zsys_interrupted) {
+        while (!eof && s.in_flight < (size_t) cfg->window) {
+            ssize_t n = getline (&text, &cap, in);
+            if (n < 0) {
+                eof = true;
+                break;
+            }
+            s.lines++;
+            while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+                text[--n] = 0;
+            if (n > 0)
+                s_submit_line (&s, client, text, s.lines);
+            /* Collect replies as they come, so a long input never stalls the bus. */
+            if ((s.lines & 63) == 0)
+                s_drain (&s, client);
+        }
+        if (eof && s.in_flight == 0)
+            break;
+        if (zpoller_wait (poller, 200))
+            s_drain (&s, client);
+        /* A request unanswered for the timeout: the stack is not answering; stop. */
+        request_t *oldest = zlistx_first (s.order);
+        if (oldest && zclock_mono () - oldest->sent_ms > timeout_ms) {
+            gave_up = true;
+            break;
+        }
+    }
+    while ((zlistx_first (s.order))) {
+        request_t *req = s_take (&s, ((request_t *) zlistx_first (s.order))->id);
+        char why[96];
+        snprintf (why, sizeof why, "no reply within %lld s", (long long) (timeout_ms / 1000));
+        s_emit_error (&s, req->line, "timeout", why, NULL);
+        s.unanswered++;
+        free (req);
+    }
+    long unsent = 0;
+    if (gave_up || zsys_interrupted) {
+        while (getline (&text, &cap, in) >= 0)
+            unsent++;
+    }
+    fflush (stdout);
+    double secs = (zclock_mono () - started) / 1000.0;
+    long answered = s.accepted + s.rejected + s.errors;
+    fprintf (stderr,
+             "qp-ctl submit: %ld lines, %ld accepted (%ld duplicates), %ld rejected, %ld errors, "
+             "%ld unparsable, %ld unanswered, %ld not sent; %.0f replies/s\n",
+             s.lines, s.accepted, s.duplicates, s.rejected, s.errors, s.unparsed, s.unanswered,
+             unsent, secs > 0 ? answered / secs : 0.0);
+    free (text);
+    if (in != stdin)
+        fclose (in);
+    zpoller_destroy (&poller);
+    zlistx_destroy (&s.order);
+    zhashx_destroy (&s.pending);
+    qp_bus_client_destroy (&client);
+    return s.unanswered || unsent || zsys_interrupted ? 1 : 0;
+}
+
+/* ---- status, report, wait -------------------------------------------------------------- */
+
+static int s_status (ctl_t *cfg, const char *dossier_id)
+{
+    qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
+    if (!client)
+        return 2;
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = (char *) dossier_id;
+    qp_message_t reply;
+    int rc = 1;
+    if (s_query (client, "intake", &q.base, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
+        fprintf (stderr, "qp-ctl: no answer from intake\n");
+        goto cleanup;
+    }
+    if (reply.descriptor == &qp__v1__dossier_status_reply__descriptor) {
+        const Qp__V1__DossierStatusReply *r = (const Qp__V1__DossierStatusReply *) reply.payload;
+        s_print_pretty (reply.payload);
+        if (r->found)
+            rc = 0;
+        else
+            fprintf (stderr, "qp-ctl: dossier %s not found\n", dossier_id);
+    } else if (reply.descriptor == &qp__v1__error__descriptor)
+        s_print_error (&reply);
+    qp_message_clear (&reply);
+cleanup:
+    qp_bus_client_destroy (&client);
+    return rc;
+}
+
+/* Cents as euros with thin grouping: "1 234 567.89". */
+static void s_euros (int64_t cents, char *out, size_t size)
+{
+    char digits[32];
+    bool neg = cents < 0;
+    uint64_t v = neg ? (uint64_t) (-(cents + 1)) + 1 : (uint64_t) cents;
+    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long) (v / 100));
+    char grouped[48];
+    int g = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            grouped[g++] = ' ';
+        grouped[g++] = digits[i];
+    }
+    grouped[g] = 0;
+    snprintf (out, size, "%s%s.%02u", neg ? "-" : "", grouped, (unsigned) (v % 100));
+}
+
+static void s_table_row (const Qp__V1__TerritoryFigures *t, const char *name)
+{
+    char euros[48];
+    s_euros (t->committed_cents, euros, sizeof euros);
+    printf ("%-22s %9llu %9llu %9llu %9llu %9llu %9llu %9llu %9llu %16s %8llu\n", name,
+            (unsigned long long) t->submitted, (unsigned long long) t->not_eligible,
+            (unsigned long long) t->eligible, (unsigned long long) t->funding_requested,
+            (unsigned long long) t->funded, (unsigned long long) t->declined,
+            (unsigned long long) t->unfunded, (unsigned long long) t->closed, euros,
+            (unsigned long long) t->jobs_planned);
+}
+
+static void s_csv_row (const Qp__V1__TerritoryFigures *t, const char *name)
+{
+    printf ("%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%lld.%02lld,%llu\n", name,
+            (unsigned long long) t->submitted, (unsigned long long) t->not_eligible,
+            (unsigned long long) t->eligible, (unsigned long long) t->funding_requested,
+            (unsigned long long) t->funded, (unsigned long long) t->declined,
+            (unsigned long long) t->unfunded, (unsigned long long) t->closed,
+            (long long) (t->committed_cents / 100), (long long) llabs (t->committed_cents % 100),
+            (unsigned long long) t->jobs_planned);
+}
+
+static int s_fetch_report (qp_bus_client_t *client, ctl_t *cfg, int timeout_ms,
+                           qp_message_t *reply)
+{
+    Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+    q.territory = cfg->territory;
+    if (s_query (client, "evaluation", &q.base, timeout_ms, reply))
+        return -1;
+    if (reply->descriptor != &qp__v1__report_reply__descriptor) {
+        if (reply->descriptor == &qp__v1__error__descriptor)
+            s_print_error (reply);
+        qp_message_clear (reply);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_report (ctl_t *cfg)
+{
+    if (strcmp (cfg->format, "table") && strcmp (cfg->format, "json") &&
+        strcmp (cfg->format, "csv")) {
+        fprintf (stderr, "qp-ctl: --format is table, json or csv\n");
+        return 2;
+    }
+    qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
+    if (!client)
+        return 2;
+    qp_message_t reply;
+    if (s_fetch_report (client, cfg, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
+        fprintf (stderr, "qp-ctl: no report from evaluation\n");
+        qp_bus_client_destroy (&client);
+        return 1;
+    }
+    const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *) reply.payload;
+    Qp__V1__TerritoryFigures zero = QP__V1__TERRITORY_FIGURES__INIT;
+    const Qp__V1__TerritoryFigures *total = r->total ? r->total : &zero;
+    if (!strcmp (cfg->format, "json"))
+        s_print_pretty (reply.payload);
+    else if (!strcmp (cfg->format, "csv")) {
+        printf ("territory,submitted,not_eligible,eligible,funding_requested,funded,declined,"
+                "unfunded,closed,committed_euros,jobs_planned\n");
+        for (size_t i = 0; i < r->n_territories; i++)
+            s_csv_row (r->territories[i], r->territories[i]->territory
+                                              ? r->territories[i]->territory
+                                              : "");
+        s_csv_row (total, "total");
+    } else {
+        printf ("%-22s %9s %9s %9s %9s %9s %9s %9s %9s %16s %8s\n", "territory", "submitted",
+                "not_elig", "eligible", "requested", "funded", "declined", "unfunded", "closed",
+                "committed (€)", "jobs");
+        for (size_t i = 0; i < r->n_territories; i++)
+            s_table_row (r->territories[i], r->territories[i]->territory
+                                                ? r->territories[i]->territory
+                                                : "");
+        s_table_row (total, "total");
+    }
+    qp_message_clear (&reply);
+    qp_bus_client_destroy (&client);
+    return 0;
+}
+
+static int s_wait (ctl_t *cfg)
+{
+    if (cfg->closed <= 0) {
+        fprintf (stderr, "qp-ctl: wait needs --closed N (N > 0)\n");
+        return 2;
+    }
+    qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
+    if (!client)
+        return 2;
+    int64_t timeout_ms = (cfg->timeout ? cfg->timeout : 600) * 1000;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    int64_t last_print = 0;
+    long long last_closed = -1;
+    int rc = 1;
+    while (!zsys_interrupted) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            break;
+        qp_message_t reply;
+        if (s_fetch_report (client, cfg, (int) (left < 5000 ? left : 5000), &reply) == 0) {
+            const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *) reply.payload;
+            long long closed = r->total ? (long long) r->total->closed : 0;
+            long long submitted = r->total ? (long long) r->total->submitted : 0;
+            qp_message_clear (&reply);
+            if (closed != last_closed || zclock_mono () - last_print > 5000) {
+                fprintf (stderr, "qp-ctl wait: %lld/%ld closed (%lld submitted)\n", closed,
+                         cfg->closed, submitted);
+                last_print = zclock_mono ();
+                last_closed = closed;
+            }
+            if (closed >= cfg->closed) {
+                rc = 0;
+                break;
+            }
+        } else if (zclock_mono () - last_print > 5000) {
+            fprintf (stderr, "qp-ctl wait: no report from evaluation yet\n");
+            last_print = zclock_mono ();
+        }
+        zclock_sleep ((int) cfg->interval_ms);
+    }
+    if (rc)
+        fprintf (stderr, "qp-ctl wait: gave up after %lld s: fewer than %ld dossiers closed\n",
+                 (long long) (timeout_ms / 1000), cfg->closed);
+    qp_bus_client_destroy (&client);
+    return rc;
+}
+
+static int s_bus_status (ctl_t *cfg)
+{
+    char *text = qp_bus_status (cfg->c.bus_work, (cfg->timeout ? cfg->timeout : 2) * 1000);
+    if (!text) {
+        fprintf (stderr, "qp-ctl: no answer from the bus at %s\n", cfg->c.bus_work);
+        return 1;
+    }
+    json_t *json = json_loads (text, 0, NULL);
+    if (json) {
+        json_dumpf (json, stdout, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+        fputc ('\n', stdout);
+        json_decref (json);
+    } else
+        printf ("%s\n", text);
+    free (text);
+    return 0;
+}
+
+/* ---- command line ---------------------------------------------------------------------- */
+
+int main (int argc, char **argv)
+{
+    ctl_t cfg;
+    memset (&cfg, 0, sizeof cfg);
+    qp_config_option_t options[] = {
+        QP_CONFIG_COMMON (&cfg.c),
+        {"timeout", QP_CFG_INT, "0",
+         "seconds to wait for replies (0: 30 submit, 10 status/report, 600 wait)", &cfg.timeout, 0,
+         86400},
+        {"window", QP_CFG_INT, "1000", "submit: requests in flight at most", &cfg.window, 1,
+         100000},
+        {"territory", QP_CFG_STRING, NULL, "report/wait: one territory id", &cfg.territory, 0, 0},
+        {"format", QP_CFG_STRING, "table", "report: table|json|csv", &cfg.format, 0, 0},
+        {"closed", QP_CFG_INT, "0", "wait: closed dossiers to wait for", &cfg.closed, 0,
+         1000000000},
+        {"interval-ms", QP_CFG_INT, "500", "wait: polling interval", &cfg.interval_ms, 10, 60000},
+        {NULL},
+    };
+    /* Positional words (command, file, id) are taken out; options go to the table. */
+    char *words[3] = {NULL, NULL, NULL};
+    int nwords = 0;
+    char *rest[argc + 1];
+    int nrest = 0;
+    rest[nrest++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strncmp (a, "--", 2) || (a[0] == '-' && a[1] == 'h' && !a[2])) {
+            rest[nrest++] = argv[i];
+            if (strchr (a, '='))
+                continue;
+            for (qp_config_option_t *o = options; o->name; o++)
+                if (!strcmp (a + 2, o->name) && o->type != QP_CFG_BOOL && i + 1 < argc) {
+                    rest[nrest++] = argv[++i];
+                    break;
+                }
+        } else if (nwords < 3)
+            words[nwords++] = argv[i];
+        else {
+            fprintf (stderr, "qp-ctl: unexpected argument \"%s\" (see --help)\n", a);
+            return 2;
+        }
+    }
+    rest[nrest] = NULL;
+    int rc = qp_config_parse ("qp-ctl COMMAND", SUMMARY, options, nrest, rest);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    zsys_init ();
+    zsys_set_linger (0);
+    qp_log_init ("ctl", cfg.c.log_level);
+    const char *cmd = words[0] ? words[0] : "";
+    if (!strcmp (cmd, "submit") && nwords == 2)
+        rc = s_submit (&cfg, words[1]);
+    else if (!strcmp (cmd, "status") && nwords == 2)
+        rc = s_status (&cfg, words[1]);
+    else if (!strcmp (cmd, "report") && nwords == 1)
+        rc = s_report (&cfg);
+    else if (!strcmp (cmd, "wait") && nwords == 1)
+        rc = s_wait (&cfg);
+    else if (!strcmp (cmd, "bus-status") && nwords == 1)
+        rc = s_bus_status (&cfg);
+    else {
+        fprintf (stderr, "qp-ctl: usage: qp-ctl submit FILE|- | status ID | report | wait "
+                         "--closed N | bus-status (see --help)\n");
+        rc = 2;
+    }
+    qp_config_free (options);
+    return rc;
+}
