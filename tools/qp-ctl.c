@@ -24,7 +24,7 @@
 
 typedef struct {
     qp_common_config_t c;
-    long timeout;   /* seconds; 0: the command's default */
+    long timeout; /* seconds; 0: the command's default */
     long window;
     long closed;
     long interval_ms;
@@ -38,7 +38,7 @@ typedef struct {
 static const char *s_reply_to (const qp_message_t *msg)
 {
     if (msg->descriptor == &qp__v1__error__descriptor) {
-        const Qp__V1__Error *e = (const Qp__V1__Error *) msg->payload;
+        const Qp__V1__Error *e = (const Qp__V1__Error *)msg->payload;
         if (e->in_reply_to && *e->in_reply_to)
             return e->in_reply_to;
     }
@@ -54,7 +54,7 @@ static int s_await (qp_bus_client_t *client, const char *id, int timeout_ms, qp_
     int rc = -1;
     while (rc != 0 && !zsys_interrupted) {
         int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || !zpoller_wait (poller, (int) left))
+        if (left <= 0 || !zpoller_wait (poller, (int)left))
             break;
         qp_bus_frame_t f;
         if (qp_bus_client_recv (client, &f))
@@ -85,8 +85,8 @@ static int s_query (qp_bus_client_t *client, const char *service, const Protobuf
 {
     char disc[96];
     static unsigned counter;
-    snprintf (disc, sizeof disc, "qp-ctl\n%d\n%lld\n%u", (int) getpid (),
-              (long long) qp_now_ms (), counter++);
+    snprintf (disc, sizeof disc, "qp-ctl\n%d\n%lld\n%u", (int)getpid (), (long long)qp_now_ms (),
+              counter++);
     qp_meta_t meta = {.producer = "qp-ctl", .discriminator = disc};
     char id[QP_ID_HEX + 1];
     zmsg_t *frames = qp_message_build (query, &meta, id);
@@ -97,7 +97,7 @@ static int s_query (qp_bus_client_t *client, const char *service, const Protobuf
 
 static void s_print_error (const qp_message_t *msg)
 {
-    const Qp__V1__Error *e = (const Qp__V1__Error *) msg->payload;
+    const Qp__V1__Error *e = (const Qp__V1__Error *)msg->payload;
     fprintf (stderr, "qp-ctl: %s: %s%s%s\n", e->code ? e->code : "error",
              e->message ? e->message : "", e->field && *e->field ? " at " : "",
              e->field ? e->field : "");
@@ -109,8 +109,7 @@ static void s_unpack_nested (json_t *json)
     if (json_is_array (json)) {
         size_t i;
         json_t *v;
-        json_array_foreach (json, i, v)
-            s_unpack_nested (v);
+        json_array_foreach (json, i, v) s_unpack_nested (v);
         return;
     }
     if (!json_is_object (json))
@@ -134,8 +133,7 @@ static void s_unpack_nested (json_t *json)
     }
     const char *key;
     json_t *v;
-    json_object_foreach (json, key, v)
-        s_unpack_nested (v);
+    json_object_foreach (json, key, v) s_unpack_nested (v);
 }
 
 static void s_print_pretty (const ProtobufCMessage *msg)
@@ -153,13 +151,13 @@ typedef struct {
     long line;
     int64_t sent_ms;
     char id[QP_ID_HEX + 1];
-    void *in_order;  /* handle in the send-order list */
+    void *in_order; /* handle in the send-order list */
 } request_t;
 
 typedef struct {
     FILE *out;
-    zhashx_t *pending;  /* id -> zlistx_t of request_t (same id twice: same key twice) */
-    zlistx_t *order;    /* request_t, oldest first: timeouts */
+    zhashx_t *pending; /* id -> zlistx_t of request_t (same id twice: same key twice) */
+    zlistx_t *order;   /* request_t, oldest first: timeouts */
     size_t in_flight;
     long lines, sent;
     long accepted, duplicates, rejected, errors, unanswered, unparsed;
@@ -178,7 +176,7 @@ static void s_emit_error (submit_t *s, long line, const char *code, const char *
     json_t *e = json_pack ("{s:s, s:s}", "code", code, "message", message ? message : "");
     if (field && *field)
         json_object_set_new (e, "field", json_string (field));
-    s_emit (s, json_pack ("{s:i, s:o}", "line", (json_int_t) line, "error", e));
+    s_emit (s, json_pack ("{s:i, s:o}", "line", (json_int_t)line, "error", e));
 }
 
 static void s_list_destroy (void **item)
@@ -209,10 +207,10 @@ static void s_submit_line (submit_t *s, qp_bus_client_t *client, const char *tex
     Qp__V1__SubmitDossier *submit = NULL;
     if (json_object_get (json, "dossier")) {
         parsed = qp_json_to_message (&qp__v1__submit_dossier__descriptor, json, &err);
-        submit = (Qp__V1__SubmitDossier *) parsed;
+        submit = (Qp__V1__SubmitDossier *)parsed;
     } else {
         parsed = qp_json_to_message (&qp__v1__dossier__descriptor, json, &err);
-        wrapper.dossier = (Qp__V1__Dossier *) parsed;
+        wrapper.dossier = (Qp__V1__Dossier *)parsed;
         submit = &wrapper;
     }
     json_decref (json);
@@ -280,10 +278,11 @@ static void s_handle_reply (submit_t *s, qp_message_t *msg)
     json_int_t line = req->line;
     free (req);
     if (msg->descriptor == &qp__v1__submit_dossier_reply__descriptor) {
-        const Qp__V1__SubmitDossierReply *r = (const Qp__V1__SubmitDossierReply *) msg->payload;
+        const Qp__V1__SubmitDossierReply *r = (const Qp__V1__SubmitDossierReply *)msg->payload;
         json_t *out = json_pack ("{s:I, s:b}", "line", line, "accepted", r->accepted);
         if (r->accepted) {
-            json_object_set_new (out, "dossier_id", json_string (r->dossier_id ? r->dossier_id : ""));
+            json_object_set_new (out, "dossier_id",
+                                 json_string (r->dossier_id ? r->dossier_id : ""));
             json_object_set_new (out, "duplicate", json_boolean (r->duplicate));
             s->accepted++;
             s->duplicates += r->duplicate;
@@ -291,18 +290,17 @@ static void s_handle_reply (submit_t *s, qp_message_t *msg)
             json_t *errors = json_array ();
             for (size_t i = 0; i < r->n_errors; i++) {
                 const Qp__V1__FieldError *fe = r->errors[i];
-                json_array_append_new (errors,
-                                       json_pack ("{s:s, s:s, s:s}", "field",
-                                                  fe->field ? fe->field : "", "code",
-                                                  fe->code ? fe->code : "", "message",
-                                                  fe->message ? fe->message : ""));
+                json_array_append_new (errors, json_pack ("{s:s, s:s, s:s}", "field",
+                                                          fe->field ? fe->field : "", "code",
+                                                          fe->code ? fe->code : "", "message",
+                                                          fe->message ? fe->message : ""));
             }
             json_object_set_new (out, "errors", errors);
             s->rejected++;
         }
         s_emit (s, out);
     } else if (msg->descriptor == &qp__v1__error__descriptor) {
-        const Qp__V1__Error *e = (const Qp__V1__Error *) msg->payload;
+        const Qp__V1__Error *e = (const Qp__V1__Error *)msg->payload;
         s_emit_error (s, line, e->code ? e->code : "error", e->message, e->field);
         s->errors++;
     } else {
@@ -358,7 +356,7 @@ static int s_submit (ctl_t *cfg, const char *path)
     size_t cap = 0;
     bool eof = false, gave_up = false;
     while (!zsys_interrupted) {
-        while (!eof && s.in_flight < (size_t) cfg->window) {
+        while (!eof && s.in_flight < (size_t)cfg->window) {
             ssize_t n = getline (&text, &cap, in);
             if (n < 0) {
                 eof = true;
@@ -385,10 +383,13 @@ static int s_submit (ctl_t *cfg, const char *path)
         }
     }
     while ((zlistx_first (s.order))) {
-        request_t *req = s_take (&s, ((request_t *) zlistx_first (s.order))->id);
+        request_t *req = s_take (&s, ((request_t *)zlistx_first (s.order))->id);
         char why[96];
-        snprintf (why, sizeof why, "no reply within %lld s", (long long) (timeout_ms / 1000));
-        s_emit_error (&s, req->line, "timeout", why, NULL);
+        snprintf (why, sizeof why, "no reply within %lld s", (long long)(timeout_ms / 1000));
+        if (zsys_interrupted)
+            s_emit_error (&s, req->line, "interrupted", "interrupted before the reply", NULL);
+        else
+            s_emit_error (&s, req->line, "timeout", why, NULL);
         s.unanswered++;
         free (req);
     }
@@ -423,7 +424,7 @@ static int s_status (ctl_t *cfg, const char *dossier_id)
     if (!client)
         return 2;
     Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = (char *) dossier_id;
+    q.dossier_id = (char *)dossier_id;
     qp_message_t reply;
     int rc = 1;
     if (s_query (client, "intake", &q.base, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
@@ -431,7 +432,7 @@ static int s_status (ctl_t *cfg, const char *dossier_id)
         goto cleanup;
     }
     if (reply.descriptor == &qp__v1__dossier_status_reply__descriptor) {
-        const Qp__V1__DossierStatusReply *r = (const Qp__V1__DossierStatusReply *) reply.payload;
+        const Qp__V1__DossierStatusReply *r = (const Qp__V1__DossierStatusReply *)reply.payload;
         s_print_pretty (reply.payload);
         if (r->found)
             rc = 0;
@@ -450,8 +451,8 @@ static void s_euros (int64_t cents, char *out, size_t size)
 {
     char digits[32];
     bool neg = cents < 0;
-    uint64_t v = neg ? (uint64_t) (-(cents + 1)) + 1 : (uint64_t) cents;
-    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long) (v / 100));
+    uint64_t v = neg ? (uint64_t)(-(cents + 1)) + 1 : (uint64_t)cents;
+    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long)(v / 100));
     char grouped[48];
     int g = 0;
     for (int i = 0; i < n; i++) {
@@ -460,7 +461,7 @@ static void s_euros (int64_t cents, char *out, size_t size)
         grouped[g++] = digits[i];
     }
     grouped[g] = 0;
-    snprintf (out, size, "%s%s.%02u", neg ? "-" : "", grouped, (unsigned) (v % 100));
+    snprintf (out, size, "%s%s.%02u", neg ? "-" : "", grouped, (unsigned)(v % 100));
 }
 
 static void s_table_row (const Qp__V1__TerritoryFigures *t, const char *name)
@@ -468,26 +469,25 @@ static void s_table_row (const Qp__V1__TerritoryFigures *t, const char *name)
     char euros[48];
     s_euros (t->committed_cents, euros, sizeof euros);
     printf ("%-22s %9llu %9llu %9llu %9llu %9llu %9llu %9llu %9llu %16s %8llu\n", name,
-            (unsigned long long) t->submitted, (unsigned long long) t->not_eligible,
-            (unsigned long long) t->eligible, (unsigned long long) t->funding_requested,
-            (unsigned long long) t->funded, (unsigned long long) t->declined,
-            (unsigned long long) t->unfunded, (unsigned long long) t->closed, euros,
-            (unsigned long long) t->jobs_planned);
+            (unsigned long long)t->submitted, (unsigned long long)t->not_eligible,
+            (unsigned long long)t->eligible, (unsigned long long)t->funding_requested,
+            (unsigned long long)t->funded, (unsigned long long)t->declined,
+            (unsigned long long)t->unfunded, (unsigned long long)t->closed, euros,
+            (unsigned long long)t->jobs_planned);
 }
 
 static void s_csv_row (const Qp__V1__TerritoryFigures *t, const char *name)
 {
     printf ("%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%lld.%02lld,%llu\n", name,
-            (unsigned long long) t->submitted, (unsigned long long) t->not_eligible,
-            (unsigned long long) t->eligible, (unsigned long long) t->funding_requested,
-            (unsigned long long) t->funded, (unsigned long long) t->declined,
-            (unsigned long long) t->unfunded, (unsigned long long) t->closed,
-            (long long) (t->committed_cents / 100), (long long) llabs (t->committed_cents % 100),
-            (unsigned long long) t->jobs_planned);
+            (unsigned long long)t->submitted, (unsigned long long)t->not_eligible,
+            (unsigned long long)t->eligible, (unsigned long long)t->funding_requested,
+            (unsigned long long)t->funded, (unsigned long long)t->declined,
+            (unsigned long long)t->unfunded, (unsigned long long)t->closed,
+            (long long)(t->committed_cents / 100), (long long)llabs (t->committed_cents % 100),
+            (unsigned long long)t->jobs_planned);
 }
 
-static int s_fetch_report (qp_bus_client_t *client, ctl_t *cfg, int timeout_ms,
-                           qp_message_t *reply)
+static int s_fetch_report (qp_bus_client_t *client, ctl_t *cfg, int timeout_ms, qp_message_t *reply)
 {
     Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
     q.territory = cfg->territory;
@@ -518,7 +518,7 @@ static int s_report (ctl_t *cfg)
         qp_bus_client_destroy (&client);
         return 1;
     }
-    const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *) reply.payload;
+    const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *)reply.payload;
     Qp__V1__TerritoryFigures zero = QP__V1__TERRITORY_FIGURES__INIT;
     const Qp__V1__TerritoryFigures *total = r->total ? r->total : &zero;
     if (!strcmp (cfg->format, "json"))
@@ -527,18 +527,16 @@ static int s_report (ctl_t *cfg)
         printf ("territory,submitted,not_eligible,eligible,funding_requested,funded,declined,"
                 "unfunded,closed,committed_euros,jobs_planned\n");
         for (size_t i = 0; i < r->n_territories; i++)
-            s_csv_row (r->territories[i], r->territories[i]->territory
-                                              ? r->territories[i]->territory
-                                              : "");
+            s_csv_row (r->territories[i],
+                       r->territories[i]->territory ? r->territories[i]->territory : "");
         s_csv_row (total, "total");
     } else {
         printf ("%-22s %9s %9s %9s %9s %9s %9s %9s %9s %16s %8s\n", "territory", "submitted",
                 "not_elig", "eligible", "requested", "funded", "declined", "unfunded", "closed",
                 "committed (€)", "jobs");
         for (size_t i = 0; i < r->n_territories; i++)
-            s_table_row (r->territories[i], r->territories[i]->territory
-                                                ? r->territories[i]->territory
-                                                : "");
+            s_table_row (r->territories[i],
+                         r->territories[i]->territory ? r->territories[i]->territory : "");
         s_table_row (total, "total");
     }
     qp_message_clear (&reply);
@@ -565,10 +563,10 @@ static int s_wait (ctl_t *cfg)
         if (left <= 0)
             break;
         qp_message_t reply;
-        if (s_fetch_report (client, cfg, (int) (left < 5000 ? left : 5000), &reply) == 0) {
-            const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *) reply.payload;
-            long long closed = r->total ? (long long) r->total->closed : 0;
-            long long submitted = r->total ? (long long) r->total->submitted : 0;
+        if (s_fetch_report (client, cfg, (int)(left < 5000 ? left : 5000), &reply) == 0) {
+            const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *)reply.payload;
+            long long closed = r->total ? (long long)r->total->closed : 0;
+            long long submitted = r->total ? (long long)r->total->submitted : 0;
             qp_message_clear (&reply);
             if (closed != last_closed || zclock_mono () - last_print > 5000) {
                 fprintf (stderr, "qp-ctl wait: %lld/%ld closed (%lld submitted)\n", closed,
@@ -584,11 +582,11 @@ static int s_wait (ctl_t *cfg)
             fprintf (stderr, "qp-ctl wait: no report from evaluation yet\n");
             last_print = zclock_mono ();
         }
-        zclock_sleep ((int) cfg->interval_ms);
+        zclock_sleep ((int)cfg->interval_ms);
     }
     if (rc)
         fprintf (stderr, "qp-ctl wait: gave up after %lld s: fewer than %ld dossiers closed\n",
-                 (long long) (timeout_ms / 1000), cfg->closed);
+                 (long long)(timeout_ms / 1000), cfg->closed);
     qp_bus_client_destroy (&client);
     return rc;
 }

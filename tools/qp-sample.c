@@ -37,15 +37,21 @@ static uint64_t s_next (rng_t *r)
 }
 
 /* Uniform in [0, 1). */
-static double s_unit (rng_t *r) { return (double) (s_next (r) >> 11) * 0x1.0p-53; }
+static double s_unit (rng_t *r)
+{
+    return (double)(s_next (r) >> 11) * 0x1.0p-53;
+}
 
 /* Uniform integer in [lo, hi]. */
 static long s_range (rng_t *r, long lo, long hi)
 {
-    return lo + (long) (s_next (r) % (uint64_t) (hi - lo + 1));
+    return lo + (long)(s_next (r) % (uint64_t)(hi - lo + 1));
 }
 
-static bool s_chance (rng_t *r, double p) { return s_unit (r) < p; }
+static bool s_chance (rng_t *r, double p)
+{
+    return s_unit (r) < p;
+}
 
 /* Index into weights (need not sum to 1). */
 static int s_pick (rng_t *r, const double *weights, int n)
@@ -65,7 +71,7 @@ static int s_pick (rng_t *r, const double *weights, int n)
 /* ---- places ---------------------------------------------------------------------------- */
 
 typedef struct {
-    double *xy;  /* lon, lat pairs */
+    double *xy; /* lon, lat pairs */
     size_t n;
 } ring_t;
 
@@ -78,11 +84,11 @@ typedef struct {
 typedef struct {
     char code[16];
     char *name;
-    char commune[8];   /* the territory commune it is in ("" when outside the pilots) */
-    int territory;     /* index in territories, -1 when outside the pilots */
+    char commune[8]; /* the territory commune it is in ("" when outside the pilots) */
+    int territory;   /* index in territories, -1 when outside the pilots */
     polygon_t *polys;
     size_t npolys;
-    size_t main_poly;  /* the largest polygon: where sample points go */
+    size_t main_poly; /* the largest polygon: where sample points go */
     double minx, miny, maxx, maxy;
 } qpv_t;
 
@@ -90,7 +96,7 @@ typedef struct {
     char *id;
     char **communes;
     size_t ncommunes;
-    size_t *qpvs;      /* indexes into places.qpvs */
+    size_t *qpvs; /* indexes into places.qpvs */
     size_t nqpvs;
 } territory_t;
 
@@ -168,7 +174,7 @@ static bool s_qpv_contains (const qpv_t *q, double x, double y)
 
 static int s_cmp_double (const void *a, const void *b)
 {
-    double x = *(const double *) a, y = *(const double *) b;
+    double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
@@ -219,8 +225,7 @@ static bool s_qpv_point (const qpv_t *q, rng_t *r, double *lon, double *lat)
 }
 
 /* A point 1.5-4 km away from the QPV that lies in no QPV at all. */
-static bool s_outside_point (const places_t *pl, const qpv_t *q, rng_t *r, double *lon,
-                             double *lat)
+static bool s_outside_point (const places_t *pl, const qpv_t *q, rng_t *r, double *lon, double *lat)
 {
     double cx = (q->minx + q->maxx) / 2, cy = (q->miny + q->maxy) / 2;
     for (int attempt = 0; attempt < 20; attempt++) {
@@ -248,7 +253,7 @@ static int s_territory_of (places_t *pl, const char *insee, char *commune)
         for (size_t c = 0; c < pl->territories[t].ncommunes; c++)
             if (!strcmp (pl->territories[t].communes[c], insee)) {
                 snprintf (commune, 8, "%s", insee);
-                return (int) t;
+                return (int)t;
             }
     return -1;
 }
@@ -434,10 +439,9 @@ static const naf_t s_naf_entrepreneurship[] = {
     {"81.21Z", false}, {"96.02A", true},  {"56.10C", true},  {"47.91B", true},
 };
 static const naf_t s_naf_retail_crafts[] = {
-    {"47.11B", true}, {"47.11C", true},  {"47.24Z", true},  {"47.71Z", true},
-    {"47.76Z", true}, {"47.29Z", true},  {"47.81Z", true},  {"43.21A", false},
-    {"43.22A", false}, {"43.31Z", false}, {"43.34Z", false}, {"56.10A", true},
-    {"96.02A", true}, {"10.71C", true},  {"95.23Z", true},
+    {"47.11B", true},  {"47.11C", true}, {"47.24Z", true},  {"47.71Z", true},  {"47.76Z", true},
+    {"47.29Z", true},  {"47.81Z", true}, {"43.21A", false}, {"43.22A", false}, {"43.31Z", false},
+    {"43.34Z", false}, {"56.10A", true}, {"96.02A", true},  {"10.71C", true},  {"95.23Z", true},
 };
 static const naf_t s_naf_setting_up[] = {
     {"62.01Z", false}, {"62.02A", false}, {"25.62B", false}, {"33.12Z", false},
@@ -447,8 +451,8 @@ static const naf_t s_naf_setting_up[] = {
 
 static const char *s_axes[] = {"ENTREPRENEURSHIP", "RETAIL_AND_CRAFTS", "SETTING_UP_ACTIVITY"};
 static const char *s_stages[] = {"CREATION", "TAKEOVER", "DEVELOPMENT"};
-static const char *s_networks[] = {"INITIATIVE_FRANCE", "FRANCE_ACTIVE", "ADIE",
-                                   "RESEAU_ENTREPRENDRE", "BGE", "CITESLAB"};
+static const char *s_networks[] = {"INITIATIVE_FRANCE",   "FRANCE_ACTIVE", "ADIE",
+                                   "RESEAU_ENTREPRENDRE", "BGE",           "CITESLAB"};
 
 /* Luhn-valid digits: fills digits[0..n-2] from the generator and the key at n-1. */
 static void s_luhn_complete (char *digits, size_t n)
@@ -463,14 +467,14 @@ static void s_luhn_complete (char *digits, size_t n)
         }
         sum += d;
     }
-    digits[n - 1] = (char) ('0' + (10 - sum % 10) % 10);
+    digits[n - 1] = (char)('0' + (10 - sum % 10) % 10);
 }
 
 /* A SIRET whose SIREN (9 digits) and SIRET (14 digits) both pass Luhn. */
 static void s_siret (rng_t *r, char out[15])
 {
     for (int i = 0; i < 8; i++)
-        out[i] = (char) ('0' + s_range (r, i == 0 ? 1 : 0, 9));
+        out[i] = (char)('0' + s_range (r, i == 0 ? 1 : 0, 9));
     s_luhn_complete (out, 9);
     snprintf (out + 9, 6, "%04ld", s_range (r, 1, 120));
     s_luhn_complete (out, 14);
@@ -485,37 +489,36 @@ static json_t *s_point (double lon, double lat)
 /* Money in cents, rounded to step euros. */
 static json_int_t s_euros (double euros, double step)
 {
-    return (json_int_t) (round (euros / step) * step) * 100;
+    return (json_int_t)(round (euros / step) * step) * 100;
 }
 
 static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int32_t first_day,
                           int32_t last_day)
 {
-    rng_t rr = {s_mix (seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL) ^
-                s_mix (index + 1)};
+    rng_t rr = {s_mix (seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL) ^ s_mix (index + 1)};
     rng_t *r = &rr;
 
-    const territory_t *ter = &pl->territories[s_range (r, 0, (long) pl->nterritories - 1)];
-    const qpv_t *q = &pl->qpvs[ter->qpvs[s_range (r, 0, (long) ter->nqpvs - 1)]];
+    const territory_t *ter = &pl->territories[s_range (r, 0, (long)pl->nterritories - 1)];
+    const qpv_t *q = &pl->qpvs[ter->qpvs[s_range (r, 0, (long)ter->nqpvs - 1)]];
 
     /* About 10 % are built to fail the Prêt d'honneur Quartiers, one reason each. */
     enum { OK, TOO_MUCH, NO_BANK_LOAN, NOT_ACCOMPANIED, NOT_IN_QPV } flaw = OK;
     if (s_chance (r, 0.10))
-        flaw = (int) s_range (r, TOO_MUCH, NOT_IN_QPV);
+        flaw = (int)s_range (r, TOO_MUCH, NOT_IN_QPV);
 
     static const double axis_w[] = {45, 35, 20};
     static const double stage_w[] = {60, 15, 25};
     int axis = s_pick (r, axis_w, 3);
     int stage = s_pick (r, stage_w, 3);
-    const naf_t *nafs = axis == 0 ? s_naf_entrepreneurship
+    const naf_t *nafs = axis == 0   ? s_naf_entrepreneurship
                         : axis == 1 ? s_naf_retail_crafts
                                     : s_naf_setting_up;
     size_t nnaf = axis == 0   ? sizeof s_naf_entrepreneurship / sizeof (naf_t)
                   : axis == 1 ? sizeof s_naf_retail_crafts / sizeof (naf_t)
                               : sizeof s_naf_setting_up / sizeof (naf_t);
-    const naf_t *naf = &nafs[s_range (r, 0, (long) nnaf - 1)];
+    const naf_t *naf = &nafs[s_range (r, 0, (long)nnaf - 1)];
 
-    int32_t day = (int32_t) s_range (r, first_day, last_day);
+    int32_t day = (int32_t)s_range (r, first_day, last_day);
     char submitted[16];
     qp_date_format (day, submitted);
 
@@ -529,8 +532,8 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
         snprintf (channel, sizeof channel, "initiative-%s", ter->id);
     else
         snprintf (channel, sizeof channel, "qp-ctl");
-    snprintf (key, sizeof key, "s%016llx-%08llu", (unsigned long long) s_mix (seed),
-              (unsigned long long) index);
+    snprintf (key, sizeof key, "s%016llx-%08llu", (unsigned long long)s_mix (seed),
+              (unsigned long long)index);
 
     json_t *d = json_object ();
     json_object_set_new (d, "channel", json_string (channel));
@@ -542,8 +545,8 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
     char person[33];
     uint64_t pk1 = s_mix (seed ^ 0x5851f42d4c957f2dULL) ^ s_mix (index * 2 + 1);
     uint64_t pk2 = s_mix (pk1 ^ 0x14057b7ef767814fULL);
-    snprintf (person, sizeof person, "%016llx%016llx", (unsigned long long) pk1,
-              (unsigned long long) pk2);
+    snprintf (person, sizeof person, "%016llx%016llx", (unsigned long long)pk1,
+              (unsigned long long)pk2);
     json_t *holder = json_object ();
     json_object_set_new (holder, "person_key", json_string (person));
     static const double gender_w[] = {45, 53, 1, 1};
@@ -552,7 +555,7 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
     if (gender)
         json_object_set_new (holder, "gender", json_string (gender));
     /* Founders skew young: the programme watches the under-30s. */
-    long birth = 2005 - (long) (45 * pow (s_unit (r), 1.4));
+    long birth = 2005 - (long)(45 * pow (s_unit (r), 1.4));
     json_object_set_new (holder, "birth_year", json_integer (birth));
     if (flaw == NOT_ACCOMPANIED) {
         json_object_set_new (holder, "accompanied", json_false ());
@@ -560,8 +563,7 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
     } else {
         static const double network_w[] = {40, 20, 15, 10, 8, 7};
         json_object_set_new (holder, "accompanied", json_true ());
-        json_object_set_new (holder, "network",
-                             json_string (s_networks[s_pick (r, network_w, 6)]));
+        json_object_set_new (holder, "network", json_string (s_networks[s_pick (r, network_w, 6)]));
     }
 
     /* Business location: inside the chosen QPV, or well outside any for NOT_IN_QPV. */
@@ -572,9 +574,8 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
     json_t *residence = json_pack ("{s:s}", "insee_commune", q->commune);
     if (flaw != NOT_IN_QPV && s_chance (r, 0.7)) {
         /* Most live in the neighbourhood they set up in; some in another of the territory. */
-        const qpv_t *home = s_chance (r, 0.7)
-                                ? q
-                                : &pl->qpvs[ter->qpvs[s_range (r, 0, (long) ter->nqpvs - 1)]];
+        const qpv_t *home =
+            s_chance (r, 0.7) ? q : &pl->qpvs[ter->qpvs[s_range (r, 0, (long)ter->nqpvs - 1)]];
         double hlon, hlat;
         json_object_set_new (holder, "residence_qpv", json_string (home->code));
         json_object_set_new (residence, "insee_commune", json_string (home->commune));
@@ -593,8 +594,7 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
         s_siret (r, siret);
         json_object_set_new (business, "siret", json_string (siret));
         char created[16];
-        qp_date_format (day - (int32_t) s_range (r, stage == 1 ? 3 * 365 : 365, 20 * 365),
-                        created);
+        qp_date_format (day - (int32_t)s_range (r, stage == 1 ? 3 * 365 : 365, 20 * 365), created);
         json_object_set_new (business, "creation_date", json_string (created));
     }
     json_object_set_new (business, "legal_form", json_string (form));
@@ -607,8 +607,7 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
         json_object_set_new (business, "balance_sheet_cents",
                              json_integer (s_euros (turnover * (0.3 + 0.5 * s_unit (r)), 100)));
     }
-    json_object_set_new (business, "address",
-                         json_pack ("{s:s}", "insee_commune", q->commune));
+    json_object_set_new (business, "address", json_pack ("{s:s}", "insee_commune", q->commune));
     if (located)
         json_object_set_new (business, "location", s_point (lon, lat));
     json_object_set_new (business, "insee_commune", json_string (q->commune));
@@ -662,8 +661,8 @@ int main (int argc, char **argv)
     int nrest = 0;
     rest[nrest++] = argv[0];
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] != '-' && count < 0 && (i == 1 || argv[i - 1][0] != '-' ||
-                                               strchr (argv[i - 1], '='))) {
+        if (argv[i][0] != '-' && count < 0 &&
+            (i == 1 || argv[i - 1][0] != '-' || strchr (argv[i - 1], '='))) {
             char *end;
             count = strtol (argv[i], &end, 10);
             if (*end || count < 0) {
@@ -720,7 +719,7 @@ int main (int argc, char **argv)
     static char buf[1 << 16];
     setvbuf (stdout, buf, _IOFBF, sizeof buf);
     for (long i = 0; i < count; i++) {
-        json_t *d = s_dossier (&places, (uint64_t) seed, (uint64_t) i, first_day, last_day);
+        json_t *d = s_dossier (&places, (uint64_t)seed, (uint64_t)i, first_day, last_day);
         if (json_dumpf (d, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (9)))
             rc = 1;
         fputc ('\n', stdout);
