@@ -262,8 +262,8 @@ int qp_service_run (qp_service_t *self)
         } else if (which && which == self->sub) {
             for (int i = 0; i < 256 && (zsock_events (which) & ZMQ_POLLIN); i++)
                 s_on_event (self);
-        } else if (zpoller_terminated (poller))
-            break;
+        } else if (zpoller_terminated (poller) && (zsys_interrupted || zmq_errno () != EINTR))
+            break; /* a signal other than SIGINT/SIGTERM (SIGHUP: reload) only wakes us */
         now = zclock_mono ();
         if (now >= next_beat) {
             qp_bus_client_heartbeat (self->bus);

@@ -4,6 +4,7 @@
 #include "qp_log.h"
 #include "qp_store.h"
 #include "rules.h"
+#include <signal.h>
 #include <string.h>
 
 #define SWEEP_INTERVAL_MS 1000
@@ -140,11 +141,41 @@ static void s_on_received (qp_request_t *req, void *arg)
               env->has_event_time_ms ? env->event_time_ms : 0);
 }
 
+/* Set by SIGHUP; the sweeper timer does the reload, outside the signal handler. A static
+ * because a signal handler has no other way to reach the service. */
+static volatile sig_atomic_t s_reload_asked;
+
+static void s_on_sighup (int sig)
+{
+    (void) sig;
+    s_reload_asked = 1;
+}
+
+int eligibility_reload (eligibility_t *self, qp_error_t *err)
+{
+    qp_error_t local;
+    qp_catalogue_t *fresh = qp_catalogue_load (self->catalogue_dir, err ? err : &local);
+    if (!fresh) {
+        qp_log_error ("catalogue_refused", "catalogue in %s refused, the previous one stays: %s",
+                      self->catalogue_dir, (err ? err : &local)->message);
+        return -1;
+    }
+    qp_catalogue_destroy (&self->catalogue);
+    self->catalogue = fresh;
+    qp_log_info ("catalogue_reloaded", "%zu schemes from %s", qp_catalogue_size (fresh),
+                 self->catalogue_dir);
+    return 0;
+}
+
 /* Re-decides dossiers left in RECEIVED past their lease, from what Redis holds. */
 static void s_sweep (qp_service_t *service, void *arg)
 {
     (void) service;
     eligibility_t *self = arg;
+    if (s_reload_asked && self->catalogue_dir) {
+        s_reload_asked = 0;
+        eligibility_reload (self, NULL);
+    }
     char *ids[SWEEP_BATCH];
     size_t n = qp_store_claim_expired (self->redis, QP__V1__DOSSIER_STATE__RECEIVED, qp_now_ms (),
                                        ids, SWEEP_BATCH);
@@ -174,4 +205,7 @@ void eligibility_register (eligibility_t *self)
 {
     qp_service_on (self->service, &qp__v1__dossier_received__descriptor, s_on_received, self);
     qp_service_every (self->service, SWEEP_INTERVAL_MS, s_sweep, self);
+    struct sigaction sa = {.sa_handler = s_on_sighup};
+    sigemptyset (&sa.sa_mask);
+    sigaction (SIGHUP, &sa, NULL);
 }

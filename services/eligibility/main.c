@@ -18,6 +18,7 @@ int main (int argc, char **argv)
     char dir[1024];
     snprintf (dir, sizeof dir, "%s/catalogue", c.data_dir);
     qp_error_t err;
+    self.catalogue_dir = dir;
     self.catalogue = qp_catalogue_load (dir, &err);
     if (!self.catalogue)
         qp_log_error ("catalogue_broken", "%s", err.message);
