@@ -4,6 +4,7 @@
 #include "qp_bus.h"
 #include "qp_config.h"
 #include "qp_date.h"
+#include "qp_explain.h"
 #include "qp_json.h"
 #include "qp_log.h"
 #include "qp_message.h"
@@ -18,6 +19,8 @@
     "  submit FILE|-            one JSON Dossier (or {\"dossier\":..,\"identity\":..}) per line\n" \
     "                           to intake; one JSON result line per input line on stdout\n"        \
     "  status ID                a dossier's state and history (exit 1 if not found)\n"             \
+    "  explain ID               every scheme and criterion of its eligibility decision, why\n"    \
+    "                           (--format json: the EligibilityDecided message)\n"               \
     "  report                   figures per territory from evaluation (--territory, --format)\n"   \
     "  wait --closed N          polls the report until N dossiers are closed\n"                    \
     "  bus-status               the bus's routing table (JSON)"
@@ -446,6 +449,46 @@ cleanup:
     return rc;
 }
 
+/* The eligibility decision of a dossier, for people (text) or programs (json). */
+static int s_explain (ctl_t *cfg, const char *dossier_id)
+{
+    qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
+    if (!client)
+        return 2;
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = (char *)dossier_id;
+    qp_message_t reply;
+    int rc = 1;
+    if (s_query (client, "intake", &q.base, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
+        fprintf (stderr, "qp-ctl: no answer from intake\n");
+        goto cleanup;
+    }
+    if (reply.descriptor == &qp__v1__dossier_status_reply__descriptor) {
+        const Qp__V1__DossierStatusReply *r = (const Qp__V1__DossierStatusReply *)reply.payload;
+        if (!r->found)
+            fprintf (stderr, "qp-ctl: dossier %s not found\n", dossier_id);
+        else if (!r->eligibility)
+            fprintf (stderr, "qp-ctl: dossier %s is %s: no eligibility decision yet\n", dossier_id,
+                     protobuf_c_enum_descriptor_get_value (&qp__v1__dossier_state__descriptor,
+                                                           r->state)
+                         ->name);
+        else if (cfg->format && !strcmp (cfg->format, "json")) {
+            s_print_pretty (&r->eligibility->base);
+            rc = 0;
+        } else {
+            char *text = qp_explain_text (r->eligibility, true);
+            fputs (text, stdout);
+            free (text);
+            rc = 0;
+        }
+    } else if (reply.descriptor == &qp__v1__error__descriptor)
+        s_print_error (&reply);
+    qp_message_clear (&reply);
+cleanup:
+    qp_bus_client_destroy (&client);
+    return rc;
+}
+
 /* Cents as euros with thin grouping: "1 234 567.89". */
 static void s_euros (int64_t cents, char *out, size_t size)
 {
@@ -665,6 +708,8 @@ int main (int argc, char **argv)
         rc = s_submit (&cfg, words[1]);
     else if (!strcmp (cmd, "status") && nwords == 2)
         rc = s_status (&cfg, words[1]);
+    else if (!strcmp (cmd, "explain") && nwords == 2)
+        rc = s_explain (&cfg, words[1]);
     else if (!strcmp (cmd, "report") && nwords == 1)
         rc = s_report (&cfg);
     else if (!strcmp (cmd, "wait") && nwords == 1)
@@ -672,7 +717,7 @@ int main (int argc, char **argv)
     else if (!strcmp (cmd, "bus-status") && nwords == 1)
         rc = s_bus_status (&cfg);
     else {
-        fprintf (stderr, "qp-ctl: usage: qp-ctl submit FILE|- | status ID | report | wait "
+        fprintf (stderr, "qp-ctl: usage: qp-ctl submit FILE|- | status ID | explain ID | report | wait "
                          "--closed N | bus-status (see --help)\n");
         rc = 2;
     }
