@@ -121,10 +121,12 @@ int qp_partner_main (const qp_partner_t *def, int argc, char **argv)
     zsys_init ();
     qp_log_init (def->component_name, c.log_level);
 
-    char name[64];
+    char name[128];
     const ProtobufCEnumValue *ag =
         protobuf_c_enum_descriptor_get_value (&qp__v1__agency__descriptor, def->agency);
-    snprintf (name, sizeof name, "partner.%s", ag ? ag->name : "UNKNOWN");
+    /* One service per component: funding routes each request to a component it chose
+     * from the partner cache (instances of the same component share the work). */
+    snprintf (name, sizeof name, "partner.%s.%s", ag ? ag->name : "UNKNOWN", self.component_id);
     self.service = qp_service_new (name, c.bus_partner, NULL, NULL);
     rc = 1;
     if (self.service) {

@@ -1,27 +1,52 @@
-/* Funding orchestration: for an eligible dossier, reserves the amount in the scheme's
- * budget envelope (Redis, atomic, once per dossier), asks the partner component of the
- * agency that owns the scheme, and commits or releases on its decision. Partner
- * components' hello and status are cached in Redis with a TTL. A sweeper re-dispatches
- * dossiers whose lease expired and gives up on a partner that stays silent. */
+/* Funding orchestration: for an eligible dossier, a funding plan with one leg per
+ * eligible scheme (tax exemptions granted, the others reserved in their budget
+ * envelope and asked of a live partner component of the scheme's agency, chosen from
+ * the partner cache in Redis); per-partner timeout, retries with exponential backoff and
+ * deterministic jitter up to a maximum; compensation when a leg the plan depends on
+ * fails; one final outcome per dossier, every step in the dossier's history.
+ *
+ *   qp:{ID}:f          hash: legs (comma list), SCHEME (packed qp.v1.FundingLeg), SCHEME:v
+ *   qp:funding:due     sorted set dossier -> wall-clock time of its next funding action
+ *   qp:partner:C       hash (TTL 3 status intervals): agency, name, version, schemes, ...
+ *   qp:route:{SCHEME}  sorted set "AGENCY/component" -> live until (ms)
+ *
+ * The protocol partners speak is docs/partner-protocol.md. */
 #ifndef FUNDING_H
 #define FUNDING_H
 #include "qp_catalogue.h"
 #include "qp_redis.h"
 #include "qp_service.h"
+#include "terms.h"
+#include <jansson.h>
 
 typedef struct {
     qp_service_t *service;
     qp_redis_t *redis;
     qp_catalogue_t *catalogue;
-    long max_attempts;  /* requests sent to a silent partner before the dossier is UNFUNDED */
+    long max_attempts;        /* requests (or routing tries) per leg before it fails */
+    json_t *config;           /* data/funding.json */
+    long timeout_ms;          /* default partner timeout */
+    long backoff_base_ms, backoff_max_ms;
+    long reservation_ttl_ms;  /* a reservation not settled by then is released */
+    terms_bounds_t honour_loan;
+    char **envelope_schemes;  /* schemes with an envelope (for the deadline sweeper) */
+    size_t n_envelope_schemes;
 } funding_t;
 
-/* Creates the envelopes of envelopes.json that Redis does not hold yet (never resets one).
- * Returns 0, or -1 with err when the file is broken. */
+/* Creates the envelopes and drawing rights of envelopes.json that Redis does not hold
+ * yet (never resets one). Returns 0, or -1 with err when the file is broken. */
 int funding_load_envelopes (funding_t *self, const char *path, qp_error_t *err);
+/* Reads data/funding.json (timeouts, backoff, kinds, anchors, honour-loan bounds).
+ * Returns 0, or -1 with err. */
+int funding_load_config (funding_t *self, const char *path, qp_error_t *err);
+void funding_clear (funding_t *self);
 
 void funding_register (funding_t *self);
 
-/* Work service name of an agency's partner components: "partner.BPIFRANCE". */
-void funding_partner_service (Qp__V1__Agency agency, char *out, size_t size);
+/* Work service name of a component: "partner.BPIFRANCE.bpifrance-default". */
+void funding_partner_service (Qp__V1__Agency agency, const char *component, char *out,
+                              size_t size);
+/* Wait before attempt n+1 after attempt n (n ≥ 1): min(max, base·2^(n-1)) scaled by a
+ * factor in [0.5, 1) derived from the request id, so a replay waits the same. */
+int64_t funding_backoff_ms (const funding_t *self, const char *request_id, uint32_t attempt);
 #endif

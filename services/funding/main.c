@@ -9,7 +9,8 @@ int main (int argc, char **argv)
     qp_config_option_t options[] = {
         QP_CONFIG_COMMON (&c),
         {"max-attempts", QP_CFG_INT, "6",
-         "requests sent to a silent partner (one per lease) before the dossier is UNFUNDED",
+         "requests (or routing tries) per leg before the leg fails (timeouts and backoff: "
+         "data/funding.json)",
          &self.max_attempts, 1, 1000},
         {NULL},
     };
@@ -28,11 +29,15 @@ int main (int argc, char **argv)
     if (!self.catalogue)
         qp_log_error ("catalogue_broken", "%s", err.message);
     self.redis = self.catalogue ? qp_redis_connect (c.redis_host, (int) c.redis_port, 10000) : NULL;
-    snprintf (path, sizeof path, "%s/envelopes.json", c.data_dir);
     rc = 1;
-    if (self.redis && funding_load_envelopes (&self, path, &err) != 0)
+    snprintf (path, sizeof path, "%s/funding.json", c.data_dir);
+    bool configured = self.redis && funding_load_config (&self, path, &err) == 0;
+    if (self.redis && !configured)
+        qp_log_error ("funding_config_broken", "%s", err.message);
+    snprintf (path, sizeof path, "%s/envelopes.json", c.data_dir);
+    if (configured && funding_load_envelopes (&self, path, &err) != 0)
         qp_log_error ("envelopes_broken", "%s", err.message);
-    else if (self.redis)
+    else if (configured)
         self.service = qp_service_new ("funding", c.bus_work, c.bus_publish, NULL);
     if (self.service) {
         funding_register (&self);
@@ -41,6 +46,7 @@ int main (int argc, char **argv)
     qp_service_destroy (&self.service);
     qp_redis_destroy (&self.redis);
     qp_catalogue_destroy (&self.catalogue);
+    funding_clear (&self);
     qp_config_free (options);
     return rc;
 }

@@ -16,7 +16,7 @@ static void s_setup (void)
     static const char *const programs[] = {"intake", "eligibility", "funding", "evaluation",
                                            "partner-bpifrance", NULL};
     static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
-                                        "partner.BPIFRANCE", NULL};
+                                        "partner.BPIFRANCE.bpifrance-default", NULL};
     static char territories[1024], data[1024];
     snprintf (territories, sizeof territories,
               "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());

@@ -15,8 +15,9 @@ static const char *const s_programs[] = {"intake",         "eligibility",    "fu
                                          "evaluation",     "partner-anct",   "partner-anru",
                                          "partner-bdt",    "partner-bpifrance", NULL};
 static const char *const s_ready[] = {"intake",     "eligibility",    "funding", "evaluation",
-                                      "partner.ANCT", "partner.ANRU", "partner.BANQUE_DES_TERRITOIRES",
-                                      "partner.BPIFRANCE", NULL};
+                                      "partner.ANCT.anct-default", "partner.ANRU.anru-default",
+                                      "partner.BANQUE_DES_TERRITOIRES.bdt-default",
+                                      "partner.BPIFRANCE.bpifrance-default", NULL};
 
 /* The mix: i % 10 == 0 asks 20,000 € (over the PHQ maximum: NOT_ELIGIBLE), i % 10 == 1
  * brings less than 10 % of the need (Bpifrance's default component declines), the rest
@@ -286,7 +287,7 @@ START_TEST (test_second_instance_shares_the_work)
     static const char *const programs[] = {"intake", "eligibility", "eligibility", "funding",
                                            "evaluation", "partner-bpifrance", NULL};
     static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
-                                        "partner.BPIFRANCE", NULL};
+                                        "partner.BPIFRANCE.bpifrance-default", NULL};
     qp_test_stack_t *stack = s_start (programs, ready);
     ck_assert_ptr_nonnull (stack);
     ck_assert (qp_test_bus_wait_workers (stack->work, "eligibility", 2, 10000));

@@ -15,8 +15,8 @@ static void s_setup (void)
 {
     static const char *const programs[] = {"partner-anct", "partner-anru", "partner-bdt",
                                            "partner-bpifrance", NULL};
-    static const char *const ready[] = {"partner.ANCT", "partner.ANRU",
-                                        "partner.BANQUE_DES_TERRITOIRES", "partner.BPIFRANCE",
+    static const char *const ready[] = {"partner.ANCT.anct-default", "partner.ANRU.anru-default",
+                                        "partner.BANQUE_DES_TERRITOIRES.bdt-default", "partner.BPIFRANCE.bpifrance-default",
                                         NULL};
     static const char *const env[] = {"QP_STATUS_INTERVAL_MS=200", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
@@ -146,54 +146,54 @@ START_TEST (test_each_agency_decides)
     Qp__V1__PartnerDecision *d;
 
     s_request (&r, "anct-1", "anct-ingenierie", QP__V1__AGENCY__ANCT);
-    d = s_decide ("partner.ANCT", &r, &m);
+    d = s_decide ("partner.ANCT.anct-default", &r, &m);
     ck_assert_int_eq (d->outcome, APPROVED);
     ck_assert_int_eq (d->agency, QP__V1__AGENCY__ANCT);
     ck_assert_str_eq (d->component_id, "anct-default");
     qp_message_clear (&m);
     s_request (&r, "anct-2", "anct-ingenierie", QP__V1__AGENCY__ANCT);
     r.summary.territory = "hors-programme";
-    d = s_decide ("partner.ANCT", &r, &m);
+    d = s_decide ("partner.ANCT.anct-default", &r, &m);
     ck_assert_int_eq (d->outcome, DECLINED);
     ck_assert_ptr_nonnull (strstr (d->reason, "Quartiers Productifs"));
     qp_message_clear (&m);
 
     s_request (&r, "anru-1", "anru-locaux", QP__V1__AGENCY__ANRU);
-    d = s_decide ("partner.ANRU", &r, &m);
+    d = s_decide ("partner.ANRU.anru-default", &r, &m);
     ck_assert_int_eq (d->outcome, APPROVED);
     qp_message_clear (&m);
     s_request (&r, "anru-2", "anru-locaux", QP__V1__AGENCY__ANRU);
     r.summary.qpv_code = NULL;
-    d = s_decide ("partner.ANRU", &r, &m);
+    d = s_decide ("partner.ANRU.anru-default", &r, &m);
     ck_assert_int_eq (d->outcome, DECLINED);
     qp_message_clear (&m);
 
     s_request (&r, "bdt-1", "bdt-commerce", QP__V1__AGENCY__BANQUE_DES_TERRITOIRES);
-    d = s_decide ("partner.BANQUE_DES_TERRITOIRES", &r, &m);
+    d = s_decide ("partner.BANQUE_DES_TERRITOIRES.bdt-default", &r, &m);
     ck_assert_int_eq (d->outcome, APPROVED);
     qp_message_clear (&m);
     s_request (&r, "bdt-2", "bdt-commerce", QP__V1__AGENCY__BANQUE_DES_TERRITOIRES);
     r.summary.axis = QP__V1__AXIS__ENTREPRENEURSHIP;
-    d = s_decide ("partner.BANQUE_DES_TERRITOIRES", &r, &m);
+    d = s_decide ("partner.BANQUE_DES_TERRITOIRES.bdt-default", &r, &m);
     ck_assert_int_eq (d->outcome, DECLINED);
     qp_message_clear (&m);
 
     /* Bpifrance: exactly 10 % brought is enough; the amount is rounded down to 100 €. */
     s_request (&r, "bpi-1", "phq", QP__V1__AGENCY__BPIFRANCE);
-    d = s_decide ("partner.BPIFRANCE", &r, &m);
+    d = s_decide ("partner.BPIFRANCE.bpifrance-default", &r, &m);
     ck_assert_int_eq (d->outcome, APPROVED);
     ck_assert_int_eq (d->terms->amount_cents, 1230000);
     ck_assert_uint_eq (d->terms->duration_months, 48);
     qp_message_clear (&m);
     s_request (&r, "bpi-2", "phq", QP__V1__AGENCY__BPIFRANCE);
     r.summary.personal_contribution_cents = 499999;
-    d = s_decide ("partner.BPIFRANCE", &r, &m);
+    d = s_decide ("partner.BPIFRANCE.bpifrance-default", &r, &m);
     ck_assert_int_eq (d->outcome, DECLINED);
     ck_assert_ptr_null (d->terms);
     qp_message_clear (&m);
     s_request (&r, "bpi-3", "phq", QP__V1__AGENCY__BPIFRANCE);
     r.summary.has_financing_need_cents = false;
-    d = s_decide ("partner.BPIFRANCE", &r, &m);
+    d = s_decide ("partner.BPIFRANCE.bpifrance-default", &r, &m);
     ck_assert_int_eq (d->outcome, QP__V1__PARTNER_OUTCOME__INFORMATION_NEEDED);
     ck_assert_uint_eq (d->n_information_needed, 2);
     ck_assert_str_eq (d->information_needed[0], "summary.financing_need_cents");
@@ -201,7 +201,7 @@ START_TEST (test_each_agency_decides)
 
     /* A scheme the component does not decide. */
     s_request (&r, "anct-3", "phq", QP__V1__AGENCY__ANCT);
-    d = s_decide ("partner.ANCT", &r, &m);
+    d = s_decide ("partner.ANCT.anct-default", &r, &m);
     ck_assert_int_eq (d->outcome, DECLINED);
     ck_assert_ptr_nonnull (strstr (d->reason, "not decided by"));
     qp_message_clear (&m);
@@ -214,10 +214,10 @@ START_TEST (test_same_request_same_answer)
     s_request (&r, "twice", "phq", QP__V1__AGENCY__BPIFRANCE);
     zchunk_t *a = NULL, *b = NULL;
     qp_message_t m;
-    s_send ("partner.BPIFRANCE", &r);
+    s_send ("partner.BPIFRANCE.bpifrance-default", &r);
     ck_assert_int_eq (s_next (&qp__v1__partner_decision__descriptor, &m, &a), 0);
     qp_message_clear (&m);
-    s_send ("partner.BPIFRANCE", &r);
+    s_send ("partner.BPIFRANCE.bpifrance-default", &r);
     ck_assert_int_eq (s_next (&qp__v1__partner_decision__descriptor, &m, &b), 0);
     qp_message_clear (&m);
     ck_assert (zchunk_size (a) == zchunk_size (b));
@@ -234,7 +234,7 @@ START_TEST (test_invalid_request_answered_with_error)
     qp_message_t reply;
     qp_error_t err;
     ck_assert_int_eq (
-        qp_test_call (s_stack->work, "partner.BPIFRANCE", &rq.base, NULL, 5000, &reply, &err), 0);
+        qp_test_call (s_stack->work, "partner.BPIFRANCE.bpifrance-default", &rq.base, NULL, 5000, &reply, &err), 0);
     ck_assert_ptr_eq (reply.descriptor, &qp__v1__error__descriptor);
     ck_assert_str_eq (((Qp__V1__Error *) reply.payload)->code, "invalid_field");
     ck_assert_str_eq (((Qp__V1__Error *) reply.payload)->field, "request_id");
@@ -243,7 +243,7 @@ START_TEST (test_invalid_request_answered_with_error)
     request_t r;
     qp_message_t m;
     s_request (&r, "after-error", "phq", QP__V1__AGENCY__BPIFRANCE);
-    Qp__V1__PartnerDecision *d = s_decide ("partner.BPIFRANCE", &r, &m);
+    Qp__V1__PartnerDecision *d = s_decide ("partner.BPIFRANCE.bpifrance-default", &r, &m);
     ck_assert_int_eq (d->outcome, APPROVED);
     qp_message_clear (&m);
 }

@@ -56,9 +56,12 @@ static answer_t s_reserve (const char *env, const char *dossier, const char *amo
 {
     char ledger[64];
     snprintf (ledger, sizeof ledger, "%s:ledger", env);
-    const char *keys[] = {env, ledger};
-    const char *args[] = {dossier, amount};
-    return s_pair (qp_redis_script (r, QP_LUA_ENVELOPE_RESERVE, 2, keys, 2, args, NULL));
+    char right[80], deadlines[80];
+    snprintf (right, sizeof right, "%s:t:", env);
+    snprintf (deadlines, sizeof deadlines, "%s:deadlines", env);
+    const char *keys[] = {env, ledger, right, deadlines};
+    const char *args[] = {dossier, amount, "", "9999999999999"};
+    return s_pair (qp_redis_script (r, QP_LUA_ENVELOPE_RESERVE, 4, keys, 4, args, NULL));
 }
 
 static answer_t s_settle (const char *env, const char *dossier, const char *kind,
@@ -66,9 +69,12 @@ static answer_t s_settle (const char *env, const char *dossier, const char *kind
 {
     char ledger[64];
     snprintf (ledger, sizeof ledger, "%s:ledger", env);
-    const char *keys[] = {env, ledger};
+    char prefix[80], deadlines[80];
+    snprintf (prefix, sizeof prefix, "%s:t:", env);
+    snprintf (deadlines, sizeof deadlines, "%s:deadlines", env);
+    const char *keys[] = {env, ledger, deadlines, prefix};
     const char *args[] = {dossier, kind, amount};
-    return s_pair (qp_redis_script (r, QP_LUA_ENVELOPE_SETTLE, 2, keys, 3, args, NULL));
+    return s_pair (qp_redis_script (r, QP_LUA_ENVELOPE_SETTLE, 4, keys, 3, args, NULL));
 }
 
 /* An integer field of a hash (0 when absent). */

@@ -1,0 +1,178 @@
+/* Budget envelopes: the Lua scripts envelope_reserve, envelope_settle, envelope_expire. */
+#include "budget.h"
+#include "qp_log.h"
+#include <jansson.h>
+#include <string.h>
+
+typedef struct {
+    char env[128], ledger[140], deadlines[140], right_prefix[140], right[200];
+} keys_t;
+
+static void s_keys (keys_t *k, const char *scheme, const char *territory)
+{
+    snprintf (k->env, sizeof k->env, "qp:envelope:{%s}", scheme);
+    snprintf (k->ledger, sizeof k->ledger, "%s:ledger", k->env);
+    snprintf (k->deadlines, sizeof k->deadlines, "%s:deadlines", k->env);
+    snprintf (k->right_prefix, sizeof k->right_prefix, "%s:t:", k->env);
+    snprintf (k->right, sizeof k->right, "%s%s", k->right_prefix, territory ? territory : "");
+}
+
+/* HSETNX of a whole hash: created only when absent, so a restart never resets the books. */
+static int s_create (qp_redis_t *redis, const char *key, int64_t total, int64_t max_projects)
+{
+    redisReply *r = qp_redis_command (redis, "EVAL %s 1 %s %lld %lld",
+                                      "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+                                      "redis.call('HSET', KEYS[1], 'total', ARGV[1], 'available', "
+                                      "ARGV[1], 'reserved', 0, 'committed', 0, 'projects', 0) "
+                                      "if ARGV[2] ~= '0' then redis.call('HSET', KEYS[1], "
+                                      "'max_projects', ARGV[2]) end return 1",
+                                      key, (long long) total, (long long) max_projects);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? (int) r->integer : -1;
+    if (r)
+        freeReplyObject (r);
+    return rc;
+}
+
+int budget_load (qp_redis_t *redis, const char *path, qp_error_t *err)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file (path, 0, &jerr);
+    if (!doc) {
+        qp_error_set (err, "bad_envelopes", path, "%s:%d: %s", path, jerr.line, jerr.text);
+        return -1;
+    }
+    int rc = 0;
+    json_t *list = json_object_get (doc, "envelopes");
+    json_t *rights = json_object_get (doc, "drawing_rights");
+    if (!json_is_array (list) || (rights && !json_is_array (rights))) {
+        qp_error_set (err, "bad_envelopes", path,
+                      "%s: \"envelopes\" (and \"drawing_rights\" when given) must be arrays", path);
+        rc = -1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach (list, i, e) {
+        const char *scheme = json_string_value (json_object_get (e, "scheme"));
+        json_t *total = json_object_get (e, "total_cents");
+        json_t *max = json_object_get (e, "max_projects");
+        if (rc || !scheme || !json_is_integer (total) || json_integer_value (total) < 0 ||
+            (max && !json_is_integer (max)) ||
+            !json_string_value (json_object_get (e, "source"))) {
+            qp_error_set (err, "bad_envelopes", path,
+                          "%s: envelopes[%zu] needs scheme, total_cents ≥ 0, source "
+                          "(max_projects an integer when given)",
+                          path, i);
+            rc = -1;
+            break;
+        }
+        keys_t k;
+        s_keys (&k, scheme, NULL);
+        if (s_create (redis, k.env, json_integer_value (total),
+                      max ? json_integer_value (max) : 0) == 1)
+            qp_log_info ("envelope_created", "envelope %s: %lld cents", scheme,
+                         (long long) json_integer_value (total));
+    }
+    json_array_foreach (rights, i, e) {
+        const char *scheme = json_string_value (json_object_get (e, "scheme"));
+        const char *territory = json_string_value (json_object_get (e, "territory"));
+        json_t *total = json_object_get (e, "total_cents");
+        if (rc || !scheme || !territory || !*territory || strchr (territory, '@') ||
+            !json_is_integer (total) || json_integer_value (total) < 0) {
+            qp_error_set (err, "bad_envelopes", path,
+                          "%s: drawing_rights[%zu] needs scheme, territory, total_cents ≥ 0",
+                          path, i);
+            rc = -1;
+            break;
+        }
+        keys_t k;
+        s_keys (&k, scheme, territory);
+        if (s_create (redis, k.right, json_integer_value (total), 0) == 1)
+            qp_log_info ("drawing_right_created", "drawing right %s/%s: %lld cents", scheme,
+                         territory, (long long) json_integer_value (total));
+    }
+    json_decref (doc);
+    return rc;
+}
+
+/* A {code, entry} answer. */
+static int s_pair (redisReply *r, const char *scheme, char *entry, size_t size)
+{
+    int code = -2;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        code = (int) r->element[0]->integer;
+        snprintf (entry, size, "%s", r->element[1]->str);
+    } else
+        qp_log_error ("redis_error", "envelope script on %s: %s", scheme,
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    if (r)
+        freeReplyObject (r);
+    return code;
+}
+
+budget_result_t budget_reserve (qp_redis_t *redis, const char *scheme, const char *dossier,
+                                int64_t amount, const char *territory, int64_t deadline_ms,
+                                char *entry, size_t size)
+{
+    keys_t k;
+    s_keys (&k, scheme, territory);
+    char a[24], d[24];
+    snprintf (a, sizeof a, "%lld", (long long) amount);
+    snprintf (d, sizeof d, "%lld", (long long) deadline_ms);
+    const char *keys[] = {k.env, k.ledger, k.right, k.deadlines};
+    const char *args[] = {dossier, a, territory ? territory : "", d};
+    int code = s_pair (qp_redis_script (redis, QP_LUA_ENVELOPE_RESERVE, 4, keys, 4, args, NULL),
+                       scheme, entry, size);
+    if (code == -2)
+        return BUDGET_ERROR;
+    if (code == -1)
+        return BUDGET_NO_ENVELOPE;
+    if (!strncmp (entry, "reserved:", 9))
+        return BUDGET_RESERVED;
+    if (!strncmp (entry, "refused:", 8))
+        return BUDGET_REFUSED;
+    return BUDGET_SETTLED;
+}
+
+budget_result_t budget_settle (qp_redis_t *redis, const char *scheme, const char *dossier,
+                               bool commit, int64_t amount, char *entry, size_t size)
+{
+    keys_t k;
+    s_keys (&k, scheme, NULL);
+    char a[24];
+    snprintf (a, sizeof a, "%lld", (long long) amount);
+    const char *keys[] = {k.env, k.ledger, k.deadlines, k.right_prefix};
+    const char *args[] = {dossier, commit ? "commit" : "release", a};
+    int code = s_pair (qp_redis_script (redis, QP_LUA_ENVELOPE_SETTLE, 4, keys, 3, args, NULL),
+                       scheme, entry, size);
+    if (code == -2)
+        return BUDGET_ERROR;
+    if (code == -1)
+        return BUDGET_NO_ENVELOPE;
+    return BUDGET_SETTLED;
+}
+
+int budget_expire (qp_redis_t *redis, const char *scheme, int64_t now_ms, int limit)
+{
+    keys_t k;
+    s_keys (&k, scheme, NULL);
+    char now[24], lim[16];
+    snprintf (now, sizeof now, "%lld", (long long) now_ms);
+    snprintf (lim, sizeof lim, "%d", limit);
+    const char *keys[] = {k.env, k.ledger, k.deadlines, k.right_prefix};
+    const char *args[] = {now, lim};
+    redisReply *r = qp_redis_script (redis, QP_LUA_ENVELOPE_EXPIRE, 4, keys, 2, args, NULL);
+    int n = r && r->type == REDIS_REPLY_ARRAY ? (int) r->elements : 0;
+    for (int i = 0; i < n; i++)
+        qp_log_warn ("reservation_expired", "dossier %s: reservation in %s passed its deadline, "
+                     "released", r->element[i]->str, scheme);
+    if (r)
+        freeReplyObject (r);
+    return n;
+}
+
+int64_t budget_entry_amount (const char *entry)
+{
+    const char *colon = entry ? strchr (entry, ':') : NULL;
+    return colon ? atoll (colon + 1) : 0;
+}

@@ -1,0 +1,45 @@
+/* Budget envelopes in Redis: a national envelope per scheme and drawing rights per
+ * territory, reserve -> commit | release, each step one Lua script keyed by (dossier,
+ * scheme), so a retry never reserves twice. Keys (one hash tag per scheme):
+ *
+ *   qp:envelope:{S}            hash total, reserved, committed, available, max_projects, projects
+ *   qp:envelope:{S}:t:TERR     hash total, reserved, committed, available (drawing right)
+ *   qp:envelope:{S}:ledger     hash dossier -> reserved:N[@TERR] | committed:N[@TERR] |
+ *                              released:N[@TERR] | refused:0
+ *   qp:envelope:{S}:deadlines  sorted set dossier -> reservation deadline (ms)
+ *
+ * reserved + committed + available = total, in every hash, after every script. */
+#ifndef FUNDING_BUDGET_H
+#define FUNDING_BUDGET_H
+#include "qp_message.h"
+#include "qp_redis.h"
+
+typedef enum {
+    BUDGET_RESERVED,     /* entry "reserved:N" (now or by an earlier call) */
+    BUDGET_REFUSED,      /* not enough left in the envelope or the territory's right */
+    BUDGET_NO_ENVELOPE,  /* the scheme has no national envelope */
+    BUDGET_SETTLED,      /* already committed or released (entry tells which) */
+    BUDGET_ERROR,        /* Redis unreachable */
+} budget_result_t;
+
+/* Creates the envelopes and drawing rights of envelopes.json that Redis does not hold
+ * yet (never resets one). Returns 0, or -1 with err (file, entry, why). */
+int budget_load (qp_redis_t *redis, const char *path, qp_error_t *err);
+
+/* Reserves amount for (dossier, scheme), drawing on the territory's right when it has
+ * one. entry gets the ledger entry. */
+budget_result_t budget_reserve (qp_redis_t *redis, const char *scheme, const char *dossier,
+                                int64_t amount, const char *territory, int64_t deadline_ms,
+                                char *entry, size_t size);
+
+/* Commits amount (≤ the reservation) or releases (commit false). entry gets the ledger
+ * entry: "committed:N", "released:N" (now or before). */
+budget_result_t budget_settle (qp_redis_t *redis, const char *scheme, const char *dossier,
+                               bool commit, int64_t amount, char *entry, size_t size);
+
+/* Releases up to limit reservations of scheme past their deadline. Returns how many. */
+int budget_expire (qp_redis_t *redis, const char *scheme, int64_t now_ms, int limit);
+
+/* The amount in a ledger entry ("committed:1500@roubaix" -> 1500). */
+int64_t budget_entry_amount (const char *entry);
+#endif
