@@ -1,6 +1,7 @@
 /* Envelope framing and the registry of payload types. */
 #include "qp_message.h"
 #include "qp_log.h"
+#include "qp/v1/evaluation.pb-c.h"
 #include <sodium.h>
 #include <stdarg.h>
 #include <string.h>
@@ -25,6 +26,10 @@ static const ProtobufCMessageDescriptor *s_types[] = {
     &qp__v1__dossier_status_reply__descriptor,
     &qp__v1__report_query__descriptor,
     &qp__v1__report_reply__descriptor,
+    &qp__v1__territory_phase__descriptor,
+    &qp__v1__territory_phase_reply__descriptor,
+    &qp__v1__indicator_query__descriptor,
+    &qp__v1__indicator_report__descriptor,
 };
 
 void qp_error_set (qp_error_t *err, const char *code, const char *field, const char *fmt, ...)

@@ -8,6 +8,7 @@
 #include "qp_json.h"
 #include "qp_log.h"
 #include "qp_message.h"
+#include "qp_report_html.h"
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +22,12 @@
     "  status ID                a dossier's state and history (exit 1 if not found)\n"             \
     "  explain ID               every scheme and criterion of its eligibility decision, why\n"    \
     "                           (--format json: the EligibilityDecided message)\n"               \
-    "  report                   figures per territory from evaluation (--territory, --format)\n"   \
+    "  report                   indicators per territory from evaluation (--territory, --from,\n" \
+    "                           --until, --axis, --scheme, --breakdowns; --format table|json|csv;\n" \
+    "                           --html FILE writes the dashboard page)\n"                          \
+    "  phase TERRITORY PHASE    records a territory's phase (LABELLISATION, INCUBATION,\n"        \
+    "                           ACCELERATION, EVALUATION) --started-on D [--ended-on D]\n"        \
+    "                           [--diagnostic-on D] [--roadmap-on D] [--note TEXT]\n"             \
     "  wait --closed N          polls the report until N dossiers are closed\n"                    \
     "  bus-status               the bus's routing table (JSON)"
 
@@ -33,6 +39,9 @@ typedef struct {
     long interval_ms;
     char *territory;
     char *format;
+    char *from, *until, *axis, *scheme, *html; /* report filters and dashboard file */
+    bool breakdowns;
+    char *started_on, *ended_on, *diagnostic_on, *roadmap_on, *note; /* phase */
 } ctl_t;
 
 /* ---- one request, one reply ------------------------------------------------------------ */
@@ -507,29 +516,6 @@ static void s_euros (int64_t cents, char *out, size_t size)
     snprintf (out, size, "%s%s.%02u", neg ? "-" : "", grouped, (unsigned)(v % 100));
 }
 
-static void s_table_row (const Qp__V1__TerritoryFigures *t, const char *name)
-{
-    char euros[48];
-    s_euros (t->committed_cents, euros, sizeof euros);
-    printf ("%-22s %9llu %9llu %9llu %9llu %9llu %9llu %9llu %9llu %16s %8llu\n", name,
-            (unsigned long long)t->submitted, (unsigned long long)t->not_eligible,
-            (unsigned long long)t->eligible, (unsigned long long)t->funding_requested,
-            (unsigned long long)t->funded, (unsigned long long)t->declined,
-            (unsigned long long)t->unfunded, (unsigned long long)t->closed, euros,
-            (unsigned long long)t->jobs_planned);
-}
-
-static void s_csv_row (const Qp__V1__TerritoryFigures *t, const char *name)
-{
-    printf ("%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%lld.%02lld,%llu\n", name,
-            (unsigned long long)t->submitted, (unsigned long long)t->not_eligible,
-            (unsigned long long)t->eligible, (unsigned long long)t->funding_requested,
-            (unsigned long long)t->funded, (unsigned long long)t->declined,
-            (unsigned long long)t->unfunded, (unsigned long long)t->closed,
-            (long long)(t->committed_cents / 100), (long long)llabs (t->committed_cents % 100),
-            (unsigned long long)t->jobs_planned);
-}
-
 static int s_fetch_report (qp_bus_client_t *client, ctl_t *cfg, int timeout_ms, qp_message_t *reply)
 {
     Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
@@ -545,6 +531,61 @@ static int s_fetch_report (qp_bus_client_t *client, ctl_t *cfg, int timeout_ms, 
     return 0;
 }
 
+/* Prints the indicators: one row per territory and the total. */
+static void s_indicator_header (bool csv)
+{
+    if (csv)
+        printf ("territory,submitted,eligible,not_eligible,funding_requested,approved,funded,"
+                "declined,unfunded,closed,committed_euros,honour_loan_euros,bank_loan_euros,"
+                "leverage_ratio,jobs_planned,survival_y1_pct,survival_y2_pct,survival_y3_pct,"
+                "women_pct,under_30_pct\n");
+    else
+        printf ("%-22s %9s %9s %9s %9s %9s %9s %9s %16s %6s %6s %6s %6s\n", "territory",
+                "submitted", "eligible", "requested", "funded", "declined", "unfunded", "closed",
+                "committed (€)", "lever", "jobs", "surv3", "women%");
+}
+
+static void s_pct (char *out, size_t size, protobuf_c_boolean has, double v)
+{
+    if (has)
+        snprintf (out, size, "%.2f", v);
+    else
+        snprintf (out, size, "%s", "");
+}
+
+static void s_indicator_row (const Qp__V1__Figures *f, const char *name, bool csv)
+{
+    char lever[16], s1[16], s2[16], s3[16], women[16], young[16];
+    s_pct (lever, sizeof lever, f->has_leverage_ratio, f->leverage_ratio);
+    s_pct (s1, sizeof s1, f->has_survival_y1_pct, f->survival_y1_pct);
+    s_pct (s2, sizeof s2, f->has_survival_y2_pct, f->survival_y2_pct);
+    s_pct (s3, sizeof s3, f->has_survival_y3_pct, f->survival_y3_pct);
+    s_pct (women, sizeof women, f->has_women_pct, f->women_pct);
+    s_pct (young, sizeof young, f->has_under_30_pct, f->under_30_pct);
+    if (csv) {
+        printf ("%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%lld.%02lld,%lld.%02lld,"
+                "%lld.%02lld,%s,%llu,%s,%s,%s,%s,%s\n",
+                name, (unsigned long long)f->submitted, (unsigned long long)f->eligible,
+                (unsigned long long)f->not_eligible, (unsigned long long)f->funding_requested,
+                (unsigned long long)f->approved, (unsigned long long)f->funded,
+                (unsigned long long)f->declined, (unsigned long long)f->unfunded,
+                (unsigned long long)f->closed, (long long)(f->committed_cents / 100),
+                (long long)llabs (f->committed_cents % 100), (long long)(f->honour_loan_cents / 100),
+                (long long)llabs (f->honour_loan_cents % 100), (long long)(f->bank_loan_cents / 100),
+                (long long)llabs (f->bank_loan_cents % 100), lever,
+                (unsigned long long)f->jobs_planned, s1, s2, s3, women, young);
+        return;
+    }
+    char euros[48];
+    s_euros (f->committed_cents, euros, sizeof euros);
+    printf ("%-22s %9llu %9llu %9llu %9llu %9llu %9llu %9llu %16s %6s %6llu %6s %6s\n", name,
+            (unsigned long long)f->submitted, (unsigned long long)f->eligible,
+            (unsigned long long)f->funding_requested, (unsigned long long)f->funded,
+            (unsigned long long)f->declined, (unsigned long long)f->unfunded,
+            (unsigned long long)f->closed, euros, lever, (unsigned long long)f->jobs_planned, s3,
+            women);
+}
+
 static int s_report (ctl_t *cfg)
 {
     if (strcmp (cfg->format, "table") && strcmp (cfg->format, "json") &&
@@ -552,39 +593,123 @@ static int s_report (ctl_t *cfg)
         fprintf (stderr, "qp-ctl: --format is table, json or csv\n");
         return 2;
     }
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    q.territory = cfg->territory;
+    q.from = cfg->from;
+    q.until = cfg->until;
+    q.scheme_id = cfg->scheme;
+    q.has_breakdowns = true, q.breakdowns = cfg->breakdowns;
+    if (cfg->axis) {
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value_by_name (&qp__v1__axis__descriptor, cfg->axis);
+        if (!v || !v->value) {
+            fprintf (stderr, "qp-ctl: --axis is ENTREPRENEURSHIP, RETAIL_AND_CRAFTS or "
+                             "SETTING_UP_ACTIVITY\n");
+            return 2;
+        }
+        q.has_axis = true, q.axis = (Qp__V1__Axis)v->value;
+    }
+    int32_t day;
+    if ((cfg->from && !qp_date_parse (cfg->from, &day)) ||
+        (cfg->until && !qp_date_parse (cfg->until, &day))) {
+        fprintf (stderr, "qp-ctl: --from and --until are dates YYYY-MM-DD\n");
+        return 2;
+    }
     qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
     if (!client)
         return 2;
     qp_message_t reply;
-    if (s_fetch_report (client, cfg, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
+    int rc = 1;
+    if (s_query (client, "evaluation", &q.base, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
         fprintf (stderr, "qp-ctl: no report from evaluation\n");
         qp_bus_client_destroy (&client);
         return 1;
     }
-    const Qp__V1__ReportReply *r = (const Qp__V1__ReportReply *)reply.payload;
-    Qp__V1__TerritoryFigures zero = QP__V1__TERRITORY_FIGURES__INIT;
-    const Qp__V1__TerritoryFigures *total = r->total ? r->total : &zero;
+    if (reply.descriptor != &qp__v1__indicator_report__descriptor) {
+        if (reply.descriptor == &qp__v1__error__descriptor)
+            s_print_error (&reply);
+        else
+            fprintf (stderr, "qp-ctl: unexpected %s from evaluation\n", reply.descriptor->name);
+        goto cleanup;
+    }
+    const Qp__V1__IndicatorReport *r = (const Qp__V1__IndicatorReport *)reply.payload;
+    rc = 0;
+    if (cfg->html) {
+        FILE *out = fopen (cfg->html, "w");
+        if (!out || qp_report_html_write (out, r) != 0) {
+            fprintf (stderr, "qp-ctl: cannot write %s\n", cfg->html);
+            rc = 1;
+        }
+        if (out && fclose (out) != 0)
+            rc = 1;
+    }
+    Qp__V1__Figures zero = QP__V1__FIGURES__INIT;
+    const Qp__V1__Figures *total = r->total && r->total->figures ? r->total->figures : &zero;
+    bool csv = !strcmp (cfg->format, "csv");
     if (!strcmp (cfg->format, "json"))
         s_print_pretty (reply.payload);
-    else if (!strcmp (cfg->format, "csv")) {
-        printf ("territory,submitted,not_eligible,eligible,funding_requested,funded,declined,"
-                "unfunded,closed,committed_euros,jobs_planned\n");
+    else {
+        s_indicator_header (csv);
         for (size_t i = 0; i < r->n_territories; i++)
-            s_csv_row (r->territories[i],
-                       r->territories[i]->territory ? r->territories[i]->territory : "");
-        s_csv_row (total, "total");
-    } else {
-        printf ("%-22s %9s %9s %9s %9s %9s %9s %9s %9s %16s %8s\n", "territory", "submitted",
-                "not_elig", "eligible", "requested", "funded", "declined", "unfunded", "closed",
-                "committed (€)", "jobs");
-        for (size_t i = 0; i < r->n_territories; i++)
-            s_table_row (r->territories[i],
-                         r->territories[i]->territory ? r->territories[i]->territory : "");
-        s_table_row (total, "total");
+            s_indicator_row (r->territories[i]->figures, r->territories[i]->territory, csv);
+        s_indicator_row (total, "total", csv);
+        if (!csv) {
+            for (size_t i = 0; i < r->n_envelopes; i++) {
+                const Qp__V1__EnvelopeUse *u = r->envelopes[i];
+                printf ("envelope %s: %.2f %% of the amount, %.2f %% of the projects ceiling\n",
+                        u->scheme_id, u->consumed_pct, u->projects_pct);
+            }
+            for (size_t i = 0; i < r->n_targets; i++) {
+                const Qp__V1__TargetProgress *t = r->targets[i];
+                printf ("target %s: %.0f of %.0f by %s (%.2f %%)%s%s\n", t->id, t->current,
+                        t->target, t->by ? t->by : "", t->progress_pct,
+                        t->reached_on ? ", at this pace reached on " : "",
+                        t->reached_on ? t->reached_on : "");
+            }
+        }
     }
+cleanup:
     qp_message_clear (&reply);
     qp_bus_client_destroy (&client);
-    return 0;
+    return rc;
+}
+
+/* Records a territory's phase with evaluation. */
+static int s_phase (ctl_t *cfg, const char *territory, const char *phase)
+{
+    Qp__V1__TerritoryPhase p = QP__V1__TERRITORY_PHASE__INIT;
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name (&qp__v1__phase__descriptor, phase);
+    p.territory = (char *)territory;
+    if (v)
+        p.has_phase = true, p.phase = (Qp__V1__Phase)v->value;
+    p.started_on = cfg->started_on;
+    p.ended_on = cfg->ended_on;
+    p.diagnostic_on = cfg->diagnostic_on;
+    p.roadmap_on = cfg->roadmap_on;
+    p.note = cfg->note;
+    qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
+    if (!client)
+        return 2;
+    qp_message_t reply;
+    int rc = 1;
+    if (s_query (client, "evaluation", &p.base, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
+        fprintf (stderr, "qp-ctl: no answer from evaluation\n");
+        qp_bus_client_destroy (&client);
+        return 1;
+    }
+    if (reply.descriptor == &qp__v1__territory_phase_reply__descriptor) {
+        const Qp__V1__TerritoryPhaseReply *r = (const Qp__V1__TerritoryPhaseReply *)reply.payload;
+        if (r->accepted) {
+            printf ("%s: %s recorded from %s\n", territory, phase, cfg->started_on);
+            rc = 0;
+        } else
+            fprintf (stderr, "qp-ctl: phase refused: %s: %s\n", r->field ? r->field : "",
+                     r->reason ? r->reason : "");
+    } else if (reply.descriptor == &qp__v1__error__descriptor)
+        s_print_error (&reply);
+    qp_message_clear (&reply);
+    qp_bus_client_destroy (&client);
+    return rc;
 }
 
 static int s_wait (ctl_t *cfg)
@@ -667,6 +792,17 @@ int main (int argc, char **argv)
          100000},
         {"territory", QP_CFG_STRING, NULL, "report/wait: one territory id", &cfg.territory, 0, 0},
         {"format", QP_CFG_STRING, "table", "report: table|json|csv", &cfg.format, 0, 0},
+        {"from", QP_CFG_STRING, NULL, "report: period start YYYY-MM-DD (month precision)", &cfg.from, 0, 0},
+        {"until", QP_CFG_STRING, NULL, "report: period end YYYY-MM-DD (month precision)", &cfg.until, 0, 0},
+        {"axis", QP_CFG_STRING, NULL, "report: ENTREPRENEURSHIP|RETAIL_AND_CRAFTS|SETTING_UP_ACTIVITY", &cfg.axis, 0, 0},
+        {"scheme", QP_CFG_STRING, NULL, "report: one scheme id (its funnel and money)", &cfg.scheme, 0, 0},
+        {"breakdowns", QP_CFG_BOOL, "false", "report: per QPV, axis, scheme, agency, network, month (json)", &cfg.breakdowns, 0, 0},
+        {"html", QP_CFG_STRING, NULL, "report: also write the dashboard page to this file", &cfg.html, 0, 0},
+        {"started-on", QP_CFG_STRING, NULL, "phase: first day", &cfg.started_on, 0, 0},
+        {"ended-on", QP_CFG_STRING, NULL, "phase: last day (absent: running)", &cfg.ended_on, 0, 0},
+        {"diagnostic-on", QP_CFG_STRING, NULL, "phase: incubation diagnostic date", &cfg.diagnostic_on, 0, 0},
+        {"roadmap-on", QP_CFG_STRING, NULL, "phase: incubation roadmap date", &cfg.roadmap_on, 0, 0},
+        {"note", QP_CFG_STRING, NULL, "phase: a note (no personal data)", &cfg.note, 0, 0},
         {"closed", QP_CFG_INT, "0", "wait: closed dossiers to wait for", &cfg.closed, 0,
          1000000000},
         {"interval-ms", QP_CFG_INT, "500", "wait: polling interval", &cfg.interval_ms, 10, 60000},
@@ -712,6 +848,8 @@ int main (int argc, char **argv)
         rc = s_explain (&cfg, words[1]);
     else if (!strcmp (cmd, "report") && nwords == 1)
         rc = s_report (&cfg);
+    else if (!strcmp (cmd, "phase") && nwords == 3)
+        rc = s_phase (&cfg, words[1], words[2]);
     else if (!strcmp (cmd, "wait") && nwords == 1)
         rc = s_wait (&cfg);
     else if (!strcmp (cmd, "bus-status") && nwords == 1)

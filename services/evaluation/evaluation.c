@@ -1,96 +1,1199 @@
-/* Evaluation: event -> counter increments (eval_apply.lua), and the report query. */
+/* Evaluation: events -> batched increments (eval_apply.lua); cells -> indicators. */
 #include "evaluation.h"
+#include "qp_date.h"
 #include "qp_log.h"
+#include "qp_store.h"
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
 #include <string.h>
 
-#define K_SEEN "qp:eval:seen"
-#define K_TOTAL "qp:eval:total"
+#define K_CELLS "qp:eval:cells"
 #define K_TERRITORIES "qp:eval:territories"
+#define K_META "qp:eval:meta"
+#define BATCH_EVENTS 256
+#define OUTSIDE "hors-programme"
 
-/* Applies increments (pairs name, value) once for the event's message id. */
-static void s_apply (evaluation_t *self, const Qp__V1__Envelope *env, const char *territory,
-                     const char **incr, size_t n)
+typedef struct {
+    size_t first; /* index of its dossier id in args */
+    size_t count; /* args it spans */
+    char fallback[160]; /* profile when the dossier is not stored (territory, day) */
+} queued_t;
+
+struct evaluation {
+    qp_redis_t *redis;
+    qp_service_t *service;
+    char **args;
+    size_t n_args, cap_args;
+    queued_t events[BATCH_EVENTS * 3];
+    size_t n_events;
+    size_t open; /* index of the open event's op count */
+    json_t *kinds;     /* scheme id -> catalogue kind */
+    json_t *envelopes; /* data/envelopes.json "envelopes" */
+    json_t *targets;   /* data/targets.json */
+};
+
+/* ---- Data ------------------------------------------------------------------------------ */
+
+static json_t *s_load_json (const char *dir, const char *name, bool *broken)
 {
-    const char *t = territory && *territory ? territory : "hors-programme";
-    char k_territory[160];
-    snprintf (k_territory, sizeof k_territory, "qp:eval:t:%s", t);
-    const char *keys[] = {K_SEEN, k_territory, K_TOTAL, K_TERRITORIES};
-    const char *args[2 + n];
-    args[0] = env->message_id;
-    args[1] = t;
-    for (size_t i = 0; i < n; i++)
-        args[2 + i] = incr[i];
-    redisReply *r =
-        qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) (2 + n), args, NULL);
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        qp_log_error ("eval_lost", "event %s not counted: %s", env->message_id,
-                      r ? r->str : "Redis unreachable");
+    char path[1024];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    if (access (path, F_OK) != 0)
+        return NULL;
+    json_error_t e;
+    json_t *j = json_load_file (path, 0, &e);
+    if (!j) {
+        qp_log_error ("data_broken", "%s: line %d: %s", path, e.line, e.text);
+        *broken = true;
+    }
+    return j;
+}
+
+/* Scheme kinds from the catalogue: money committed is filed under honour loans,
+ * guarantees, grants or exemptions by the scheme's kind. */
+static json_t *s_load_kinds (const char *dir)
+{
+    json_t *kinds = json_object ();
+    char path[1024];
+    snprintf (path, sizeof path, "%s/catalogue", dir);
+    DIR *d = opendir (path);
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        size_t len = strlen (e->d_name);
+        if (len < 6 || strcmp (e->d_name + len - 5, ".json"))
+            continue;
+        char name[600];
+        snprintf (name, sizeof name, "catalogue/%s", e->d_name);
+        bool broken = false;
+        json_t *s = s_load_json (dir, name, &broken);
+        const char *id = json_string_value (json_object_get (s, "id"));
+        const char *kind = json_string_value (json_object_get (s, "kind"));
+        if (id && kind)
+            json_object_set_new (kinds, id, json_string (kind));
+        json_decref (s);
+    }
+    if (d)
+        closedir (d);
+    return kinds;
+}
+
+evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir)
+{
+    evaluation_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->redis = redis;
+    const char *dir = data_dir ? data_dir : "data";
+    bool broken = false;
+    json_t *env = s_load_json (dir, "envelopes.json", &broken);
+    self->envelopes = json_incref (json_object_get (env, "envelopes"));
+    json_decref (env);
+    self->targets = s_load_json (dir, "targets.json", &broken);
+    self->kinds = s_load_kinds (dir);
+    if (broken)
+        evaluation_destroy (&self);
+    return self;
+}
+
+static void s_batch_reset (evaluation_t *self)
+{
+    for (size_t i = 0; i < self->n_args; i++)
+        free (self->args[i]);
+    self->n_args = 0;
+    self->n_events = 0;
+}
+
+void evaluation_destroy (evaluation_t **self_p)
+{
+    evaluation_t *self = *self_p;
+    if (!self)
+        return;
+    s_batch_reset (self);
+    free (self->args);
+    json_decref (self->kinds);
+    json_decref (self->envelopes);
+    json_decref (self->targets);
+    free (self);
+    *self_p = NULL;
+}
+
+/* ---- Building the batch ------------------------------------------------------------------ */
+
+static void s_arg (evaluation_t *self, const char *text)
+{
+    if (self->n_args == self->cap_args) {
+        self->cap_args = self->cap_args ? self->cap_args * 2 : 1024;
+        self->args = realloc (self->args, self->cap_args * sizeof *self->args);
+        assert (self->args);
+    }
+    self->args[self->n_args++] = strdup (text ? text : "");
+}
+
+/* Profile field values never contain the separator. */
+static void s_clean (char *text)
+{
+    for (; *text; text++)
+        if (*text == '|' || *text == ':')
+            *text = '_';
+}
+
+static const char *s_enum_name (const ProtobufCEnumDescriptor *d, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value (d, value);
+    return v ? v->name : "";
+}
+
+/* "territory|month|day|axis|qpv|network|woman|under30|bank" from a dossier. */
+static void s_profile (const Qp__V1__Dossier *d, int64_t event_time_ms, char *out, size_t size)
+{
+    char territory[96], qpv[32] = "", day[11];
+    snprintf (territory, sizeof territory, "%s", d->territory && *d->territory ? d->territory : OUTSIDE);
+    s_clean (territory);
+    int32_t days;
+    if (!d->submitted_on || !qp_date_parse (d->submitted_on, &days))
+        days = qp_date_from_ms (event_time_ms);
+    qp_date_format (days, day);
+    const Qp__V1__Business *b = d->business;
+    const Qp__V1__ProjectHolder *h = d->holder;
+    const Qp__V1__Project *p = d->project;
+    const char *q = b && b->declared_qpv && *b->declared_qpv ? b->declared_qpv
+                    : h && h->residence_qpv ? h->residence_qpv : "";
+    snprintf (qpv, sizeof qpv, "%s", q);
+    s_clean (qpv);
+    const char *axis = s_enum_name (&qp__v1__axis__descriptor, p && p->has_axis ? (int) p->axis : 0);
+    const char *network =
+        h && h->has_network ? s_enum_name (&qp__v1__network__descriptor, (int) h->network) : "";
+    const char *woman = "";
+    if (h && h->has_gender && h->gender != QP__V1__GENDER__GENDER_UNSPECIFIED)
+        woman = h->gender == QP__V1__GENDER__WOMAN ? "1" : "0";
+    const char *young = "";
+    if (h && h->has_birth_year && h->birth_year > 1900) {
+        int y, m, dd;
+        qp_date_to_civil (days, &y, &m, &dd);
+        young = y - (int) h->birth_year < 30 ? "1" : "0";
+    }
+    char bank[24] = "";
+    if (p && p->has_bank_loan_cents)
+        snprintf (bank, sizeof bank, "%lld", (long long) p->bank_loan_cents);
+    snprintf (out, size, "%s|%.7s|%s|%s|%s|%s|%s|%s|%s", territory, day, day, axis, qpv, network,
+              woman, young, bank);
+}
+
+static void s_fallback_profile (const char *territory, int64_t event_time_ms, char *out, size_t size)
+{
+    char t[96], day[11];
+    snprintf (t, sizeof t, "%s", territory && *territory ? territory : OUTSIDE);
+    s_clean (t);
+    qp_date_format (qp_date_from_ms (event_time_ms), day);
+    snprintf (out, size, "%s|%.7s|%s|AXIS_UNSPECIFIED||||||", t, day, day);
+}
+
+static void s_begin (evaluation_t *self, const char *dossier_id, const char *token,
+                     const char *profile, const char *fallback)
+{
+    assert (self->n_events < sizeof self->events / sizeof self->events[0]);
+    queued_t *e = &self->events[self->n_events++];
+    e->first = self->n_args;
+    snprintf (e->fallback, sizeof e->fallback, "%s", fallback ? fallback : "");
+    s_arg (self, dossier_id);
+    s_arg (self, token);
+    s_arg (self, profile);
+    self->open = self->n_args;
+    s_arg (self, "0");
+}
+
+static void s_op (evaluation_t *self, const char *field, long long value, int mode)
+{
+    char v[24];
+    snprintf (v, sizeof v, "%lld", value);
+    s_arg (self, field);
+    s_arg (self, v);
+    s_arg (self, mode == 1 ? "1" : mode == 3 ? "3" : mode == 7 ? "7" : mode == 8 ? "8" : "16");
+    char n[24];
+    snprintf (n, sizeof n, "%zu", (self->n_args - self->open - 1) / 3);
+    free (self->args[self->open]);
+    self->args[self->open] = strdup (n);
+}
+
+static void s_op_text (evaluation_t *self, const char *field, const char *value, int mode)
+{
+    s_op (self, field, 0, mode);
+    free (self->args[self->n_args - 2]);
+    self->args[self->n_args - 2] = strdup (value);
+}
+
+static void s_end (evaluation_t *self)
+{
+    queued_t *e = &self->events[self->n_events - 1];
+    e->count = self->n_args - e->first;
+    if (self->n_events >= BATCH_EVENTS)
+        evaluation_flush (self);
+}
+
+/* Field name "s:SCHEME:counter" (scheme ids are catalogue ids, cleaned of separators). */
+static void s_scheme_op (evaluation_t *self, const char *prefix, const char *id, const char *counter,
+                         long long value)
+{
+    char name[160], clean[96];
+    snprintf (clean, sizeof clean, "%s", id && *id ? id : "unknown");
+    s_clean (clean);
+    snprintf (name, sizeof name, "%s:%s:%s", prefix, clean, counter);
+    s_op (self, name, value, 1);
+}
+
+/* The money field a scheme's committed amount goes to, from its catalogue kind. */
+static const char *s_money_field (evaluation_t *self, const char *scheme)
+{
+    const char *kind = json_string_value (json_object_get (self->kinds, scheme ? scheme : ""));
+    if (!kind)
+        return "other_aid_cents";
+    if (strstr (kind, "honour"))
+        return "honour_loan_cents";
+    if (strstr (kind, "guarantee"))
+        return "guarantee_cents";
+    if (strstr (kind, "grant") || strstr (kind, "subsid"))
+        return "grant_cents";
+    if (strstr (kind, "exemption") || strstr (kind, "tax"))
+        return "exemption_cents";
+    return "other_aid_cents";
+}
+
+static int64_t s_time (const qp_message_t *msg)
+{
+    return msg->envelope && msg->envelope->has_event_time_ms ? msg->envelope->event_time_ms : 0;
+}
+
+void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    char fallback[160], profile[320];
+    int64_t t = s_time (msg);
+    if (d == &qp__v1__dossier_received__descriptor) {
+        const Qp__V1__DossierReceived *m = (const void *) msg->payload;
+        if (!m->dossier_id || !m->dossier)
+            return;
+        s_profile (m->dossier, t, profile, sizeof profile);
+        s_begin (self, m->dossier_id, "rcv", profile, NULL);
+        const Qp__V1__Project *p = m->dossier->project;
+        const Qp__V1__ProjectHolder *h = m->dossier->holder;
+        s_op (self, "submitted", 1, 7);
+        if (p && p->has_jobs_planned)
+            s_op (self, "jobs_planned", p->jobs_planned, 7);
+        if (h && h->has_gender && h->gender != QP__V1__GENDER__GENDER_UNSPECIFIED) {
+            s_op (self, "gender_declared", 1, 3);
+            if (h->gender == QP__V1__GENDER__WOMAN)
+                s_op (self, "women", 1, 3);
+        }
+        if (strstr (profile, "|1|") || strstr (profile, "|0|")) {
+            /* the under-30 flag is the 8th profile field */
+            char copy[320];
+            snprintf (copy, sizeof copy, "%s", profile);
+            char *f[10] = {0};
+            int n = 0;
+            for (char *s = copy, *bar; n < 9 && s; s = bar ? bar + 1 : NULL, n++) {
+                bar = strchr (s, '|');
+                if (bar)
+                    *bar = 0;
+                f[n] = s;
+            }
+            if (f[7] && *f[7]) {
+                s_op (self, "age_declared", 1, 3);
+                if (!strcmp (f[7], "1"))
+                    s_op (self, "under_30", 1, 3);
+            }
+        }
+        s_end (self);
+    } else if (d == &qp__v1__eligibility_decided__descriptor) {
+        const Qp__V1__EligibilityDecided *m = (const void *) msg->payload;
+        if (!m->dossier_id)
+            return;
+        s_fallback_profile (m->territory, t, fallback, sizeof fallback);
+        s_begin (self, m->dossier_id, "dec", "", fallback);
+        bool eligible = false;
+        for (size_t i = 0; i < m->n_decisions; i++) {
+            const Qp__V1__SchemeDecision *sd = m->decisions[i];
+            if (sd->outcome != QP__V1__OUTCOME__ELIGIBLE_OUTCOME)
+                continue;
+            eligible = true;
+            s_scheme_op (self, "s", sd->scheme_id, "eligible", 1);
+            s_scheme_op (self, "ag", s_enum_name (&qp__v1__agency__descriptor, sd->agency),
+                         "eligible", 1);
+            if (!strcmp (s_money_field (self, sd->scheme_id), "exemption_cents")) {
+                /* A tax exemption applies by law once eligible: granted by the decision. */
+                s_op (self, "exemptions_granted", 1, 3);
+                if (sd->amount_cents > 0)
+                    s_op (self, "exemption_cents", sd->amount_cents, 7);
+            }
+        }
+        s_op (self, eligible ? "eligible" : "not_eligible", 1, 7);
+        s_end (self);
+    } else if (d == &qp__v1__funding_request__descriptor) {
+        const Qp__V1__FundingRequest *m = (const void *) msg->payload;
+        if (!m->dossier_id)
+            return;
+        s_fallback_profile (m->summary ? m->summary->territory : NULL, t, fallback, sizeof fallback);
+        /* the dossier once, each scheme once, whatever the attempts */
+        s_begin (self, m->dossier_id, "rq", "", fallback);
+        s_op (self, "funding_requested", 1, 7);
+        s_end (self);
+        char token[128];
+        snprintf (token, sizeof token, "rq:%s", m->scheme_id ? m->scheme_id : "");
+        s_begin (self, m->dossier_id, token, "", fallback);
+        s_scheme_op (self, "s", m->scheme_id, "funding_requested", 1);
+        s_scheme_op (self, "ag", s_enum_name (&qp__v1__agency__descriptor, m->agency),
+                     "funding_requested", 1);
+        s_end (self);
+    } else if (d == &qp__v1__funding_settled__descriptor) {
+        const Qp__V1__FundingSettled *m = (const void *) msg->payload;
+        if (!m->dossier_id)
+            return;
+        s_fallback_profile (m->territory, t, fallback, sizeof fallback);
+        char token[128];
+        snprintf (token, sizeof token, "st:%s", m->scheme_id ? m->scheme_id : "");
+        s_begin (self, m->dossier_id, token, "", fallback);
+        const char *agency = s_enum_name (&qp__v1__agency__descriptor, m->agency);
+        if (m->outcome == QP__V1__SETTLEMENT_OUTCOME__COMMITTED) {
+            s_op (self, "approved", 1, 7);
+            s_op (self, s_money_field (self, m->scheme_id), m->amount_cents, 7);
+            s_scheme_op (self, "s", m->scheme_id, "approved", 1);
+            s_scheme_op (self, "s", m->scheme_id, "committed_cents", m->amount_cents);
+            s_scheme_op (self, "ag", agency, "approved", 1);
+            s_scheme_op (self, "ag", agency, "committed_cents", m->amount_cents);
+        } else if (m->outcome == QP__V1__SETTLEMENT_OUTCOME__RELEASED) {
+            s_scheme_op (self, "s", m->scheme_id, "declined", 1);
+            s_scheme_op (self, "ag", agency, "declined", 1);
+        } else if (m->outcome == QP__V1__SETTLEMENT_OUTCOME__NO_BUDGET)
+            s_scheme_op (self, "s", m->scheme_id, "unfunded", 1);
+        s_end (self);
+    } else if (d == &qp__v1__dossier_closed__descriptor) {
+        const Qp__V1__DossierClosed *m = (const void *) msg->payload;
+        const char *state = NULL;
+        switch (m->final_state) {
+        case QP__V1__DOSSIER_STATE__FUNDED: state = "funded"; break;
+        case QP__V1__DOSSIER_STATE__DECLINED: state = "declined"; break;
+        case QP__V1__DOSSIER_STATE__UNFUNDED: state = "unfunded"; break;
+        case QP__V1__DOSSIER_STATE__NOT_ELIGIBLE: state = "closed_not_eligible"; break;
+        default: break;
+        }
+        if (!m->dossier_id || !state) {
+            qp_log_warn ("bad_event", "DossierClosed %s without a dossier or terminal state",
+                         msg->envelope ? msg->envelope->message_id : "");
+            return;
+        }
+        s_fallback_profile (m->territory, t, fallback, sizeof fallback);
+        s_begin (self, m->dossier_id, "closed", "", fallback);
+        s_op (self, "closed", 1, 7);
+        s_op (self, state, 1, 7);
+        s_op (self, "committed_cents", m->committed_cents, 7);
+        if (m->final_state == QP__V1__DOSSIER_STATE__FUNDED)
+            s_op (self, "funded_profile", 0, 16);
+        s_end (self);
+    } else if (d == &qp__v1__follow_up__descriptor) {
+        const Qp__V1__FollowUp *m = (const void *) msg->payload;
+        if (!m->dossier_id || m->year < 1 || m->year > 3)
+            return;
+        s_fallback_profile (NULL, t, fallback, sizeof fallback);
+        s_begin (self, m->dossier_id, "", "", fallback);
+        char year[8], value[32];
+        snprintf (year, sizeof year, "y%u", m->year);
+        snprintf (value, sizeof value, "%d:%u", m->active ? 1 : 0, m->jobs_created);
+        s_op_text (self, year, value, 8);
+        s_end (self);
+    }
+}
+
+/* Profile of a stored dossier, or the event's fallback. */
+static void s_stored_profile (evaluation_t *self, const char *id, const char *fallback, char *out,
+                              size_t size)
+{
+    size_t len = 0;
+    char *packed = qp_store_get (self->redis, id, "dossier", &len);
+    Qp__V1__Dossier *d =
+        packed ? qp__v1__dossier__unpack (NULL, len, (const uint8_t *) packed) : NULL;
+    if (d) {
+        char *ms = qp_store_get (self->redis, id, "event_time_ms", &len);
+        s_profile (d, ms ? strtoll (ms, NULL, 10) : 0, out, size);
+        free (ms);
+        qp__v1__dossier__free_unpacked (d, NULL);
+    } else
+        snprintf (out, size, "%s", fallback);
+    free (packed);
+}
+
+static redisReply *s_run (evaluation_t *self, char **args, size_t n)
+{
+    const char *keys[] = {K_CELLS, K_TERRITORIES, K_META};
+    return qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 3, keys, (int) n,
+                            (const char **) args, NULL);
+}
+
+int evaluation_flush (evaluation_t *self)
+{
+    if (!self->n_events)
+        return 0;
+    int rc = 0;
+    redisReply *r = s_run (self, self->args, self->n_args);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        qp_log_error ("eval_lost", "%zu events not counted (rebuild recovers them): %s",
+                      self->n_events, r && r->str ? r->str : "Redis unreachable");
+        rc = -1;
+    } else {
+        /* Events whose dossier has no profile yet: one more try with its stored profile. */
+        for (size_t i = 0; i < r->elements; i++) {
+            size_t k = (size_t) r->element[i]->integer - 1;
+            if (k >= self->n_events)
+                continue;
+            queued_t *e = &self->events[k];
+            char profile[320];
+            s_stored_profile (self, self->args[e->first], e->fallback, profile, sizeof profile);
+            char *args[e->count];
+            memcpy (args, self->args + e->first, e->count * sizeof *args);
+            args[2] = profile;
+            redisReply *again = s_run (self, args, e->count);
+            if (!again || again->type != REDIS_REPLY_ARRAY || again->elements) {
+                qp_log_error ("eval_lost", "event for dossier %s not counted", args[0]);
+                rc = -1;
+            }
+            if (again)
+                freeReplyObject (again);
+        }
+    }
+    if (r)
+        freeReplyObject (r);
+    s_batch_reset (self);
+    return rc;
+}
+
+/* ---- Rebuild ------------------------------------------------------------------------------ */
+
+static void s_apply_packed (evaluation_t *self, const ProtobufCMessageDescriptor *d,
+                            const redisReply *value, Qp__V1__Envelope *env)
+{
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack (d, NULL, value->len, (const uint8_t *) value->str);
+    if (!m)
+        return;
+    qp_message_t msg = {.envelope = env, .payload = m, .descriptor = d};
+    evaluation_apply (self, &msg);
+    protobuf_c_message_free_unpacked (m, NULL);
+}
+
+/* Replays one stored dossier as the events its steps published. */
+static void s_rebuild_dossier (evaluation_t *self, const char *id, const redisReply *h)
+{
+    Qp__V1__Envelope env = QP__V1__ENVELOPE__INIT;
+    const redisReply *dossier = NULL, *eligibility = NULL, *request = NULL;
+    const char *state = NULL, *territory = NULL, *committed = NULL;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const char *f = h->element[i]->str;
+        const redisReply *v = h->element[i + 1];
+        if (!strcmp (f, "dossier"))
+            dossier = v;
+        else if (!strcmp (f, "eligibility"))
+            eligibility = v;
+        else if (!strcmp (f, "request"))
+            request = v;
+        else if (!strcmp (f, "state"))
+            state = v->str;
+        else if (!strcmp (f, "territory"))
+            territory = v->str;
+        else if (!strcmp (f, "committed_cents"))
+            committed = v->str;
+        else if (!strcmp (f, "event_time_ms"))
+            env.has_event_time_ms = true, env.event_time_ms = strtoll (v->str, NULL, 10);
+    }
+    if (dossier) {
+        Qp__V1__Dossier *d =
+            qp__v1__dossier__unpack (NULL, dossier->len, (const uint8_t *) dossier->str);
+        if (d) {
+            Qp__V1__DossierReceived m = QP__V1__DOSSIER_RECEIVED__INIT;
+            m.dossier_id = (char *) id;
+            m.dossier = d;
+            qp_message_t msg = {.envelope = &env, .payload = &m.base,
+                                .descriptor = &qp__v1__dossier_received__descriptor};
+            evaluation_apply (self, &msg);
+            qp__v1__dossier__free_unpacked (d, NULL);
+        }
+    }
+    if (eligibility)
+        s_apply_packed (self, &qp__v1__eligibility_decided__descriptor, eligibility, &env);
+    if (request)
+        s_apply_packed (self, &qp__v1__funding_request__descriptor, request, &env);
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const char *f = h->element[i]->str;
+        if (!strncmp (f, "settlement", 10))
+            s_apply_packed (self, &qp__v1__funding_settled__descriptor, h->element[i + 1], &env);
+        else if (!strncmp (f, "followup_", 9))
+            s_apply_packed (self, &qp__v1__follow_up__descriptor, h->element[i + 1], &env);
+    }
+    Qp__V1__DossierState s = state ? qp_store_state_parse (state) : 0;
+    if (state && qp_store_state_terminal (s)) {
+        Qp__V1__DossierClosed m = QP__V1__DOSSIER_CLOSED__INIT;
+        m.dossier_id = (char *) id;
+        m.has_final_state = true, m.final_state = s;
+        m.territory = (char *) territory;
+        m.has_committed_cents = true;
+        m.committed_cents = committed ? strtoll (committed, NULL, 10) : 0;
+        qp_message_t msg = {.envelope = &env, .payload = &m.base,
+                            .descriptor = &qp__v1__dossier_closed__descriptor};
+        evaluation_apply (self, &msg);
+    }
+}
+
+/* SCANs keys matching pattern; calls fn on each key. -1 when Redis failed. */
+static int s_scan (evaluation_t *self, const char *pattern,
+                   void (*fn) (evaluation_t *, const char *key, void *), void *arg)
+{
+    char cursor[32] = "0";
+    do {
+        redisReply *r = qp_redis_command (self->redis, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r)
+                freeReplyObject (r);
+            return -1;
+        }
+        snprintf (cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++)
+            fn (self, r->element[1]->element[i]->str, arg);
+        freeReplyObject (r);
+    } while (strcmp (cursor, "0") != 0);
+    return 0;
+}
+
+static void s_unlink_counter (evaluation_t *self, const char *key, void *arg)
+{
+    (void) arg;
+    if (!strncmp (key, "qp:eval:phase:", 14))
+        return; /* phases are inputs, not counters */
+    redisReply *r = qp_redis_command (self->redis, "UNLINK %s", key);
     if (r)
         freeReplyObject (r);
 }
 
-static void s_on_received (qp_request_t *req, void *arg)
+static void s_rebuild_key (evaluation_t *self, const char *key, void *arg)
 {
-    Qp__V1__DossierReceived *m = (Qp__V1__DossierReceived *) req->msg.payload;
-    char jobs[16] = "0";
-    if (m->dossier && m->dossier->project && m->dossier->project->has_jobs_planned)
-        snprintf (jobs, sizeof jobs, "%u", m->dossier->project->jobs_planned);
-    const char *incr[] = {"submitted", "1", "jobs_planned", jobs};
-    s_apply (arg, req->msg.envelope, m->dossier ? m->dossier->territory : NULL, incr, 4);
-}
-
-static void s_on_decided (qp_request_t *req, void *arg)
-{
-    Qp__V1__EligibilityDecided *m = (Qp__V1__EligibilityDecided *) req->msg.payload;
-    bool eligible = false;
-    for (size_t i = 0; i < m->n_decisions; i++)
-        eligible |= m->decisions[i]->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME;
-    const char *incr[] = {eligible ? "eligible" : "not_eligible", "1"};
-    s_apply (arg, req->msg.envelope, m->territory, incr, 2);
-}
-
-static void s_on_requested (qp_request_t *req, void *arg)
-{
-    Qp__V1__FundingRequest *m = (Qp__V1__FundingRequest *) req->msg.payload;
-    const char *incr[] = {"funding_requested", "1"};
-    s_apply (arg, req->msg.envelope, m->summary ? m->summary->territory : NULL, incr, 2);
-}
-
-static void s_on_closed (qp_request_t *req, void *arg)
-{
-    Qp__V1__DossierClosed *m = (Qp__V1__DossierClosed *) req->msg.payload;
-    const char *state = NULL;
-    switch (m->final_state) {
-    case QP__V1__DOSSIER_STATE__FUNDED: state = "funded"; break;
-    case QP__V1__DOSSIER_STATE__DECLINED: state = "declined"; break;
-    case QP__V1__DOSSIER_STATE__UNFUNDED: state = "unfunded"; break;
-    case QP__V1__DOSSIER_STATE__NOT_ELIGIBLE: state = "closed_not_eligible"; break;
-    default:
-        qp_log_warn ("bad_event", "DossierClosed %s with a non-terminal state",
-                     req->msg.envelope->message_id);
+    /* qp:{ID}:d */
+    const char *open = strchr (key, '{'), *close = strchr (key, '}');
+    if (!open || !close || close <= open + 1 || strcmp (close, "}:d") != 0)
         return;
+    char id[128];
+    snprintf (id, sizeof id, "%.*s", (int) (close - open - 1), open + 1);
+    redisReply *h = qp_redis_command (self->redis, "HGETALL %s", key);
+    if (h && h->type == REDIS_REPLY_ARRAY) {
+        s_rebuild_dossier (self, id, h);
+        (*(long *) arg)++;
     }
-    char committed[24];
-    snprintf (committed, sizeof committed, "%lld", (long long) m->committed_cents);
-    const char *incr[] = {"closed", "1", state, "1", "committed_cents", committed};
-    s_apply (arg, req->msg.envelope, m->territory, incr, 6);
+    if (h)
+        freeReplyObject (h);
 }
 
-static uint64_t s_count (redisReply *h, const char *name)
+long evaluation_rebuild (evaluation_t *self)
 {
-    for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-        if (!strcmp (h->element[i]->str, name))
-            return strtoull (h->element[i + 1]->str, NULL, 10);
+    long dossiers = 0;
+    evaluation_flush (self);
+    if (s_scan (self, "qp:eval:*", s_unlink_counter, NULL))
+        return -1;
+    if (s_scan (self, "qp:{*}:d", s_rebuild_key, &dossiers))
+        return -1;
+    if (evaluation_flush (self))
+        return -1;
+    qp_log_info ("eval_rebuilt", "counters recomputed from %ld stored dossiers", dossiers);
+    return dossiers;
+}
+
+/* ---- Phases ------------------------------------------------------------------------------- */
+
+int evaluation_record_phase (evaluation_t *self, const Qp__V1__TerritoryPhase *p, qp_error_t *err)
+{
+    int32_t start, end, day;
+    if (!p->territory || !*p->territory || strpbrk (p->territory, "|:{} ")) {
+        qp_error_set (err, "bad_field", "territory", "a territory id is required (no spaces, '|', ':')");
+        return -1;
+    }
+    if (!p->has_phase || p->phase == QP__V1__PHASE__PHASE_UNSPECIFIED ||
+        !protobuf_c_enum_descriptor_get_value (&qp__v1__phase__descriptor, p->phase)) {
+        qp_error_set (err, "bad_field", "phase",
+                      "one of LABELLISATION, INCUBATION, ACCELERATION, EVALUATION");
+        return -1;
+    }
+    if (!p->started_on || !qp_date_parse (p->started_on, &start)) {
+        qp_error_set (err, "bad_field", "started_on", "a date YYYY-MM-DD is required");
+        return -1;
+    }
+    if (p->ended_on && (!qp_date_parse (p->ended_on, &end) || end < start)) {
+        qp_error_set (err, "bad_field", "ended_on", "a date YYYY-MM-DD on or after started_on");
+        return -1;
+    }
+    const char *const milestones[][2] = {{"diagnostic_on", p->diagnostic_on},
+                                         {"roadmap_on", p->roadmap_on}};
+    for (int i = 0; i < 2; i++)
+        if (milestones[i][1] && !qp_date_parse (milestones[i][1], &day)) {
+            qp_error_set (err, "bad_field", milestones[i][0], "a date YYYY-MM-DD");
+            return -1;
+        }
+    size_t len = qp__v1__territory_phase__get_packed_size (p);
+    uint8_t buf[len + 1];
+    qp__v1__territory_phase__pack (p, buf);
+    redisReply *r = qp_redis_command (self->redis, "HSET qp:eval:phase:%s %s %b", p->territory,
+                                      s_enum_name (&qp__v1__phase__descriptor, p->phase), buf, len);
+    bool ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (r)
+        freeReplyObject (r);
+    if (!ok) {
+        qp_error_set (err, "internal", NULL, "store unavailable, retry");
+        return -1;
+    }
     return 0;
 }
 
-static Qp__V1__TerritoryFigures *s_figures (redisReply *h, const char *territory)
+/* ---- Reading the indicators ------------------------------------------------------------------ */
+
+#define NF ((size_t) qp__v1__figures__descriptor.n_fields)
+
+static int s_idx (const char *name)
 {
-    Qp__V1__TerritoryFigures *f = malloc (sizeof *f);
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name (&qp__v1__figures__descriptor, name);
+    return f ? (int) (f - qp__v1__figures__descriptor.fields) : -1;
+}
+
+static void s_free_item (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static int64_t *s_sums (zhashx_t *acc, const char *key)
+{
+    int64_t *s = zhashx_lookup (acc, key);
+    if (!s) {
+        s = calloc (NF, sizeof *s);
+        assert (s);
+        zhashx_insert (acc, key, s);
+    }
+    return s;
+}
+
+static bool s_scheme_dependent (const char *f)
+{
+    static const char *const names[] = {"eligible", "funding_requested", "approved", "declined",
+                                        "unfunded", "committed_cents", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp (names[i], f))
+            return true;
+    return false;
+}
+
+static double s_ratio (int64_t a, int64_t b, int64_t min_b)
+{
+    return b >= min_b && b > 0 ? (double) a / (double) b : NAN;
+}
+
+/* Figures from sums; mask: small-cell suppression (counts under 5, and money where fewer
+ * than 5 dossiers were funded or approved). */
+static Qp__V1__Figures *s_figures (const int64_t *sums, bool mask)
+{
+    Qp__V1__Figures *f = malloc (sizeof *f);
     assert (f);
-    qp__v1__territory_figures__init (f);
-    f->territory = strdup (territory);
-#define SET(field) f->has_##field = true, f->field = s_count (h, #field)
+    qp__v1__figures__init (f);
+    const ProtobufCMessageDescriptor *d = &qp__v1__figures__descriptor;
+    int64_t funded = sums[s_idx ("funded")], approved = sums[s_idx ("approved")];
+    bool few = funded < 5 && approved < 5;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        int64_t v = sums[i];
+        if (fd->type != PROTOBUF_C_TYPE_UINT64 && fd->type != PROTOBUF_C_TYPE_INT64)
+            continue;
+        if (mask && v != 0 &&
+            ((fd->type == PROTOBUF_C_TYPE_UINT64 && v < 5) || (fd->type == PROTOBUF_C_TYPE_INT64 && few))) {
+            f->has_suppressed = true, f->suppressed = true;
+            continue;
+        }
+        *(protobuf_c_boolean *) ((char *) f + fd->quantifier_offset) = 1;
+        *(int64_t *) ((char *) f + fd->offset) = v;
+    }
+    int64_t min = mask ? 5 : 1;
+    struct {
+        const char *out, *a, *b;
+        double scale;
+    } ratios[] = {{"leverage_ratio", "bank_loan_cents", "honour_loan_cents", 1},
+                  {"survival_y1_pct", "active_y1", "followed_y1", 100},
+                  {"survival_y2_pct", "active_y2", "followed_y2", 100},
+                  {"survival_y3_pct", "active_y3", "followed_y3", 100},
+                  {"women_pct", "women", "gender_declared", 100},
+                  {"under_30_pct", "under_30", "age_declared", 100}};
+    for (size_t i = 0; i < sizeof ratios / sizeof ratios[0]; i++) {
+        bool money = !strcmp (ratios[i].out, "leverage_ratio");
+        double r = s_ratio (sums[s_idx (ratios[i].a)], sums[s_idx (ratios[i].b)], money ? 1 : min);
+        if (isnan (r) || (money && mask && few))
+            continue;
+        const ProtobufCFieldDescriptor *fd = &d->fields[s_idx (ratios[i].out)];
+        *(protobuf_c_boolean *) ((char *) f + fd->quantifier_offset) = 1;
+        /* rounded to 0.01 so that a figure reads the same in every format */
+        *(double *) ((char *) f + fd->offset) = round (r * ratios[i].scale * 100) / 100;
+    }
+    return f;
+}
+
+static void s_add (int64_t *sums, const char *field, long long v)
+{
+    int i = s_idx (field);
+    if (i >= 0)
+        sums[i] += v;
+}
+
+typedef struct {
+    const Qp__V1__IndicatorQuery *q;
+    char from[8], until[8]; /* months, "" when open */
+    const char *axis;       /* NULL: any */
+} filter_t;
+
+/* Parses "qp:eval:c:T|M|A"; true when the cell passes the filter. */
+static bool s_cell_match (const filter_t *f, const char *key, char *t, size_t ts, char *m, char *a,
+                          size_t as)
+{
+    const char *s = key + strlen ("qp:eval:c:");
+    const char *b1 = strchr (s, '|'), *b2 = b1 ? strchr (b1 + 1, '|') : NULL;
+    if (!b1 || !b2 || b2 - b1 - 1 != 7)
+        return false;
+    snprintf (t, ts, "%.*s", (int) (b1 - s), s);
+    snprintf (m, 8, "%.7s", b1 + 1);
+    snprintf (a, as, "%s", b2 + 1);
+    if (f->q->territory && *f->q->territory && strcmp (f->q->territory, t))
+        return false;
+    if (*f->from && strcmp (m, f->from) < 0)
+        return false;
+    if (*f->until && strcmp (m, f->until) > 0)
+        return false;
+    if (f->axis && strcmp (f->axis, a))
+        return false;
+    return true;
+}
+
+/* Adds one cell's fields to its territory and the total (and their breakdowns). */
+static void s_add_cell (zhashx_t *acc, const filter_t *f, const char *t, const char *month,
+                        const char *axis, const redisReply *h, zhashx_t *envelope_months)
+{
+    const char *owners[2] = {t, "*"};
+    const char *scheme = f->q->scheme_id && *f->q->scheme_id ? f->q->scheme_id : NULL;
+    bool detail = f->q->has_breakdowns && f->q->breakdowns;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const char *field = h->element[i]->str;
+        long long v = strtoll (h->element[i + 1]->str, NULL, 10);
+        char dim[16] = "", value[96] = "", counter[64] = "";
+        const char *colon = strchr (field, ':');
+        if (colon) {
+            const char *c2 = strchr (colon + 1, ':');
+            if (!c2)
+                continue;
+            snprintf (dim, sizeof dim, "%.*s", (int) (colon - field), field);
+            snprintf (value, sizeof value, "%.*s", (int) (c2 - colon - 1), colon + 1);
+            snprintf (counter, sizeof counter, "%s", c2 + 1);
+            if (!strcmp (dim, "s") && envelope_months) {
+                char k[128];
+                snprintf (k, sizeof k, "%s|%s", value, month);
+                int64_t *e = s_sums (envelope_months, k);
+                s_add (e, counter, v);
+            }
+        }
+        for (int o = 0; o < 2; o++) {
+            char key[256];
+            if (!colon) {
+                if (!(scheme && s_scheme_dependent (field)))
+                    s_add (s_sums (acc, owners[o]), field, v);
+                if (detail) {
+                    snprintf (key, sizeof key, "%s\x1f" "axis\x1f%s", owners[o], axis);
+                    s_add (s_sums (acc, key), field, v);
+                    snprintf (key, sizeof key, "%s\x1fmonth\x1f%s", owners[o], month);
+                    s_add (s_sums (acc, key), field, v);
+                }
+                continue;
+            }
+            if (!strcmp (dim, "s") && scheme && !strcmp (value, scheme))
+                s_add (s_sums (acc, owners[o]), counter, v);
+            if (!detail)
+                continue;
+            const char *name = !strcmp (dim, "s")    ? "scheme"
+                               : !strcmp (dim, "ag") ? "agency"
+                               : !strcmp (dim, "q")  ? "qpv"
+                               : !strcmp (dim, "n")  ? "network"
+                                                     : NULL;
+            if (!name)
+                continue;
+            snprintf (key, sizeof key, "%s\x1f%s\x1f%s", owners[o], name, value);
+            s_add (s_sums (acc, key), counter, v);
+        }
+    }
+}
+
+static int s_cmp_str (const void *a, const void *b)
+{
+    return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* Sorted keys of acc starting with prefix. */
+static char **s_sorted_keys (zhashx_t *acc, const char *prefix, size_t *n)
+{
+    zlistx_t *keys = zhashx_keys (acc);
+    size_t cap = zlistx_size (keys), count = 0;
+    char **out = calloc (cap + 1, sizeof *out);
+    assert (out);
+    for (const char *k = zlistx_first (keys); k; k = zlistx_next (keys))
+        if (!strncmp (k, prefix, strlen (prefix)))
+            out[count++] = strdup (k);
+    zlistx_destroy (&keys);
+    qsort (out, count, sizeof *out, s_cmp_str);
+    *n = count;
+    return out;
+}
+
+static void s_free_keys (char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free (keys[i]);
+    free (keys);
+}
+
+static bool s_in_phase (const char *day, const Qp__V1__TerritoryPhase *p)
+{
+    return strcmp (day, p->started_on) >= 0 && (!p->ended_on || strcmp (day, p->ended_on) <= 0);
+}
+
+/* The territory's phases, with the figures of the dossiers submitted during each
+ * (from the day series). */
+static void s_phases (evaluation_t *self, Qp__V1__TerritoryIndicators *ti, const char *as_of)
+{
+    redisReply *ph = qp_redis_command (self->redis, "HGETALL qp:eval:phase:%s", ti->territory);
+    if (!ph || ph->type != REDIS_REPLY_ARRAY || !ph->elements) {
+        if (ph)
+            freeReplyObject (ph);
+        return;
+    }
+    size_t n = ph->elements / 2;
+    ti->phases = calloc (n, sizeof *ti->phases);
+    int64_t *sums = calloc (n * NF, sizeof *sums);
+    assert (ti->phases && sums);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *v = ph->element[2 * i + 1];
+        Qp__V1__TerritoryPhase *p =
+            qp__v1__territory_phase__unpack (NULL, v->len, (const uint8_t *) v->str);
+        if (!p)
+            continue;
+        Qp__V1__PhaseFigures *pf = malloc (sizeof *pf);
+        assert (pf);
+        qp__v1__phase_figures__init (pf);
+        pf->phase = p;
+        ti->phases[ti->n_phases++] = pf;
+    }
+    freeReplyObject (ph);
+    redisReply *days = qp_redis_command (self->redis, "HGETALL qp:eval:day:%s", ti->territory);
+    for (size_t i = 0; days && days->type == REDIS_REPLY_ARRAY && i + 1 < days->elements; i += 2) {
+        const char *f = days->element[i]->str;
+        if (strlen (f) < 12 || f[10] != '|')
+            continue;
+        char day[11];
+        snprintf (day, sizeof day, "%.10s", f);
+        for (size_t k = 0; k < ti->n_phases; k++)
+            if (s_in_phase (day, ti->phases[k]->phase))
+                s_add (sums + k * NF, f + 11, strtoll (days->element[i + 1]->str, NULL, 10));
+    }
+    if (days)
+        freeReplyObject (days);
+    /* the current phase: the latest started that has not ended by the last business day */
+    const char *latest = "";
+    for (size_t k = 0; k < ti->n_phases; k++) {
+        Qp__V1__TerritoryPhase *p = ti->phases[k]->phase;
+        ti->phases[k]->figures = s_figures (sums + k * NF, false);
+        if (strcmp (p->started_on, latest) > 0 && (!p->ended_on || !*as_of || strcmp (p->ended_on, as_of) >= 0)) {
+            latest = p->started_on;
+            ti->has_current_phase = true, ti->current_phase = p->phase;
+        }
+    }
+    free (sums);
+}
+
+static double s_number (const json_t *j, const char *name)
+{
+    return json_number_value (json_object_get (j, name));
+}
+
+static const char *s_string (const json_t *j, const char *name)
+{
+    return json_string_value (json_object_get (j, name));
+}
+
+/* A figure of the total by name: a Figures field, or "s:SCHEME:counter". */
+static double s_indicator (const Qp__V1__Figures *f, const int64_t *scheme_sums, const char *name,
+                           zhashx_t *scheme_totals)
+{
+    (void) scheme_sums;
+    if (!name)
+        return NAN;
+    if (!strncmp (name, "s:", 2)) {
+        const char *c2 = strchr (name + 2, ':');
+        if (!c2)
+            return NAN;
+        char scheme[96];
+        snprintf (scheme, sizeof scheme, "%.*s", (int) (c2 - name - 2), name + 2);
+        int64_t *s = zhashx_lookup (scheme_totals, scheme);
+        int i = s_idx (c2 + 1);
+        return s && i >= 0 ? (double) s[i] : 0;
+    }
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name (&qp__v1__figures__descriptor, name);
+    if (!fd || !*(protobuf_c_boolean *) ((const char *) f + fd->quantifier_offset))
+        return NAN;
+    if (fd->type == PROTOBUF_C_TYPE_DOUBLE)
+        return *(const double *) ((const char *) f + fd->offset);
+    return (double) *(const int64_t *) ((const char *) f + fd->offset);
+}
+
+static char *s_strdup (const char *s)
+{
+    return s ? strdup (s) : NULL;
+}
+
+/* Envelopes, targets and references, against the total. */
+static void s_programme (evaluation_t *self, Qp__V1__IndicatorReport *r, zhashx_t *envelope_months)
+{
+    /* per-scheme totals over every month */
+    zhashx_t *schemes = zhashx_new ();
+    zhashx_set_destructor (schemes, s_free_item);
+    size_t nk = 0;
+    char **keys = s_sorted_keys (envelope_months, "", &nk);
+    for (size_t i = 0; i < nk; i++) {
+        char scheme[96];
+        snprintf (scheme, sizeof scheme, "%.*s", (int) strcspn (keys[i], "|"), keys[i]);
+        int64_t *m = zhashx_lookup (envelope_months, keys[i]);
+        int64_t *s = s_sums (schemes, scheme);
+        for (size_t k = 0; k < NF; k++)
+            s[k] += m[k];
+    }
+    size_t n_env = json_array_size (self->envelopes);
+    r->envelopes = calloc (n_env + 1, sizeof *r->envelopes);
+    assert (r->envelopes);
+    int ic = s_idx ("committed_cents"), ia = s_idx ("approved");
+    for (size_t e = 0; e < n_env; e++) {
+        json_t *j = json_array_get (self->envelopes, e);
+        const char *scheme = s_string (j, "scheme");
+        if (!scheme)
+            continue;
+        Qp__V1__EnvelopeUse *u = malloc (sizeof *u);
+        assert (u);
+        qp__v1__envelope_use__init (u);
+        u->scheme_id = strdup (scheme);
+        u->has_total_cents = true, u->total_cents = (int64_t) s_number (j, "total_cents");
+        u->has_max_projects = true, u->max_projects = (uint64_t) s_number (j, "max_projects");
+        u->source = s_strdup (s_string (j, "source"));
+        int64_t *s = zhashx_lookup (schemes, scheme);
+        u->has_committed_cents = true, u->committed_cents = s ? s[ic] : 0;
+        u->has_projects = true, u->projects = s ? (uint64_t) s[ia] : 0;
+        if (u->total_cents > 0)
+            u->has_consumed_pct = true,
+            u->consumed_pct = round (10000.0 * (double) u->committed_cents / (double) u->total_cents) / 100;
+        if (u->max_projects > 0)
+            u->has_projects_pct = true,
+            u->projects_pct = round (10000.0 * (double) u->projects / (double) u->max_projects) / 100;
+        u->series = calloc (nk + 1, sizeof *u->series);
+        assert (u->series);
+        int64_t cents = 0, count = 0;
+        for (size_t i = 0; i < nk; i++) {
+            size_t len = strcspn (keys[i], "|");
+            if (strlen (scheme) != len || strncmp (keys[i], scheme, len))
+                continue;
+            int64_t *m = zhashx_lookup (envelope_months, keys[i]);
+            cents += m[ic], count += m[ia];
+            Qp__V1__MonthPoint *p = malloc (sizeof *p);
+            assert (p);
+            qp__v1__month_point__init (p);
+            p->month = strdup (keys[i] + len + 1);
+            p->has_cents = true, p->cents = cents;
+            p->has_count = true, p->count = (uint64_t) count;
+            u->series[u->n_series++] = p;
+        }
+        r->envelopes[r->n_envelopes++] = u;
+    }
+    s_free_keys (keys, nk);
+
+    const Qp__V1__Figures *total = r->total ? r->total->figures : NULL;
+    json_t *targets = json_object_get (self->targets, "targets");
+    r->targets = calloc (json_array_size (targets) + 1, sizeof *r->targets);
+    assert (r->targets);
+    for (size_t i = 0; total && i < json_array_size (targets); i++) {
+        json_t *j = json_array_get (targets, i);
+        Qp__V1__TargetProgress *t = malloc (sizeof *t);
+        assert (t);
+        qp__v1__target_progress__init (t);
+        t->id = s_strdup (s_string (j, "id"));
+        t->label = s_strdup (s_string (j, "label"));
+        t->indicator = s_strdup (s_string (j, "indicator"));
+        t->by = s_strdup (s_string (j, "by"));
+        t->source = s_strdup (s_string (j, "source"));
+        t->has_target = true, t->target = s_number (j, "target");
+        double current = s_indicator (total, NULL, t->indicator, schemes);
+        if (isnan (current))
+            current = 0;
+        t->has_current = true, t->current = current;
+        if (t->target > 0)
+            t->has_progress_pct = true, t->progress_pct = round (10000.0 * current / t->target) / 100;
+        /* Pace: what was reached between `from` and the last business day, carried on. */
+        int32_t from, as_of, by;
+        const char *from_s = s_string (j, "from");
+        if (current > 0 && from_s && qp_date_parse (from_s, &from) && r->as_of &&
+            qp_date_parse (r->as_of, &as_of) && as_of >= from) {
+            double days = (double) (as_of - from + 1);
+            int32_t reached = from + (int32_t) ceil (t->target * days / current) - 1;
+            if (current >= t->target)
+                reached = as_of;
+            char buf[11];
+            qp_date_format (reached, buf);
+            t->reached_on = strdup (buf);
+            if (t->by && qp_date_parse (t->by, &by))
+                t->has_on_track = true, t->on_track = reached <= by;
+        }
+        r->targets[r->n_targets++] = t;
+    }
+    json_t *refs = json_object_get (self->targets, "references");
+    r->references = calloc (json_array_size (refs) + 1, sizeof *r->references);
+    assert (r->references);
+    for (size_t i = 0; total && i < json_array_size (refs); i++) {
+        json_t *j = json_array_get (refs, i);
+        Qp__V1__Reference *x = malloc (sizeof *x);
+        assert (x);
+        qp__v1__reference__init (x);
+        x->id = s_strdup (s_string (j, "id"));
+        x->label = s_strdup (s_string (j, "label"));
+        x->unit = s_strdup (s_string (j, "unit"));
+        x->source = s_strdup (s_string (j, "source"));
+        x->indicator = s_strdup (s_string (j, "indicator"));
+        x->has_value = true, x->value = s_number (j, "value");
+        double m = s_indicator (total, NULL, s_string (j, "indicator"), schemes);
+        if (!isnan (m))
+            x->has_measured = true, x->measured = m;
+        r->references[r->n_references++] = x;
+    }
+    zhashx_destroy (&schemes);
+}
+
+static void s_month_of (const char *date, char out[8])
+{
+    int32_t d;
+    out[0] = 0;
+    if (date && qp_date_parse (date, &d))
+        snprintf (out, 8, "%.7s", date);
+}
+
+int evaluation_indicators (evaluation_t *self, const Qp__V1__IndicatorQuery *q,
+                           Qp__V1__IndicatorReport **out)
+{
+    *out = NULL;
+    evaluation_flush (self);
+    filter_t f = {.q = q};
+    s_month_of (q->from, f.from);
+    s_month_of (q->until, f.until);
+    if (q->has_axis && q->axis != QP__V1__AXIS__AXIS_UNSPECIFIED)
+        f.axis = s_enum_name (&qp__v1__axis__descriptor, q->axis);
+    redisReply *cells = qp_redis_command (self->redis, "SMEMBERS %s", K_CELLS);
+    redisReply *meta = qp_redis_command (self->redis, "HGET %s as_of", K_META);
+    if (!cells || cells->type != REDIS_REPLY_ARRAY || !meta) {
+        if (cells)
+            freeReplyObject (cells);
+        if (meta)
+            freeReplyObject (meta);
+        return -1;
+    }
+    zhashx_t *acc = zhashx_new ();
+    zhashx_set_destructor (acc, s_free_item);
+    zhashx_t *envelope_months = zhashx_new ();
+    zhashx_set_destructor (envelope_months, s_free_item);
+    s_sums (acc, "*");
+    if (q->territory && *q->territory)
+        s_sums (acc, q->territory);
+    int rc = 0;
+    for (size_t i = 0; i < cells->elements && rc == 0; i++) {
+        char t[96], m[8], a[48];
+        if (!s_cell_match (&f, cells->element[i]->str, t, sizeof t, m, a, sizeof a))
+            continue;
+        redisReply *h = qp_redis_command (self->redis, "HGETALL %s", cells->element[i]->str);
+        if (!h || h->type != REDIS_REPLY_ARRAY)
+            rc = -1;
+        else
+            s_add_cell (acc, &f, t, m, a, h, envelope_months);
+        if (h)
+            freeReplyObject (h);
+    }
+    freeReplyObject (cells);
+    Qp__V1__IndicatorReport *r = malloc (sizeof *r);
+    assert (r);
+    qp__v1__indicator_report__init (r);
+    {
+        /* the query as answered, echoed in the report */
+        size_t len = qp__v1__indicator_query__get_packed_size (q);
+        uint8_t buf[len + 1];
+        qp__v1__indicator_query__pack (q, buf);
+        r->query = qp__v1__indicator_query__unpack (NULL, len, buf);
+    }
+    r->as_of = strdup (meta->type == REDIS_REPLY_STRING ? meta->str : "");
+    freeReplyObject (meta);
+
+    size_t nt = 0, nb = 0;
+    char **keys = s_sorted_keys (acc, "", &nt);
+    r->territories = calloc (nt + 1, sizeof *r->territories);
+    assert (r->territories);
+    for (size_t i = 0; i < nt; i++) {
+        if (strchr (keys[i], '\x1f'))
+            continue;
+        Qp__V1__TerritoryIndicators *ti = malloc (sizeof *ti);
+        assert (ti);
+        qp__v1__territory_indicators__init (ti);
+        bool total = !strcmp (keys[i], "*");
+        ti->territory = strdup (total ? "total" : keys[i]);
+        ti->figures = s_figures (zhashx_lookup (acc, keys[i]), false);
+        char prefix[128];
+        snprintf (prefix, sizeof prefix, "%s\x1f", keys[i]);
+        char **bk = s_sorted_keys (acc, prefix, &nb);
+        ti->breakdowns = calloc (nb + 1, sizeof *ti->breakdowns);
+        assert (ti->breakdowns);
+        for (size_t k = 0; k < nb; k++) {
+            Qp__V1__Breakdown *b = malloc (sizeof *b);
+            assert (b);
+            qp__v1__breakdown__init (b);
+            const char *dim = bk[k] + strlen (prefix), *sep = strchr (dim, '\x1f');
+            b->dimension = strndup (dim, (size_t) (sep - dim));
+            b->value = strdup (sep + 1);
+            b->figures = s_figures (zhashx_lookup (acc, bk[k]), true);
+            ti->breakdowns[ti->n_breakdowns++] = b;
+        }
+        s_free_keys (bk, nb);
+        if (total)
+            r->total = ti;
+        else {
+            s_phases (self, ti, r->as_of);
+            r->territories[r->n_territories++] = ti;
+        }
+    }
+    s_free_keys (keys, nt);
+    s_programme (self, r, envelope_months);
+    zhashx_destroy (&acc);
+    zhashx_destroy (&envelope_months);
+    if (rc) {
+        qp__v1__indicator_report__free_unpacked (r, NULL);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+/* ---- The funnel of qp.v1.ReportReply -------------------------------------------------------- */
+
+static Qp__V1__TerritoryFigures *s_territory_figures (const Qp__V1__TerritoryIndicators *ti)
+{
+    Qp__V1__TerritoryFigures *t = malloc (sizeof *t);
+    assert (t);
+    qp__v1__territory_figures__init (t);
+    const Qp__V1__Figures *f = ti->figures;
+    t->territory = strdup (ti->territory);
+#define SET(field) t->has_##field = true, t->field = f->field
     SET (submitted);
     SET (not_eligible);
     SET (eligible);
@@ -99,63 +1202,36 @@ static Qp__V1__TerritoryFigures *s_figures (redisReply *h, const char *territory
     SET (declined);
     SET (unfunded);
     SET (closed);
+    SET (committed_cents);
     SET (jobs_planned);
 #undef SET
-    f->has_committed_cents = true;
-    f->committed_cents = (int64_t) s_count (h, "committed_cents");
-    return f;
+    return t;
 }
 
-static int s_cmp_figures (const void *a, const void *b)
-{
-    return strcmp ((*(Qp__V1__TerritoryFigures *const *) a)->territory,
-                   (*(Qp__V1__TerritoryFigures *const *) b)->territory);
-}
-
-int evaluation_report (qp_redis_t *redis, const char *territory, Qp__V1__ReportReply *out)
+int evaluation_report (evaluation_t *self, const Qp__V1__ReportQuery *query, Qp__V1__ReportReply *out)
 {
     qp__v1__report_reply__init (out);
-    redisReply *names = qp_redis_command (redis, "SMEMBERS %s", K_TERRITORIES);
-    if (!names || names->type != REDIS_REPLY_ARRAY) {
-        if (names)
-            freeReplyObject (names);
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    q.territory = query->territory;
+    q.from = query->from;
+    q.until = query->until;
+    q.has_axis = query->has_axis, q.axis = query->axis;
+    q.scheme_id = query->scheme_id;
+    Qp__V1__IndicatorReport *r;
+    if (evaluation_indicators (self, &q, &r))
         return -1;
-    }
-    out->territories = calloc (names->elements + 1, sizeof *out->territories);
+    out->territories = calloc (r->n_territories + 1, sizeof *out->territories);
     assert (out->territories);
-    int rc = 0;
-    for (size_t i = 0; i < names->elements && rc == 0; i++) {
-        const char *t = names->element[i]->str;
-        if (territory && *territory && strcmp (territory, t) != 0)
-            continue;
-        redisReply *h = qp_redis_command (redis, "HGETALL qp:eval:t:%s", t);
-        if (!h || h->type != REDIS_REPLY_ARRAY)
-            rc = -1;
-        else
-            out->territories[out->n_territories++] = s_figures (h, t);
-        if (h)
-            freeReplyObject (h);
-    }
-    freeReplyObject (names);
-    qsort (out->territories, out->n_territories, sizeof *out->territories, s_cmp_figures);
-    if (rc == 0 && (!territory || !*territory)) {
-        redisReply *h = qp_redis_command (redis, "HGETALL %s", K_TOTAL);
-        if (!h || h->type != REDIS_REPLY_ARRAY)
-            rc = -1;
-        else
-            out->total = s_figures (h, "total");
-        if (h)
-            freeReplyObject (h);
-    } else if (rc == 0 && out->n_territories == 1) {
-        Qp__V1__TerritoryFigures *one = out->territories[0];
-        out->total = malloc (sizeof *out->total);
-        assert (out->total);
-        *out->total = *one;
+    for (size_t i = 0; i < r->n_territories; i++)
+        out->territories[out->n_territories++] = s_territory_figures (r->territories[i]);
+    if (q.territory && *q.territory && r->n_territories == 1) {
+        out->total = s_territory_figures (r->territories[0]);
+        free (out->total->territory);
         out->total->territory = strdup ("total");
-    }
-    if (rc)
-        evaluation_report_clear (out);
-    return rc;
+    } else
+        out->total = s_territory_figures (r->total);
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+    return 0;
 }
 
 void evaluation_report_clear (Qp__V1__ReportReply *report)
@@ -168,33 +1244,90 @@ void evaluation_report_clear (Qp__V1__ReportReply *report)
     qp__v1__report_reply__init (report);
 }
 
-static void s_on_query (qp_request_t *req, void *arg)
+/* ---- Handlers --------------------------------------------------------------------------------- */
+
+static void s_on_event (qp_request_t *req, void *arg)
 {
-    evaluation_t *self = arg;
-    Qp__V1__ReportQuery *q = (Qp__V1__ReportQuery *) req->msg.payload;
+    evaluation_apply (arg, &req->msg);
+}
+
+static void s_on_timer (qp_service_t *service, void *arg)
+{
+    (void) service;
+    evaluation_flush (arg);
+}
+
+static qp_meta_t s_reply_meta (const qp_request_t *req, const char *discriminator)
+{
+    const Qp__V1__Envelope *env = req->msg.envelope;
+    return (qp_meta_t){.causation_id = env->message_id,
+                       .event_time_ms = env->has_event_time_ms ? env->event_time_ms : 0,
+                       .discriminator = discriminator};
+}
+
+static void s_reply_unavailable (qp_request_t *req)
+{
+    qp_error_t err;
+    qp_error_set (&err, "internal", NULL, "counters unavailable (Redis), retry");
+    qp_service_reply_error (req, &err);
+}
+
+static void s_on_report (qp_request_t *req, void *arg)
+{
     Qp__V1__ReportReply reply;
-    if (evaluation_report (self->redis, q->territory, &reply) != 0) {
-        qp_error_t err;
-        qp_error_set (&err, "internal", NULL, "counters unavailable (Redis), retry");
-        qp_service_reply_error (req, &err);
+    if (evaluation_report (arg, (const void *) req->msg.payload, &reply) != 0) {
+        s_reply_unavailable (req);
         return;
     }
-    Qp__V1__Envelope *env = req->msg.envelope;
-    qp_meta_t meta = {.causation_id = env->message_id,
-                      .event_time_ms = env->has_event_time_ms ? env->event_time_ms : 0,
-                      .discriminator = "report"};
+    qp_meta_t meta = s_reply_meta (req, "report");
     qp_service_reply (req, &reply.base, &meta);
     evaluation_report_clear (&reply);
 }
 
-void evaluation_register (evaluation_t *self)
+static void s_on_indicators (qp_request_t *req, void *arg)
 {
-    qp_service_subscribe (self->service, &qp__v1__dossier_received__descriptor, s_on_received,
-                          self);
-    qp_service_subscribe (self->service, &qp__v1__eligibility_decided__descriptor, s_on_decided,
-                          self);
-    qp_service_subscribe (self->service, &qp__v1__funding_request__descriptor, s_on_requested,
-                          self);
-    qp_service_subscribe (self->service, &qp__v1__dossier_closed__descriptor, s_on_closed, self);
-    qp_service_on (self->service, &qp__v1__report_query__descriptor, s_on_query, self);
+    Qp__V1__IndicatorReport *r;
+    if (evaluation_indicators (arg, (const void *) req->msg.payload, &r) != 0) {
+        s_reply_unavailable (req);
+        return;
+    }
+    qp_meta_t meta = s_reply_meta (req, "indicators");
+    qp_service_reply (req, &r->base, &meta);
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+}
+
+static void s_on_phase (qp_request_t *req, void *arg)
+{
+    const Qp__V1__TerritoryPhase *p = (const void *) req->msg.payload;
+    qp_error_t err;
+    Qp__V1__TerritoryPhaseReply reply = QP__V1__TERRITORY_PHASE_REPLY__INIT;
+    reply.has_accepted = true;
+    if (evaluation_record_phase (arg, p, &err) == 0) {
+        reply.accepted = true;
+        qp_log_info ("phase_recorded", "%s %s from %s", p->territory,
+                     s_enum_name (&qp__v1__phase__descriptor, p->phase), p->started_on);
+    } else if (!strcmp (err.code, "internal")) {
+        qp_service_reply_error (req, &err);
+        return;
+    } else {
+        reply.field = err.field;
+        reply.reason = err.message;
+    }
+    qp_meta_t meta = s_reply_meta (req, "phase");
+    qp_service_reply (req, &reply.base, &meta);
+}
+
+void evaluation_attach (evaluation_t *self, qp_service_t *service)
+{
+    self->service = service;
+    const ProtobufCMessageDescriptor *events[] = {
+        &qp__v1__dossier_received__descriptor, &qp__v1__eligibility_decided__descriptor,
+        &qp__v1__funding_request__descriptor,  &qp__v1__funding_settled__descriptor,
+        &qp__v1__dossier_closed__descriptor,   &qp__v1__follow_up__descriptor};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        qp_service_subscribe (service, events[i], s_on_event, self);
+    qp_service_on (service, &qp__v1__report_query__descriptor, s_on_report, self);
+    qp_service_on (service, &qp__v1__indicator_query__descriptor, s_on_indicators, self);
+    qp_service_on (service, &qp__v1__territory_phase__descriptor, s_on_phase, self);
+    qp_service_every (service, 5, s_on_timer, self);
 }

@@ -1,20 +1,50 @@
-/* The evaluation service: keeps the programme's counters per territory from the event
- * stream (each event counted once, by message id, even when delivered twice or by two
- * instances), and answers report queries. */
+/* The evaluation service: keeps the programme's indicators from the event stream and
+ * answers queries. Each event becomes increments of the dossier's cell (territory,
+ * business month, axis), with breakdowns per QPV, network, scheme and agency inside the
+ * cell and a per-day series per territory; each is counted once per dossier and business
+ * fact (eval_apply.lua), so duplicates, retries, replays and a rebuild from the dossiers
+ * stored in Redis all give the same figures. Events are applied in batches (one Lua call
+ * per batch), flushed when full, on a short timer and before any query. */
 #ifndef EVALUATION_H
 #define EVALUATION_H
+#include "qp/v1/evaluation.pb-c.h"
 #include "qp_redis.h"
 #include "qp_service.h"
 
-typedef struct {
-    qp_service_t *service;
-    qp_redis_t *redis;
-} evaluation_t;
+typedef struct evaluation evaluation_t;
 
-void evaluation_register (evaluation_t *self);
+/* data_dir holds envelopes.json, targets.json and catalogue/ (scheme kinds). NULL when a
+ * data file is present but broken (logged with the file and the reason). */
+evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir);
+void evaluation_destroy (evaluation_t **self_p);
 
-/* Builds the report for one territory (NULL or "": all). Returns 0, or -1 when Redis
- * failed. Free with evaluation_report_clear. */
-int evaluation_report (qp_redis_t *redis, const char *territory, Qp__V1__ReportReply *out);
+/* Subscribes to the flow's events and serves IndicatorQuery, ReportQuery and
+ * TerritoryPhase on service. */
+void evaluation_attach (evaluation_t *self, qp_service_t *service);
+
+/* Queues one decoded event (DossierReceived, EligibilityDecided, FundingRequest,
+ * FundingSettled, DossierClosed, FollowUp); other types are ignored. */
+void evaluation_apply (evaluation_t *self, const qp_message_t *msg);
+/* Applies what is queued. Returns 0, or -1 when Redis failed (the batch is dropped and
+ * logged: a rebuild recovers it). */
+int evaluation_flush (evaluation_t *self);
+
+/* Recomputes every counter from the dossiers stored in Redis (phases are kept).
+ * Returns the number of dossiers read, or -1. */
+long evaluation_rebuild (evaluation_t *self);
+
+/* Records a territory phase; -1 with err (field and reason) when refused. */
+int evaluation_record_phase (evaluation_t *self, const Qp__V1__TerritoryPhase *phase,
+                             qp_error_t *err);
+
+/* The indicators for a query. Returns 0, or -1 when Redis failed. Free with
+ * qp__v1__indicator_report__free_unpacked (out, NULL). */
+int evaluation_indicators (evaluation_t *self, const Qp__V1__IndicatorQuery *query,
+                           Qp__V1__IndicatorReport **out);
+
+/* The per-territory funnel of qp.v1.ReportReply (same filters). Free with
+ * evaluation_report_clear. */
+int evaluation_report (evaluation_t *self, const Qp__V1__ReportQuery *query,
+                       Qp__V1__ReportReply *out);
 void evaluation_report_clear (Qp__V1__ReportReply *report);
 #endif

@@ -5,25 +5,38 @@
 int main (int argc, char **argv)
 {
     qp_common_config_t c = {0};
-    qp_config_option_t options[] = {QP_CONFIG_COMMON (&c), {NULL}};
+    bool rebuild = false;
+    qp_config_option_t options[] = {
+        QP_CONFIG_COMMON (&c),
+        {"rebuild", QP_CFG_BOOL, "false",
+         "recompute every counter from the dossiers stored in Redis, then exit", &rebuild, 0, 0},
+        {NULL}};
     int rc = qp_config_parse ("qp-evaluation",
-                              "Evaluation: counts dossiers per territory and state, answers reports.",
+                              "Evaluation: the programme's indicators from the event stream; "
+                              "answers indicator and report queries, records territory phases.",
                               options, argc, argv);
     if (rc)
         return rc > 0 ? 0 : 2;
     zsys_init ();
     qp_log_init ("evaluation", c.log_level);
-    evaluation_t self = {0};
-    self.redis = qp_redis_connect (c.redis_host, (int) c.redis_port, 10000);
-    if (self.redis)
-        self.service = qp_service_new ("evaluation", c.bus_work, c.bus_publish, c.bus_subscribe);
+    qp_redis_t *redis = qp_redis_connect (c.redis_host, (int) c.redis_port, 10000);
+    evaluation_t *self = redis ? evaluation_new (redis, c.data_dir) : NULL;
+    qp_service_t *service = NULL;
     rc = 1;
-    if (self.service) {
-        evaluation_register (&self);
-        rc = qp_service_run (self.service);
+    if (self && rebuild) {
+        long n = evaluation_rebuild (self);
+        printf ("%ld dossiers counted\n", n);
+        rc = n < 0 ? 1 : 0;
+    } else if (self)
+        service = qp_service_new ("evaluation", c.bus_work, c.bus_publish, c.bus_subscribe);
+    if (service) {
+        evaluation_attach (self, service);
+        rc = qp_service_run (service);
+        evaluation_flush (self);
     }
-    qp_service_destroy (&self.service);
-    qp_redis_destroy (&self.redis);
+    qp_service_destroy (&service);
+    evaluation_destroy (&self);
+    qp_redis_destroy (&redis);
     qp_config_free (options);
     return rc;
 }

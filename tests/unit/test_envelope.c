@@ -220,46 +220,61 @@ START_TEST (test_pending_claim)
 }
 END_TEST
 
-static long long s_apply (const char *message_id, const char *territory, const char *field,
-                          const char *incr)
+/* One event of eval_apply.lua: dossier, token, profile, then (field, incr, mode) triples.
+ * Returns the number of events sent back for want of a profile. */
+static size_t s_apply (const char *dossier, const char *token, const char *profile, int n,
+                       const char *const *ops)
 {
-    char tkey[64];
-    snprintf (tkey, sizeof tkey, "ev:t:%s", territory);
-    const char *keys[] = {"ev:applied", tkey, "ev:total", "ev:territories"};
-    const char *args[] = {message_id, territory, field, incr};
-    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 4, keys, 4, args, NULL);
+    const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
+    const char *args[4 + 3 * n];
+    char count[8];
+    snprintf (count, sizeof count, "%d", n);
+    args[0] = dossier, args[1] = token, args[2] = profile, args[3] = count;
+    for (int i = 0; i < 3 * n; i++)
+        args[4 + i] = ops[i];
+    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 4 + 3 * n, args, NULL);
     ck_assert_ptr_nonnull (reply);
-    ck_assert_int_eq (reply->type, REDIS_REPLY_INTEGER);
-    long long v = reply->integer;
+    ck_assert_int_eq (reply->type, REDIS_REPLY_ARRAY);
+    size_t missing = reply->elements;
     freeReplyObject (reply);
-    return v;
+    return missing;
 }
+
+#define CELL "qp:eval:c:T1|2025-01|RETAIL_AND_CRAFTS"
 
 START_TEST (test_eval_apply_once)
 {
-    ck_assert_int_eq (s_apply ("m1", "T1", "funded", "1"), 1);
-    ck_assert_int_eq (s_apply ("m1", "T1", "funded", "1"), 0);
-    ck_assert_int_eq (s_apply ("m1", "T2", "funded", "5"), 0); /* the id alone decides */
-    ck_assert_int_eq (s_apply ("m2", "T2", "funded", "1"), 1);
-    ck_assert_int_eq (s_apply ("m3", "T1", "committed_cents", "-250"), 1);
-    ck_assert_int_eq (s_hget ("ev:t:T1", "funded"), 1);
-    ck_assert_int_eq (s_hget ("ev:t:T2", "funded"), 1);
-    ck_assert_int_eq (s_hget ("ev:total", "funded"), 2);
-    ck_assert_int_eq (s_hget ("ev:total", "committed_cents"), -250);
-    redisReply *reply = qp_redis_command (r, "SCARD ev:territories");
-    ck_assert_ptr_nonnull (reply);
-    ck_assert_int_eq (reply->integer, 2);
-    freeReplyObject (reply);
-
-    /* Several fields at once. */
-    const char *keys[] = {"ev:applied", "ev:t:T3", "ev:total", "ev:territories"};
-    const char *args[] = {"m4", "T3", "submitted", "2", "jobs_planned", "7"};
-    reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 4, keys, 6, args, NULL);
-    ck_assert_ptr_nonnull (reply);
-    ck_assert_int_eq (reply->integer, 1);
-    freeReplyObject (reply);
-    ck_assert_int_eq (s_hget ("ev:t:T3", "submitted"), 2);
-    ck_assert_int_eq (s_hget ("ev:t:T3", "jobs_planned"), 7);
+    const char *submitted[] = {"submitted", "1", "7"};
+    const char *profile = "T1|2025-01|2025-01-10|RETAIL_AND_CRAFTS|QN05981M|ADIE|1|0|400000";
+    /* No profile yet: sent back, nothing counted. */
+    ck_assert_uint_eq (s_apply ("d1", "dec", "", 1, submitted), 1);
+    ck_assert_int_eq (s_hget (CELL, "submitted"), 0);
+    /* Counted once per (dossier, token), whatever the message. */
+    ck_assert_uint_eq (s_apply ("d1", "rcv", profile, 1, submitted), 0);
+    ck_assert_uint_eq (s_apply ("d1", "rcv", profile, 1, submitted), 0);
+    ck_assert_uint_eq (s_apply ("d1", "rcv", "", 1, submitted), 0);
+    ck_assert_int_eq (s_hget (CELL, "submitted"), 1);
+    ck_assert_int_eq (s_hget (CELL, "q:QN05981M:submitted"), 1);
+    ck_assert_int_eq (s_hget (CELL, "n:ADIE:submitted"), 1);
+    ck_assert_int_eq (s_hget ("qp:eval:day:T1", "2025-01-10|submitted"), 1);
+    /* The funded profile figures: bank loan leveraged, women funded. */
+    const char *funded[] = {"funded", "1", "7", "funded_profile", "0", "16"};
+    ck_assert_uint_eq (s_apply ("d1", "closed", "", 2, funded), 0);
+    ck_assert_int_eq (s_hget (CELL, "bank_loan_cents"), 400000);
+    ck_assert_int_eq (s_hget (CELL, "women_funded"), 1);
+    ck_assert_int_eq (s_hget (CELL, "under_30_funded"), 0);
+    /* A follow-up replaces the previous one of the same year. */
+    const char *active[] = {"y3", "1:2", "8"}, *closed[] = {"y3", "0:0", "8"};
+    ck_assert_uint_eq (s_apply ("d1", "", "", 1, active), 0);
+    ck_assert_uint_eq (s_apply ("d1", "", "", 1, active), 0);
+    ck_assert_int_eq (s_hget (CELL, "followed_y3"), 1);
+    ck_assert_int_eq (s_hget (CELL, "active_y3"), 1);
+    ck_assert_int_eq (s_hget (CELL, "jobs_created_y3"), 2);
+    ck_assert_uint_eq (s_apply ("d1", "", "", 1, closed), 0);
+    ck_assert_int_eq (s_hget (CELL, "followed_y3"), 1);
+    ck_assert_int_eq (s_hget (CELL, "active_y3"), 0);
+    ck_assert_int_eq (s_hget (CELL, "jobs_created_y3"), 0);
+    ck_assert_int_eq (s_hget ("ev:meta", "applied"), 5);
 }
 END_TEST
 
