@@ -15,12 +15,39 @@ void qp_bus_socket_defaults (zsock_t *sock)
     zsock_set_linger (sock, 500);
 }
 
+static struct {
+    char *endpoint;
+    zcert_t *client, *server;
+} s_curve;
+
+int qp_bus_curve_client (const char *endpoint, const char *client_cert, const char *server_cert)
+{
+    zcert_t *client = zcert_load (client_cert);
+    zcert_t *server = client ? zcert_load (server_cert) : NULL;
+    if (!client || !server) {
+        qp_log_error ("curve_keys", "cannot read %s", client ? server_cert : client_cert);
+        zcert_destroy (&client);
+        return -1;
+    }
+    zcert_destroy (&s_curve.client);
+    zcert_destroy (&s_curve.server);
+    free (s_curve.endpoint);
+    s_curve.endpoint = strdup (endpoint);
+    s_curve.client = client;
+    s_curve.server = server;
+    return 0;
+}
+
 qp_bus_client_t *qp_bus_client_new (const char *endpoint)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     if (!dealer)
         return NULL;
     qp_bus_socket_defaults (dealer);
+    if (s_curve.endpoint && !strcmp (s_curve.endpoint, endpoint)) {
+        zcert_apply (s_curve.client, dealer);
+        zsock_set_curve_serverkey (dealer, zcert_public_txt (s_curve.server));
+    }
     zsock_set_reconnect_ivl (dealer, 100);
     zsock_set_reconnect_ivl_max (dealer, 1000);
     if (zsock_connect (dealer, "%s", endpoint) != 0) {

@@ -39,6 +39,12 @@ void qp_bus_socket_defaults (zsock_t *sock);
 
 typedef struct qp_bus_client qp_bus_client_t;
 
+/* CURVE for the clients this process connects to endpoint from now on: the client's key
+ * pair (a zcert secret file, e.g. "keys/BPIFRANCE.cert_secret") and the server's public
+ * certificate ("keys/bus.cert"). Returns 0, or -1 when a file cannot be read (the paths are
+ * logged, never the keys). */
+int qp_bus_curve_client (const char *endpoint, const char *client_cert, const char *server_cert);
+
 /* Connects a DEALER to endpoint (work or partner). NULL on a bad endpoint. */
 qp_bus_client_t *qp_bus_client_new (const char *endpoint);
 void qp_bus_client_destroy (qp_bus_client_t **self_p);

@@ -104,12 +104,17 @@ int qp_partner_main (const qp_partner_t *def, int argc, char **argv)
 {
     qp_common_config_t c = {0};
     partner_t self = {.def = def};
+    char *curve_dir = NULL;
     qp_config_option_t options[] = {
         QP_CONFIG_COMMON (&c),
         {"component-id", QP_CFG_STRING, def->component_name,
          "id this component answers under (stable across restarts)", &self.component_id, 0, 0},
         {"status-interval-ms", QP_CFG_INT, "1000", "PartnerStatus interval",
          &self.status_interval_ms, 100, 60000},
+        {"curve-dir", QP_CFG_STRING, "",
+         "CURVE keys: DIR/<AGENCY>.cert_secret (this agency's key pair) and DIR/bus.cert "
+         "(the bus's public key), made by qp-keygen; empty: no CURVE",
+         &curve_dir, 0, 0},
         {NULL},
     };
     char summary[160];
@@ -127,8 +132,19 @@ int qp_partner_main (const qp_partner_t *def, int argc, char **argv)
     /* One service per component: funding routes each request to a component it chose
      * from the partner cache (instances of the same component share the work). */
     snprintf (name, sizeof name, "partner.%s.%s", ag ? ag->name : "UNKNOWN", self.component_id);
-    self.service = qp_service_new (name, c.bus_partner, NULL, NULL);
     rc = 1;
+    if (curve_dir && *curve_dir) {
+        char key[1024], server[1024];
+        snprintf (key, sizeof key, "%s/%s.cert_secret", curve_dir, ag ? ag->name : "UNKNOWN");
+        snprintf (server, sizeof server, "%s/bus.cert", curve_dir);
+        if (qp_bus_curve_client (c.bus_partner, key, server) != 0) {
+            qp_config_free (options);
+            return 1;
+        }
+        qp_log_info ("curve_on", "partner endpoint over CURVE with the key pair of %s",
+                     ag ? ag->name : "?");
+    }
+    self.service = qp_service_new (name, c.bus_partner, NULL, NULL);
     if (self.service) {
         qp_service_on (self.service, &qp__v1__funding_request__descriptor, s_on_request, &self);
         qp_service_every (self.service, (int) self.status_interval_ms, s_status, &self);

@@ -25,6 +25,8 @@ typedef struct {
 
 struct qp_bus_server {
     zsock_t *work, *partner, *xsub, *xpub, *capture;
+    zactor_t *auth;      /* ZAP handler for the partner endpoint's CURVE, or NULL */
+    zcert_t *cert;       /* the bus's CURVE key pair */
     zhash_t *services;   /* name -> service_t */
     zhash_t *workers;    /* peer -> worker_t */
     long queue_max;
@@ -221,6 +223,40 @@ static bool s_service_name_ok (const char *name)
     return true;
 }
 
+/* "BPIFRANCE.component" under the key of agency BPIFRANCE. */
+static bool s_own_agency (const char *rest, const char *agency)
+{
+    size_t n = agency ? strlen (agency) : 0;
+    return n && !strncmp (rest, agency, n) && rest[n] == '.' && rest[n + 1];
+}
+
+/* A hello, status or decision sent under an agency's key must carry that agency. */
+static bool s_speaks_for (zmsg_t *m, const char *agency)
+{
+    zframe_t *type = zmsg_first (m);
+    zframe_t *env = zmsg_next (m);
+    qp_message_t msg;
+    qp_error_t err;
+    if (!agency || qp_message_decode (type, env, &msg, &err) != 0)
+        return agency != NULL; /* funding answers an undecodable message with the reason */
+    const ProtobufCMessageDescriptor *d = msg.descriptor;
+    Qp__V1__Agency a = QP__V1__AGENCY__AGENCY_UNSPECIFIED;
+    bool has = true;
+    if (d == &qp__v1__partner_hello__descriptor)
+        a = ((Qp__V1__PartnerHello *) msg.payload)->agency;
+    else if (d == &qp__v1__partner_status__descriptor)
+        a = ((Qp__V1__PartnerStatus *) msg.payload)->agency;
+    else if (d == &qp__v1__partner_decision__descriptor)
+        a = ((Qp__V1__PartnerDecision *) msg.payload)->agency;
+    else
+        has = false;
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value (&qp__v1__agency__descriptor, a);
+    bool ok = !has || (v && !strcmp (v->name, agency));
+    qp_message_clear (&msg);
+    return ok;
+}
+
 /* One frame set from a peer on the work or partner ROUTER. */
 static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
 {
@@ -228,12 +264,20 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
     if (!m)
         return;
     zframe_t *identity = zmsg_pop (m);
-    char *proto = zmsg_popstr (m);
-    char *cmd = zmsg_popstr (m);
     char *arg = NULL;
     char peer[64];
     s_peer_name (peer, sizeof peer, origin, identity);
 
+    /* With CURVE, the agency the peer's key belongs to (ZAP metadata from its cert). */
+    char agency_buf[64] = "";
+    const char *agency = NULL;
+    if (origin == 'P' && self->auth && zmsg_first (m)) {
+        const char *meta = zframe_meta (zmsg_first (m), "agency");
+        if (meta && *meta)
+            agency = strncpy (agency_buf, meta, sizeof agency_buf - 1);
+    }
+    char *proto = zmsg_popstr (m);
+    char *cmd = zmsg_popstr (m);
     if (!proto || strcmp (proto, QPB_PROTOCOL) != 0 || !cmd) {
         s_error (sock, identity, "malformed_frame",
                  "expected [\"" QPB_PROTOCOL "\", command, ...] frames");
@@ -249,9 +293,18 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
         goto cleanup;
     }
     if (!strcmp (cmd, QPB_READY)) {
-        /* Partner components may only register as "partner.<AGENCY>" workers. */
+        /* Partner components may only register as "partner.<AGENCY>" workers, and with
+         * CURVE only as workers of the agency their key belongs to. */
         if (origin == 'P' && strncmp (arg, "partner.", 8) != 0) {
             s_error (sock, identity, "forbidden", "the partner endpoint serves partner.* only");
+            goto cleanup;
+        }
+        if (origin == 'P' && self->auth && !s_own_agency (arg + 8, agency)) {
+            s_error (sock, identity, "forbidden", "this key belongs to %s: it may register as "
+                     "partner.%s.<component> only", agency ? agency : "no agency",
+                     agency ? agency : "?");
+            qp_log_warn ("partner_forbidden", "peer %s (%s) tried to register as %s", peer,
+                         agency ? agency : "no agency", arg);
             goto cleanup;
         }
         worker_t *w = zhash_lookup (self->workers, peer);
@@ -285,6 +338,14 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
         }
         if (origin == 'P' && !strcmp (cmd, QPB_SEND) && strcmp (arg, "funding") != 0) {
             s_error (sock, identity, "forbidden", "partner components may only send to funding");
+            goto cleanup;
+        }
+        if (origin == 'P' && self->auth && !s_speaks_for (m, agency)) {
+            s_error (sock, identity, "forbidden",
+                     "this key belongs to %s: it may announce and answer for %s only",
+                     agency ? agency : "no agency", agency ? agency : "?");
+            qp_log_warn ("partner_forbidden", "peer %s (%s) spoke for another agency", peer,
+                         agency ? agency : "no agency");
             goto cleanup;
         }
         /* Two statements: argument evaluation order is unspecified. */
@@ -380,6 +441,49 @@ static zsock_t *s_bind (int type, const char *endpoint)
     return s;
 }
 
+/* CURVE for the partner endpoint: the bus's key pair, and a ZAP handler that admits the
+ * agencies' public keys (their certificates carry the agency as metadata). Keys are read
+ * from files and never logged. */
+static bool s_curve (qp_bus_server_t *self, const char *dir)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/bus.cert_secret", dir);
+    self->cert = zcert_load (path);
+    if (!self->cert) {
+        qp_log_error ("curve_keys", "cannot read the bus key pair %s (run qp-keygen %s)", path,
+                      dir);
+        return false;
+    }
+    snprintf (path, sizeof path, "%s/agencies", dir);
+    if (!zsys_file_exists (path)) {
+        qp_log_error ("curve_keys", "no agency certificates in %s (run qp-keygen %s)", path, dir);
+        return false;
+    }
+    self->auth = zactor_new (zauth, NULL);
+    zstr_sendx (self->auth, "CURVE", path, NULL);
+    zsock_wait (self->auth);
+    qp_log_info ("curve_on", "partner endpoint uses CURVE, agency keys from %s", path);
+    return true;
+}
+
+static zsock_t *s_bind_partner (qp_bus_server_t *self, const char *endpoint)
+{
+    if (!self->auth)
+        return s_bind (ZMQ_ROUTER, endpoint);
+    zsock_t *s = zsock_new (ZMQ_ROUTER);
+    assert (s);
+    qp_bus_socket_defaults (s);
+    zsock_set_router_mandatory (s, 1);
+    zsock_set_zap_domain (s, "partner");
+    zcert_apply (self->cert, s);
+    zsock_set_curve_server (s, 1);
+    if (zsock_bind (s, "%s", endpoint) < 0) {
+        qp_log_error ("bind_failed", "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&s);
+    }
+    return s;
+}
+
 qp_bus_server_t *qp_bus_server_new (const qp_bus_server_config_t *config)
 {
     qp_bus_server_t *self = calloc (1, sizeof *self);
@@ -388,7 +492,11 @@ qp_bus_server_t *qp_bus_server_new (const qp_bus_server_config_t *config)
     self->workers = zhash_new ();
     self->queue_max = config->queue_max > 0 ? config->queue_max : 1000000;
     self->work = s_bind (ZMQ_ROUTER, config->work);
-    self->partner = s_bind (ZMQ_ROUTER, config->partner);
+    if (config->curve_dir && !s_curve (self, config->curve_dir)) {
+        qp_bus_server_destroy (&self);
+        return NULL;
+    }
+    self->partner = s_bind_partner (self, config->partner);
     self->xsub = s_bind (ZMQ_XSUB, config->publish);
     self->xpub = s_bind (ZMQ_XPUB, config->subscribe);
     self->capture = s_bind (ZMQ_PUB, config->capture);
@@ -409,6 +517,8 @@ void qp_bus_server_destroy (qp_bus_server_t **self_p)
     zsock_destroy (&self->xsub);
     zsock_destroy (&self->xpub);
     zsock_destroy (&self->capture);
+    zactor_destroy (&self->auth);
+    zcert_destroy (&self->cert);
     free (self);
     *self_p = NULL;
 }

@@ -12,6 +12,10 @@ typedef struct {
     const char *subscribe;
     const char *capture;
     long queue_max;        /* messages kept per service while it has no worker */
+    /* When set, the partner endpoint uses CURVE: the bus's key pair is CURVE_DIR/bus.cert
+     * (+ _secret), the agencies' public certificates CURVE_DIR/agencies/AGENCY.cert, each with
+     * the metadata agency = "BPIFRANCE" (qp-keygen writes them). */
+    const char *curve_dir;
 } qp_bus_server_config_t;
 
 typedef struct qp_bus_server qp_bus_server_t;

@@ -77,6 +77,7 @@ int funding_load_config (funding_t *self, const char *path, qp_error_t *err)
     self->backoff_base_ms = s_cfg_int (backoff, "base_ms", 500);
     self->backoff_max_ms = s_cfg_int (backoff, "max_ms", 30000);
     self->reservation_ttl_ms = s_cfg_int (doc, "reservation_ttl_ms", 86400000);
+    self->no_component_wait_ms = s_cfg_int (doc, "no_component_wait_ms", 600000);
     if (!self->max_attempts)
         self->max_attempts = s_cfg_int (doc, "max_attempts", 6);
     json_t *d = json_object_get (hl, "duration_months"), *f = json_object_get (hl, "deferral_months");
@@ -450,23 +451,24 @@ static void s_drive (funding_t *self, const char *id, const char *cause, int64_t
             next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;
             continue;
         }
-        char note[512], component[128];
-        if (leg->attempts >= (uint32_t) self->max_attempts) {
+        char note[512], component[128], step[600];
+        bool routed = s_route (self, leg, component, sizeof component);
+        if ((routed || leg->state == QP__V1__LEG_STATE__LEG_ASKED) &&
+            leg->attempts >= (uint32_t) self->max_attempts) {
+            /* Asked the maximum of times: the partner stayed silent. */
             leg->state = QP__V1__LEG_STATE__LEG_FAILED;
-            if (leg->component_id && *leg->component_id)
-                snprintf (note, sizeof note, "%s did not answer after %u requests",
-                          leg->component_id, leg->attempts);
-            else
-                snprintf (note, sizeof note, "no live component of %s serves %s after %u tries",
-                          s_agency_name (leg->agency), leg->scheme_id, leg->attempts);
+            snprintf (note, sizeof note, "%s did not answer after %u requests",
+                      leg->component_id && *leg->component_id ? leg->component_id
+                                                              : "the partner",
+                      leg->attempts);
             s_set_str (&leg->reason, note);
-            char step[600];
             snprintf (step, sizeof step, "%s: failed, %s", leg->scheme_id, note);
             s_leg_save (self, id, &legs[i], step);
             continue;
         }
-        leg->attempts++;
-        if (s_route (self, leg, component, sizeof component)) {
+        if (routed) {
+            leg->attempts++;
+            leg->has_waiting_since_ms = true, leg->waiting_since_ms = 0;
             leg->state = QP__V1__LEG_STATE__LEG_ASKED;
             s_set_str (&leg->component_id, component);
             leg->next_attempt_ms = now + s_timeout (self, leg->agency) +
@@ -487,12 +489,29 @@ static void s_drive (funding_t *self, const char *id, const char *cause, int64_t
                     qp_service_publish (self->service, &leg->request->base, &meta);
             }
         } else {
+            /* No live component: the leg waits (backoff) up to no_component_wait_ms. */
+            if (!leg->waiting_since_ms)
+                leg->has_waiting_since_ms = true, leg->waiting_since_ms = now;
+            int64_t waited = now - leg->waiting_since_ms;
+            uint32_t tries = leg->attempts + 1 + (uint32_t) (waited / (self->backoff_base_ms + 1));
+            if (waited >= self->no_component_wait_ms) {
+                leg->state = QP__V1__LEG_STATE__LEG_FAILED;
+                snprintf (note, sizeof note, "no live component of %s serves %s for %lld ms",
+                          s_agency_name (leg->agency), leg->scheme_id, (long long) waited);
+                s_set_str (&leg->reason, note);
+                snprintf (step, sizeof step, "%s: failed, %s", leg->scheme_id, note);
+                s_leg_save (self, id, &legs[i], step);
+                continue;
+            }
+            bool first = leg->state != QP__V1__LEG_STATE__LEG_PENDING || !leg->reason;
             leg->state = QP__V1__LEG_STATE__LEG_PENDING;
-            leg->next_attempt_ms = now + funding_backoff_ms (self, leg->request_id, leg->attempts);
-            snprintf (note, sizeof note, "%s: no live component of %s, waiting (try %u)",
-                      leg->scheme_id, s_agency_name (leg->agency), leg->attempts);
-            s_set_str (&leg->reason, note + strlen (leg->scheme_id) + 2);
-            s_leg_save (self, id, &legs[i], note);
+            leg->next_attempt_ms = now + funding_backoff_ms (self, leg->request_id, tries);
+            snprintf (note, sizeof note, "no live component of %s, waiting",
+                      s_agency_name (leg->agency));
+            s_set_str (&leg->reason, note);
+            snprintf (step, sizeof step, "%s: %s", leg->scheme_id, note);
+            /* One history step when the wait starts, not one per try. */
+            s_leg_save (self, id, &legs[i], first ? step : NULL);
         }
         open++;
         next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;

@@ -28,6 +28,7 @@ typedef struct {
     long timeout_ms;          /* default partner timeout */
     long backoff_base_ms, backoff_max_ms;
     long reservation_ttl_ms;  /* a reservation not settled by then is released */
+    long no_component_wait_ms; /* a leg with no live component waits this long, then fails */
     terms_bounds_t honour_loan;
     char **envelope_schemes;  /* schemes with an envelope (for the deadline sweeper) */
     size_t n_envelope_schemes;

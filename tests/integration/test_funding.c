@@ -25,9 +25,10 @@ static void s_spawn_funding (const char *max_attempts)
     s_stack->procs[s_stack->n_procs++] = p;
 }
 
-static void s_start (int funding_instances, const char *const *partners)
+static void s_start_env (int funding_instances, const char *const *partners,
+                         const char *const *env, const char *const *wait_for)
 {
-    qp_test_stack_opts_t opts = {.programs = partners};
+    qp_test_stack_opts_t opts = {.programs = partners, .env = env, .wait_for = wait_for};
     s_stack = qp_test_stack_start (&opts);
     ck_assert_ptr_nonnull (s_stack);
     s_data = qp_test_tmpdir ("qp-funding-data");
@@ -43,6 +44,11 @@ static void s_start (int funding_instances, const char *const *partners)
     s_redis = qp_redis_connect (s_stack->redis->host, s_stack->redis->port, 5000);
     ck_assert_ptr_nonnull (s_redis);
     s_work = qp_bus_client_new (s_stack->work);
+}
+
+static void s_start (int funding_instances, const char *const *partners)
+{
+    s_start_env (funding_instances, partners, NULL, NULL);
 }
 
 static void s_stop (void)
@@ -448,6 +454,86 @@ START_TEST (test_four_instances_race_on_envelope)
 }
 END_TEST
 
+/* Next ERROR code the bus sends this client (malloc'd), NULL on timeout. */
+static char *s_bus_error (qp_bus_client_t *c)
+{
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (c), NULL);
+    char *code = NULL;
+    for (int i = 0; i < 20 && !code && zpoller_wait (poller, 5000); i++) {
+        qp_bus_frame_t fr;
+        if (qp_bus_client_recv (c, &fr) != 0)
+            continue;
+        if (!strcmp (fr.kind, QPB_ERROR))
+            code = strdup (fr.error_code);
+        qp_bus_frame_clear (&fr);
+    }
+    zpoller_destroy (&poller);
+    return code;
+}
+
+/* CURVE on the partner endpoint: the agency's key works, a key the bus does not know is
+ * refused, a known key cannot register or speak for another agency. */
+START_TEST (test_curve_partner_endpoint)
+{
+    char *keys = qp_test_tmpdir ("qp-keys");
+    char *wrong = qp_test_tmpdir ("qp-wrong-keys");
+    char cmd[4096];
+    snprintf (cmd, sizeof cmd,
+              "%s/tools/qp-keygen %s >/dev/null && %s/tools/qp-keygen %s BPIFRANCE >/dev/null && "
+              "cp %s/bus.cert %s/bus.cert",
+              qp_test_build_dir (), keys, qp_test_build_dir (), wrong, keys, wrong);
+    ck_assert_int_eq (system (cmd), 0);
+    char env_curve[1100];
+    snprintf (env_curve, sizeof env_curve, "QP_CURVE_DIR=%s", keys);
+    const char *env[] = {env_curve, NULL};
+    static const char *const partners[] = {"partner-bpifrance", NULL};
+    static const char *const ready[] = {"partner.BPIFRANCE.bpifrance-default", NULL};
+    s_start_env (1, partners, env, ready);
+    qp_test_sleep_ms (300); /* the hello reached funding */
+
+    /* The real component, with its agency's key: a dossier is funded through it. */
+    static const char *const one[] = {"phq", NULL};
+    s_eligible ("curve1", "roubaix", one, 200000);
+    ck_assert_int_eq (s_wait_terminal ("curve1", 20000), QP__V1__DOSSIER_STATE__FUNDED);
+
+    /* A component with a key the bus does not know: never connected, never routed. */
+    const char *args[] = {"--curve-dir", wrong, "--component-id", "intruder", NULL};
+    qp_test_proc_t *intruder =
+        qp_test_spawn ("partner-bpifrance", (const char *const *) s_stack->env, args, s_stack->dir);
+    ck_assert_ptr_nonnull (intruder);
+    s_stack->procs[s_stack->n_procs++] = intruder;
+    ck_assert (!qp_test_bus_wait_workers (s_stack->work, "partner.BPIFRANCE.intruder", 1, 2000));
+    ck_assert_int_eq (s_hget ("qp:partner:intruder", "last_seen_ms"), -1);
+
+    /* ANCT's key: may not register as a Bpifrance component nor speak for Bpifrance. */
+    char anct[1100], bus[1100];
+    snprintf (anct, sizeof anct, "%s/ANCT.cert_secret", keys);
+    snprintf (bus, sizeof bus, "%s/bus.cert", keys);
+    ck_assert_int_eq (qp_bus_curve_client (s_stack->partner, anct, bus), 0);
+    qp_bus_client_t *c = qp_bus_client_new (s_stack->partner);
+    ck_assert_int_eq (qp_bus_client_ready (c, "partner.BPIFRANCE.mimic"), 0);
+    char *code = s_bus_error (c);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    ck_assert_int_eq (qp_test_bus_workers (s_stack->work, "partner.BPIFRANCE.mimic"), 0);
+    fake_t f = {.client = c, .component = "mimic", .agency = QP__V1__AGENCY__BPIFRANCE};
+    s_fake_hello (&f, "phq", 60000);
+    code = s_bus_error (c);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    ck_assert_int_eq (s_hget ("qp:partner:mimic", "last_seen_ms"), -1);
+    /* Under its own agency, the same key is welcome. */
+    ck_assert_int_eq (qp_bus_client_ready (c, "partner.ANCT.mimic"), 0);
+    ck_assert (qp_test_bus_wait_workers (s_stack->work, "partner.ANCT.mimic", 1, 5000));
+    qp_bus_client_destroy (&c);
+    s_stop ();
+    qp_test_rmtree (keys);
+    qp_test_rmtree (wrong);
+    free (keys);
+    free (wrong);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("funding");
@@ -457,6 +543,7 @@ int main (void)
     tcase_add_test (tc, test_slow_partner_retried_then_compensation);
     tcase_add_test (tc, test_no_live_component_unfunded);
     tcase_add_test (tc, test_four_instances_race_on_envelope);
+    tcase_add_test (tc, test_curve_partner_endpoint);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
