@@ -72,8 +72,45 @@ static void s_help (const char *program, const char *summary, qp_config_option_t
     printf ("  --help                   this text\n");
 }
 
+/* Copies of the settings the shared layers read (qp_config_setting). */
+static const char *s_shared_names[] = {"http", "redis-sentinels", "redis-master-name"};
+#define N_SHARED (sizeof s_shared_names / sizeof s_shared_names[0])
+static char *s_shared[N_SHARED];
+
+static void s_keep_shared (qp_config_option_t *options)
+{
+    for (size_t i = 0; i < N_SHARED; i++) {
+        free (s_shared[i]);
+        s_shared[i] = NULL;
+        for (qp_config_option_t *o = options; o->name; o++)
+            if (o->type == QP_CFG_STRING && !strcmp (o->name, s_shared_names[i]) &&
+                *(char **) o->target)
+                s_shared[i] = strdup (*(char **) o->target);
+    }
+}
+
+const char *qp_config_setting (const char *name)
+{
+    for (size_t i = 0; i < N_SHARED; i++)
+        if (!strcmp (name, s_shared_names[i]))
+            return s_shared[i] && *s_shared[i] ? s_shared[i] : NULL;
+    return NULL;
+}
+
+static int s_parse (const char *program, const char *summary, qp_config_option_t *options,
+                    int argc, char **argv);
+
 int qp_config_parse (const char *program, const char *summary, qp_config_option_t *options,
                      int argc, char **argv)
+{
+    int rc = s_parse (program, summary, options, argc, argv);
+    if (rc == 0)
+        s_keep_shared (options);
+    return rc;
+}
+
+static int s_parse (const char *program, const char *summary, qp_config_option_t *options,
+                    int argc, char **argv)
 {
     for (qp_config_option_t *o = options; o->name; o++) {
         char env[96];

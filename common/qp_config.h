@@ -27,6 +27,9 @@ typedef struct {
     long redis_port;
     char *log_level;
     char *data_dir;
+    char *http;              /* probes and metrics "host:port"; unset: no HTTP */
+    char *redis_sentinels;   /* "host:port,host:port": find the master through Sentinel */
+    char *redis_master_name; /* the master's name in Sentinel */
 } qp_common_config_t;
 
 #define QP_CONFIG_COMMON(c)                                                                        \
@@ -42,13 +45,24 @@ typedef struct {
     {"redis-host", QP_CFG_STRING, "127.0.0.1", "Redis host", &(c)->redis_host, 0, 0},             \
     {"redis-port", QP_CFG_INT, "6379", "Redis port", &(c)->redis_port, 1, 65535},                 \
     {"log-level", QP_CFG_STRING, "info", "debug|info|warn|error", &(c)->log_level, 0, 0},         \
-    {"data-dir", QP_CFG_STRING, "data", "catalogue and territories directory", &(c)->data_dir, 0, 0}
+    {"data-dir", QP_CFG_STRING, "data", "catalogue and territories directory", &(c)->data_dir, 0, 0}, \
+    {"http", QP_CFG_STRING, NULL, "probes and metrics host:port (port 0: any free port)",          \
+     &(c)->http, 0, 0},                                                                            \
+    {"redis-sentinels", QP_CFG_STRING, NULL, "Sentinels host:port,... (overrides redis-host)",     \
+     &(c)->redis_sentinels, 0, 0},                                                                 \
+    {"redis-master-name", QP_CFG_STRING, "qp", "master name in Sentinel", &(c)->redis_master_name, \
+     0, 0}
 
 /* Parses env then argv into the table (terminated by a {NULL} entry).
  * Returns 0 to run, 1 when --help was printed (exit 0), -1 on an error already printed on
  * stderr (exit 2). */
 int qp_config_parse (const char *program, const char *summary, qp_config_option_t *options,
                      int argc, char **argv);
+/* The text value the last successful qp_config_parse gave to option name (a copy kept
+ * until the next parse), NULL when unset or absent. For the shared layers every program
+ * gets without its main passing them along: "http" (qp_service, the bus), "redis-sentinels"
+ * and "redis-master-name" (qp_redis). */
+const char *qp_config_setting (const char *name);
 /* Frees the strings the table holds. */
 void qp_config_free (qp_config_option_t *options);
 #endif

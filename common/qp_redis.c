@@ -1,12 +1,22 @@
 /* hiredis wrapper. Synchronous on purpose: every step of a dossier is one atomic script,
  * and a worker handles one message at a time; scale comes from more workers. */
 #include "qp_redis.h"
+#include "qp_config.h"
+#include "qp_health.h"
 #include "qp_log.h"
+#include "qp_metrics.h"
 #include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* With Sentinel, how long a command keeps looking for a master before giving up: above
+ * Sentinel's down-after plus its failover (a few seconds as deployed). */
+#define FAILOVER_BUDGET_MS 30000
+/* How long a write waits for its replica (WAIT) before being reported unreplicated. */
+#define REPLICA_WAIT_MS 1000
 
 extern const char qp_lua_dossier_create[];
 extern const char qp_lua_dossier_transition[];
@@ -14,17 +24,10 @@ extern const char qp_lua_pending_claim[];
 extern const char qp_lua_envelope_reserve[];
 extern const char qp_lua_envelope_settle[];
 extern const char qp_lua_eval_apply[];
-extern const char qp_lua_envelope_expire[];
-extern const char qp_lua_funding_leg[];
-extern const char qp_lua_funding_plan[];
-extern const char qp_lua_funding_due_claim[];
-extern const char qp_lua_partner_report[];
 
 static const char *s_scripts[QP_LUA_COUNT] = {
     qp_lua_dossier_create,   qp_lua_dossier_transition, qp_lua_pending_claim,
     qp_lua_envelope_reserve, qp_lua_envelope_settle,    qp_lua_eval_apply,
-    qp_lua_envelope_expire,  qp_lua_funding_leg,        qp_lua_funding_plan,
-    qp_lua_funding_due_claim, qp_lua_partner_report,
 };
 
 struct qp_redis {
@@ -33,12 +36,87 @@ struct qp_redis {
     int port;
     char sha[QP_LUA_COUNT][41];
     uint64_t round_trips;
+    char *sentinels;   /* "h:p,h:p" or NULL: plain host:port */
+    char *master_name;
+    int replicas;      /* replicas the master reported (ROLE) at connect: what WAIT waits for */
+    qp_metric_t *m_trips, *m_lost, *m_unreplicated, *m_master_changes;
 };
+
+static int64_t s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asks each Sentinel in turn for the master's address; 0 when one answered. */
+static int s_sentinel_master (qp_redis_t *self)
+{
+    char *list = strdup (self->sentinels), *save = NULL;
+    int rc = -1;
+    for (char *tok = strtok_r (list, ", ", &save); tok && rc; tok = strtok_r (NULL, ", ", &save)) {
+        char *colon = strrchr (tok, ':');
+        if (!colon)
+            continue;
+        *colon = 0;
+        struct timeval tv = {0, 500000};
+        redisContext *c = redisConnectWithTimeout (tok, atoi (colon + 1), tv);
+        redisReply *r = NULL;
+        if (c && !c->err) {
+            redisSetTimeout (c, tv);
+            r = redisCommand (c, "SENTINEL get-master-addr-by-name %s", self->master_name);
+        }
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING) {
+            int port = atoi (r->element[1]->str);
+            if (strcmp (self->host, r->element[0]->str) != 0 || self->port != port) {
+                qp_log_info ("redis_master", "Sentinel %s:%s names master %s at %s:%d", tok,
+                             colon + 1, self->master_name, r->element[0]->str, port);
+                qp_metric_add (self->m_master_changes, 1);
+            }
+            free (self->host);
+            self->host = strdup (r->element[0]->str);
+            self->port = port;
+            rc = 0;
+        }
+        if (r)
+            freeReplyObject (r);
+        if (c)
+            redisFree (c);
+    }
+    free (list);
+    if (rc)
+        qp_log_warn ("redis_unreachable", "no Sentinel of %s names a master %s", self->sentinels,
+                     self->master_name);
+    return rc;
+}
+
+/* A freshly promoted master, or one Sentinel has not demoted yet: only talk to a node
+ * that says it is the master; remember how many replicas it has for WAIT. */
+static int s_check_master (qp_redis_t *self)
+{
+    redisReply *r = redisCommand (self->ctx, "ROLE");
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+        r->element[0]->type == REDIS_REPLY_STRING && !strcmp (r->element[0]->str, "master")) {
+        self->replicas = r->element[2]->type == REDIS_REPLY_ARRAY ? (int) r->element[2]->elements : 0;
+        rc = 0;
+    } else
+        qp_log_warn ("redis_not_master", "%s:%d is not a master yet", self->host, self->port);
+    if (r)
+        freeReplyObject (r);
+    return rc;
+}
 
 static int s_open (qp_redis_t *self)
 {
     if (self->ctx)
         redisFree (self->ctx);
+    self->ctx = NULL;
+    if (self->sentinels && s_sentinel_master (self) != 0) {
+        qp_health_check ("redis", false);
+        return -1;
+    }
     struct timeval tv = {2, 0};
     self->ctx = redisConnectWithTimeout (self->host, self->port, tv);
     if (!self->ctx || self->ctx->err) {
@@ -47,9 +125,17 @@ static int s_open (qp_redis_t *self)
         if (self->ctx)
             redisFree (self->ctx);
         self->ctx = NULL;
+        qp_health_check ("redis", false);
         return -1;
     }
     redisSetTimeout (self->ctx, tv);
+    if (self->sentinels && s_check_master (self) != 0) {
+        redisFree (self->ctx);
+        self->ctx = NULL;
+        qp_health_check ("redis", false);
+        return -1;
+    }
+    qp_health_check ("redis", true);
     return 0;
 }
 
@@ -59,6 +145,19 @@ qp_redis_t *qp_redis_connect (const char *host, int port, int timeout_ms)
     assert (self);
     self->host = strdup (host);
     self->port = port;
+    const char *sentinels = qp_config_setting ("redis-sentinels");
+    if (sentinels) {
+        self->sentinels = strdup (sentinels);
+        const char *name = qp_config_setting ("redis-master-name");
+        self->master_name = strdup (name ? name : "qp");
+    }
+    self->m_trips = qp_metrics_counter ("qp_redis_round_trips_total", "commands sent to Redis", "");
+    self->m_lost = qp_metrics_counter ("qp_redis_connection_lost_total",
+                                       "Redis connections lost or refused", "");
+    self->m_unreplicated = qp_metrics_counter (
+        "qp_redis_unreplicated_writes_total", "writes no replica acknowledged in time (Sentinel)", "");
+    self->m_master_changes =
+        qp_metrics_counter ("qp_redis_master_changes_total", "masters named by Sentinel", "");
     for (int waited = 0; s_open (self) != 0; waited += 100) {
         if (waited >= timeout_ms) {
             qp_redis_destroy (&self);
@@ -77,51 +176,97 @@ void qp_redis_destroy (qp_redis_t **self_p)
     if (self->ctx)
         redisFree (self->ctx);
     free (self->host);
+    free (self->sentinels);
+    free (self->master_name);
     free (self);
     *self_p = NULL;
 }
 
 uint64_t qp_redis_round_trips (const qp_redis_t *self) { return self->round_trips; }
 
-/* Runs argv once; on a connection error reconnects and runs it again. The commands we
- * send are idempotent by construction (guarded scripts), so a retry is safe. */
-redisReply *qp_redis_argv (qp_redis_t *self, int argc, const char **argv, const size_t *lens)
+/* Runs a formatted command; on a connection error reconnects and runs it again. The
+ * commands we send are idempotent by construction (guarded scripts), so a retry is safe.
+ * Without Sentinel: one retry. With Sentinel: retries (asking the Sentinels for the
+ * master each time) for the failover budget, and a node that answers READONLY (a demoted
+ * master) counts as lost. */
+static redisReply *s_run (qp_redis_t *self, const char *cmd, int len)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    int64_t start = s_now_ms ();
+    for (int attempt = 0;; attempt++) {
+        if (attempt > 0 && (self->sentinels ? s_now_ms () - start >= FAILOVER_BUDGET_MS : attempt >= 2))
+            return NULL;
         if (!self->ctx && s_open (self) != 0) {
-            usleep (200000);
+            usleep (self->sentinels ? 250000 : 200000);
             continue;
         }
         self->round_trips++;
-        redisReply *r = redisCommandArgv (self->ctx, argc, argv, lens);
-        if (r)
+        qp_metric_add (self->m_trips, 1);
+        redisReply *r = NULL;
+        if (redisAppendFormattedCommand (self->ctx, cmd, (size_t) len) == REDIS_OK)
+            redisGetReply (self->ctx, (void **) &r);
+        if (r && self->sentinels && r->type == REDIS_REPLY_ERROR && !strncmp (r->str, "READONLY", 8)) {
+            qp_log_warn ("redis_error", "%s:%d was demoted: %s", self->host, self->port, r->str);
+            freeReplyObject (r);
+        } else if (r)
             return r;
-        qp_log_warn ("redis_error", "Redis connection lost: %s", self->ctx->errstr);
+        else
+            qp_log_warn ("redis_error", "Redis connection lost: %s", self->ctx->errstr);
+        qp_metric_add (self->m_lost, 1);
+        qp_health_check ("redis", false);
         redisFree (self->ctx);
         self->ctx = NULL;
     }
-    return NULL;
+}
+
+redisReply *qp_redis_argv (qp_redis_t *self, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    long long len = redisFormatCommandArgv (&cmd, argc, argv, lens);
+    if (len < 0)
+        return NULL;
+    redisReply *r = s_run (self, cmd, (int) len);
+    redisFreeCommand (cmd);
+    return r;
 }
 
 redisReply *qp_redis_command (qp_redis_t *self, const char *fmt, ...)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (!self->ctx && s_open (self) != 0) {
-            usleep (200000);
-            continue;
-        }
-        va_list ap;
-        va_start (ap, fmt);
-        self->round_trips++;
-        redisReply *r = redisvCommand (self->ctx, fmt, ap);
-        va_end (ap);
-        if (r)
-            return r;
-        qp_log_warn ("redis_error", "Redis connection lost: %s", self->ctx->errstr);
+    char *cmd = NULL;
+    va_list ap;
+    va_start (ap, fmt);
+    int len = redisvFormatCommand (&cmd, fmt, ap);
+    va_end (ap);
+    if (len < 0)
+        return NULL;
+    redisReply *r = s_run (self, cmd, len);
+    redisFreeCommand (cmd);
+    return r;
+}
+
+/* With Sentinel, a write is acknowledged only once a replica has it, so a failover cannot
+ * lose it: 1 when replicated (or no replica to wait for), 0 when WAIT timed out, -1 when
+ * the connection dropped before we knew. */
+static int s_replicated (qp_redis_t *self)
+{
+    if (!self->sentinels || self->replicas == 0 || !self->ctx)
+        return 1;
+    redisReply *r = redisCommand (self->ctx, "WAIT %d %d", self->replicas, REPLICA_WAIT_MS);
+    self->round_trips++;
+    qp_metric_add (self->m_trips, 1);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? r->integer >= 1 : -1;
+    if (rc == 0) {
+        qp_log_warn ("redis_unreplicated", "no replica of %s:%d acknowledged a write within %d ms",
+                     self->host, self->port, REPLICA_WAIT_MS);
+        qp_metric_add (self->m_unreplicated, 1);
+        self->replicas = 0; /* until the next connect: do not pay the wait on every write */
+    }
+    if (r)
+        freeReplyObject (r);
+    if (rc < 0 && self->ctx) {
         redisFree (self->ctx);
         self->ctx = NULL;
     }
-    return NULL;
+    return rc;
 }
 
 static int s_load (qp_redis_t *self, qp_lua_script_t script)
@@ -148,6 +293,7 @@ redisReply *qp_redis_script (qp_redis_t *self, qp_lua_script_t script, int nkeys
     size_t lens[argc];
     char nk[16];
     snprintf (nk, sizeof nk, "%d", nkeys);
+    int replays = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!self->sha[script][0] && s_load (self, script) != 0)
             return NULL;
@@ -170,6 +316,13 @@ redisReply *qp_redis_script (qp_redis_t *self, qp_lua_script_t script, int nkeys
         if (r && r->type == REDIS_REPLY_ERROR && !strncmp (r->str, "NOSCRIPT", 8)) {
             freeReplyObject (r);
             self->sha[script][0] = 0;
+            continue;
+        }
+        /* Master lost between the script and its replication: run it again (guarded
+         * scripts are idempotent) on the master Sentinel names next. */
+        if (r && r->type != REDIS_REPLY_ERROR && s_replicated (self) < 0 && replays++ < 5) {
+            freeReplyObject (r);
+            attempt--;
             continue;
         }
         return r;

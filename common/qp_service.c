@@ -1,6 +1,8 @@
 /* The worker loop shared by intake, eligibility, funding, evaluation and the partner SDK. */
 #include "qp_service.h"
+#include "qp_health.h"
 #include "qp_log.h"
+#include "qp_metrics.h"
 #include <string.h>
 
 #define MAX_HANDLERS 32
@@ -10,6 +12,8 @@ typedef struct {
     const ProtobufCMessageDescriptor *type;
     qp_handler_fn *fn;
     void *arg;
+    qp_metric_t *in;      /* messages handled of this type */
+    qp_metric_t *latency; /* seconds in the handler */
 } handler_t;
 
 typedef struct {
@@ -33,7 +37,43 @@ struct qp_service {
     bool stop;
     uint64_t handled;
     char probe_topic[64];
+    int64_t bus_seen; /* last frame set from the bus (readiness) */
 };
+
+/* Metrics carry the service name, or the program's for a sender-only program. */
+static const char *s_label_name (const qp_service_t *self)
+{
+    return self->name ? self->name : qp_log_program ();
+}
+
+static void s_count (const qp_service_t *self, const char *metric, const char *help,
+                     const char *key, const char *value)
+{
+    char labels[256];
+    qp_metrics_labels (labels, sizeof labels, "service", s_label_name (self), key, value, NULL);
+    qp_metric_add (qp_metrics_counter (metric, help, labels), 1);
+}
+
+static void s_count_out (const qp_service_t *self, const ProtobufCMessage *payload)
+{
+    s_count (self, "qp_messages_out_total", "messages sent, replied or published, by type", "type",
+             payload ? payload->descriptor->name : "");
+}
+
+static void s_count_error (const qp_service_t *self, const char *reason)
+{
+    s_count (self, "qp_errors_total", "messages refused or answered with an error, by reason",
+             "reason", reason);
+}
+
+static void s_metered (qp_service_t *self, handler_t *h)
+{
+    char labels[256];
+    qp_metrics_labels (labels, sizeof labels, "service", s_label_name (self), "type", h->type->name,
+                       NULL);
+    h->in = qp_metrics_counter ("qp_messages_in_total", "messages handled, by type", labels);
+    h->latency = qp_metrics_histogram ("qp_handler_seconds", "time in the handler, by type", labels);
+}
 
 qp_service_t *qp_service_new (const char *name, const char *endpoint, const char *publish,
                               const char *subscribe)
@@ -86,14 +126,16 @@ void qp_service_on (qp_service_t *self, const ProtobufCMessageDescriptor *type,
                     qp_handler_fn *handler, void *arg)
 {
     assert (self->n_work < MAX_HANDLERS);
-    self->work[self->n_work++] = (handler_t){type, handler, arg};
+    self->work[self->n_work++] = (handler_t){type, handler, arg, NULL, NULL};
+    s_metered (self, &self->work[self->n_work - 1]);
 }
 
 void qp_service_subscribe (qp_service_t *self, const ProtobufCMessageDescriptor *type,
                            qp_handler_fn *handler, void *arg)
 {
     assert (self->sub && self->n_events < MAX_HANDLERS);
-    self->events[self->n_events++] = (handler_t){type, handler, arg};
+    self->events[self->n_events++] = (handler_t){type, handler, arg, NULL, NULL};
+    s_metered (self, &self->events[self->n_events - 1]);
     zsock_set_subscribe (self->sub, type->name);
 }
 
@@ -109,6 +151,7 @@ uint64_t qp_service_handled (const qp_service_t *self) { return self->handled; }
 static void s_send_error (qp_service_t *self, zframe_t *to, const qp_error_t *err,
                           const char *in_reply_to, const char *correlation, int64_t time_ms)
 {
+    s_count_error (self, err->code);
     zmsg_t *m = qp_message_build_error (err, in_reply_to, correlation, time_ms);
     qp_bus_client_reply (self->bus, to, &m);
 }
@@ -120,6 +163,7 @@ void qp_service_reply (qp_request_t *req, const ProtobufCMessage *payload, const
     if (!with_cause.causation_id && req->msg.envelope)
         with_cause.causation_id = req->msg.envelope->message_id;
     zmsg_t *m = qp_message_build (payload, &with_cause, NULL);
+    s_count_out (req->service, payload);
     qp_bus_client_reply (req->service->bus, req->from, &m);
 }
 
@@ -134,6 +178,7 @@ void qp_service_send (qp_service_t *self, const char *to_service, const Protobuf
                       const qp_meta_t *meta)
 {
     zmsg_t *m = qp_message_build (payload, meta, NULL);
+    s_count_out (self, payload);
     qp_bus_client_send (self->bus, to_service, &m);
 }
 
@@ -141,6 +186,7 @@ void qp_service_publish (qp_service_t *self, const ProtobufCMessage *payload, co
 {
     assert (self->pub);
     zmsg_t *m = qp_message_build (payload, meta, NULL);
+    s_count_out (self, payload);
     zmsg_send (&m, self->pub);
     zmsg_destroy (&m);
 }
@@ -158,7 +204,9 @@ static void s_on_work (qp_service_t *self)
     qp_bus_frame_t f;
     if (qp_bus_client_recv (self->bus, &f) != 0)
         return;
+    self->bus_seen = zclock_mono ();
     if (!strcmp (f.kind, QPB_ERROR)) {
+        s_count_error (self, f.error_code ? f.error_code : "bus_error");
         qp_log_warn ("bus_error", "bus refused a frame set: %s: %s", f.error_code ? f.error_code : "",
                      f.text ? f.text : "");
         qp_bus_frame_clear (&f);
@@ -176,7 +224,10 @@ static void s_on_work (qp_service_t *self)
     } else {
         handler_t *h = s_find (self->work, self->n_work, req.msg.descriptor);
         if (h) {
+            int64_t start = zclock_usecs ();
             h->fn (&req, h->arg);
+            qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
+            qp_metric_add (h->in, 1);
             self->handled++;
         } else {
             qp_error_set (&err, "unknown_type", "type", "service %s does not handle %s",
@@ -198,12 +249,16 @@ static void s_on_event (qp_service_t *self)
     if (zmsg_size (m) == 2 && !zframe_streq (type, self->probe_topic)) {
         qp_request_t req = {.service = self, .from = NULL};
         qp_error_t err;
-        if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0)
+        if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0) {
             qp_log_warn ("event_refused", "%s: %s", err.code, err.message);
-        else {
+            s_count_error (self, err.code);
+        } else {
             handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
             if (h) {
+                int64_t start = zclock_usecs ();
                 h->fn (&req, h->arg);
+                qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
+                qp_metric_add (h->in, 1);
                 self->handled++;
             }
         }
@@ -237,13 +292,26 @@ static void s_wait_subscriptions (qp_service_t *self)
         qp_log_warn ("subscribe_slow", "event subscriptions not confirmed after 10 s");
 }
 
+/* Ready while the bus answered within three heartbeats (with HTTP on, every heartbeat
+ * also asks the bus for STATUS, so a quiet worker still hears from it). */
+static void s_health (qp_service_t *self, int64_t now)
+{
+    qp_health_tick ();
+    qp_health_check ("bus", self->bus_seen && now - self->bus_seen <= 3 * QPB_HEARTBEAT_MS);
+}
+
 int qp_service_run (qp_service_t *self)
 {
+    bool http = qp_config_setting ("http") && qp_health_start (qp_config_setting ("http")) >= 0;
+    if (http)
+        qp_health_check ("bus", false);
     s_wait_subscriptions (self);
     if (self->name) {
         qp_bus_client_ready (self->bus, self->name);
         qp_log_info ("service_ready", "serving %s", self->name);
     }
+    if (http)
+        zsock_send (qp_bus_client_socket (self->bus), "ss", QPB_PROTOCOL, QPB_STATUS);
     zpoller_t *poller = zpoller_new (qp_bus_client_socket (self->bus), NULL);
     if (self->sub)
         zpoller_add (poller, self->sub);
@@ -267,8 +335,12 @@ int qp_service_run (qp_service_t *self)
         now = zclock_mono ();
         if (now >= next_beat) {
             qp_bus_client_heartbeat (self->bus);
+            if (http)
+                zsock_send (qp_bus_client_socket (self->bus), "ss", QPB_PROTOCOL, QPB_STATUS);
             next_beat = now + QPB_HEARTBEAT_MS;
         }
+        if (http)
+            s_health (self, now);
         for (size_t i = 0; i < self->n_timers; i++)
             if (now >= self->timers[i].next) {
                 self->timers[i].fn (self, self->timers[i].arg);
@@ -276,6 +348,8 @@ int qp_service_run (qp_service_t *self)
             }
     }
     zpoller_destroy (&poller);
+    if (http)
+        qp_health_check ("bus", false);
     qp_bus_client_bye (self->bus);
     qp_log_info ("service_stopping", "handled %llu messages", (unsigned long long) self->handled);
     return 0;

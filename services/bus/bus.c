@@ -1,7 +1,10 @@
 /* The bus's routing loop: one thread, one poller over five sockets. */
 #include "bus.h"
 #include "qp_bus.h"
+#include "qp_config.h"
+#include "qp_health.h"
 #include "qp_log.h"
+#include "qp_metrics.h"
 #include "qp_message.h"
 #include <ctype.h>
 #include <stdarg.h>
@@ -423,6 +426,30 @@ static void s_expire (qp_bus_server_t *self)
     zlist_destroy (&gone);
 }
 
+/* Mirrors the routing table into the metrics registry (on the expiry tick). */
+static void s_metrics (qp_bus_server_t *self)
+{
+    char labels[128];
+    int64_t now = zclock_mono ();
+    for (service_t *s = zhash_first (self->services); s; s = zhash_next (self->services)) {
+        size_t live = 0;
+        for (worker_t *w = zlistx_first (s->workers); w; w = zlistx_next (s->workers))
+            live += w->expiry >= now;
+        qp_metrics_labels (labels, sizeof labels, "service", s->name, NULL);
+        qp_metric_set (qp_metrics_gauge ("qp_bus_workers", "live workers, by service", labels),
+                       (double) live);
+        qp_metric_set (qp_metrics_gauge ("qp_bus_queued", "messages waiting for a worker", labels),
+                       (double) zlist_size (s->queue));
+        qp_metric_set (
+            qp_metrics_counter ("qp_bus_routed_total", "work delivered to a worker", labels),
+            (double) s->routed);
+    }
+    qp_metric_set (qp_metrics_counter ("qp_bus_captured_total", "messages on the capture tap", ""),
+                   (double) self->seq);
+    qp_metric_set (qp_metrics_counter ("qp_bus_events_total", "events forwarded", ""),
+                   (double) self->events);
+}
+
 static zsock_t *s_bind (int type, const char *endpoint)
 {
     zsock_t *s = zsock_new (type);
@@ -527,6 +554,9 @@ int qp_bus_server_run (qp_bus_server_t *self)
 {
     zpoller_t *poller = zpoller_new (self->work, self->partner, self->xsub, self->xpub, NULL);
     int64_t next_expiry = zclock_mono () + 500;
+    /* Ready once bound, which qp_bus_server_new did. */
+    if (qp_config_setting ("http") && qp_health_start (qp_config_setting ("http")) >= 0)
+        qp_health_check ("sockets", true);
     while (!zsys_interrupted) {
         zsock_t *which = zpoller_wait (poller, 200);
         if (which == self->work)
@@ -541,6 +571,8 @@ int qp_bus_server_run (qp_bus_server_t *self)
             break;
         if (zclock_mono () >= next_expiry) {
             s_expire (self);
+            s_metrics (self);
+            qp_health_tick ();
             next_expiry = zclock_mono () + 500;
         }
     }

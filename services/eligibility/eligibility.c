@@ -39,12 +39,15 @@ Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
             l->verified = false;
             *slot[i] = l;
         }
+    /* Facts from the declared QPV codes until the QPV index and the PHQ history fill them. */
+    rules_facts_t facts;
+    rules_facts_declared (&facts, dossier);
     size_t n = qp_catalogue_size (catalogue);
     e->decisions = calloc (n ? n : 1, sizeof *e->decisions);
     assert (e->decisions);
     for (size_t i = 0; i < n; i++)
         e->decisions[e->n_decisions++] =
-            rules_evaluate (catalogue, qp_catalogue_scheme (catalogue, i), dossier, date);
+            rules_evaluate (qp_catalogue_scheme (catalogue, i), dossier, date, &facts);
     return e;
 }
 

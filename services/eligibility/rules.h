@@ -1,15 +1,38 @@
-/* Scheme rules: each catalogue scheme names the rule that evaluates it ("honour_loan").
- * A rule reads the dossier and the parameters of the version in force on the dossier's
- * date, and gives every criterion its outcome and a readable reason. Pure functions: no
- * I/O, no clock, so a replay decides the same. */
+/* Scheme rules: evaluates the criteria a catalogue scheme declares (qp_catalogue.h) on a
+ * dossier, with the parameter values in force on the dossier's date and the facts the
+ * service computed (QPV index, territories, history). Every criterion gets MET, NOT_MET or
+ * MISSING (naming the absent field or fact) and a readable reason. Pure functions: no I/O,
+ * no clock, so a replay decides the same. */
 #ifndef ELIGIBILITY_RULES_H
 #define ELIGIBILITY_RULES_H
 #include "qp_catalogue.h"
 
+typedef enum { RULES_UNKNOWN = 0, RULES_TRUE, RULES_FALSE } rules_truth_t;
+
+typedef struct {
+    rules_truth_t value;
+    char detail[120]; /* how it is known: "verified in QPV QN05981M", "declared, not verified" */
+} rules_fact_value_t;
+
+/* The facts of one dossier, indexed by qp_fact_t; zeroed = all unknown. */
+typedef struct {
+    rules_fact_value_t facts[QP_FACT_COUNT];
+} rules_facts_t;
+
+void rules_facts_init (rules_facts_t *facts);
+void rules_facts_set (rules_facts_t *facts, qp_fact_t fact, rules_truth_t value,
+                      const char *detail);
+/* What the dossier itself declares, when nothing better is known: a declared QPV code
+ * (business, residence) and the territory make the facts true "declared, not verified";
+ * the rest stay unknown except first_phq_for_person_network, assumed true until the
+ * service checks the PHQ history. */
+void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier);
+
 /* Evaluates scheme for dossier on date (days since epoch). Returns a new decision (free
- * with qp__v1__scheme_decision__free_unpacked (d, NULL)). */
-Qp__V1__SchemeDecision *rules_evaluate (const qp_catalogue_t *catalogue, const qp_scheme_t *scheme,
-                                        const Qp__V1__Dossier *dossier, int32_t date);
+ * with qp__v1__scheme_decision__free_unpacked (d, NULL)). facts may be NULL (all
+ * unknown). */
+Qp__V1__SchemeDecision *rules_evaluate (const qp_scheme_t *scheme, const Qp__V1__Dossier *dossier,
+                                        int32_t date, const rules_facts_t *facts);
 
 /* "15 000,00 €" into buf (at least 32 bytes). */
 void rules_format_euros (int64_t cents, char *buf, size_t size);

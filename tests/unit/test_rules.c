@@ -1,6 +1,8 @@
-/* Eligibility rules and the dated catalogue: every criterion of the honour-loan rule met,
- * not met and missing, boundary values, the version in force by date, and broken
- * catalogue files refused with the file and the reason. */
+/* The catalogue loader and the rule evaluator: the real catalogue loads in decision order
+ * with kinds and agencies, broken files are refused with the file, the place and the
+ * reason, an empty dossier gets "information missing" (never a silent "not eligible"),
+ * and a dossier's decisions put the PHQ first for funding. The schemes' own rules are
+ * tested as data (tests/rules, test_rule_cases.c). */
 #include "eligibility.h"
 #include "qp_catalogue.h"
 #include "qp_date.h"
@@ -8,10 +10,11 @@
 #include "rules.h"
 #include <check.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static qp_catalogue_t *s_catalogue;
 
-/* The project's real catalogue. */
 static void s_setup (void)
 {
     char dir[1024];
@@ -21,329 +24,228 @@ static void s_setup (void)
     ck_assert_msg (s_catalogue != NULL, "%s", err.message);
 }
 
-static void s_teardown (void) { qp_catalogue_destroy (&s_catalogue); }
-
-typedef struct {
-    Qp__V1__Dossier d;
-    Qp__V1__ProjectHolder h;
-    Qp__V1__Business b;
-    Qp__V1__Project p;
-} dossier_t;
-
-/* A dossier that meets every PHQ criterion. */
-static void s_dossier (dossier_t *x)
+static void s_teardown (void)
 {
-    qp__v1__dossier__init (&x->d);
-    qp__v1__project_holder__init (&x->h);
-    qp__v1__business__init (&x->b);
-    qp__v1__project__init (&x->p);
-    x->d.submitted_on = "2025-03-10";
-    x->h.residence_qpv = "QN05981M";
-    x->h.has_accompanied = true, x->h.accompanied = true;
-    x->h.has_network = true, x->h.network = QP__V1__NETWORK__FRANCE_ACTIVE;
-    x->b.insee_commune = "59512";
-    Qp__V1__Project *p = &x->p;
-    p->has_axis = true, p->axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
-    p->has_stage = true, p->stage = QP__V1__STAGE__TAKEOVER;
-    p->has_amount_asked_cents = true, p->amount_asked_cents = 1000000;
-    p->has_financing_need_cents = true, p->financing_need_cents = 3000000;
-    p->has_bank_loan_cents = true, p->bank_loan_cents = 500000;
-    p->has_bank_loan_months = true, p->bank_loan_months = 60;
-    p->has_bank_loan_guarantee_pct = true, p->bank_loan_guarantee_pct = 50;
-    p->has_honour_loan_months = true, p->honour_loan_months = 60;
-    p->has_deferral_months = true, p->deferral_months = 24;
-    x->d.holder = &x->h, x->d.business = &x->b, x->d.project = &x->p;
+    qp_catalogue_destroy (&s_catalogue);
 }
 
-static Qp__V1__SchemeDecision *s_phq (const dossier_t *x)
+START_TEST (test_real_catalogue)
 {
+    static const char *const ids[] = {"phq",
+                                      "phs",
+                                      "cfe-qpv",
+                                      "tfpb-qpv",
+                                      "zfu-te",
+                                      "garantie-egalite-territoires",
+                                      "bpifrance-garantie-creation",
+                                      "adie-microcredit",
+                                      "bdt-commerce",
+                                      "anru-locaux",
+                                      "anct-ingenierie"};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        ck_assert_msg (qp_catalogue_find (s_catalogue, ids[i]), "no scheme %s", ids[i]);
+    ck_assert_str_eq (qp_catalogue_scheme (s_catalogue, 0)->id, "phq");
     const qp_scheme_t *phq = qp_catalogue_find (s_catalogue, "phq");
-    ck_assert_ptr_nonnull (phq);
+    ck_assert_int_eq (phq->agency, QP__V1__AGENCY__BPIFRANCE);
+    ck_assert_int_eq (phq->kind_code, QP_KIND_HONOUR_LOAN);
+    ck_assert_str_eq (phq->kind, "honour_loan");
+    ck_assert (phq->beneficiaries & QP_BENEFICIARY_PERSON);
+    const qp_scheme_t *cfe = qp_catalogue_find (s_catalogue, "cfe-qpv");
+    ck_assert_int_eq (cfe->kind_code, QP_KIND_TAX_EXEMPTION);
+    ck_assert_int_eq (qp_catalogue_find (s_catalogue, "bdt-commerce")->agency,
+                      QP__V1__AGENCY__BANQUE_DES_TERRITOIRES);
+    ck_assert_int_eq (qp_catalogue_find (s_catalogue, "anru-locaux")->agency, QP__V1__AGENCY__ANRU);
+    ck_assert_int_eq (qp_catalogue_find (s_catalogue, "anct-ingenierie")->agency,
+                      QP__V1__AGENCY__ANCT);
+    ck_assert (qp_catalogue_find (s_catalogue, "anru-locaux")->beneficiaries &
+               QP_BENEFICIARY_LOCAL_AUTHORITY);
+
+    /* Dated values: a value applies from its date until the next one. */
+    qp_param_value_t v;
     int32_t day;
-    ck_assert (qp_date_parse (x->d.submitted_on, &day));
-    return rules_evaluate (s_catalogue, phq, &x->d, day);
-}
-
-static const Qp__V1__CriterionResult *s_criterion (const Qp__V1__SchemeDecision *d,
-                                                   const char *id)
-{
-    for (size_t i = 0; i < d->n_criteria; i++)
-        if (!strcmp (d->criteria[i]->criterion, id))
-            return d->criteria[i];
-    ck_abort_msg ("no criterion %s", id);
-    return NULL;
-}
-
-/* Evaluates and checks one criterion's outcome and the scheme's. */
-static void s_expect (const dossier_t *x, const char *criterion, Qp__V1__CriterionOutcome c,
-                      Qp__V1__Outcome outcome)
-{
-    Qp__V1__SchemeDecision *d = s_phq (x);
-    const Qp__V1__CriterionResult *r = s_criterion (d, criterion);
-    ck_assert_msg (r->outcome == c, "%s: outcome %d, expected %d (%s)", criterion, r->outcome, c,
-                   r->reason);
-    ck_assert_ptr_nonnull (r->reason);
-    ck_assert_int_eq (d->outcome, outcome);
-    if (c == QP__V1__CRITERION_OUTCOME__MISSING)
-        ck_assert_ptr_nonnull (r->missing_field);
-    qp__v1__scheme_decision__free_unpacked (d, NULL);
-}
-
-#define MET QP__V1__CRITERION_OUTCOME__MET
-#define NOT_MET QP__V1__CRITERION_OUTCOME__NOT_MET
-#define MISSING QP__V1__CRITERION_OUTCOME__MISSING
-#define ELIGIBLE QP__V1__OUTCOME__ELIGIBLE_OUTCOME
-#define NOT_ELIGIBLE QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME
-#define INFO_MISSING QP__V1__OUTCOME__INFORMATION_MISSING
-
-START_TEST (test_all_met_at_the_boundaries)
-{
-    dossier_t x;
-    s_dossier (&x);
-    /* 10,000 € = 33 % of the need; bank loan exactly half; guarantee exactly 50 %; 60
-     * months and 24 months of deferral: every bound is inclusive. */
-    Qp__V1__SchemeDecision *d = s_phq (&x);
-    ck_assert_int_eq (d->outcome, ELIGIBLE);
-    ck_assert_int_eq (d->amount_cents, 1000000);
-    ck_assert_str_eq (d->catalogue_version, "phq-2024-01");
-    ck_assert_int_eq (d->agency, QP__V1__AGENCY__BPIFRANCE);
-    for (size_t i = 0; i < d->n_criteria; i++)
-        ck_assert_msg (d->criteria[i]->outcome == MET, "%s: %s", d->criteria[i]->criterion,
-                       d->criteria[i]->reason);
-    /* The parameters used are cited with their source and date. */
-    const Qp__V1__CriterionResult *amount = s_criterion (d, "amount");
-    ck_assert_uint_eq (amount->n_parameters, 2);
-    ck_assert_str_eq (amount->parameters[1]->name, "max_amount_cents");
-    ck_assert_str_eq (amount->parameters[1]->value, "1500000");
-    ck_assert_str_eq (amount->parameters[1]->valid_from, "2024-01-01");
-    ck_assert_ptr_nonnull (strstr (amount->parameters[1]->source, "fonds-publics.fr"));
-    ck_assert_ptr_nonnull (strstr (amount->reason, "10 000,00 €"));
-    qp__v1__scheme_decision__free_unpacked (d, NULL);
+    qp_date_parse ("2023-12-31", &day);
+    ck_assert (!qp_catalogue_in_force (phq, day, NULL));
+    qp_date_parse ("2024-01-01", &day);
+    ck_assert (qp_catalogue_in_force (phq, day, NULL));
+    ck_assert (qp_catalogue_param_on (phq, "max_amount_cents", day, &v));
+    ck_assert_int_eq (json_integer_value (v.value), 1500000);
+    ck_assert_str_eq (v.valid_from, "2024-01-01");
+    ck_assert_ptr_nonnull (strstr (v.source, "fonds-publics.fr"));
+    qp_date_parse ("2028-01-01", &day);
+    ck_assert (!qp_catalogue_in_force (phq, day, &v));
+    ck_assert_ptr_null (v.value);
 }
 END_TEST
 
-START_TEST (test_amount_bounds)
+/* Writes a one-file catalogue and loads it. */
+static qp_catalogue_t *s_load_text (const char *text, qp_error_t *err)
 {
-    dossier_t x;
-    s_dossier (&x);
-    x.p.financing_need_cents = 10000000;
-    x.p.bank_loan_cents = 10000000;
-    x.p.amount_asked_cents = 1500000;
-    s_expect (&x, "amount", MET, ELIGIBLE);
-    x.p.amount_asked_cents = 1500001;
-    s_expect (&x, "amount", NOT_MET, NOT_ELIGIBLE);
-    x.p.amount_asked_cents = 100000;
-    s_expect (&x, "amount", MET, ELIGIBLE);
-    x.p.amount_asked_cents = 99999;
-    s_expect (&x, "amount", NOT_MET, NOT_ELIGIBLE);
-    x.p.has_amount_asked_cents = false;
-    s_expect (&x, "amount", MISSING, INFO_MISSING);
-}
-END_TEST
-
-START_TEST (test_share_of_need)
-{
-    dossier_t x;
-    s_dossier (&x);
-    x.p.financing_need_cents = 1500000; /* 66 % of 15,000 € = 9,900 € */
-    x.p.amount_asked_cents = 990000;
-    s_expect (&x, "share_of_need", MET, ELIGIBLE);
-    x.p.amount_asked_cents = 990001;
-    s_expect (&x, "share_of_need", NOT_MET, NOT_ELIGIBLE);
-    x.p.has_financing_need_cents = false;
-    s_expect (&x, "share_of_need", MISSING, INFO_MISSING);
-}
-END_TEST
-
-START_TEST (test_qpv_and_accompaniment)
-{
-    dossier_t x;
-    s_dossier (&x);
-    x.h.residence_qpv = NULL;
-    s_expect (&x, "qpv", MISSING, INFO_MISSING);
-    x.b.declared_qpv = "QN05981M"; /* the business in a QPV is enough */
-    s_expect (&x, "qpv", MET, ELIGIBLE);
-    x.h.network = QP__V1__NETWORK__NETWORK_NONE;
-    s_expect (&x, "accompaniment", NOT_MET, NOT_ELIGIBLE);
-    x.h.network = QP__V1__NETWORK__ADIE;
-    x.h.accompanied = false;
-    s_expect (&x, "accompaniment", NOT_MET, NOT_ELIGIBLE);
-    x.h.has_accompanied = false;
-    s_expect (&x, "accompaniment", MISSING, INFO_MISSING);
-}
-END_TEST
-
-START_TEST (test_bank_loan)
-{
-    dossier_t x;
-    s_dossier (&x);
-    x.p.bank_loan_cents = 499999; /* less than half of 10,000 € */
-    s_expect (&x, "bank_loan", NOT_MET, NOT_ELIGIBLE);
-    x.p.has_bank_loan_cents = false;
-    s_expect (&x, "bank_loan", MISSING, INFO_MISSING);
-    s_dossier (&x);
-    x.p.bank_loan_guarantee_pct = 51;
-    s_expect (&x, "bank_loan_terms", NOT_MET, NOT_ELIGIBLE);
-    x.p.bank_loan_guarantee_pct = 0;
-    x.p.bank_loan_months = 59; /* shorter than the 60-month honour loan */
-    s_expect (&x, "bank_loan_terms", NOT_MET, NOT_ELIGIBLE);
-    x.p.has_bank_loan_months = false;
-    s_expect (&x, "bank_loan_terms", MISSING, INFO_MISSING);
-}
-END_TEST
-
-START_TEST (test_duration)
-{
-    dossier_t x;
-    s_dossier (&x);
-    x.p.honour_loan_months = 12;
-    s_expect (&x, "duration", MET, ELIGIBLE);
-    x.p.honour_loan_months = 11;
-    s_expect (&x, "duration", NOT_MET, NOT_ELIGIBLE);
-    x.p.honour_loan_months = 61;
-    x.p.bank_loan_months = 61;
-    s_expect (&x, "duration", NOT_MET, NOT_ELIGIBLE);
-    x.p.honour_loan_months = 24;
-    x.p.deferral_months = 25;
-    s_expect (&x, "duration", NOT_MET, NOT_ELIGIBLE);
-    x.p.has_deferral_months = false; /* no deferral asked: 0 */
-    s_expect (&x, "duration", MET, ELIGIBLE);
-}
-END_TEST
-
-START_TEST (test_not_in_force_before_the_scheme)
-{
-    dossier_t x;
-    s_dossier (&x);
-    x.d.submitted_on = "2023-12-31";
-    s_expect (&x, "in_force", NOT_MET, NOT_ELIGIBLE);
-    x.d.submitted_on = "2024-01-01";
-    s_expect (&x, "in_force", MET, ELIGIBLE);
-}
-END_TEST
-
-/* Writes name -> text files into a fresh dir. */
-static char *s_dir (const char *const *files)
-{
-    char *dir = qp_test_tmpdir ("qp-catalogue");
-    for (size_t i = 0; files[i]; i += 2) {
-        char path[1024];
-        snprintf (path, sizeof path, "%s/%s", dir, files[i]);
-        FILE *f = fopen (path, "w");
-        fputs (files[i + 1], f);
-        fclose (f);
-    }
-    return dir;
+    char dir[] = "/tmp/qp-cat-XXXXXX";
+    ck_assert_ptr_nonnull (mkdtemp (dir));
+    char path[1100];
+    snprintf (path, sizeof path, "%s/broken.json", dir);
+    FILE *f = fopen (path, "w");
+    ck_assert_ptr_nonnull (f);
+    fputs (text, f);
+    fclose (f);
+    qp_catalogue_t *c = qp_catalogue_load (dir, err);
+    unlink (path);
+    rmdir (dir);
+    return c;
 }
 
-#define SCHEME(versions)                                                                           \
-    "{\"id\":\"x\",\"name\":\"X\",\"agency\":\"ANCT\",\"rule\":\"honour_loan\",\"versions\":" versions "}"
-#define VERSION(from, until, max)                                                                  \
-    "{\"version\":\"x-" from "\",\"valid_from\":\"" from "\",\"valid_until\":" until                 \
-    ",\"source\":\"test\",\"parameters\":{\"min_amount_cents\":100,\"max_amount_cents\":" max "}}"
+/* A valid scheme with one criterion and one parameter, where NEEDLE is replaced. */
+#define SCHEME_HEAD                                                                                \
+    "{\"id\": \"x\", \"name\": \"X\", \"version\": \"x-1\", \"agency\": %s, \"axes\": "            \
+    "[\"ENTREPRENEURSHIP\"], \"kind\": %s, \"beneficiary\": %s, \"sources\": [{\"id\": \"s\", "    \
+    "\"title\": \"S\", \"checked_on\": \"2026-01-01\"}], \"parameters\": {\"in_force\": "          \
+    "[{\"from\": %s, \"value\": true, \"source\": \"s\"}], \"max_cents\": [{\"from\": "            \
+    "\"2024-01-01\", \"value\": 100, \"source\": \"s\"}]}, \"criteria\": [{\"id\": \"a\", "        \
+    "\"label\": \"A\", \"op\": %s, \"field\": %s, \"max\": %s}], \"amount\": {\"op\": \"none\"}}"
 
-START_TEST (test_version_in_force_by_date)
+static void s_refused (const char *agency, const char *kind, const char *ben, const char *from,
+                       const char *op, const char *field, const char *max, const char *expect)
 {
-    const char *files[] = {"x.json",
-                           SCHEME ("[" VERSION ("2024-01-01", "\"2025-12-31\"", "1500000") "," VERSION (
-                               "2026-01-01", "null", "1000000") "]"),
-                           NULL};
-    char *dir = s_dir (files);
+    char text[2048];
+    snprintf (text, sizeof text, SCHEME_HEAD, agency, kind, ben, from, op, field, max);
     qp_error_t err;
-    qp_catalogue_t *c = qp_catalogue_load (dir, &err);
-    ck_assert_msg (c != NULL, "%s", err.message);
-    const qp_scheme_t *x = qp_catalogue_find (c, "x");
-    qp_scheme_version_t v;
-    int64_t max;
-    ck_assert (qp_catalogue_version_on (c, x, qp_date_from_civil (2025, 12, 31), &v));
-    ck_assert (qp_catalogue_param (&v, "max_amount_cents", &max));
-    ck_assert_int_eq (max, 1500000);
-    ck_assert (qp_catalogue_version_on (c, x, qp_date_from_civil (2026, 1, 1), &v));
-    ck_assert (qp_catalogue_param (&v, "max_amount_cents", &max));
-    ck_assert_int_eq (max, 1000000);
-    ck_assert (!qp_catalogue_version_on (c, x, qp_date_from_civil (2023, 12, 31), &v));
-    ck_assert (!qp_catalogue_param (&v, "no_such_parameter", &max));
-    /* The same 12,000 € asked in 2025 and in 2026 gets two answers. */
-    dossier_t d;
-    s_dossier (&d);
-    d.p.amount_asked_cents = 1200000;
-    d.p.financing_need_cents = 4000000;
-    Qp__V1__SchemeDecision *a = rules_evaluate (c, x, &d.d, qp_date_from_civil (2025, 6, 1));
-    Qp__V1__SchemeDecision *b = rules_evaluate (c, x, &d.d, qp_date_from_civil (2026, 6, 1));
-    ck_assert_int_eq (s_criterion (a, "amount")->outcome, MET);
-    ck_assert_int_eq (s_criterion (b, "amount")->outcome, NOT_MET);
-    ck_assert_str_eq (a->catalogue_version, "x-2024-01-01");
-    ck_assert_str_eq (b->catalogue_version, "x-2026-01-01");
-    qp__v1__scheme_decision__free_unpacked (a, NULL);
-    qp__v1__scheme_decision__free_unpacked (b, NULL);
-    qp_catalogue_destroy (&c);
-    qp_test_rmtree (dir);
-    free (dir);
+    qp_catalogue_t *c = s_load_text (text, &err);
+    if (!expect) {
+        ck_assert_msg (c != NULL, "a valid file was refused: %s", err.message);
+        qp_catalogue_destroy (&c);
+        return;
+    }
+    ck_assert_msg (c == NULL, "accepted a file with %s", expect);
+    ck_assert_msg (strstr (err.message, "broken.json") && strstr (err.message, expect),
+                   "error \"%s\" should name the file and \"%s\"", err.message, expect);
 }
-END_TEST
 
 START_TEST (test_broken_catalogues_are_refused)
 {
-    static const char *const cases[][3] = {
-        {"a.json", "{\"id\": ", "a.json:1"},
-        {"a.json", "{\"id\":\"x\",\"name\":\"X\",\"rule\":\"r\",\"versions\":[]}", "agency"},
-        {"a.json", SCHEME ("[]"), "non-empty"},
-        {"a.json", SCHEME ("[" VERSION ("2024-02-30", "null", "1") "]"), "YYYY-MM-DD"},
-        {"a.json",
-         "{\"id\":\"x\",\"name\":\"X\",\"agency\":\"NASA\",\"rule\":\"r\",\"versions\":[]}",
-         "NASA"},
-        {"a.json",
-         SCHEME ("[{\"version\":\"v\",\"valid_from\":\"2024-01-01\",\"parameters\":{}}]"),
-         "source"},
-        {"a.json",
-         SCHEME ("[{\"version\":\"v\",\"valid_from\":\"2024-01-01\",\"source\":\"s\","
-                 "\"parameters\":{\"max\":\"15000\"}}]"),
-         "parameters.max"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *files[] = {cases[i][0], cases[i][1], NULL};
-        char *dir = s_dir (files);
-        qp_error_t err;
-        qp_catalogue_t *c = qp_catalogue_load (dir, &err);
-        ck_assert_msg (c == NULL, "case %zu loaded", i);
-        ck_assert_str_eq (err.code, "bad_catalogue");
-        ck_assert_msg (strstr (err.message, cases[i][2]), "case %zu: \"%s\" lacks \"%s\"", i,
-                       err.message, cases[i][2]);
-        qp_test_rmtree (dir);
-        free (dir);
-    }
-    /* Twice the same id, and an empty directory. */
-    const char *twice[] = {"a.json", SCHEME ("[" VERSION ("2024-01-01", "null", "1") "]"),
-                           "b.json", SCHEME ("[" VERSION ("2024-01-01", "null", "1") "]"), NULL};
-    char *dir = s_dir (twice);
+    const char *ag = "\"BPIFRANCE\"", *k = "\"loan\"", *b = "\"person\"", *d = "\"2024-01-01\"";
+    const char *op = "\"lte\"", *f = "\"project.amount_asked_cents\"", *m = "\"@max_cents\"";
+    s_refused (ag, k, b, d, op, f, m, NULL);
+    s_refused (ag, k, b, d, "\"lower_than\"", f, m,
+               "criteria[0].op: unknown operator \"lower_than\"");
+    s_refused (ag, k, b, d, op, "\"project.amount_cents\"", m,
+               "criteria[0].field: \"project.amount_cents\": qp.v1.Dossier has no field");
+    s_refused (ag, k, b, d, op, "\"project\"", m, "is a message, not a value");
+    s_refused (ag, k, b, d, op, f, "\"@max_euros\"",
+               "criteria[0].max: parameter \"@max_euros\" is not defined");
+    s_refused (ag, k, b, d, op, f, "\"ten\"", "criteria[0].max: must be an integer");
+    s_refused (ag, k, b, "\"2024-02-30\"", op, f, m,
+               "parameters.in_force[0]: \"from\" must be a date");
+    s_refused ("\"CDC\"", k, b, d, op, f, m, "agency: \"CDC\" is not");
+    s_refused (ag, "\"subsidy\"", b, d, op, f, m, "kind: \"subsidy\" is not");
+    s_refused (ag, k, "\"company\"", d, op, f, m, "beneficiary: \"company\" is not");
+    s_refused (ag, k, "[\"person\", \"state\"]", d, op, f, m, "beneficiary: \"state\" is not");
+    /* A date field compares with dates, not integers. */
+    s_refused (ag, k, b, d, op, "\"business.creation_date\"", m, "must be a date YYYY-MM-DD");
+
     qp_error_t err;
-    ck_assert_ptr_null (qp_catalogue_load (dir, &err));
-    ck_assert_ptr_nonnull (strstr (err.message, "twice"));
-    qp_test_rmtree (dir);
-    free (dir);
-    const char *none[] = {NULL};
-    dir = s_dir (none);
-    ck_assert_ptr_null (qp_catalogue_load (dir, &err));
-    qp_test_rmtree (dir);
-    free (dir);
+    ck_assert_ptr_null (s_load_text ("{\"id\": \"x\",\n  \"name\": }\n", &err));
+    ck_assert_msg (strstr (err.message, "broken.json:2:"), "no line in \"%s\"", err.message);
+    ck_assert_ptr_null (s_load_text (
+        "{\"id\": \"x\", \"name\": \"X\", \"version\": \"1\", \"agency\": \"ANCT\", \"axes\": "
+        "[\"ENTREPRENEURSHIP\"], \"kind\": \"grant\", \"beneficiary\": \"business\", \"sources\": "
+        "[{\"id\": \"s\", \"title\": \"S\", \"checked_on\": \"2026-01-01\"}], \"parameters\": "
+        "{\"in_force\": [{\"from\": \"2024-01-01\", \"value\": true, \"source\": \"s\"}]}, "
+        "\"criteria\": [{\"id\": \"q\", \"label\": \"Q\", \"op\": \"any_of\", \"criteria\": "
+        "[{\"id\": "
+        "\"f\", \"label\": \"F\", \"op\": \"fact\", \"fact\": \"in_qpv\"}]}], \"amount\": {\"op\": "
+        "\"none\"}}",
+        &err));
+    ck_assert_msg (strstr (err.message, "criteria[0].criteria[0].fact: unknown fact \"in_qpv\""),
+                   "%s", err.message);
     ck_assert_ptr_null (qp_catalogue_load ("/nonexistent/catalogue", &err));
 }
 END_TEST
 
-START_TEST (test_decision_for_a_dossier)
+/* With nothing in the dossier, no scheme says "not eligible" by mistake: every criterion
+ * is MISSING and names what it needs. */
+START_TEST (test_empty_dossier_is_information_missing)
 {
-    dossier_t x;
-    s_dossier (&x);
-    x.d.territory = "roubaix";
-    x.b.declared_qpv = "QN05981M";
-    Qp__V1__EligibilityDecided *e = eligibility_decide (s_catalogue, "d123", &x.d);
-    ck_assert_str_eq (e->dossier_id, "d123");
-    ck_assert_str_eq (e->territory, "roubaix");
-    ck_assert_str_eq (e->decided_on, "2025-03-10");
-    ck_assert_uint_eq (e->n_decisions, qp_catalogue_size (s_catalogue));
-    ck_assert_ptr_nonnull (e->business_location);
-    ck_assert (!e->business_location->verified);
-    ck_assert_str_eq (e->residence_location->qpv_code, "QN05981M");
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    Qp__V1__Project p = QP__V1__PROJECT__INIT;
+    int32_t day;
+    qp_date_parse ("2025-06-01", &day);
+    for (int pass = 0; pass < 2; pass++) {
+        d.project = pass ? &p : NULL; /* a message absent or empty */
+        for (size_t i = 0; i < qp_catalogue_size (s_catalogue); i++) {
+            const qp_scheme_t *s = qp_catalogue_scheme (s_catalogue, i);
+            Qp__V1__SchemeDecision *dec = rules_evaluate (s, &d, day, NULL);
+            ck_assert_msg (dec->outcome == QP__V1__OUTCOME__INFORMATION_MISSING, "%s: outcome %d",
+                           s->id, dec->outcome);
+            for (size_t j = 1; j < dec->n_criteria; j++) {
+                /* MET only where the file says what an absent field means (if_absent). */
+                bool defaulted = s->criteria[j - 1].if_absent != NULL;
+                ck_assert_msg (
+                    dec->criteria[j]->outcome == (defaulted ? QP__V1__CRITERION_OUTCOME__MET
+                                                            : QP__V1__CRITERION_OUTCOME__MISSING),
+                    "%s.%s: %s", s->id, dec->criteria[j]->criterion, dec->criteria[j]->reason);
+                ck_assert (defaulted ||
+                           (dec->criteria[j]->missing_field && *dec->criteria[j]->missing_field));
+            }
+            qp__v1__scheme_decision__free_unpacked (dec, NULL);
+        }
+    }
+}
+END_TEST
+
+/* The integration flow's dossier: the PHQ is the first eligible scheme with an amount,
+ * and at 20,000 € no scheme at all is eligible. */
+START_TEST (test_flow_dossier_decisions)
+{
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__Business b = QP__V1__BUSINESS__INIT;
+    Qp__V1__Project p = QP__V1__PROJECT__INIT;
+    d.submitted_on = "2025-03-10";
+    h.person_key = "p0000000000000000000000000000001";
+    h.residence_qpv = "QN05981M";
+    h.has_accompanied = true, h.accompanied = true;
+    h.has_network = true, h.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    b.insee_commune = "59512", b.naf_code = "47.11B", b.legal_form = "5499";
+    p.has_axis = true, p.axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    p.has_stage = true, p.stage = QP__V1__STAGE__CREATION;
+    p.has_amount_asked_cents = true, p.amount_asked_cents = 500000;
+    p.has_financing_need_cents = true, p.financing_need_cents = 2000000;
+    p.has_bank_loan_cents = true, p.bank_loan_cents = 1000000;
+    p.has_bank_loan_months = true, p.bank_loan_months = 60;
+    p.has_bank_loan_guarantee_pct = true, p.bank_loan_guarantee_pct = 40;
+    p.has_honour_loan_months = true, p.honour_loan_months = 48;
+    p.has_deferral_months = true, p.deferral_months = 6;
+    d.holder = &h, d.business = &b, d.project = &p;
+
+    Qp__V1__EligibilityDecided *e = eligibility_decide (s_catalogue, "dossier-1", &d);
+    const Qp__V1__SchemeDecision *first = NULL;
+    for (size_t i = 0; i < e->n_decisions && !first; i++)
+        if (e->decisions[i]->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME &&
+            e->decisions[i]->amount_cents > 0)
+            first = e->decisions[i];
+    ck_assert_ptr_nonnull (first);
+    ck_assert_str_eq (first->scheme_id, "phq");
+    ck_assert_int_eq (first->amount_cents, 500000);
+    ck_assert_ptr_nonnull (strstr (first->catalogue_version, "phq-"));
+    /* Every criterion explained; the amount's parameter cited with its date and source. */
+    bool cited = false;
+    for (size_t j = 0; j < first->n_criteria; j++) {
+        ck_assert_ptr_nonnull (first->criteria[j]->reason);
+        for (size_t k = 0; k < first->criteria[j]->n_parameters; k++) {
+            const Qp__V1__ParameterUsed *pu = first->criteria[j]->parameters[k];
+            if (!strcmp (pu->name, "max_amount_cents"))
+                cited = !strcmp (pu->value, "1500000") && !strcmp (pu->valid_from, "2024-01-01") &&
+                        strstr (pu->source, "fonds-publics.fr");
+        }
+    }
+    ck_assert (cited);
+    qp__v1__eligibility_decided__free_unpacked (e, NULL);
+
+    p.amount_asked_cents = 2000000, p.financing_need_cents = 8000000, p.bank_loan_cents = 4000000;
+    e = eligibility_decide (s_catalogue, "dossier-2", &d);
+    for (size_t i = 0; i < e->n_decisions; i++)
+        ck_assert_msg (e->decisions[i]->outcome != QP__V1__OUTCOME__ELIGIBLE_OUTCOME,
+                       "%s is eligible at 20,000 €", e->decisions[i]->scheme_id);
     qp__v1__eligibility_decided__free_unpacked (e, NULL);
 }
 END_TEST
@@ -353,8 +255,8 @@ START_TEST (test_euros)
     char buf[40];
     rules_format_euros (1500000, buf, sizeof buf);
     ck_assert_str_eq (buf, "15 000,00 €");
-    rules_format_euros (5, buf, sizeof buf);
-    ck_assert_str_eq (buf, "0,05 €");
+    rules_format_euros (99, buf, sizeof buf);
+    ck_assert_str_eq (buf, "0,99 €");
     rules_format_euros (-123456789, buf, sizeof buf);
     ck_assert_str_eq (buf, "-1 234 567,89 €");
 }
@@ -365,16 +267,10 @@ int main (void)
     Suite *s = suite_create ("rules");
     TCase *tc = tcase_create ("rules");
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
-    tcase_add_test (tc, test_all_met_at_the_boundaries);
-    tcase_add_test (tc, test_amount_bounds);
-    tcase_add_test (tc, test_share_of_need);
-    tcase_add_test (tc, test_qpv_and_accompaniment);
-    tcase_add_test (tc, test_bank_loan);
-    tcase_add_test (tc, test_duration);
-    tcase_add_test (tc, test_not_in_force_before_the_scheme);
-    tcase_add_test (tc, test_version_in_force_by_date);
+    tcase_add_test (tc, test_real_catalogue);
     tcase_add_test (tc, test_broken_catalogues_are_refused);
-    tcase_add_test (tc, test_decision_for_a_dossier);
+    tcase_add_test (tc, test_empty_dossier_is_information_missing);
+    tcase_add_test (tc, test_flow_dossier_decisions);
     tcase_add_test (tc, test_euros);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);

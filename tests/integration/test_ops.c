@@ -1,0 +1,323 @@
+/* The compose topology as processes: redis-server, qp-bus, several instances of every
+ * worker service and the four partner components, each with its probe endpoint on an
+ * ephemeral port (QP_HTTP=127.0.0.1:0). The same dossiers go through a single-instance
+ * stack and the scaled one: the outcomes must be equal, the work spread over every
+ * instance, and every program's /healthz, /readyz and /metrics must answer, in the text
+ * format, with counters that moved. */
+#include "qp_date.h"
+#include "qp_test.h"
+#include "qp_test_http.h"
+#include <check.h>
+#include <string.h>
+
+#define N_DOSSIERS 300
+#define BATCH 150
+
+static const char *const s_single[] = {"intake",       "eligibility",  "funding",
+                                       "evaluation",   "partner-anct", "partner-anru",
+                                       "partner-bdt",  "partner-bpifrance", NULL};
+/* As `docker compose up --scale eligibility=3 --scale funding=2`, and more. */
+static const char *const s_scaled[] = {
+    "intake",       "intake",       "eligibility", "eligibility", "eligibility",
+    "funding",      "funding",      "evaluation",  "evaluation",  "partner-anct",
+    "partner-anru", "partner-bdt",  "partner-bpifrance", NULL};
+/* Partner components are waited for by their log (their worker name is the partner
+ * protocol's business). */
+static const char *const s_ready[] = {"intake", "eligibility", "funding", "evaluation", NULL};
+
+typedef struct {
+    Qp__V1__SubmitDossier submit;
+    Qp__V1__Dossier dossier;
+    Qp__V1__ProjectHolder holder;
+    Qp__V1__Business business;
+    Qp__V1__Project project;
+    char key[32], person[40], day[11];
+} sample_t;
+
+/* A mix of outcomes: over the maximum (not eligible), too little contribution
+ * (declined by Bpifrance's default component), funded. */
+static void s_sample (sample_t *s, int i)
+{
+    static const char *const communes[] = {"59512", "93048", "31555", "53130"};
+    static const char *const qpv[] = {"QN05981M", "QN09301M", "QN03101M", "QN05301M"};
+    qp__v1__submit_dossier__init (&s->submit);
+    qp__v1__dossier__init (&s->dossier);
+    qp__v1__project_holder__init (&s->holder);
+    qp__v1__business__init (&s->business);
+    qp__v1__project__init (&s->project);
+    snprintf (s->key, sizeof s->key, "ops-%06d", i);
+    snprintf (s->person, sizeof s->person, "p%031d", i);
+    qp_date_format (qp_date_from_civil (2024, 1, 1) + i % 1000, s->day);
+    s->dossier.channel = "test-ops";
+    s->dossier.channel_key = s->key;
+    s->dossier.submitted_on = s->day;
+    s->holder.person_key = s->person;
+    s->holder.residence_qpv = (char *) qpv[i % 4];
+    s->holder.has_accompanied = true, s->holder.accompanied = true;
+    s->holder.has_network = true, s->holder.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    s->business.insee_commune = (char *) communes[i % 4];
+    s->business.naf_code = "47.11B";
+    s->business.legal_form = "5499";
+    int64_t amount = i % 10 == 0 ? 2000000 : 100000 + (int64_t) (i * 7919 % 1400000);
+    Qp__V1__Project *p = &s->project;
+    p->has_axis = true, p->axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    p->has_stage = true, p->stage = QP__V1__STAGE__CREATION;
+    p->has_amount_asked_cents = true, p->amount_asked_cents = amount;
+    p->has_financing_need_cents = true, p->financing_need_cents = amount * 4;
+    p->has_personal_contribution_cents = true;
+    p->personal_contribution_cents = i % 10 == 1 ? amount * 4 / 20 : amount;
+    p->has_bank_loan_cents = true, p->bank_loan_cents = amount * 2;
+    p->has_bank_loan_months = true, p->bank_loan_months = 60;
+    p->has_bank_loan_guarantee_pct = true, p->bank_loan_guarantee_pct = 40;
+    p->has_honour_loan_months = true, p->honour_loan_months = 48;
+    p->has_deferral_months = true, p->deferral_months = 6;
+    p->has_jobs_planned = true, p->jobs_planned = 1 + i % 3;
+    s->dossier.holder = &s->holder;
+    s->dossier.business = &s->business;
+    s->dossier.project = &s->project;
+    s->submit.dossier = &s->dossier;
+}
+
+static qp_test_stack_t *s_start (const char *const *programs)
+{
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
+              qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, "QP_HTTP=127.0.0.1:0", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = s_ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    for (size_t i = 0; stack && i < stack->n_procs; i++)
+        for (int w = 0; w < 100 && !strncmp (stack->procs[i]->name, "partner-", 8) &&
+                        qp_test_proc_log_count (stack->procs[i], "service_ready") < 1;
+             w++)
+            qp_test_sleep_ms (100);
+    qp_test_sleep_ms (500); /* their PartnerHello reaches funding */
+    return stack;
+}
+
+/* Submits every dossier; all must be accepted. ids get the dossier ids. */
+static void s_submit (qp_test_stack_t *stack, char ids[][QP_ID_HEX + 1])
+{
+    qp_test_client_t *client = qp_test_client_new (stack->work);
+    ck_assert_ptr_nonnull (client);
+    static sample_t samples[BATCH];
+    const ProtobufCMessage *payloads[BATCH];
+    qp_meta_t metas[BATCH];
+    qp_message_t replies[BATCH];
+    char disc[BATCH][64];
+    for (int base = 0; base < N_DOSSIERS; base += BATCH) {
+        for (int j = 0; j < BATCH; j++) {
+            s_sample (&samples[j], base + j);
+            payloads[j] = &samples[j].submit.base;
+            snprintf (disc[j], sizeof disc[j], "test-ops\n%s", samples[j].key);
+            int32_t day;
+            qp_date_parse (samples[j].day, &day);
+            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
+        }
+        ck_assert_uint_eq (
+            qp_test_client_call_many (client, "intake", payloads, metas, BATCH, 30000, replies),
+            BATCH);
+        for (int j = 0; j < BATCH; j++) {
+            ck_assert_ptr_eq (replies[j].descriptor, &qp__v1__submit_dossier_reply__descriptor);
+            Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) replies[j].payload;
+            ck_assert_msg (r->accepted, "dossier %d refused", base + j);
+            snprintf (ids[base + j], QP_ID_HEX + 1, "%s", r->dossier_id);
+            qp_message_clear (&replies[j]);
+        }
+    }
+    qp_test_client_destroy (&client);
+}
+
+static bool s_wait_closed (qp_test_stack_t *stack, uint64_t closed, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+        qp_message_t reply = {0};
+        qp_error_t err;
+        bool done = qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, &reply, &err) == 0 &&
+                    reply.descriptor == &qp__v1__report_reply__descriptor &&
+                    ((Qp__V1__ReportReply *) reply.payload)->total &&
+                    ((Qp__V1__ReportReply *) reply.payload)->total->closed >= closed;
+        qp_message_clear (&reply);
+        if (done)
+            return true;
+        qp_test_sleep_ms (200);
+    }
+    return false;
+}
+
+/* What a run produced: each dossier's final state and granted amount, and the totals. */
+typedef struct {
+    int state[N_DOSSIERS];
+    int64_t granted[N_DOSSIERS];
+    uint64_t submitted, closed, funded, declined, not_eligible;
+    int64_t committed;
+} outcome_t;
+
+static void s_outcome (qp_test_stack_t *stack, char ids[][QP_ID_HEX + 1], outcome_t *o)
+{
+    qp_test_client_t *client = qp_test_client_new (stack->work);
+    for (int i = 0; i < N_DOSSIERS; i++) {
+        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+        q.dossier_id = ids[i];
+        qp_message_t reply = {0};
+        qp_error_t err;
+        ck_assert_int_eq (
+            qp_test_client_call (client, "intake", &q.base, NULL, 5000, &reply, &err, NULL), 0);
+        ck_assert_ptr_eq (reply.descriptor, &qp__v1__dossier_status_reply__descriptor);
+        Qp__V1__DossierStatusReply *s = (Qp__V1__DossierStatusReply *) reply.payload;
+        ck_assert (s->found);
+        o->state[i] = s->state;
+        o->granted[i] = s->n_settlements ? s->settlements[0]->amount_cents : 0;
+        qp_message_clear (&reply);
+    }
+    qp_test_client_destroy (&client);
+    Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+    qp_message_t reply = {0};
+    qp_error_t err;
+    ck_assert_int_eq (qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, &reply, &err), 0);
+    Qp__V1__TerritoryFigures *t = ((Qp__V1__ReportReply *) reply.payload)->total;
+    o->submitted = t->submitted, o->closed = t->closed, o->funded = t->funded;
+    o->declined = t->declined, o->not_eligible = t->not_eligible, o->committed = t->committed_cents;
+    qp_message_clear (&reply);
+}
+
+/* Scrapes one program: probes answer, the text is well formed. Returns the body. */
+static char *s_scrape (const qp_test_proc_t *p)
+{
+    int port = qp_test_http_port_in_log (p->log_path, 5000);
+    ck_assert_msg (port > 0, "%s logged no HTTP port", p->name);
+    ck_assert_int_eq (qp_test_http_get (port, "/healthz", NULL), 200);
+    char *ready = NULL;
+    int status = 0;
+    /* Readiness follows the bus's answers to the worker's STATUS beats. */
+    for (int i = 0; i < 50 && status != 200; i++) {
+        free (ready);
+        status = qp_test_http_get (port, "/readyz", &ready);
+        if (status != 200)
+            qp_test_sleep_ms (100);
+    }
+    ck_assert_msg (status == 200, "%s not ready: %d %s", p->name, status, ready ? ready : "");
+    free (ready);
+    char *text = NULL;
+    ck_assert_int_eq (qp_test_http_get (port, "/metrics", &text), 200);
+    char *bad = qp_test_metrics_malformed (text);
+    ck_assert_msg (bad == NULL, "%s: malformed metrics line: %s", p->name, bad);
+    return text;
+}
+
+static bool s_is (const qp_test_proc_t *p, const char *program)
+{
+    return !strncmp (p->name, program, strlen (program));
+}
+
+START_TEST (test_scaled_topology_spreads_work_and_matches_single)
+{
+    static char ids_single[N_DOSSIERS][QP_ID_HEX + 1], ids_scaled[N_DOSSIERS][QP_ID_HEX + 1];
+    static outcome_t single, scaled;
+
+    qp_test_stack_t *stack = s_start (s_single);
+    ck_assert_ptr_nonnull (stack);
+    s_submit (stack, ids_single);
+    ck_assert_msg (s_wait_closed (stack, N_DOSSIERS, 120000), "single: not every dossier closed");
+    s_outcome (stack, ids_single, &single);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+
+    stack = s_start (s_scaled);
+    ck_assert_ptr_nonnull (stack);
+    ck_assert (qp_test_bus_wait_workers (stack->work, "eligibility", 3, 15000));
+    ck_assert (qp_test_bus_wait_workers (stack->work, "funding", 2, 15000));
+    ck_assert (qp_test_bus_wait_workers (stack->work, "intake", 2, 15000));
+    s_submit (stack, ids_scaled);
+    ck_assert_msg (s_wait_closed (stack, N_DOSSIERS, 120000), "scaled: not every dossier closed");
+    s_outcome (stack, ids_scaled, &scaled);
+
+    /* Same dossiers, same ids, same outcomes. */
+    for (int i = 0; i < N_DOSSIERS; i++) {
+        ck_assert_str_eq (ids_single[i], ids_scaled[i]);
+        ck_assert_msg (single.state[i] == scaled.state[i], "dossier %d: state %d alone, %d scaled",
+                       i, single.state[i], scaled.state[i]);
+        ck_assert_int_eq (single.granted[i], scaled.granted[i]);
+    }
+    ck_assert_uint_eq (scaled.submitted, N_DOSSIERS);
+    ck_assert_uint_eq (single.closed, scaled.closed);
+    ck_assert_uint_eq (single.funded, scaled.funded);
+    ck_assert_uint_eq (single.declined, scaled.declined);
+    ck_assert_uint_eq (single.not_eligible, scaled.not_eligible);
+    ck_assert_int_eq (single.committed, scaled.committed);
+    ck_assert_uint_gt (scaled.funded, 0);
+
+    /* Every program answers its probes; the work is spread over every instance. */
+    char *bus = s_scrape (stack->bus);
+    const char *elig[] = {"service=\"eligibility\"", NULL};
+    ck_assert (qp_test_metric (bus, "qp_bus_workers", elig) == 3);
+    ck_assert (qp_test_metric (bus, "qp_bus_routed_total", elig) >= N_DOSSIERS);
+    ck_assert (qp_test_metric (bus, "qp_bus_captured_total", NULL) > 0);
+    free (bus);
+    const char *const workers[] = {"intake", "eligibility", "funding", "evaluation", NULL};
+    for (const char *const *w = workers; *w; w++) {
+        double total = 0;
+        int instances = 0;
+        for (size_t i = 0; i < stack->n_procs; i++) {
+            qp_test_proc_t *p = stack->procs[i];
+            if (!s_is (p, *w))
+                continue;
+            char *text = s_scrape (p);
+            double in = qp_test_metric (text, "qp_messages_in_total", NULL);
+            ck_assert_msg (in > 0, "%s handled nothing", p->name);
+            ck_assert_msg (qp_test_metric (text, "qp_redis_round_trips_total", NULL) > 0,
+                           "%s made no Redis round trip", p->name);
+            ck_assert_msg (qp_test_metric (text, "qp_handler_seconds_count", NULL) == in,
+                           "%s: latency count differs from messages in", p->name);
+            total += in;
+            instances++;
+            free (text);
+        }
+        ck_assert_int_ge (instances, 2);
+        ck_assert_msg (total >= N_DOSSIERS, "%s handled %.0f messages for %d dossiers", *w, total,
+                       N_DOSSIERS);
+    }
+    for (size_t i = 0; i < stack->n_procs; i++)
+        if (s_is (stack->procs[i], "partner-")) {
+            char *text = s_scrape (stack->procs[i]);
+            ck_assert (qp_test_metric (text, "qp_messages_out_total", NULL) > 0);
+            free (text);
+        }
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
+START_TEST (test_bad_http_address_is_refused_and_service_runs)
+{
+    /* A probe address that cannot be bound is logged; the program still serves. */
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
+              qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, "QP_HTTP=127.0.0.1:notaport", NULL};
+    const char *const programs[] = {"eligibility", NULL};
+    const char *const ready[] = {"eligibility", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (stack);
+    ck_assert_int_ge (qp_test_proc_log_count (stack->procs[0], "http_config"), 1);
+    ck_assert (qp_test_proc_alive (stack->procs[0]));
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("ops");
+    TCase *tc = tcase_create ("topology");
+    tcase_set_timeout (tc, 600);
+    tcase_add_test (tc, test_scaled_topology_spreads_work_and_matches_single);
+    tcase_add_test (tc, test_bad_http_address_is_refused_and_service_runs);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
