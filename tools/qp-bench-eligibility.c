@@ -171,15 +171,10 @@ static double s_assessments (const qp_qpv_index_t *index, const qp_catalogue_t *
     do {
         for (size_t i = 0; i < count; i++) {
             dossier_t *x = &dossiers[i];
-            qp_qpv_hit_t hit;
-            if (index) {
-                x->b.declared_qpv = NULL;
-                if (qp_qpv_lookup (index, x->at.lat, x->at.lon, 15, &hit)) {
-                    snprintf (x->qpv, sizeof x->qpv, "%s", hit.code);
-                    x->b.declared_qpv = x->qpv;
-                }
-            }
-            Qp__V1__EligibilityDecided *m = eligibility_decide (catalogue, "bench", &x->d);
+            /* The service's own path: the decision locates the business on the contours. */
+            eligibility_geo_t geo = {index, 15};
+            Qp__V1__EligibilityDecided *m =
+                eligibility_decide (catalogue, &geo, "bench", &x->d, NULL);
             for (size_t s = 0; m && s < m->n_decisions; s++)
                 if (m->decisions[s]->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME) {
                     eligible++;

@@ -10,9 +10,83 @@
 #define SWEEP_INTERVAL_MS 1000
 #define SWEEP_BATCH 200
 
+/* A QPV location for the decision message. */
+static Qp__V1__QpvLocation *s_location (const char *code, const char *name, bool verified,
+                                        double distance_m)
+{
+    Qp__V1__QpvLocation *l = malloc (sizeof *l);
+    assert (l);
+    qp__v1__qpv_location__init (l);
+    l->qpv_code = strdup (code);
+    if (name)
+        l->qpv_name = strdup (name);
+    l->has_verified = true;
+    l->verified = verified;
+    if (verified)
+        l->has_distance_m = true, l->distance_m = distance_m;
+    return l;
+}
+
+/* One place (the business or the residence): coordinates on the contours win over a
+ * declared code; a declared code alone is "declared, not verified". */
+static void s_locate_one (const eligibility_geo_t *geo, const char *what,
+                          const Qp__V1__Coordinates *at, const char *declared,
+                          Qp__V1__QpvLocation **slot, rules_facts_t *facts, qp_fact_t fact)
+{
+    char detail[120];
+    if (geo && geo->index && at && at->has_lat && at->has_lon) {
+        qp_error_t err;
+        qp_qpv_hit_t hit;
+        if (!qp_qpv_coordinates_valid (at->lat, at->lon, &err))
+            return; /* intake refuses these; leave the fact unknown rather than guess */
+        if (qp_qpv_lookup (geo->index, at->lat, at->lon, geo->tolerance_m, &hit)) {
+            *slot = s_location (hit.code, hit.name, true, hit.distance_m);
+            if (hit.distance_m > 0)
+                snprintf (detail, sizeof detail, "%s %.0f m from QPV %s (within %.0f m)", what,
+                          hit.distance_m, hit.code, geo->tolerance_m);
+            else
+                snprintf (detail, sizeof detail, "%s inside QPV %s (official contours)", what,
+                          hit.code);
+            rules_facts_set (facts, fact, RULES_TRUE, detail);
+        } else {
+            snprintf (detail, sizeof detail, "%s (%.5f, %.5f) in no QPV%s%s", what, at->lat,
+                      at->lon, declared && *declared ? ", though declared in " : "",
+                      declared && *declared ? declared : "");
+            rules_facts_set (facts, fact, RULES_FALSE, detail);
+        }
+        return;
+    }
+    if (!declared || !*declared)
+        return; /* unknown: a criterion that needs it says which field is missing */
+    const qp_qpv_info_t *info = geo && geo->index ? qp_qpv_find_code (geo->index, declared) : NULL;
+    if (geo && geo->index && !info) {
+        snprintf (detail, sizeof detail, "%s declared in %.20s, which is not a current QPV code",
+                  what, declared);
+        rules_facts_set (facts, fact, RULES_FALSE, detail);
+        return;
+    }
+    *slot = s_location (declared, info ? info->name : NULL, false, 0);
+    snprintf (detail, sizeof detail, "%s declared in QPV %.20s, not verified", what, declared);
+    rules_facts_set (facts, fact, RULES_TRUE, detail);
+}
+
+void eligibility_locate (const eligibility_geo_t *geo, const Qp__V1__Dossier *dossier,
+                         Qp__V1__EligibilityDecided *e, rules_facts_t *facts)
+{
+    const Qp__V1__Business *b = dossier->business;
+    const Qp__V1__ProjectHolder *h = dossier->holder;
+    s_locate_one (geo, "the business", b ? b->location : NULL, b ? b->declared_qpv : NULL,
+                  &e->business_location, facts, QP_FACT_BUSINESS_IN_QPV);
+    s_locate_one (geo, "the residence", h ? h->residence_location : NULL,
+                  h ? h->residence_qpv : NULL, &e->residence_location, facts,
+                  QP_FACT_RESIDENCE_IN_QPV);
+}
+
 Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
+                                                const eligibility_geo_t *geo,
                                                 const char *dossier_id,
-                                                const Qp__V1__Dossier *dossier)
+                                                const Qp__V1__Dossier *dossier,
+                                                const rules_facts_t *known)
 {
     Qp__V1__EligibilityDecided *e = malloc (sizeof *e);
     assert (e);
@@ -25,23 +99,17 @@ Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
     char day[11];
     qp_date_format (date, day);
     e->decided_on = strdup (day);
-    /* Declared locations; the QPV index (issue "Eligibility") verifies coordinates. */
-    const char *qpv[2] = {dossier->business ? dossier->business->declared_qpv : NULL,
-                          dossier->holder ? dossier->holder->residence_qpv : NULL};
-    Qp__V1__QpvLocation **slot[2] = {&e->business_location, &e->residence_location};
-    for (int i = 0; i < 2; i++)
-        if (qpv[i] && *qpv[i]) {
-            Qp__V1__QpvLocation *l = malloc (sizeof *l);
-            assert (l);
-            qp__v1__qpv_location__init (l);
-            l->qpv_code = strdup (qpv[i]);
-            l->has_verified = true;
-            l->verified = false;
-            *slot[i] = l;
-        }
-    /* Facts from the declared QPV codes until the QPV index and the PHQ history fill them. */
+
+    /* What the dossier declares, then what the contours say, then what the caller knows. */
     rules_facts_t facts;
     rules_facts_declared (&facts, dossier);
+    rules_facts_set (&facts, QP_FACT_BUSINESS_IN_QPV, RULES_UNKNOWN, "");
+    rules_facts_set (&facts, QP_FACT_RESIDENCE_IN_QPV, RULES_UNKNOWN, "");
+    eligibility_locate (geo, dossier, e, &facts);
+    for (int f = 0; known && f < QP_FACT_COUNT; f++)
+        if (known->facts[f].value != RULES_UNKNOWN || known->facts[f].detail[0])
+            facts.facts[f] = known->facts[f];
+
     size_t n = qp_catalogue_size (catalogue);
     e->decisions = calloc (n ? n : 1, sizeof *e->decisions);
     assert (e->decisions);
@@ -74,12 +142,59 @@ static void s_refusal (const Qp__V1__EligibilityDecided *e, char *out, size_t si
         }
 }
 
+extern const char qp_lua_phq_claim[];
+
+/* One PHQ per person per network: claims the (person, network) slot for this dossier.
+ * Returns 0 with the fact set (true: the slot is this dossier's; false: another dossier
+ * holds it; unknown: no person key or network), -1 when Redis failed. */
+static int s_phq_fact (eligibility_t *self, const char *id, const Qp__V1__Dossier *d,
+                       rules_facts_t *known)
+{
+    const Qp__V1__ProjectHolder *h = d->holder;
+    const ProtobufCEnumValue *net =
+        h && h->has_network ? protobuf_c_enum_descriptor_get_value (&qp__v1__network__descriptor,
+                                                                   h->network)
+                            : NULL;
+    if (!h || !h->person_key || !*h->person_key || !net || h->network <= 1) {
+        rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_UNKNOWN,
+                         "needs the holder's person key and network");
+        return 0;
+    }
+    char key[256];
+    snprintf (key, sizeof key, "qp:phq:%s:%s", net->name, h->person_key);
+    const char *argv[] = {"EVAL", qp_lua_phq_claim, "1", key, id};
+    redisReply *r = qp_redis_argv (self->redis, 5, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        qp_log_error ("redis_error", "phq_claim for %s: %s", id,
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+        if (r)
+            freeReplyObject (r);
+        return -1;
+    }
+    char detail[120];
+    if (r->element[0]->integer == 1) {
+        snprintf (detail, sizeof detail, "no other PHQ of this person through %s", net->name);
+        rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE, detail);
+    } else {
+        snprintf (detail, sizeof detail, "dossier %.40s already holds this person's PHQ through %s",
+                  r->element[1]->str, net->name);
+        rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_FALSE, detail);
+    }
+    freeReplyObject (r);
+    return 0;
+}
+
 /* One dossier, from a DossierReceived message or from the sweeper. cause is the message
  * id of the DossierReceived (recomputed by the sweeper, so ids stay stable). */
 static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier *dossier,
                       const char *cause, int64_t time_ms)
 {
-    Qp__V1__EligibilityDecided *e = eligibility_decide (self->catalogue, id, dossier);
+    rules_facts_t known;
+    rules_facts_init (&known);
+    if (s_phq_fact (self, id, dossier, &known) != 0)
+        return; /* Redis down: the dossier stays pending; the sweeper retries */
+    eligibility_geo_t geo = {self->qpv, self->tolerance_m};
+    Qp__V1__EligibilityDecided *e = eligibility_decide (self->catalogue, &geo, id, dossier, &known);
     bool eligible = s_any_eligible (e);
     char decided_id[QP_ID_HEX + 1];
     qp_message_make_id (decided_id, qp__v1__eligibility_decided__descriptor.name, cause, id);
@@ -154,6 +269,29 @@ static void s_on_sighup (int sig)
     s_reload_asked = 1;
 }
 
+int eligibility_load_qpv (eligibility_t *self, qp_error_t *err)
+{
+    if (!self->qpv_contours || !*self->qpv_contours)
+        return 0;
+    qp_error_t local;
+    qp_error_t *e = err ? err : &local;
+    qp_qpv_index_t *fresh = qp_qpv_load_geojson (self->qpv_contours, e);
+    if (fresh && self->qpv_list && *self->qpv_list &&
+        qp_qpv_load_list_csv (fresh, self->qpv_list, e) != 0)
+        qp_qpv_destroy (&fresh);
+    if (!fresh) {
+        qp_log_error ("qpv_refused", "QPV contours %s refused%s: %s", self->qpv_contours,
+                      self->qpv ? ", the index in force stays" : "", e->message);
+        return -1;
+    }
+    qp_qpv_destroy (&self->qpv);
+    self->qpv = fresh;
+    qp_log_info ("qpv_loaded", "%zu QPV, %zu vertices from %s (tolerance %.0f m)",
+                 qp_qpv_count (fresh), qp_qpv_vertex_count (fresh), self->qpv_contours,
+                 self->tolerance_m);
+    return 0;
+}
+
 int eligibility_reload (eligibility_t *self, qp_error_t *err)
 {
     qp_error_t local;
@@ -178,6 +316,7 @@ static void s_sweep (qp_service_t *service, void *arg)
     if (s_reload_asked && self->catalogue_dir) {
         s_reload_asked = 0;
         eligibility_reload (self, NULL);
+        eligibility_load_qpv (self, NULL);
     }
     char *ids[SWEEP_BATCH];
     size_t n = qp_store_claim_expired (self->redis, QP__V1__DOSSIER_STATE__RECEIVED, qp_now_ms (),

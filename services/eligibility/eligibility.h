@@ -6,15 +6,32 @@
 #ifndef ELIGIBILITY_H
 #define ELIGIBILITY_H
 #include "qp_catalogue.h"
+#include "qp_qpv.h"
 #include "qp_redis.h"
 #include "qp_service.h"
+#include "rules.h"
+
+/* Where the QPVs are: the official contours (NULL: only declared codes are known) and the
+ * distance within which a point on a boundary street counts as inside. */
+typedef struct {
+    const qp_qpv_index_t *index;
+    double tolerance_m;
+} eligibility_geo_t;
 
 typedef struct {
     qp_service_t *service;
     qp_redis_t *redis;
     qp_catalogue_t *catalogue;
     const char *catalogue_dir; /* reloaded from here on SIGHUP */
+    qp_qpv_index_t *qpv;       /* NULL: declared QPV codes only */
+    const char *qpv_contours;  /* GeoJSON path, reloaded on SIGHUP with the catalogue */
+    const char *qpv_list;      /* optional list CSV */
+    double tolerance_m;
 } eligibility_t;
+
+/* Loads the QPV contours (and list) into self->qpv; on error the index in force stays.
+ * Returns 0, or -1 (logged, and in err when not NULL). */
+int eligibility_load_qpv (eligibility_t *self, qp_error_t *err);
 
 /* Registers the handlers, the sweeper and the SIGHUP reload on self->service. */
 void eligibility_register (eligibility_t *self);
@@ -24,9 +41,18 @@ void eligibility_register (eligibility_t *self);
  * Returns 0 when the new catalogue is in force. */
 int eligibility_reload (eligibility_t *self, qp_error_t *err);
 
-/* Decides every scheme for a dossier (pure). Returns a new message (free with
+/* Where the business and the holder's residence are: verified on the contours when the
+ * dossier has coordinates and geo an index, else the declared QPV codes ("declared, not
+ * verified"). Fills the QPV facts and e's business_location and residence_location. */
+void eligibility_locate (const eligibility_geo_t *geo, const Qp__V1__Dossier *dossier,
+                         Qp__V1__EligibilityDecided *e, rules_facts_t *facts);
+
+/* Decides every scheme for a dossier (pure: geo may be NULL; facts the caller knows
+ * beyond the dossier, e.g. the PHQ history, may be NULL). Returns a new message (free with
  * qp__v1__eligibility_decided__free_unpacked (m, NULL)). */
 Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
+                                                const eligibility_geo_t *geo,
                                                 const char *dossier_id,
-                                                const Qp__V1__Dossier *dossier);
+                                                const Qp__V1__Dossier *dossier,
+                                                const rules_facts_t *known);
 #endif

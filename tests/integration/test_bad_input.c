@@ -112,8 +112,11 @@ static void s_assert_still_serving (const char *key)
     Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
     Qp__V1__Business b = QP__V1__BUSINESS__INIT;
     Qp__V1__Project p = QP__V1__PROJECT__INIT;
+    /* One PHQ per person per network: each check is another person. */
+    char person[64];
+    snprintf (person, sizeof person, "person-%s-0123456789", key);
     d.channel = "test-bad-input", d.channel_key = (char *) key, d.submitted_on = "2025-06-02";
-    h.person_key = "abcdef0123456789", h.residence_qpv = "QN05981M";
+    h.person_key = person, h.residence_qpv = "QN05981M";
     h.has_accompanied = true, h.accompanied = true;
     h.has_network = true, h.network = QP__V1__NETWORK__ADIE;
     b.insee_commune = "59512";

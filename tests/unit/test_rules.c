@@ -217,7 +217,7 @@ START_TEST (test_flow_dossier_decisions)
     p.has_deferral_months = true, p.deferral_months = 6;
     d.holder = &h, d.business = &b, d.project = &p;
 
-    Qp__V1__EligibilityDecided *e = eligibility_decide (s_catalogue, "dossier-1", &d);
+    Qp__V1__EligibilityDecided *e = eligibility_decide (s_catalogue, NULL, "dossier-1", &d, NULL);
     const Qp__V1__SchemeDecision *first = NULL;
     for (size_t i = 0; i < e->n_decisions && !first; i++)
         if (e->decisions[i]->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME &&
@@ -242,7 +242,7 @@ START_TEST (test_flow_dossier_decisions)
     qp__v1__eligibility_decided__free_unpacked (e, NULL);
 
     p.amount_asked_cents = 2000000, p.financing_need_cents = 8000000, p.bank_loan_cents = 4000000;
-    e = eligibility_decide (s_catalogue, "dossier-2", &d);
+    e = eligibility_decide (s_catalogue, NULL, "dossier-2", &d, NULL);
     for (size_t i = 0; i < e->n_decisions; i++)
         ck_assert_msg (e->decisions[i]->outcome != QP__V1__OUTCOME__ELIGIBLE_OUTCOME,
                        "%s is eligible at 20,000 €", e->decisions[i]->scheme_id);

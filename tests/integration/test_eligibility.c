@@ -1,0 +1,296 @@
+/* Eligibility in the real stack: the QPV facts come from the official-shape contours when
+ * the dossier has coordinates (inside, in a hole, within the boundary-street tolerance),
+ * from the declared code otherwise ("declared, not verified"); one PHQ per person per
+ * network; the catalogue and the contours reload on SIGHUP, a broken catalogue being
+ * refused while the one in force keeps deciding. */
+#include "qp_store.h"
+#include "qp_test.h"
+#include <check.h>
+#include <signal.h>
+#include <string.h>
+
+static qp_test_stack_t *s_stack;
+static char *s_data; /* a copy of data/ the reload test edits */
+
+static void s_setup (void)
+{
+    s_data = qp_test_tmpdir ("qp-data");
+    char cmd[2048];
+    snprintf (cmd, sizeof cmd, "cp -r %s/data/. %s/", qp_test_source_dir (), s_data);
+    ck_assert_int_eq (system (cmd), 0);
+    static char territories[1024], data[1024], contours[1024];
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s", s_data);
+    snprintf (contours, sizeof contours, "QP_QPV_CONTOURS=%s/tests/data/qpv-contours.geojson",
+              qp_test_source_dir ());
+    static const char *env[4];
+    env[0] = territories, env[1] = data, env[2] = contours, env[3] = NULL;
+    static const char *const programs[] = {"intake", "eligibility", "funding", "evaluation",
+                                           "partner-anct", "partner-anru", "partner-bdt",
+                                           "partner-bpifrance", NULL};
+    static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    s_stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (s_stack);
+}
+
+static void s_teardown (void)
+{
+    ck_assert_int_eq (qp_test_stack_stop (&s_stack), 0);
+    qp_test_rmtree (s_data);
+    free (s_data);
+}
+
+typedef struct {
+    const char *key, *person, *declared_qpv, *residence_qpv;
+    Qp__V1__Network network;
+    bool has_point;
+    double lat, lon;
+    int64_t amount;
+} case_t;
+
+/* Submits the case and waits for its eligibility decision; returns the status reply. */
+static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
+{
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__Business b = QP__V1__BUSINESS__INIT;
+    Qp__V1__Project p = QP__V1__PROJECT__INIT;
+    Qp__V1__Coordinates at = QP__V1__COORDINATES__INIT;
+    d.channel = "test-eligibility", d.channel_key = (char *) c->key, d.submitted_on = "2025-06-02";
+    h.person_key = (char *) c->person, h.residence_qpv = (char *) c->residence_qpv;
+    h.has_accompanied = true, h.accompanied = true;
+    h.has_network = true, h.network = c->network;
+    b.insee_commune = "59512", b.declared_qpv = (char *) c->declared_qpv;
+    if (c->has_point) {
+        at.has_lat = true, at.lat = c->lat, at.has_lon = true, at.lon = c->lon;
+        b.location = &at;
+    }
+    p.has_axis = true, p.axis = QP__V1__AXIS__ENTREPRENEURSHIP;
+    p.has_stage = true, p.stage = QP__V1__STAGE__CREATION;
+    int64_t amount = c->amount ? c->amount : 500000;
+    p.has_amount_asked_cents = true, p.amount_asked_cents = amount;
+    p.has_financing_need_cents = true, p.financing_need_cents = amount * 4;
+    p.has_personal_contribution_cents = true, p.personal_contribution_cents = amount;
+    p.has_bank_loan_cents = true, p.bank_loan_cents = amount * 2;
+    p.has_bank_loan_months = true, p.bank_loan_months = 48;
+    p.has_bank_loan_guarantee_pct = true, p.bank_loan_guarantee_pct = 50;
+    p.has_honour_loan_months = true, p.honour_loan_months = 36;
+    d.holder = &h, d.business = &b, d.project = &p;
+    Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
+    s.dossier = &d;
+    qp_error_t err;
+    ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s.base, NULL, 5000, reply, &err), 0);
+    ck_assert_ptr_eq (reply->descriptor, &qp__v1__submit_dossier_reply__descriptor);
+    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) reply->payload;
+    ck_assert_msg (r->accepted, "%s rejected: %s", c->key,
+                   r->n_errors ? r->errors[0]->message : "?");
+    char id[QP_ID_HEX + 1];
+    snprintf (id, sizeof id, "%s", r->dossier_id);
+    qp_message_clear (reply);
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = id;
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &q.base, NULL, 5000, reply, &err),
+                          0);
+        Qp__V1__DossierStatusReply *st = (Qp__V1__DossierStatusReply *) reply->payload;
+        if (st->found && st->eligibility)
+            return st;
+        qp_message_clear (reply);
+        qp_test_sleep_ms (100);
+    }
+    ck_abort_msg ("%s was never decided", c->key);
+    return NULL;
+}
+
+static const Qp__V1__SchemeDecision *s_scheme (const Qp__V1__DossierStatusReply *st, const char *id)
+{
+    for (size_t i = 0; i < st->eligibility->n_decisions; i++)
+        if (!strcmp (st->eligibility->decisions[i]->scheme_id, id))
+            return st->eligibility->decisions[i];
+    ck_abort_msg ("no decision for %s", id);
+    return NULL;
+}
+
+/* The outcome of a criterion of a scheme, searching nested criteria by id prefix too. */
+static int s_criterion (const Qp__V1__SchemeDecision *d, const char *id)
+{
+    for (size_t i = 0; i < d->n_criteria; i++)
+        if (!strcmp (d->criteria[i]->criterion, id))
+            return d->criteria[i]->outcome;
+    ck_abort_msg ("%s has no criterion %s", d->scheme_id, id);
+    return -1;
+}
+
+START_TEST (test_located_on_the_contours)
+{
+    qp_message_t m;
+    /* Inside the square QPV QN05901A. */
+    case_t inside = {.key = "inside", .person = "person-inside-0001", .network = QP__V1__NETWORK__ADIE,
+                     .has_point = true, .lat = 50.702, .lon = 3.102};
+    Qp__V1__DossierStatusReply *st = s_run (&inside, &m);
+    Qp__V1__QpvLocation *l = st->eligibility->business_location;
+    ck_assert_ptr_nonnull (l);
+    ck_assert_str_eq (l->qpv_code, "QN05901A");
+    ck_assert_str_eq (l->qpv_name, "Carré Troué");
+    ck_assert (l->verified);
+    ck_assert (l->distance_m == 0);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+
+    /* In its hole: outside, even with a (wrong) declared code; coordinates win. The
+     * residence's declared code is no QPV of the index: neither place is in a QPV. */
+    case_t hole = {.key = "hole", .person = "person-hole-00001", .network = QP__V1__NETWORK__ADIE,
+                   .declared_qpv = "QN05901A", .residence_qpv = "QN05999Z", .has_point = true,
+                   .lat = 50.705, .lon = 3.105};
+    st = s_run (&hole, &m);
+    ck_assert_ptr_null (st->eligibility->business_location);
+    const Qp__V1__SchemeDecision *phq = s_scheme (st, "phq");
+    ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (phq, "qpv"), QP__V1__CRITERION_OUTCOME__NOT_MET);
+    qp_message_clear (&m);
+
+    /* 10 m east of QN05903C's edge (lon 3.15): within the 20 m boundary-street tolerance. */
+    case_t near = {.key = "near", .person = "person-near-00001", .network = QP__V1__NETWORK__ADIE,
+                   .has_point = true, .lat = 50.7025, .lon = 3.15 + 10.0 / 70600.0};
+    st = s_run (&near, &m);
+    l = st->eligibility->business_location;
+    ck_assert_ptr_nonnull (l);
+    ck_assert_str_eq (l->qpv_code, "QN05903C");
+    ck_assert (l->verified);
+    ck_assert_msg (l->distance_m > 5 && l->distance_m < 15, "distance %f", l->distance_m);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+
+    /* No coordinates: the declared code, named from the index, not verified. */
+    case_t declared = {.key = "declared", .person = "person-declared-01",
+                       .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05902B"};
+    st = s_run (&declared, &m);
+    l = st->eligibility->business_location;
+    ck_assert_ptr_nonnull (l);
+    ck_assert_str_eq (l->qpv_code, "QN05902B");
+    ck_assert_str_eq (l->qpv_name, "Deux Îlots");
+    ck_assert (!l->verified);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+
+    /* A declared code that is no QPV of the index. */
+    case_t unknown = {.key = "unknown-code", .person = "person-unknown-01",
+                      .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05999Z",
+                      .residence_qpv = "QN05999Z"};
+    st = s_run (&unknown, &m);
+    ck_assert_ptr_null (st->eligibility->business_location);
+    ck_assert_int_eq (s_criterion (s_scheme (st, "phq"), "qpv"), QP__V1__CRITERION_OUTCOME__NOT_MET);
+    qp_message_clear (&m);
+
+    /* Nothing at all: information missing, never a silent "not eligible" (likewise when
+     * one place is outside and the other unknown). */
+    case_t nothing = {.key = "nothing", .person = "person-nothing-01", .network = QP__V1__NETWORK__ADIE};
+    st = s_run (&nothing, &m);
+    ck_assert_int_eq (s_criterion (s_scheme (st, "phq"), "qpv"), QP__V1__CRITERION_OUTCOME__MISSING);
+    qp_message_clear (&m);
+}
+END_TEST
+
+START_TEST (test_one_phq_per_person_per_network)
+{
+    qp_message_t m;
+    case_t first = {.key = "first", .person = "person-twice-00001",
+                    .network = QP__V1__NETWORK__INITIATIVE_FRANCE, .declared_qpv = "QN05902B"};
+    Qp__V1__DossierStatusReply *st = s_run (&first, &m);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+    /* The same person through the same network, while the first dossier holds it. */
+    case_t second = first;
+    second.key = "second";
+    st = s_run (&second, &m);
+    const Qp__V1__SchemeDecision *phq = s_scheme (st, "phq");
+    ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (phq, "one_per_person_network"),
+                      QP__V1__CRITERION_OUTCOME__NOT_MET);
+    qp_message_clear (&m);
+    /* Through another network it is another PHQ. */
+    case_t other = first;
+    other.key = "other-network";
+    other.network = QP__V1__NETWORK__FRANCE_ACTIVE;
+    st = s_run (&other, &m);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+}
+END_TEST
+
+/* Waits until the eligibility log has at least n lines with needle. */
+static bool s_wait_log (const char *needle, int n)
+{
+    qp_test_proc_t *elig = NULL;
+    for (size_t i = 0; i < s_stack->n_procs; i++)
+        if (!strcmp (s_stack->procs[i]->name, "eligibility"))
+            elig = s_stack->procs[i];
+    ck_assert_ptr_nonnull (elig);
+    for (int i = 0; i < 100; i++) {
+        if (qp_test_proc_log_count (elig, needle) >= n)
+            return true;
+        qp_test_sleep_ms (100);
+    }
+    return false;
+}
+
+static void s_sighup (void)
+{
+    for (size_t i = 0; i < s_stack->n_procs; i++)
+        if (!strcmp (s_stack->procs[i]->name, "eligibility"))
+            kill (s_stack->procs[i]->pid, SIGHUP);
+}
+
+START_TEST (test_reload_on_sighup)
+{
+    char path[1024], cmd[2048];
+    snprintf (path, sizeof path, "%s/catalogue/zz-broken.json", s_data);
+    FILE *f = fopen (path, "w");
+    fputs ("{\"id\": \"broken\",\n \"name\": ", f);
+    fclose (f);
+    s_sighup ();
+    ck_assert (s_wait_log ("catalogue_refused", 1));
+    qp_message_t m;
+    case_t a = {.key = "during-broken", .person = "person-reload-0001",
+                .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05902B", .amount = 1200000};
+    Qp__V1__DossierStatusReply *st = s_run (&a, &m);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+
+    /* A valid catalogue whose PHQ maximum is lowered to 10,000 €: 12,000 € is refused. */
+    unlink (path);
+    snprintf (cmd, sizeof cmd,
+              "sed -i 's/\"value\": 1500000/\"value\": 1000000/' %s/catalogue/phq.json", s_data);
+    ck_assert_int_eq (system (cmd), 0);
+    s_sighup ();
+    ck_assert (s_wait_log ("catalogue_reloaded", 1));
+    case_t b = a;
+    b.key = "after-reload", b.person = "person-reload-0002";
+    st = s_run (&b, &m);
+    const Qp__V1__SchemeDecision *phq = s_scheme (st, "phq");
+    ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (phq, "amount"), QP__V1__CRITERION_OUTCOME__NOT_MET);
+    qp_message_clear (&m);
+    for (size_t i = 0; i < s_stack->n_procs; i++)
+        ck_assert (qp_test_proc_alive (s_stack->procs[i]));
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("eligibility");
+    TCase *tc = tcase_create ("eligibility");
+    tcase_set_timeout (tc, 120);
+    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_test (tc, test_located_on_the_contours);
+    tcase_add_test (tc, test_one_phq_per_person_per_network);
+    tcase_add_test (tc, test_reload_on_sighup);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
