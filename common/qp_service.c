@@ -229,6 +229,13 @@ static void s_on_work (qp_service_t *self)
             qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
             qp_metric_add (h->in, 1);
             self->handled++;
+        } else if (req.msg.descriptor == &qp__v1__error__descriptor) {
+            /* Never answer an Error with an Error: two peers that handle neither would
+             * bounce them for ever. */
+            Qp__V1__Error *e = (Qp__V1__Error *) req.msg.payload;
+            qp_log_warn ("error_received", "unsolicited error %s: %s", e->code ? e->code : "",
+                         e->message ? e->message : "");
+            s_count_error (self, "unsolicited_error");
         } else {
             qp_error_set (&err, "unknown_type", "type", "service %s does not handle %s",
                           self->name ? self->name : qp_log_program (), req.msg.descriptor->name);
