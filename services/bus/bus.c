@@ -99,7 +99,11 @@ static service_t *s_service (qp_bus_server_t *self, const char *name)
     return s;
 }
 
-static void s_capture (qp_bus_server_t *self, const char *origin, zframe_t *type, zframe_t *env)
+/* [seq, origin, type, env, destination]: the destination (service of a SEND, peer of a
+ * REPLY, empty for an event) comes last so that readers of the first four frames are
+ * unaffected; a replay needs it to re-inject work to the right service. */
+static void s_capture (qp_bus_server_t *self, const char *origin, zframe_t *type, zframe_t *env,
+                       const char *destination)
 {
     byte seq[8];
     uint64_t v = ++self->seq;
@@ -110,6 +114,7 @@ static void s_capture (qp_bus_server_t *self, const char *origin, zframe_t *type
     zmsg_addstr (m, origin);
     zmsg_addmem (m, zframe_data (type), zframe_size (type));
     zmsg_addmem (m, zframe_data (env), zframe_size (env));
+    zmsg_addstr (m, destination);
     zmsg_send (&m, self->capture);
     zmsg_destroy (&m);
 }
@@ -354,7 +359,7 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
         /* Two statements: argument evaluation order is unspecified. */
         zframe_t *type = zmsg_first (m);
         zframe_t *env = zmsg_next (m);
-        s_capture (self, origin == 'W' ? "work" : "partner", type, env);
+        s_capture (self, origin == 'W' ? "work" : "partner", type, env, arg);
         zmsg_pushstr (m, peer);
         if (!strcmp (cmd, QPB_SEND)) {
             service_t *s = s_service (self, arg);
@@ -399,7 +404,7 @@ static void s_forward_event (qp_bus_server_t *self)
     if (zmsg_size (m) == 2) {
         zframe_t *type = zmsg_first (m);
         zframe_t *env = zmsg_next (m);
-        s_capture (self, "event", type, env);
+        s_capture (self, "event", type, env, "");
     }
     self->events++;
     zmsg_send (&m, self->xpub);

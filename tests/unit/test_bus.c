@@ -276,7 +276,9 @@ START_TEST (test_partner_forbidden)
 }
 END_TEST
 
-/* Receives a capture frame set [seq, origin, type, env]; false on timeout. */
+/* Receives a capture frame set [seq, origin, type, env, destination]; false on timeout.
+ * The destination (service of a SEND, empty for an event) is kept for the last check. */
+static char s_last_destination[80];
 static bool s_capture (zsock_t *cap, int timeout_ms, uint64_t *seq, char **origin, zframe_t **type,
                        zframe_t **env)
 {
@@ -287,7 +289,7 @@ static bool s_capture (zsock_t *cap, int timeout_ms, uint64_t *seq, char **origi
         return false;
     zmsg_t *m = zmsg_recv (cap);
     ck_assert_ptr_nonnull (m);
-    ck_assert_int_eq (zmsg_size (m), 4);
+    ck_assert_int_eq (zmsg_size (m), 5);
     zframe_t *s = zmsg_pop (m);
     ck_assert_int_eq (zframe_size (s), 8);
     *seq = 0;
@@ -297,6 +299,9 @@ static bool s_capture (zsock_t *cap, int timeout_ms, uint64_t *seq, char **origi
     *origin = zmsg_popstr (m);
     *type = zmsg_pop (m);
     *env = zmsg_pop (m);
+    char *destination = zmsg_popstr (m);
+    snprintf (s_last_destination, sizeof s_last_destination, "%s", destination);
+    free (destination);
     zmsg_destroy (&m);
     return true;
 }
@@ -340,6 +345,7 @@ START_TEST (test_events_and_capture)
         ck_assert_uint_gt (seq, last_seq);
         last_seq = seq;
         ck_assert_str_eq (origin, "event");
+        ck_assert_str_eq (s_last_destination, "");
         ck_assert (zframe_eq (type, ev_type));
         ck_assert_msg (zframe_eq (env, ev_env), "capture: the envelope frame is not the event's");
         seen_event = true;
@@ -363,6 +369,7 @@ START_TEST (test_events_and_capture)
                    "the capture tap did not see the work message");
     ck_assert_uint_eq (seq, last_seq + 1);
     ck_assert_str_eq (origin, "work");
+    ck_assert_str_eq (s_last_destination, "nobody");
     ck_assert (zframe_eq (type, zmsg_first (sent)));
     ck_assert_msg (zframe_eq (env, zmsg_last (sent)),
                    "capture: the envelope frame is not the work's");

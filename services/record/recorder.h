@@ -1,0 +1,39 @@
+/* The recorder: subscribes to the bus's capture tap and appends every message to a
+ * journal (common/qp_journal.h). It never drops silently: the capture seq numbers tell
+ * it when the tap lost messages (PUB/SUB drops past its high-water mark), and it writes
+ * a gap record for them and says so in its log. */
+#ifndef QP_RECORDER_H
+#define QP_RECORDER_H
+#include "qp_journal.h"
+#include <czmq.h>
+
+typedef struct {
+    const char *capture; /* the bus's capture endpoint */
+    qp_journal_config_t journal;
+} recorder_config_t;
+
+typedef struct {
+    uint64_t recorded;  /* message records written */
+    uint64_t gaps;      /* gap records written */
+    uint64_t missing;   /* capture seqs they cover */
+    uint64_t malformed; /* capture frame sets that were not [seq, origin, type, env, dest] */
+    uint64_t last_seq;
+} recorder_stats_t;
+
+typedef struct recorder recorder_t;
+
+/* Opens the journal and connects to the capture tap; returns once the subscription is
+ * on its way (the connection's handshake is done) or after timeout_ms. NULL with err
+ * filled when the journal cannot be opened or the endpoint is invalid. */
+recorder_t *recorder_new (const recorder_config_t *config, int timeout_ms, char *err,
+                          size_t err_size);
+/* Flushes and closes the journal. */
+void recorder_destroy (recorder_t **self_p);
+
+/* Records one capture frame set (taken). Returns 0, or -1 on a journal write error. */
+int recorder_handle (recorder_t *self, zmsg_t **capture_p);
+/* Receives and records until SIGINT/SIGTERM (or *stop becomes true when not NULL).
+ * Returns 0, or 1 when the journal could not be written. */
+int recorder_run (recorder_t *self, volatile bool *stop);
+recorder_stats_t recorder_stats (const recorder_t *self);
+#endif

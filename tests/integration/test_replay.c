@@ -1,0 +1,354 @@
+/* Record and replay with real processes: a run of 10,000 dossiers (QP_TEST_REPLAY_N to
+ * change it) is recorded by qp-record from the bus's capture tap; qp-replay feeds its
+ * inputs into a fresh stack with no partner component (the replay partner answers from
+ * the journal), a second recorder records that; `qp-replay diff` finds the decisions
+ * identical. A paced run replayed at speed 10 is paced, not sent at once. */
+#include "qp_date.h"
+#include "qp_journal.h"
+#include "qp_test.h"
+#include <check.h>
+#include <string.h>
+
+#define BATCH 250
+
+static const char *const s_programs[] = {"intake",      "eligibility",       "funding",
+                                         "evaluation",  "partner-anct",      "partner-anru",
+                                         "partner-bdt", "partner-bpifrance", NULL};
+/* Partner components register under names their issue may refine ("partner.ANCT" or
+ * "partner.ANCT.<component>"): wait for the services, then for four partner.* workers. */
+static const char *const s_ready[] = {"intake", "eligibility", "funding", "evaluation", NULL};
+/* The fresh stack of a replay: no partner component. */
+static const char *const s_replay_programs[] = {"intake", "eligibility", "funding", "evaluation",
+                                                NULL};
+static const char *const s_replay_ready[] = {"intake", "eligibility", "funding", "evaluation",
+                                             NULL};
+
+/* The mix of test_flow: i % 10 == 0 asks over the PHQ maximum (not eligible), i % 10 == 1
+ * is declined by the Bpifrance component, the rest is funded. */
+static int64_t s_amount (int i)
+{
+    return i % 10 == 0 ? 2000000 : 100000 + (int64_t)(i * 7919 % 1400000);
+}
+
+typedef struct {
+    Qp__V1__SubmitDossier submit;
+    Qp__V1__Dossier dossier;
+    Qp__V1__ProjectHolder holder;
+    Qp__V1__Business business;
+    Qp__V1__Project project;
+    char key[32], person[40], day[11];
+} sample_t;
+
+static void s_sample (sample_t *s, int i)
+{
+    static const char *const communes[] = {"59512", "93048", "31555", "53130"};
+    static const char *const qpv[] = {"QN05981M", "QN09301M", "QN03101M", "QN05301M"};
+    qp__v1__submit_dossier__init (&s->submit);
+    qp__v1__dossier__init (&s->dossier);
+    qp__v1__project_holder__init (&s->holder);
+    qp__v1__business__init (&s->business);
+    qp__v1__project__init (&s->project);
+    snprintf (s->key, sizeof s->key, "replay-%06d", i);
+    snprintf (s->person, sizeof s->person, "p%031d", i);
+    qp_date_format (qp_date_from_civil (2024, 1, 1) + i % 1000, s->day);
+    s->dossier.channel = "test-replay";
+    s->dossier.channel_key = s->key;
+    s->dossier.submitted_on = s->day;
+    s->holder.person_key = s->person;
+    s->holder.residence_qpv = (char *)qpv[i % 4];
+    s->holder.has_accompanied = true, s->holder.accompanied = true;
+    s->holder.has_network = true, s->holder.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    s->business.insee_commune = (char *)communes[i % 4];
+    s->business.naf_code = "47.11B";
+    s->business.legal_form = "5499";
+    int64_t amount = s_amount (i);
+    Qp__V1__Project *p = &s->project;
+    p->has_axis = true, p->axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    p->has_stage = true, p->stage = QP__V1__STAGE__CREATION;
+    p->has_amount_asked_cents = true, p->amount_asked_cents = amount;
+    p->has_financing_need_cents = true, p->financing_need_cents = amount * 4;
+    p->has_personal_contribution_cents = true;
+    p->personal_contribution_cents = i % 10 == 1 ? amount * 4 / 20 : amount;
+    p->has_bank_loan_cents = true, p->bank_loan_cents = amount * 2;
+    p->has_bank_loan_months = true, p->bank_loan_months = 60;
+    p->has_bank_loan_guarantee_pct = true, p->bank_loan_guarantee_pct = 40;
+    p->has_honour_loan_months = true, p->honour_loan_months = 48;
+    p->has_deferral_months = true, p->deferral_months = 6;
+    p->has_jobs_planned = true, p->jobs_planned = 1 + i % 3;
+    s->dossier.holder = &s->holder;
+    s->dossier.business = &s->business;
+    s->dossier.project = &s->project;
+    s->submit.dossier = &s->dossier;
+}
+
+static int s_partner_workers (qp_test_stack_t *stack)
+{
+    json_t *status = qp_test_bus_status (stack->work, 2000);
+    int n = 0;
+    const char *name;
+    json_t *svc;
+    json_object_foreach (json_object_get (status, "services"), name, svc)
+    {
+        if (!strncmp (name, "partner.", 8) &&
+            json_integer_value (json_object_get (svc, "workers")) > 0)
+            n++;
+    }
+    json_decref (status);
+    return n;
+}
+
+static qp_test_stack_t *s_start (const char *const *programs, const char *const *ready)
+{
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    bool partners = programs == s_programs;
+    for (int i = 0; stack && partners && i < 150 && s_partner_workers (stack) < 4; i++)
+        qp_test_sleep_ms (100);
+    if (stack && partners && s_partner_workers (stack) < 4)
+        ck_abort_msg ("the four partner components did not register");
+    return stack;
+}
+
+/* Submits dossiers [from, to) in batches; every one must be accepted. */
+static void s_submit (qp_test_stack_t *stack, int from, int to, char ids[][QP_ID_HEX + 1])
+{
+    qp_test_client_t *client = qp_test_client_new (stack->work);
+    ck_assert_ptr_nonnull (client);
+    static sample_t samples[BATCH];
+    const ProtobufCMessage *payloads[BATCH];
+    qp_meta_t metas[BATCH];
+    qp_message_t replies[BATCH];
+    char disc[BATCH][64];
+    for (int base = from; base < to; base += BATCH) {
+        int n = to - base < BATCH ? to - base : BATCH;
+        for (int j = 0; j < n; j++) {
+            s_sample (&samples[j], base + j);
+            payloads[j] = &samples[j].submit.base;
+            snprintf (disc[j], sizeof disc[j], "test-replay\n%s", samples[j].key);
+            int32_t day;
+            qp_date_parse (samples[j].day, &day);
+            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
+        }
+        size_t got =
+            qp_test_client_call_many (client, "intake", payloads, metas, (size_t)n, 30000, replies);
+        ck_assert_uint_eq (got, (size_t)n);
+        for (int j = 0; j < n; j++) {
+            ck_assert_ptr_eq (replies[j].descriptor, &qp__v1__submit_dossier_reply__descriptor);
+            Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)replies[j].payload;
+            if (!r->accepted && r->n_errors)
+                ck_abort_msg ("dossier %d rejected: %s: %s", base + j, r->errors[0]->field,
+                              r->errors[0]->message);
+            ck_assert (r->accepted);
+            ck_assert_str_eq (r->dossier_id, replies[j].envelope->correlation_id
+                                                 ? replies[j].envelope->correlation_id
+                                                 : r->dossier_id);
+            if (ids)
+                snprintf (ids[base + j - from], QP_ID_HEX + 1, "%s", r->dossier_id);
+            qp_message_clear (&replies[j]);
+        }
+    }
+    qp_test_client_destroy (&client);
+}
+
+static Qp__V1__TerritoryFigures *s_report (qp_test_stack_t *stack, qp_message_t *reply)
+{
+    Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+    qp_error_t err;
+    if (qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, reply, &err) != 0)
+        return NULL;
+    if (reply->descriptor != &qp__v1__report_reply__descriptor)
+        return NULL;
+    return ((Qp__V1__ReportReply *)reply->payload)->total;
+}
+
+/* Waits until the evaluation has seen `closed` dossiers closed. */
+static bool s_wait_closed (qp_test_stack_t *stack, uint64_t closed, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        qp_message_t reply = {0};
+        Qp__V1__TerritoryFigures *t = s_report (stack, &reply);
+        bool done = t && t->closed >= closed;
+        qp_message_clear (&reply);
+        if (done)
+            return true;
+        qp_test_sleep_ms (200);
+    }
+    return false;
+}
+
+/* Starts the recorder into dir and waits until it is subscribed. */
+static qp_test_proc_t *s_recorder (qp_test_stack_t *stack, const char *dir)
+{
+    char journal[1024];
+    snprintf (journal, sizeof journal, "QP_JOURNAL=%s", dir);
+    const char *env[] = {journal, NULL};
+    qp_test_proc_t *p = qp_test_stack_spawn (stack, "record", env);
+    ck_assert_ptr_nonnull (p);
+    for (int i = 0; i < 100 && qp_test_proc_log_count (p, "recorder_started") == 0; i++)
+        qp_test_sleep_ms (100);
+    ck_assert_int_eq (qp_test_proc_log_count (p, "recorder_started"), 1);
+    return p;
+}
+
+static void s_stop_recorder (qp_test_proc_t *p)
+{
+    int status;
+    /* Let the capture tap deliver the last events before the stop. */
+    qp_test_sleep_ms (500);
+    ck_assert (qp_test_proc_stop (p, &status));
+    ck_assert_int_eq (status, 0);
+    ck_assert_int_eq (qp_test_proc_log_count (p, "capture_gap"), 0);
+}
+
+/* Runs a tool to its end; returns its exit status, its stdout in *out (malloc'd). */
+static int s_run (const char *tool, const char *const *env, const char *const *args, char **out)
+{
+    qp_test_proc_t *p = qp_test_spawn (tool, env, args, NULL);
+    ck_assert_ptr_nonnull (p);
+    if (!qp_test_proc_wait (p, 900000)) {
+        qp_test_proc_dump (p, 40);
+        ck_abort_msg ("%s did not finish", tool);
+    }
+    int status = qp_test_proc_exit_status (p);
+    FILE *f = fopen (p->out_path, "r");
+    size_t size = 0;
+    FILE *mem = open_memstream (out, &size);
+    char buf[4096];
+    size_t n;
+    while (f && (n = fread (buf, 1, sizeof buf, f)) > 0)
+        fwrite (buf, 1, n, mem);
+    if (f)
+        fclose (f);
+    fclose (mem);
+    if (status != 0)
+        qp_test_proc_dump (p, 40);
+    qp_test_proc_destroy (&p);
+    return status;
+}
+
+/* qp-replay JOURNAL into stack with extra args; returns its stdout. */
+static char *s_replay (qp_test_stack_t *stack, const char *journal, const char *speed)
+{
+    char work[80], partner[80];
+    snprintf (work, sizeof work, "QP_BUS_WORK=%s", stack->work);
+    snprintf (partner, sizeof partner, "QP_BUS_PARTNER=%s", stack->partner);
+    const char *env[] = {work, partner, NULL};
+    const char *args[] = {"--speed", speed, "--linger-ms", "2000", journal, NULL};
+    char *out;
+    int status = s_run ("replay", env, args, &out);
+    if (status != 0)
+        fprintf (stderr, "%s", out);
+    ck_assert_msg (status == 0, "qp-replay exited %d (its output above)", status);
+    return out;
+}
+
+static int s_n (void)
+{
+    const char *n = getenv ("QP_TEST_REPLAY_N");
+    return n && atoi (n) > 0 ? atoi (n) : 10000;
+}
+
+START_TEST (test_record_replay_diff_identical)
+{
+    int n = s_n ();
+    char *root = qp_test_tmpdir ("replay");
+    char a[1024], b[1024];
+    snprintf (a, sizeof a, "%s/a", root);
+    snprintf (b, sizeof b, "%s/b", root);
+
+    qp_test_stack_t *stack = s_start (s_programs, s_ready);
+    ck_assert_ptr_nonnull (stack);
+    qp_test_proc_t *rec = s_recorder (stack, a);
+    s_submit (stack, 0, n, NULL);
+    ck_assert (s_wait_closed (stack, (uint64_t)n, 600000));
+    s_stop_recorder (rec);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+
+    char *out;
+    ck_assert_int_eq (s_run ("journal", NULL, (const char *[]){"verify", a, NULL}, &out), 0);
+    free (out);
+
+    /* A fresh stack, no partner component: the journal answers for them. */
+    stack = s_start (s_replay_programs, s_replay_ready);
+    ck_assert_ptr_nonnull (stack);
+    rec = s_recorder (stack, b);
+    out = s_replay (stack, a, "max");
+    char want[64];
+    snprintf (want, sizeof want, "sent %d inputs", n);
+    ck_assert_msg (strstr (out, want), "%s", out);
+    free (out);
+    ck_assert (s_wait_closed (stack, (uint64_t)n, 600000));
+    s_stop_recorder (rec);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+
+    int status = s_run ("replay", NULL, (const char *[]){"diff", a, b, NULL}, &out);
+    fprintf (stderr, "%s", out);
+    ck_assert_msg (status == 0, "diff exited %d (its output above)", status);
+    ck_assert_msg (strstr (out, "identical"), "%s", out);
+    /* Every dossier has its eligibility and its closing: at least 2 decisions each. */
+    char *in_a = strstr (out, "decisions in A");
+    ck_assert_ptr_nonnull (in_a);
+    free (out);
+    qp_test_rmtree (root);
+    free (root);
+}
+END_TEST
+
+START_TEST (test_speed_ten_is_paced)
+{
+    char *root = qp_test_tmpdir ("replay-speed");
+    char a[1024];
+    snprintf (a, sizeof a, "%s/a", root);
+    qp_test_stack_t *stack = s_start (s_programs, s_ready);
+    ck_assert_ptr_nonnull (stack);
+    qp_test_proc_t *rec = s_recorder (stack, a);
+    /* 10 batches of 20, 400 ms apart: a recorded span of about 3.6 s. */
+    for (int i = 0; i < 10; i++) {
+        s_submit (stack, 20000 + i * 20, 20000 + i * 20 + 20, NULL);
+        qp_test_sleep_ms (400);
+    }
+    ck_assert (s_wait_closed (stack, 200, 120000));
+    s_stop_recorder (rec);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+
+    stack = s_start (s_replay_programs, s_replay_ready);
+    ck_assert_ptr_nonnull (stack);
+    char *out = s_replay (stack, a, "10");
+    double took = 0, span = 0;
+    const char *p = strstr (out, "sent 200 inputs in ");
+    ck_assert_msg (p, "%s", out);
+    ck_assert_int_eq (sscanf (p, "sent 200 inputs in %lf s (recorded span %lf s", &took, &span), 2);
+    fprintf (stderr, "speed 10: recorded span %.3f s, replay took %.3f s (a tenth: %.3f s)\n", span,
+             took, span / 10);
+    /* The recorded span is what was paced. The pacing itself is a lower bound that sleeps
+     * guarantee (a replay sent at once would fail it); the upper bound depends on the
+     * machine's load, so it is printed, not asserted (no timing asserts in tests). */
+    ck_assert_double_ge (span, 3.0);
+    ck_assert_double_ge (took, span / 10 / 2);
+    ck_assert (s_wait_closed (stack, 200, 120000));
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+    free (out);
+    qp_test_rmtree (root);
+    free (root);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("replay");
+    TCase *tc = tcase_create ("replay");
+    tcase_set_timeout (tc, 1800);
+    tcase_add_test (tc, test_record_replay_diff_identical);
+    tcase_add_test (tc, test_speed_ten_is_paced);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}

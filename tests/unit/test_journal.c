@@ -1,0 +1,259 @@
+/* The journal format: CRC-32C, framing, rotation, the index (seek by offset and by
+ * time), gap records, damage found with its offset, a torn tail cut on reopen. */
+#include "qp_journal.h"
+#include "qp_test.h"
+#include <check.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *s_dir;
+
+static void s_setup (void)
+{
+    s_dir = qp_test_tmpdir ("journal");
+    ck_assert_ptr_nonnull (s_dir);
+}
+
+static void s_teardown (void)
+{
+    qp_test_rmtree (s_dir);
+    free (s_dir);
+}
+
+/* n records with envelopes "env-<i>" padded to 200 bytes, recorded at 1000 + i ms. */
+static void s_write (const char *dir, int n, uint64_t segment_bytes)
+{
+    qp_journal_config_t c = {.dir = dir, .segment_bytes = segment_bytes};
+    char err[256];
+    qp_journal_writer_t *w = qp_journal_writer_open (&c, NULL, err, sizeof err);
+    ck_assert_msg (w != NULL, "%s", err);
+    for (int i = 0; i < n; i++) {
+        char env[200] = {0};
+        snprintf (env, sizeof env, "env-%d", i);
+        int64_t off =
+            qp_journal_append_message (w, QP_ORIGIN_WORK, (uint64_t)i + 1, (1000 + i) * 1000LL,
+                                       "qp.v1.SubmitDossier", 19, "intake", 6, env, sizeof env);
+        ck_assert_int_eq (off, i);
+    }
+    qp_journal_writer_close (&w);
+    ck_assert_ptr_null (w);
+}
+
+START_TEST (test_crc32c_known_value)
+{
+    /* The check value of CRC-32C (RFC 3720). */
+    ck_assert_uint_eq (qp_crc32c (0, "123456789", 9), 0xE3069283u);
+    /* Continuation gives the same as one pass. */
+    ck_assert_uint_eq (qp_crc32c (qp_crc32c (0, "1234", 4), "56789", 5), 0xE3069283u);
+    ck_assert_uint_eq (qp_crc32c (0, "", 0), 0);
+}
+END_TEST
+
+START_TEST (test_round_trip_with_rotation)
+{
+    s_write (s_dir, 5000, 64 * 1024);
+    char err[256];
+    qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+    ck_assert_ptr_nonnull (r);
+    ck_assert_uint_gt (qp_journal_reader_segments (r, NULL), 10);
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    int rc, n = 0;
+    while ((rc = qp_journal_reader_next (r, &rec, &p)) == 1) {
+        ck_assert_uint_eq (rec.offset, (uint64_t)n);
+        ck_assert_uint_eq (rec.seq, (uint64_t)n + 1);
+        ck_assert_int_eq (rec.kind, QP_JOURNAL_MESSAGE);
+        ck_assert_int_eq (rec.origin, QP_ORIGIN_WORK);
+        ck_assert_int_eq (rec.recorded_us, (1000 + n) * 1000LL);
+        ck_assert_uint_eq (rec.type_len, 19);
+        ck_assert (!memcmp (rec.type, "qp.v1.SubmitDossier", 19));
+        ck_assert (!memcmp (rec.destination, "intake", 6));
+        ck_assert_uint_eq (rec.envelope_size, 200);
+        char want[32];
+        snprintf (want, sizeof want, "env-%d", n);
+        ck_assert_str_eq ((const char *)rec.envelope, want);
+        n++;
+    }
+    ck_assert_int_eq (rc, 0);
+    ck_assert_int_eq (n, 5000);
+    qp_journal_reader_close (&r);
+
+    /* Reopening appends after the last record, in a new segment. */
+    qp_journal_config_t c = {.dir = s_dir};
+    qp_journal_writer_t *w = qp_journal_writer_open (&c, NULL, err, sizeof err);
+    ck_assert_uint_eq (qp_journal_writer_next_offset (w), 5000);
+    ck_assert_int_eq (qp_journal_append_gap (w, 5001, 7, 0, 9000000), 5000);
+    qp_journal_writer_close (&w);
+    r = qp_journal_reader_open (s_dir, err, sizeof err);
+    ck_assert_int_eq (qp_journal_reader_seek_offset (r, 5000), 0);
+    ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 1);
+    ck_assert_int_eq (rec.kind, QP_JOURNAL_GAP);
+    ck_assert_uint_eq (rec.seq, 5001);
+    ck_assert_uint_eq (rec.gap_count, 7);
+    ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 0);
+    qp_journal_reader_close (&r);
+}
+END_TEST
+
+START_TEST (test_seek_by_offset_and_time)
+{
+    s_write (s_dir, 20000, 1 << 20);
+    char err[256];
+    qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    uint64_t offsets[] = {0, 1, 1023, 1024, 4097, 12345, 19999};
+    for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++) {
+        ck_assert_int_eq (qp_journal_reader_seek_offset (r, offsets[i]), 0);
+        ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 1);
+        ck_assert_uint_eq (rec.offset, offsets[i]);
+    }
+    /* Recorded at (1000 + i) ms: the first record at or after 15000.5 ms is 14001. */
+    ck_assert_int_eq (qp_journal_reader_seek_time (r, 15000500), 0);
+    ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 1);
+    ck_assert_uint_eq (rec.offset, 14001);
+    ck_assert_int_eq (qp_journal_reader_seek_time (r, 0), 0);
+    ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 1);
+    ck_assert_uint_eq (rec.offset, 0);
+    /* Past the end: nothing. */
+    ck_assert_int_eq (qp_journal_reader_seek_offset (r, 20000), 0);
+    ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 0);
+    qp_journal_reader_close (&r);
+}
+END_TEST
+
+static char *s_segment (const char *dir)
+{
+    char *path;
+    ck_assert_int_gt (asprintf (&path, "%s/%020d.qpj", dir, 0), 0);
+    return path;
+}
+
+START_TEST (test_flipped_byte_found_and_skipped)
+{
+    s_write (s_dir, 10, 0);
+    char *seg = s_segment (s_dir);
+    /* Record 4 starts at 32 + 4 * (8 + 40 + 19 + 6 + 200); flip a byte of its envelope. */
+    long rec_size = 8 + 40 + 19 + 6 + 200, pos = 32 + 4 * rec_size + 100;
+    int fd = open (seg, O_RDWR);
+    unsigned char b;
+    ck_assert_int_eq (pread (fd, &b, 1, pos), 1);
+    b ^= 0x10;
+    ck_assert_int_eq (pwrite (fd, &b, 1, pos), 1);
+    close (fd);
+    char err[256];
+    qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    int good = 0, bad = 0, rc;
+    while ((rc = qp_journal_reader_next (r, &rec, &p)) != 0) {
+        if (rc < 0) {
+            bad++;
+            ck_assert_str_eq (p.code, "crc_mismatch");
+            ck_assert_uint_eq (p.offset, 4);
+            ck_assert_uint_eq (p.position, 32 + 4 * rec_size);
+        } else {
+            ck_assert_uint_ne (rec.offset, 4);
+            good++;
+        }
+    }
+    ck_assert_int_eq (bad, 1);
+    ck_assert_int_eq (good, 9);
+    qp_journal_reader_close (&r);
+    free (seg);
+}
+END_TEST
+
+START_TEST (test_truncated_tail_reported_then_cut_on_reopen)
+{
+    s_write (s_dir, 10, 0);
+    char *seg = s_segment (s_dir);
+    struct stat st;
+    ck_assert_int_eq (stat (seg, &st), 0);
+    ck_assert_int_eq (truncate (seg, st.st_size - 50), 0);
+    char err[256];
+    qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    int good = 0, rc;
+    while ((rc = qp_journal_reader_next (r, &rec, &p)) == 1)
+        good++;
+    ck_assert_int_eq (rc, -1);
+    ck_assert_str_eq (p.code, "truncated");
+    ck_assert_uint_eq (p.offset, 9);
+    ck_assert_int_eq (good, 9);
+    ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 0);
+    qp_journal_reader_close (&r);
+
+    /* A writer reopening cuts the torn record and continues at offset 9. */
+    qp_journal_config_t c = {.dir = s_dir};
+    uint64_t torn = 0;
+    qp_journal_writer_t *w = qp_journal_writer_open (&c, &torn, err, sizeof err);
+    ck_assert_ptr_nonnull (w);
+    ck_assert_uint_eq (torn, 8 + 40 + 19 + 6 + 200 - 50);
+    ck_assert_uint_eq (qp_journal_writer_next_offset (w), 9);
+    qp_journal_writer_close (&w);
+    r = qp_journal_reader_open (s_dir, err, sizeof err);
+    good = 0;
+    while ((rc = qp_journal_reader_next (r, &rec, &p)) == 1)
+        good++;
+    ck_assert_int_eq (rc, 0);
+    ck_assert_int_eq (good, 9);
+    qp_journal_reader_close (&r);
+    free (seg);
+}
+END_TEST
+
+START_TEST (test_not_a_journal)
+{
+    char err[256];
+    ck_assert_ptr_null (qp_journal_reader_open (s_dir, err, sizeof err));
+    ck_assert (strstr (err, "no journal segment"));
+    ck_assert_int_eq (qp_journal_fsync_parse ("always"), QP_JOURNAL_FSYNC_ALWAYS);
+    ck_assert_int_eq (qp_journal_fsync_parse ("sometimes"), -1);
+}
+END_TEST
+
+START_TEST (test_fsync_always_survives_reopen)
+{
+    qp_journal_config_t c = {.dir = s_dir, .fsync = QP_JOURNAL_FSYNC_ALWAYS};
+    char err[256];
+    qp_journal_writer_t *w = qp_journal_writer_open (&c, NULL, err, sizeof err);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq (qp_journal_append_message (w, QP_ORIGIN_EVENT, (uint64_t)i + 1, i, "t", 1,
+                                                     NULL, 0, "e", 1),
+                          i);
+    /* Without close: every record is already in the file. */
+    qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    int n = 0;
+    while (qp_journal_reader_next (r, &rec, &p) == 1)
+        n++;
+    ck_assert_int_eq (n, 20);
+    qp_journal_reader_close (&r);
+    qp_journal_writer_close (&w);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("journal");
+    TCase *tc = tcase_create ("journal");
+    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_set_timeout (tc, 60);
+    tcase_add_test (tc, test_crc32c_known_value);
+    tcase_add_test (tc, test_round_trip_with_rotation);
+    tcase_add_test (tc, test_seek_by_offset_and_time);
+    tcase_add_test (tc, test_flipped_byte_found_and_skipped);
+    tcase_add_test (tc, test_truncated_tail_reported_then_cut_on_reopen);
+    tcase_add_test (tc, test_not_a_journal);
+    tcase_add_test (tc, test_fsync_always_survives_reopen);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
