@@ -407,7 +407,8 @@ static bool s_route (funding_t *self, const Qp__V1__FundingLeg *leg, char *compo
 {
     char key[160], now[24];
     snprintf (key, sizeof key, "qp:route:{%s}", leg->scheme_id);
-    snprintf (now, sizeof now, "%lld", (long long) qp_now_ms ());
+    /* Statuses handled late because this instance is behind do not make a component dead. */
+    snprintf (now, sizeof now, "%lld", (long long) (qp_now_ms () - self->lag_ms));
     redisReply *r = qp_redis_command (self->redis, "ZRANGEBYSCORE %s %s +inf", key, now);
     const char *agency = s_agency_name (leg->agency);
     size_t alen = strlen (agency);
@@ -446,7 +447,9 @@ static void s_drive (funding_t *self, const char *id, const char *cause, int64_t
             territory = leg->request->summary->territory;
         if (s_final (leg->state))
             continue;
-        if (leg->next_attempt_ms > now) {
+        /* An answer may be waiting in this instance's inbox: the deadline moves with the lag. */
+        int64_t lag = leg->state == QP__V1__LEG_STATE__LEG_ASKED ? self->lag_ms : 0;
+        if (leg->next_attempt_ms + lag > now) {
             open++;
             next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;
             continue;
@@ -848,12 +851,8 @@ static void s_on_partner_decision (qp_request_t *req, void *arg)
             break;
     }
     /* The dossier may be complete now. */
-    char cause[QP_ID_HEX + 1];
-    int64_t time_ms;
-    s_chain (self->redis, pd->dossier_id, cause, &time_ms);
-    (void) time_ms;
     s_drive (self, pd->dossier_id, env->message_id,
-             env->has_event_time_ms ? env->event_time_ms : time_ms);
+             env->has_event_time_ms ? env->event_time_ms : 0);
 }
 
 /* ---- the partner cache ---------------------------------------------------------------- */
@@ -940,16 +939,23 @@ static void s_on_hello (qp_request_t *req, void *arg)
 
 static void s_on_status (qp_request_t *req, void *arg)
 {
+    funding_t *self = arg;
     Qp__V1__PartnerStatus *s = (Qp__V1__PartnerStatus *) req->msg.payload;
     if (!s_component_ok (req, s->component_id, s->has_agency, s->agency))
         return;
+    /* A status carries its sending time: how long it waited is this instance's lag. */
+    Qp__V1__Envelope *env = req->msg.envelope;
+    if (env->has_event_time_ms) {
+        int64_t lag = qp_now_ms () - env->event_time_ms;
+        self->lag_ms = lag < 0 ? 0 : lag > 600000 ? 600000 : lag;
+    }
     char budget[24], in_flight[16];
     snprintf (budget, sizeof budget, "%lld", (long long) s->remaining_budget_cents);
     snprintf (in_flight, sizeof in_flight, "%u", s->in_flight);
     bool accepting = s->alive && s->accepting;
     const char *kv[] = {"alive", s->alive ? "1" : "0", "accepting", accepting ? "1" : "0",
                         "remaining_budget_cents", budget, "in_flight", in_flight};
-    s_cache_partner (arg, s->component_id, s->agency, s->status_interval_ms,
+    s_cache_partner (self, s->component_id, s->agency, s->status_interval_ms,
                      accepting ? "1" : "0", "", kv, 8);
 }
 

@@ -30,6 +30,9 @@ typedef struct {
     long reservation_ttl_ms;  /* a reservation not settled by then is released */
     long no_component_wait_ms; /* a leg with no live component waits this long, then fails */
     terms_bounds_t honour_loan;
+    /* How far behind this instance's inbox is (now - the sending time of the last
+     * PartnerStatus handled): answers queued behind a burst are not timeouts. */
+    int64_t lag_ms;
     char **envelope_schemes;  /* schemes with an envelope (for the deadline sweeper) */
     size_t n_envelope_schemes;
 } funding_t;
