@@ -505,7 +505,7 @@ static void s_euros (int64_t cents, char *out, size_t size)
     bool neg = cents < 0;
     uint64_t v = neg ? (uint64_t)(-(cents + 1)) + 1 : (uint64_t)cents;
     int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long)(v / 100));
-    char grouped[48];
+    char grouped[32]; /* 17 digits and 5 spaces at most: out (48) always holds it */
     int g = 0;
     for (int i = 0; i < n; i++) {
         if (i > 0 && (n - i) % 3 == 0)

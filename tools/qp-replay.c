@@ -242,10 +242,13 @@ static int s_learn (const char *dir, knowledge_t *k)
                 zlist_append (schemes, (void *)scheme);
         } else if (received) {
             Qp__V1__DossierReceived *d = (Qp__V1__DossierReceived *)m.payload;
+            /* A dossier's event may be recorded more than once: keep the first. */
             if (d->dossier_id && d->dossier && d->dossier->territory &&
+                !zhash_lookup (k->territory, d->dossier_id) &&
                 zhash_insert (k->territory, d->dossier_id, strdup (d->dossier->territory)) == 0)
                 zhash_freefn (k->territory, d->dossier_id, free);
             if (d->dossier_id && d->dossier && d->dossier->channel &&
+                !zhash_lookup (k->channel, d->dossier_id) &&
                 zhash_insert (k->channel, d->dossier_id, strdup (d->dossier->channel)) == 0)
                 zhash_freefn (k->channel, d->dossier_id, free);
         } else if (hello || status) {

@@ -751,7 +751,7 @@ qp_test_proc_t *qp_test_stack_spawn (qp_test_stack_t *self, const char *program,
 {
     if (self->n_procs >= QP_TEST_STACK_MAX)
         return NULL;
-    char **all = s_env_join (self->env, self->extra_env, env);
+    char **all = s_env_join (self->env, (const char *const *)self->extra_env, env);
     qp_test_proc_t *p = qp_test_spawn (program, (const char *const *)all, NULL, self->dir);
     free (all);
     if (p)
@@ -794,6 +794,9 @@ static void s_stack_free (qp_test_stack_t *self, bool dump)
         for (char **e = self->env; *e; e++)
             free (*e);
     free (self->env);
+    for (char **e = self->extra_env; e && *e; e++)
+        free (*e);
+    free (self->extra_env);
     if (self->dir) {
         qp_test_rmtree (self->dir);
         free (self->dir);
@@ -814,7 +817,14 @@ qp_test_stack_t *qp_test_stack_start (const qp_test_stack_opts_t *opts)
         s_stack_free (self, true);
         return NULL;
     }
-    self->extra_env = opts->env;
+    /* A copy: callers build opts->env on their stack, and later spawns still need it. */
+    size_t n_extra = 0;
+    while (opts->env && opts->env[n_extra])
+        n_extra++;
+    self->extra_env = calloc (n_extra + 1, sizeof *self->extra_env);
+    assert (self->extra_env);
+    for (size_t i = 0; i < n_extra; i++)
+        self->extra_env[i] = strdup (opts->env[i]);
     /* A free port may be taken before the bus binds it: the bus then exits, try again. */
     for (int attempt = 0; attempt < 3 && !self->bus; attempt++) {
         if (s_stack_ports (self, s_log_level (opts->log_level)) != 0)

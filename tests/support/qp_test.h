@@ -131,7 +131,7 @@ typedef struct {
     size_t n_procs;
     char *dir;                    /* logs */
     char **env;                   /* the QP_* environment every program gets, NULL-terminated */
-    const char *const *extra_env; /* opts->env (borrowed), also given to later spawns */
+    char **extra_env;             /* a copy of opts->env, also given to later spawns */
 } qp_test_stack_t;
 
 /* Starts redis, the bus (retrying on fresh ports if a port was taken) and the programs,

@@ -20,6 +20,8 @@ typedef struct {
 } case_t;
 
 static case_t *s_cases;
+static json_t **s_docs; /* the case files, held until exit (cases borrow from them) */
+static size_t s_n_docs;
 static size_t s_n;
 static qp_catalogue_t *s_catalogue;
 
@@ -95,7 +97,7 @@ START_TEST (test_case)
     const qp_scheme_t *scheme = qp_catalogue_find (s_catalogue, c->scheme);
     ck_assert_msg (scheme, "%s: no scheme %s in the catalogue", c->file, c->scheme);
 
-    json_t *dj = json_deep_copy (c->base ? c->base : json_object ());
+    json_t *dj = c->base ? json_deep_copy (c->base) : json_object ();
     json_t *over = json_object_get (c->kase, "dossier");
     if (over)
         json_object_update_recursive (dj, over);
@@ -216,7 +218,9 @@ static void s_load (const char *dir)
             c->facts = json_object_get (doc, "facts");
             c->kase = k;
         }
-        /* doc stays referenced by the cases until exit */
+        s_docs = realloc (s_docs, (s_n_docs + 1) * sizeof *s_docs);
+        assert (s_docs);
+        s_docs[s_n_docs++] = doc;
     }
     closedir (d);
 }
@@ -240,5 +244,9 @@ int main (void)
     int failed = srunner_ntests_failed (sr);
     printf ("%zu rule cases, %d failed\n", s_n, failed);
     srunner_free (sr);
+    for (size_t i = 0; i < s_n_docs; i++)
+        json_decref (s_docs[i]);
+    free (s_docs);
+    free (s_cases);
     return failed ? 1 : 0;
 }

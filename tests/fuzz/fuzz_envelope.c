@@ -1,0 +1,44 @@
+/* Fuzz: the two frames a service receives, [type][Envelope], decoded as a service does
+ * (qp_message_decode), then the payload validated as intake does and turned to JSON.
+ * Input: the type frame, a NUL byte, the envelope frame; no NUL: the whole input is the
+ * envelope of a qp.v1.SubmitDossier. */
+#include "qp_json.h"
+#include "qp_message.h"
+#include "validate.h"
+
+static void s_exercise (const qp_message_t *msg)
+{
+    intake_errors_t errors;
+    intake_errors_init (&errors);
+    if (msg->descriptor == &qp__v1__submit_dossier__descriptor)
+        intake_validate_submission ((const Qp__V1__SubmitDossier *) msg->payload, &errors);
+    else if (msg->descriptor == &qp__v1__follow_up__descriptor)
+        intake_validate_follow_up ((const Qp__V1__FollowUp *) msg->payload, &errors);
+    json_t *json = qp_json_from_message (msg->payload);
+    char *text = json ? json_dumps (json, JSON_COMPACT) : NULL;
+    free (text);
+    json_decref (json);
+}
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr (data, 0, size);
+    zframe_t *type, *envelope;
+    if (nul) {
+        type = zframe_new (data, (size_t) (nul - data));
+        envelope = zframe_new (nul + 1, size - (size_t) (nul - data) - 1);
+    } else {
+        type = zframe_new ("qp.v1.SubmitDossier", 19);
+        envelope = zframe_new (data, size);
+    }
+    qp_message_t msg = {0};
+    qp_error_t err;
+    if (qp_message_decode (type, envelope, &msg, &err) == 0) {
+        s_exercise (&msg);
+        qp_message_clear (&msg);
+    } else if (!err.code[0])
+        __builtin_trap (); /* a refusal always says why */
+    zframe_destroy (&type);
+    zframe_destroy (&envelope);
+    return 0;
+}
