@@ -73,7 +73,8 @@ static void s_help (const char *program, const char *summary, qp_config_option_t
 }
 
 /* Copies of the settings the shared layers read (qp_config_setting). */
-static const char *s_shared_names[] = {"http", "redis-sentinels", "redis-master-name"};
+static const char *s_shared_names[] = {"http", "redis-sentinels", "redis-master-name", "redis-user",
+                                       "redis-password"};
 #define N_SHARED (sizeof s_shared_names / sizeof s_shared_names[0])
 static char *s_shared[N_SHARED];
 

@@ -30,6 +30,8 @@ typedef struct {
     char *http;              /* probes and metrics "host:port"; unset: no HTTP */
     char *redis_sentinels;   /* "host:port,host:port": find the master through Sentinel */
     char *redis_master_name; /* the master's name in Sentinel */
+    char *redis_user;        /* Redis ACL user (docs/security.md); unset: default user */
+    char *redis_password;    /* its password (set it in the environment, not on the command line) */
 } qp_common_config_t;
 
 #define QP_CONFIG_COMMON(c)                                                                        \
@@ -51,7 +53,11 @@ typedef struct {
     {"redis-sentinels", QP_CFG_STRING, NULL, "Sentinels host:port,... (overrides redis-host)",     \
      &(c)->redis_sentinels, 0, 0},                                                                 \
     {"redis-master-name", QP_CFG_STRING, "qp", "master name in Sentinel", &(c)->redis_master_name, \
-     0, 0}
+     0, 0},                                                                                        \
+    {"redis-user", QP_CFG_STRING, NULL, "Redis ACL user (unset: the default user)",               \
+     &(c)->redis_user, 0, 0},                                                                      \
+    {"redis-password", QP_CFG_STRING, NULL, "password of the Redis ACL user",                     \
+     &(c)->redis_password, 0, 0}
 
 /* Parses env then argv into the table (terminated by a {NULL} entry).
  * Returns 0 to run, 1 when --help was printed (exit 0), -1 on an error already printed on
@@ -60,8 +66,8 @@ int qp_config_parse (const char *program, const char *summary, qp_config_option_
                      int argc, char **argv);
 /* The text value the last successful qp_config_parse gave to option name (a copy kept
  * until the next parse), NULL when unset or absent. For the shared layers every program
- * gets without its main passing them along: "http" (qp_service, the bus), "redis-sentinels"
- * and "redis-master-name" (qp_redis). */
+ * gets without its main passing them along: "http" (qp_service, the bus), "redis-sentinels",
+ * "redis-master-name", "redis-user" and "redis-password" (qp_redis). */
 const char *qp_config_setting (const char *name);
 /* Frees the strings the table holds. */
 void qp_config_free (qp_config_option_t *options);

@@ -6,6 +6,7 @@
 #include "qp_log.h"
 #include "qp_metrics.h"
 #include <assert.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,8 @@ struct qp_redis {
     char *sentinels;   /* "h:p,h:p" or NULL: plain host:port */
     char *master_name;
     int replicas;      /* replicas the master reported (ROLE) at connect: what WAIT waits for */
+    char *user;        /* ACL user (docs/security.md) or NULL: the default user */
+    char *password;
     qp_metric_t *m_trips, *m_lost, *m_unreplicated, *m_master_changes;
 };
 
@@ -108,6 +111,21 @@ static int s_check_master (qp_redis_t *self)
     return rc;
 }
 
+/* Logs in as the service's own ACL user: a refusal is a deployment error, said plainly. */
+static int s_auth (qp_redis_t *self)
+{
+    redisReply *r = self->user ? redisCommand (self->ctx, "AUTH %s %s", self->user, self->password)
+                               : redisCommand (self->ctx, "AUTH %s", self->password);
+    int rc = r && r->type == REDIS_REPLY_STATUS ? 0 : -1;
+    if (rc)
+        qp_log_error ("redis_auth", "Redis %s:%d refused user %s: %s", self->host, self->port,
+                      self->user ? self->user : "default",
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : self->ctx->errstr);
+    if (r)
+        freeReplyObject (r);
+    return rc;
+}
+
 static int s_open (qp_redis_t *self)
 {
     if (self->ctx)
@@ -129,6 +147,12 @@ static int s_open (qp_redis_t *self)
         return -1;
     }
     redisSetTimeout (self->ctx, tv);
+    if (self->password && s_auth (self) != 0) {
+        redisFree (self->ctx);
+        self->ctx = NULL;
+        qp_health_check ("redis", false);
+        return -1;
+    }
     if (self->sentinels && s_check_master (self) != 0) {
         redisFree (self->ctx);
         self->ctx = NULL;
@@ -141,10 +165,20 @@ static int s_open (qp_redis_t *self)
 
 qp_redis_t *qp_redis_connect (const char *host, int port, int timeout_ms)
 {
+    return qp_redis_connect_as (host, port, qp_config_setting ("redis-user"),
+                                qp_config_setting ("redis-password"), timeout_ms);
+}
+
+qp_redis_t *qp_redis_connect_as (const char *host, int port, const char *user,
+                                 const char *password, int timeout_ms)
+{
     qp_redis_t *self = calloc (1, sizeof *self);
     assert (self);
     self->host = strdup (host);
     self->port = port;
+    self->user = user && *user ? strdup (user) : NULL;
+    /* A user without a password logs in with an empty one (an ACL "nopass" user). */
+    self->password = password ? strdup (password) : self->user ? strdup ("") : NULL;
     const char *sentinels = qp_config_setting ("redis-sentinels");
     if (sentinels) {
         self->sentinels = strdup (sentinels);
@@ -178,6 +212,10 @@ void qp_redis_destroy (qp_redis_t **self_p)
     free (self->host);
     free (self->sentinels);
     free (self->master_name);
+    free (self->user);
+    if (self->password)
+        sodium_memzero (self->password, strlen (self->password));
+    free (self->password);
     free (self);
     *self_p = NULL;
 }

@@ -26,6 +26,11 @@ typedef enum {
 
 /* Connects (retrying up to timeout_ms). NULL on failure, with the reason logged. */
 qp_redis_t *qp_redis_connect (const char *host, int port, int timeout_ms);
+/* Same, logged in as an ACL user (AUTH user password); qp_redis_connect takes them from
+ * the redis-user and redis-password settings (QP_REDIS_USER, QP_REDIS_PASSWORD). user NULL
+ * and password set: the default user's password (requirepass). */
+qp_redis_t *qp_redis_connect_as (const char *host, int port, const char *user,
+                                 const char *password, int timeout_ms);
 void qp_redis_destroy (qp_redis_t **self_p);
 
 /* Runs a command (hiredis format). Reconnects once on a connection error. Returns the
