@@ -1,0 +1,261 @@
+/* qp-bench-evaluation: the evaluation service's in-process API on a real redis-server
+ * (AOF everysec, started here): events applied per second (six events per dossier, as
+ * the flow publishes them: received, eligibility, funding request, settled, closed,
+ * follow-up), then the time of a territory report and of the territory's indicators
+ * with breakdowns once every dossier is counted. Prints the figures with issue 5's
+ * targets beside them, writes them as JSON with --json FILE; --smoke runs a few seconds.
+ * Asserts nothing. Usage: qp-bench-evaluation [--smoke] [--dossiers N] [--json FILE] */
+#include "evaluation.h"
+#include "qp_date.h"
+#include "qp_test.h"
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TARGET_EVENTS_PER_S 50000.0
+#define TARGET_REPORT_MS 50.0
+#define TERRITORIES 200 /* about the number of contract territories */
+#define QUERIES 20
+
+static double s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void s_apply (evaluation_t *eval, const ProtobufCMessage *m, const char *id, int64_t t,
+                     const char *what)
+{
+    Qp__V1__Envelope env = QP__V1__ENVELOPE__INIT;
+    char mid[QP_ID_HEX + 1];
+    qp_message_make_id (mid, m->descriptor->name, id, what);
+    env.message_id = mid;
+    env.has_event_time_ms = true, env.event_time_ms = t;
+    qp_message_t msg = {
+        .envelope = &env, .payload = (ProtobufCMessage *)m, .descriptor = m->descriptor};
+    evaluation_apply (eval, &msg);
+}
+
+/* Dossier i's six events: territory i % TERRITORIES, business day spread over 2025,
+ * a phq of 10,000 € committed, a year-1 follow-up. */
+static void s_dossier_events (evaluation_t *eval, long i)
+{
+    char key[32], id[QP_ID_HEX + 1], day[11], territory[16], qpv[16];
+    snprintf (key, sizeof key, "bench-%ld", i);
+    qp_hash_hex (id, key, strlen (key));
+    int32_t d = qp_date_from_civil (2025, 1 + i % 12, 1 + i % 28);
+    qp_date_format (d, day);
+    int64_t t = qp_date_to_ms (d);
+    snprintf (territory, sizeof territory, "t%03ld", i % TERRITORIES);
+    snprintf (qpv, sizeof qpv, "QN%05ldM", i % 1500);
+
+    Qp__V1__Dossier dossier = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder holder = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__Project project = QP__V1__PROJECT__INIT;
+    Qp__V1__Business business = QP__V1__BUSINESS__INIT;
+    dossier.submitted_on = day, dossier.territory = territory;
+    holder.residence_qpv = qpv;
+    holder.has_network = true, holder.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    holder.has_gender = true;
+    holder.gender = i % 2 ? QP__V1__GENDER__WOMAN : QP__V1__GENDER__MAN;
+    holder.has_birth_year = true, holder.birth_year = 1970 + i % 35;
+    project.has_axis = true, project.axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    project.has_jobs_planned = true, project.jobs_planned = 1 + i % 3;
+    dossier.holder = &holder, dossier.project = &project, dossier.business = &business;
+
+    Qp__V1__DossierReceived rcv = QP__V1__DOSSIER_RECEIVED__INIT;
+    rcv.dossier_id = id, rcv.dossier = &dossier;
+    s_apply (eval, &rcv.base, id, t, "bench");
+
+    Qp__V1__SchemeDecision sd = QP__V1__SCHEME_DECISION__INIT;
+    Qp__V1__SchemeDecision *decisions[] = {&sd};
+    sd.scheme_id = "phq", sd.has_agency = true, sd.agency = QP__V1__AGENCY__BPIFRANCE;
+    sd.has_outcome = true, sd.outcome = QP__V1__OUTCOME__ELIGIBLE_OUTCOME;
+    Qp__V1__EligibilityDecided dec = QP__V1__ELIGIBILITY_DECIDED__INIT;
+    dec.dossier_id = id, dec.territory = territory;
+    dec.n_decisions = 1, dec.decisions = decisions;
+    s_apply (eval, &dec.base, id, t, "bench");
+
+    Qp__V1__DossierSummary summary = QP__V1__DOSSIER_SUMMARY__INIT;
+    summary.territory = territory;
+    Qp__V1__FundingRequest rq = QP__V1__FUNDING_REQUEST__INIT;
+    rq.dossier_id = id, rq.scheme_id = "phq", rq.summary = &summary;
+    rq.has_agency = true, rq.agency = QP__V1__AGENCY__BPIFRANCE;
+    rq.has_amount_asked_cents = true, rq.amount_asked_cents = 1000000;
+    s_apply (eval, &rq.base, id, t, "bench");
+
+    Qp__V1__FundingSettled st = QP__V1__FUNDING_SETTLED__INIT;
+    st.dossier_id = id, st.scheme_id = "phq", st.territory = territory;
+    st.has_agency = true, st.agency = QP__V1__AGENCY__BPIFRANCE;
+    st.has_outcome = true, st.outcome = QP__V1__SETTLEMENT_OUTCOME__COMMITTED;
+    st.has_amount_cents = true, st.amount_cents = 1000000;
+    s_apply (eval, &st.base, id, t, "bench");
+
+    Qp__V1__DossierClosed cl = QP__V1__DOSSIER_CLOSED__INIT;
+    cl.dossier_id = id, cl.territory = territory;
+    cl.has_final_state = true, cl.final_state = QP__V1__DOSSIER_STATE__FUNDED;
+    cl.has_committed_cents = true, cl.committed_cents = 1000000;
+    s_apply (eval, &cl.base, id, t, "bench");
+
+    Qp__V1__FollowUp fu = QP__V1__FOLLOW_UP__INIT;
+    fu.dossier_id = id, fu.has_year = true, fu.year = 1;
+    fu.has_active = true, fu.active = i % 7 != 0;
+    fu.has_jobs_created = true, fu.jobs_created = fu.active ? 2 : 0;
+    fu.reported_on = "2026-06-01";
+    s_apply (eval, &fu.base, id, t, "bench");
+}
+
+/* Median and max of QUERIES runs of one query, in ms. */
+typedef struct {
+    double p50, max;
+} timing_t;
+
+static timing_t s_time_reports (evaluation_t *eval, bool indicators)
+{
+    double ms[QUERIES];
+    for (int q = 0; q < QUERIES; q++) {
+        char territory[16];
+        snprintf (territory, sizeof territory, "t%03d", (q * 37) % TERRITORIES);
+        double t0 = s_now ();
+        if (indicators) {
+            Qp__V1__IndicatorQuery iq = QP__V1__INDICATOR_QUERY__INIT;
+            iq.territory = territory, iq.has_breakdowns = true, iq.breakdowns = true;
+            Qp__V1__IndicatorReport *r = NULL;
+            if (evaluation_indicators (eval, &iq, &r) == 0)
+                qp__v1__indicator_report__free_unpacked (r, NULL);
+        } else {
+            Qp__V1__ReportQuery rq = QP__V1__REPORT_QUERY__INIT;
+            rq.territory = territory;
+            Qp__V1__ReportReply rr = QP__V1__REPORT_REPLY__INIT;
+            if (evaluation_report (eval, &rq, &rr) == 0)
+                evaluation_report_clear (&rr);
+        }
+        ms[q] = (s_now () - t0) * 1000.0;
+    }
+    qsort (ms, QUERIES, sizeof ms[0], s_cmp_double);
+    return (timing_t){ms[QUERIES / 2], ms[QUERIES - 1]};
+}
+
+static long long s_info_field (qp_redis_t *redis, const char *section, const char *field)
+{
+    redisReply *r = qp_redis_command (redis, "INFO %s", section);
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr (r->str, field);
+        if (p)
+            v = atoll (p + strlen (field) + 1);
+    }
+    if (r)
+        freeReplyObject (r);
+    return v;
+}
+
+/* Sum of usec= over INFO commandstats, in seconds. */
+static double s_redis_busy_s (qp_redis_t *redis)
+{
+    redisReply *r = qp_redis_command (redis, "INFO commandstats");
+    double usec = 0;
+    if (r && r->type == REDIS_REPLY_STRING)
+        for (const char *p = strstr (r->str, ",usec="); p; p = strstr (p + 1, ",usec="))
+            usec += atof (p + 6);
+    if (r)
+        freeReplyObject (r);
+    return usec / 1e6;
+}
+
+int main (int argc, char **argv)
+{
+    bool smoke = false;
+    const char *json_path = NULL;
+    setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
+    long dossiers = 1000000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--smoke") == 0)
+            smoke = true, dossiers = 2000;
+        else if (strcmp (argv[i], "--json") == 0 && i + 1 < argc)
+            json_path = argv[++i];
+        else if (strcmp (argv[i], "--dossiers") == 0 && i + 1 < argc)
+            dossiers = atol (argv[++i]);
+        else {
+            fprintf (stderr, "usage: qp-bench-evaluation [--smoke] [--dossiers N] [--json FILE]\n");
+            return 2;
+        }
+    }
+    qp_test_redis_t *server = qp_test_redis_start ();
+    if (!server) {
+        fprintf (stderr, "qp-bench-evaluation: cannot start redis-server\n");
+        return 1;
+    }
+    qp_redis_t *redis = qp_redis_connect (server->host, server->port, 30000);
+    char data[1024];
+    snprintf (data, sizeof data, "%s/data", qp_test_source_dir ());
+    evaluation_t *eval = redis ? evaluation_new (redis, data) : NULL;
+    if (!eval) {
+        fprintf (stderr, "qp-bench-evaluation: cannot open evaluation on %s\n", data);
+        qp_redis_destroy (&redis);
+        qp_test_redis_stop (&server);
+        return 1;
+    }
+    redisReply *reset = qp_redis_command (redis, "CONFIG RESETSTAT");
+    if (reset)
+        freeReplyObject (reset);
+    uint64_t trips0 = qp_redis_round_trips (redis);
+    double t0 = s_now ();
+    int failed = 0;
+    for (long i = 0; i < dossiers; i++)
+        s_dossier_events (eval, i);
+    failed += evaluation_flush (eval) != 0;
+    double apply_s = s_now () - t0;
+    uint64_t trips = qp_redis_round_trips (redis) - trips0;
+    double events = 6.0 * (double)dossiers;
+    double events_per_s = events / apply_s;
+    long long used = s_info_field (redis, "memory", "used_memory");
+    /* Time Redis itself spent in commands (scripts included) during the apply. */
+    double redis_s = s_redis_busy_s (redis);
+
+    timing_t report = s_time_reports (eval, false);
+    timing_t indicators = s_time_reports (eval, true);
+
+    printf ("evaluation: %ld dossiers (%.0f events), %d territories, redis AOF everysec\n",
+            dossiers, events, TERRITORIES);
+    printf ("  %-38s %14s %14s\n", "figure", "measured", "target");
+    printf ("  %-38s %14.0f %14s\n", "events applied /s", events_per_s, ">= 50000");
+    printf ("  %-38s %14.2f %14s\n", "redis round trips per 1000 events",
+            1000.0 * (double)trips / events, "-");
+    printf ("  %-38s %14.1f %14s\n", "apply wall time (s)", apply_s, "-");
+    printf ("  %-38s %14.1f %14s\n", "  of which inside redis (s)", redis_s, "-");
+    printf ("  %-38s %14.2f %14s\n", "territory report p50 (ms)", report.p50, "-");
+    printf ("  %-38s %14.2f %14s\n", "territory report max (ms)", report.max, "<= 50");
+    printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns p50 (ms)", indicators.p50, "-");
+    printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns max (ms)", indicators.max, "<= 50");
+    printf ("  %-38s %14.1f %14s\n", "redis used_memory (MiB)", used / 1048576.0, "-");
+    if (failed)
+        printf ("  (a flush failed: see the log above)\n");
+
+    if (json_path) {
+        json_t *j = json_pack (
+            "{s:s, s:b, s:I, s:f, s:f, s:f, s:{s:f, s:f}, s:{s:f, s:f}, s:I, s:f, s:{s:f, s:f}}",
+            "bench", "evaluation", "smoke", smoke, "dossiers", (json_int_t)dossiers, "events_per_s",
+            events_per_s, "apply_s", apply_s, "redis_round_trips_per_1000_events",
+            1000.0 * (double)trips / events, "report_ms", "p50", report.p50, "max", report.max,
+            "indicators_ms", "p50", indicators.p50, "max", indicators.max,
+            "redis_used_memory_bytes", (json_int_t)used, "redis_busy_s", redis_s, "targets",
+            "events_per_s", TARGET_EVENTS_PER_S, "report_ms", TARGET_REPORT_MS);
+        if (!j || json_dump_file (j, json_path, JSON_INDENT (2)) != 0)
+            fprintf (stderr, "qp-bench-evaluation: cannot write %s\n", json_path);
+        json_decref (j);
+    }
+    evaluation_destroy (&eval);
+    qp_redis_destroy (&redis);
+    qp_test_redis_stop (&server);
+    return 0;
+}

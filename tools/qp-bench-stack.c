@@ -1,0 +1,546 @@
+/* qp-bench-stack: the whole stack end to end, real processes started like the tests do
+ * (tests/support/qp_test.c: redis-server with AOF everysec, qp-bus, intake, eligibility,
+ * funding, evaluation, the four partner components). Submissions go to intake through
+ * the bus; a dossier is done when its DossierClosed event reaches our SUB socket.
+ *   1. throughput: N dossiers fed as fast as the stack takes them (at most WINDOW
+ *      submissions unanswered), first send to last DossierClosed, with 1 and 2
+ *      instances of each worker service (scaling);
+ *   2. memory: Redis used_memory per dossier and Redis commands per dossier (INFO), peak
+ *      RSS (VmHWM) of every program after the run;
+ *   3. latency: open loop at 1,000/s and 5,000/s: sends on a fixed schedule whatever the
+ *      replies, latency from the scheduled send time to DossierClosed (no coordinated
+ *      omission): p50, p99, p99.9, max.
+ * The ratio to raw one-hop ZeroMQ reads limits.json next to --json FILE (qp bench runs
+ * qp-bench-limits first). Prints figures, asserts nothing.
+ * Usage: qp-bench-stack [--smoke] [--dossiers N] [--json FILE] */
+#include "qp_bus.h"
+#include "qp_date.h"
+#include "qp_redis.h"
+#include "qp_test.h"
+#include <jansson.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WINDOW 1000
+#define STALL_S 30.0 /* no DossierClosed for this long: the stack is stuck, stop */
+
+#define TARGET_DOSSIERS_PER_S 20000.0
+#define TARGET_ZMQ_RATIO 0.04
+#define TARGET_P99_1000_MS 5.0
+#define TARGET_P99_5000_MS 20.0
+#define TARGET_REDIS_BYTES 2048.0
+#define TARGET_RSS_MB 50.0
+
+static double s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- dossiers ------------------------------------------------------------------------ */
+
+/* Dossier i as test_flow makes them: 10 % over the PHQ maximum (not eligible), 10 % with
+ * too small a contribution (declined by Bpifrance's default component), the rest funded.
+ * run tells runs apart (a new channel key, so intake never sees a duplicate). */
+static zmsg_t *s_submission (long i, int run, char id_out[QP_ID_HEX + 1])
+{
+    static const char *const communes[] = {"59512", "93048", "31555", "53130"};
+    static const char *const qpv[] = {"QN05981M", "QN09301M", "QN03101M", "QN05301M"};
+    char key[48], person[40], day[11], disc[96];
+    snprintf (key, sizeof key, "bench-%d-%08ld", run, i);
+    snprintf (person, sizeof person, "p%d%030ld", run, i);
+    qp_date_format (qp_date_from_civil (2024, 1, 1) + i % 1000, day);
+    Qp__V1__SubmitDossier submit = QP__V1__SUBMIT_DOSSIER__INIT;
+    Qp__V1__Dossier dossier = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder holder = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__Business business = QP__V1__BUSINESS__INIT;
+    Qp__V1__Project p = QP__V1__PROJECT__INIT;
+    dossier.channel = "bench", dossier.channel_key = key, dossier.submitted_on = day;
+    holder.person_key = person;
+    holder.residence_qpv = (char *)qpv[i % 4];
+    holder.has_accompanied = true, holder.accompanied = true;
+    holder.has_network = true, holder.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    business.insee_commune = (char *)communes[i % 4];
+    business.naf_code = "47.11B", business.legal_form = "5499";
+    int64_t amount = i % 10 == 0 ? 2000000 : 100000 + (int64_t)(i * 7919 % 1400000);
+    p.has_axis = true, p.axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    p.has_stage = true, p.stage = QP__V1__STAGE__CREATION;
+    p.has_amount_asked_cents = true, p.amount_asked_cents = amount;
+    p.has_financing_need_cents = true, p.financing_need_cents = amount * 4;
+    p.has_personal_contribution_cents = true;
+    p.personal_contribution_cents = i % 10 == 1 ? amount * 4 / 20 : amount;
+    p.has_bank_loan_cents = true, p.bank_loan_cents = amount * 2;
+    p.has_bank_loan_months = true, p.bank_loan_months = 60;
+    p.has_bank_loan_guarantee_pct = true, p.bank_loan_guarantee_pct = 40;
+    p.has_honour_loan_months = true, p.honour_loan_months = 48;
+    p.has_deferral_months = true, p.deferral_months = 6;
+    p.has_jobs_planned = true, p.jobs_planned = 1 + i % 3;
+    dossier.holder = &holder, dossier.business = &business, dossier.project = &p;
+    submit.dossier = &dossier;
+    snprintf (disc, sizeof disc, "bench\n%s", key);
+    int32_t days;
+    qp_date_parse (day, &days);
+    qp_meta_t meta = {
+        .producer = "qp-bench-stack", .discriminator = disc, .event_time_ms = qp_date_to_ms (days)};
+    return qp_message_build (&submit.base, &meta, id_out);
+}
+
+/* ---- one run against a stack ----------------------------------------------------------- */
+
+/* What we know of a dossier in flight: when it was (to be) sent, when it closed. */
+typedef struct {
+    double scheduled, closed;
+} track_t;
+
+typedef struct {
+    qp_test_stack_t *stack;
+    qp_bus_client_t *client;
+    zsock_t *events;
+    zhashx_t *by_request; /* submission message id -> track_t (until its reply) */
+    zhashx_t *by_dossier; /* dossier id -> track_t */
+    long replies, rejected, closed, in_flight;
+    double *latency_ms; /* per closed dossier, when measuring latency */
+    long n_latency;
+    double last_closed;
+} run_t;
+
+static void s_closed (run_t *r, const char *dossier_id, track_t *t)
+{
+    r->closed++;
+    r->last_closed = t->closed;
+    if (r->latency_ms)
+        r->latency_ms[r->n_latency++] = (t->closed - t->scheduled) * 1000.0;
+    zhashx_delete (r->by_dossier, dossier_id);
+}
+
+/* Reads what is ready: replies from intake and DossierClosed events. */
+static void s_drain (run_t *r)
+{
+    zsock_t *sock = qp_bus_client_socket (r->client);
+    while (zsock_events (sock) & ZMQ_POLLIN) {
+        qp_bus_frame_t f;
+        if (qp_bus_client_recv (r->client, &f))
+            continue;
+        qp_message_t msg;
+        qp_error_t err;
+        if (!strcmp (f.kind, QPB_DELIVER) &&
+            qp_message_decode (f.type, f.envelope, &msg, &err) == 0) {
+            const char *cause = msg.envelope->causation_id ? msg.envelope->causation_id : "";
+            track_t *t = zhashx_lookup (r->by_request, cause);
+            if (t) {
+                track_t copy = *t;
+                zhashx_delete (r->by_request, cause);
+                r->replies++, r->in_flight--;
+                const Qp__V1__SubmitDossierReply *rep = (const void *)msg.payload;
+                if (msg.descriptor == &qp__v1__submit_dossier_reply__descriptor && rep->accepted &&
+                    rep->dossier_id) {
+                    track_t *known = zhashx_lookup (r->by_dossier, rep->dossier_id);
+                    if (known && known->closed > 0) { /* the event came before the reply */
+                        known->scheduled = copy.scheduled;
+                        s_closed (r, rep->dossier_id, known);
+                    } else
+                        zhashx_insert (r->by_dossier, rep->dossier_id, &copy);
+                } else
+                    r->rejected++;
+            }
+            qp_message_clear (&msg);
+        }
+        qp_bus_frame_clear (&f);
+    }
+    while (zsock_events (r->events) & ZMQ_POLLIN) {
+        zmsg_t *m = zmsg_recv (r->events);
+        if (!m)
+            break;
+        zframe_t *type = zmsg_first (m), *env = zmsg_next (m);
+        qp_message_t msg;
+        qp_error_t err;
+        if (type && env && qp_message_decode (type, env, &msg, &err) == 0) {
+            if (msg.descriptor == &qp__v1__dossier_closed__descriptor) {
+                const Qp__V1__DossierClosed *c = (const void *)msg.payload;
+                const char *id = c->dossier_id ? c->dossier_id : "";
+                track_t *t = zhashx_lookup (r->by_dossier, id);
+                if (t && t->closed == 0) {
+                    t->closed = s_now ();
+                    s_closed (r, id, t);
+                } else if (!t) {
+                    track_t early = {0, s_now ()};
+                    zhashx_insert (r->by_dossier, id, &early);
+                }
+            }
+            qp_message_clear (&msg);
+        }
+        zmsg_destroy (&m);
+    }
+}
+
+static void *s_track_dup (const void *item)
+{
+    track_t *t = malloc (sizeof *t);
+    *t = *(const track_t *)item;
+    return t;
+}
+
+static void s_track_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static int s_run_open (run_t *r, qp_test_stack_t *stack)
+{
+    memset (r, 0, sizeof *r);
+    r->stack = stack;
+    r->client = qp_bus_client_new (stack->work);
+    r->events = zsock_new_sub (stack->subscribe, "qp.v1.DossierClosed");
+    if (!r->client || !r->events)
+        return -1;
+    zsock_set_rcvhwm (r->events, 0);
+    r->by_request = zhashx_new ();
+    r->by_dossier = zhashx_new ();
+    zhashx_set_duplicator (r->by_request, s_track_dup);
+    zhashx_set_destructor (r->by_request, s_track_free);
+    zhashx_set_duplicator (r->by_dossier, s_track_dup);
+    zhashx_set_destructor (r->by_dossier, s_track_free);
+    zclock_sleep (300); /* the SUB connection before the first event */
+    return 0;
+}
+
+static void s_run_close (run_t *r)
+{
+    zhashx_destroy (&r->by_request);
+    zhashx_destroy (&r->by_dossier);
+    zsock_destroy (&r->events);
+    qp_bus_client_destroy (&r->client);
+    free (r->latency_ms);
+}
+
+static int s_send (run_t *r, long i, int run, double scheduled)
+{
+    char id[QP_ID_HEX + 1];
+    zmsg_t *frames = s_submission (i, run, id);
+    if (qp_bus_client_send (r->client, "intake", &frames))
+        return -1;
+    track_t t = {scheduled, 0};
+    zhashx_insert (r->by_request, id, &t);
+    r->in_flight++;
+    return 0;
+}
+
+/* Waits for the accepted dossiers to close (or a stall). */
+static void s_finish (run_t *r, long sent)
+{
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (r->client), r->events, NULL);
+    double progress = s_now ();
+    long seen = r->closed + r->rejected;
+    while (r->closed + r->rejected < sent && s_now () - progress < STALL_S && !zsys_interrupted) {
+        zpoller_wait (poller, 100);
+        s_drain (r);
+        if (r->closed + r->rejected != seen)
+            seen = r->closed + r->rejected, progress = s_now ();
+    }
+    zpoller_destroy (&poller);
+}
+
+/* Closed-loop feed: as fast as the stack takes them, WINDOW unanswered at most. */
+static double s_throughput (run_t *r, long n, int run)
+{
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (r->client), r->events, NULL);
+    double t0 = s_now ();
+    long sent = 0;
+    while (sent < n && !zsys_interrupted) {
+        while (sent < n && r->in_flight < WINDOW) {
+            if (s_send (r, sent, run, s_now ()))
+                break;
+            sent++;
+            if ((sent & 63) == 0)
+                s_drain (r);
+        }
+        zpoller_wait (poller, 10);
+        s_drain (r);
+    }
+    zpoller_destroy (&poller);
+    s_finish (r, sent);
+    return r->closed > 0 ? r->closed / (r->last_closed - t0) : 0;
+}
+
+typedef struct {
+    double rate, p50, p99, p999, max, achieved;
+    long sent, closed;
+} latency_t;
+
+/* Open loop: dossier k is due at t0 + k / rate and sent then, replies or not. */
+static latency_t s_latency (run_t *r, double rate, double seconds, int run)
+{
+    latency_t out = {.rate = rate};
+    long n = (long)(rate * seconds);
+    r->latency_ms = calloc ((size_t)n + 1, sizeof (double));
+    double t0 = s_now () + 0.05;
+    long sent = 0;
+    while (sent < n && !zsys_interrupted) {
+        double now = s_now ();
+        while (sent < n && t0 + sent / rate <= now) {
+            if (s_send (r, sent, run, t0 + sent / rate))
+                break;
+            sent++;
+        }
+        s_drain (r);
+        double next = t0 + sent / rate - s_now ();
+        if (next > 0.0002) {
+            struct timespec ts = {0, (long)(next * 0.5e9)};
+            nanosleep (&ts, NULL);
+        }
+    }
+    out.achieved = sent / (s_now () - t0);
+    s_finish (r, sent);
+    out.sent = sent, out.closed = r->n_latency;
+    if (r->n_latency > 0) {
+        qsort (r->latency_ms, (size_t)r->n_latency, sizeof (double), s_cmp_double);
+        long k = r->n_latency;
+        out.p50 = r->latency_ms[(long)(0.5 * (k - 1))];
+        out.p99 = r->latency_ms[(long)(0.99 * (k - 1))];
+        out.p999 = r->latency_ms[(long)(0.999 * (k - 1))];
+        out.max = r->latency_ms[k - 1];
+    }
+    return out;
+}
+
+/* ---- stack ------------------------------------------------------------------------------ */
+
+static qp_test_stack_t *s_stack (int instances)
+{
+    static const char *const workers[] = {"intake", "eligibility", "funding", "evaluation"};
+    static const char *const partners[] = {"partner-anct", "partner-anru", "partner-bdt",
+                                           "partner-bpifrance"};
+    static const char *const ready[] = {"intake",
+                                        "eligibility",
+                                        "funding",
+                                        "evaluation",
+                                        "partner.ANCT.anct-default",
+                                        "partner.ANRU.anru-default",
+                                        "partner.BANQUE_DES_TERRITOIRES.bdt-default",
+                                        "partner.BPIFRANCE.bpifrance-default",
+                                        NULL};
+    const char *programs[16];
+    size_t n = 0;
+    for (int k = 0; k < instances; k++)
+        for (size_t w = 0; w < 4; w++)
+            programs[n++] = workers[w];
+    for (size_t p = 0; p < 4; p++)
+        programs[n++] = partners[p];
+    programs[n] = NULL;
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, NULL};
+    qp_test_stack_opts_t opts = {
+        .programs = programs, .wait_for = ready, .env = env, .log_level = "warn"};
+    return qp_test_stack_start (&opts);
+}
+
+static long long s_info (qp_redis_t *redis, const char *section, const char *field)
+{
+    redisReply *r = qp_redis_command (redis, "INFO %s", section);
+    long long v = -1;
+    char needle[96];
+    snprintf (needle, sizeof needle, "\n%s:", field);
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr (r->str, needle);
+        if (p)
+            v = atoll (p + strlen (needle));
+    }
+    if (r)
+        freeReplyObject (r);
+    return v;
+}
+
+/* Redis calls per closed dossier, by command (INFO commandstats: cmdstat_X:calls=N,...),
+ * since the counters were reset; printed on one line and returned as JSON. */
+static json_t *s_commandstats (qp_redis_t *redis, long closed)
+{
+    json_t *out = json_object ();
+    redisReply *r = qp_redis_command (redis, "INFO commandstats");
+    if (r && r->type == REDIS_REPLY_STRING && closed > 0) {
+        printf ("  redis calls per dossier:");
+        for (char *p = strstr (r->str, "cmdstat_"); p; p = strstr (p + 1, "cmdstat_")) {
+            char name[64];
+            long calls;
+            if (sscanf (p, "cmdstat_%63[^:]:calls=%ld", name, &calls) == 2 && calls > closed / 10) {
+                printf (" %s %.2f", name, (double)calls / closed);
+                json_object_set_new (out, name, json_real ((double)calls / closed));
+            }
+        }
+        printf ("\n");
+    }
+    if (r)
+        freeReplyObject (r);
+    return out;
+}
+
+static long s_hwm_kb (pid_t pid)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen (path, "r");
+    long kb = -1;
+    while (f && fgets (line, sizeof line, f))
+        if (strncmp (line, "VmHWM:", 6) == 0)
+            kb = atol (line + 6);
+    if (f)
+        fclose (f);
+    return kb;
+}
+
+/* The raw one-hop ZeroMQ figure qp-bench-limits wrote next to our JSON, or 0. */
+static double s_zmq_limit (const char *json_path)
+{
+    if (!json_path)
+        return 0;
+    char *copy = strdup (json_path);
+    char path[2048];
+    snprintf (path, sizeof path, "%s/limits.json", dirname (copy));
+    free (copy);
+    json_t *j = json_load_file (path, 0, NULL);
+    double v = j ? json_number_value (json_object_get (j, "zmq_msgs_per_s")) : 0;
+    json_decref (j);
+    return v;
+}
+
+int main (int argc, char **argv)
+{
+    bool smoke = false;
+    const char *json_path = NULL;
+    setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
+    long dossiers = 100000;
+    double latency_s = 10;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--smoke") == 0)
+            smoke = true, dossiers = 300, latency_s = 0.2;
+        else if (strcmp (argv[i], "--json") == 0 && i + 1 < argc)
+            json_path = argv[++i];
+        else if (strcmp (argv[i], "--dossiers") == 0 && i + 1 < argc)
+            dossiers = atol (argv[++i]);
+        else {
+            fprintf (stderr, "usage: qp-bench-stack [--smoke] [--dossiers N] [--json FILE]\n");
+            return 2;
+        }
+    }
+    setenv ("QP_TEST_LOG_LEVEL", "warn", 0);
+    json_t *out = json_pack ("{s:s, s:b, s:I, s:[], s:[], s:{}}", "bench", "stack", "smoke", smoke,
+                             "dossiers", (json_int_t)dossiers, "scaling", "latency", "memory");
+    double zmq = s_zmq_limit (json_path);
+    double best = 0;
+    int run_no = (int)(time (NULL) % 100000);
+    printf ("stack: bus + intake, eligibility, funding, evaluation (x1, x2) + 4 partners, "
+            "redis AOF everysec; %ld dossiers\n",
+            dossiers);
+    for (int instances = 1; instances <= 2; instances++) {
+        qp_test_stack_t *stack = s_stack (instances);
+        if (!stack) {
+            fprintf (stderr, "qp-bench-stack: the stack did not start\n");
+            json_decref (out);
+            return 1;
+        }
+        qp_redis_t *redis = qp_redis_connect (stack->redis->host, stack->redis->port, 10000);
+        long long mem0 = s_info (redis, "memory", "used_memory");
+        long long cmd0 = 0;
+        redisReply *reset = qp_redis_command (redis, "CONFIG RESETSTAT");
+        if (reset)
+            freeReplyObject (reset);
+        run_t r;
+        double rate = 0;
+        if (s_run_open (&r, stack) == 0)
+            rate = s_throughput (&r, dossiers, run_no++);
+        long closed = r.closed, rejected = r.rejected;
+        s_run_close (&r);
+        long long mem1 = s_info (redis, "memory", "used_memory");
+        long long cmd1 = s_info (redis, "stats", "total_commands_processed");
+        double bytes = closed ? (double)(mem1 - mem0) / closed : 0;
+        double cmds = closed ? (double)(cmd1 - cmd0) / closed : 0;
+        best = rate > best ? rate : best;
+        printf ("  x%d: %ld closed (%ld refused), %.0f dossiers/s (target >= %.0f), "
+                "%.0f redis bytes/dossier (target <= %.0f), %.1f redis commands/dossier\n",
+                instances, closed, rejected, rate, TARGET_DOSSIERS_PER_S, bytes, TARGET_REDIS_BYTES,
+                cmds);
+        json_array_append_new (json_object_get (out, "scaling"),
+                               json_pack ("{s:i, s:I, s:f, s:f, s:f}", "instances", instances,
+                                          "closed", (json_int_t)closed, "dossiers_per_s", rate,
+                                          "redis_bytes_per_dossier", bytes,
+                                          "redis_commands_per_dossier", cmds));
+        if (instances == 1) {
+            /* Peak RSS of every program after the throughput run. */
+            json_t *mem = json_object_get (out, "memory");
+            json_object_set_new (mem, "redis_bytes_per_dossier", json_real (bytes));
+            json_object_set_new (out, "redis_calls_per_dossier", s_commandstats (redis, closed));
+            json_t *rss = json_object ();
+            printf ("  peak RSS (MB, target <= %.0f per service beyond the QPV index):",
+                    TARGET_RSS_MB);
+            qp_test_proc_t *procs[QP_TEST_STACK_MAX + 2];
+            size_t np = 0;
+            procs[np++] = stack->redis->proc;
+            procs[np++] = stack->bus;
+            for (size_t k = 0; k < stack->n_procs; k++)
+                procs[np++] = stack->procs[k];
+            for (size_t k = 0; k < np; k++) {
+                double mb = s_hwm_kb (procs[k]->pid) / 1024.0;
+                printf (" %s %.1f", procs[k]->name, mb);
+                json_object_set_new (rss, procs[k]->name, json_real (mb));
+            }
+            printf ("\n");
+            json_object_set_new (mem, "peak_rss_mb", rss);
+            /* Open-loop latency on the same stack. */
+            const double rates[] = {1000, 5000};
+            const double targets[] = {TARGET_P99_1000_MS, TARGET_P99_5000_MS};
+            for (int k = 0; k < 2; k++) {
+                latency_t l = {0};
+                if (s_run_open (&r, stack) == 0)
+                    l = s_latency (&r, rates[k], latency_s, run_no++);
+                s_run_close (&r);
+                printf ("  open loop %5.0f/s (sent at %.0f/s): %ld/%ld closed, p50 %.2f p99 %.2f "
+                        "p99.9 %.2f max %.2f ms (target p99 <= %.0f ms)\n",
+                        l.rate, l.achieved, l.closed, l.sent, l.p50, l.p99, l.p999, l.max,
+                        targets[k]);
+                json_array_append_new (
+                    json_object_get (out, "latency"),
+                    json_pack ("{s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "rate", l.rate,
+                               "achieved_rate", l.achieved, "sent", (json_int_t)l.sent, "closed",
+                               (json_int_t)l.closed, "p50_ms", l.p50, "p99_ms", l.p99, "p999_ms",
+                               l.p999, "max_ms", l.max, "target_p99_ms", targets[k]));
+            }
+        }
+        qp_redis_destroy (&redis);
+        qp_test_stack_stop (&stack);
+    }
+    json_object_set_new (out, "dossiers_per_s", json_real (best));
+    json_object_set_new (out, "zmq_one_hop_msgs_per_s", json_real (zmq));
+    json_object_set_new (out, "ratio_to_zmq", json_real (zmq > 0 ? best / zmq : 0));
+    json_object_set_new (out, "targets",
+                         json_pack ("{s:f, s:f, s:f, s:f, s:f, s:f}", "dossiers_per_s",
+                                    TARGET_DOSSIERS_PER_S, "ratio_to_zmq", TARGET_ZMQ_RATIO,
+                                    "p99_ms_at_1000", TARGET_P99_1000_MS, "p99_ms_at_5000",
+                                    TARGET_P99_5000_MS, "redis_bytes_per_dossier",
+                                    TARGET_REDIS_BYTES, "rss_mb", TARGET_RSS_MB));
+    if (zmq > 0)
+        printf (
+            "  best %.0f dossiers/s = %.4f of raw one-hop ZeroMQ (%.0f msg/s; target >= %.2f)\n",
+            best, best / zmq, zmq, TARGET_ZMQ_RATIO);
+    else
+        printf ("  best %.0f dossiers/s (no limits.json beside --json: run qp bench limits for "
+                "the ratio)\n",
+                best);
+    if (json_path && json_dump_file (out, json_path, JSON_INDENT (2)) != 0)
+        fprintf (stderr, "qp-bench-stack: cannot write %s\n", json_path);
+    json_decref (out);
+    return 0;
+}
