@@ -857,6 +857,8 @@ static void s_on_partner_decision (qp_request_t *req, void *arg)
 
 /* ---- the partner cache ---------------------------------------------------------------- */
 
+#define PARTNER_TTL_FLOOR_MS 10000
+
 /* Caches a hello or status in Redis and puts the component in (or out of) routing. */
 static void s_cache_partner (funding_t *self, const char *component, Qp__V1__Agency agency,
                              uint32_t interval_ms, const char *accepting, const char *schemes,
@@ -864,7 +866,11 @@ static void s_cache_partner (funding_t *self, const char *component, Qp__V1__Age
 {
     char key[160], set[96], ttl[24], until[24], seen[24];
     int64_t now = qp_now_ms ();
+    /* Three intervals, and never under PARTNER_TTL_FLOOR_MS: a funding instance stalled a
+     * few seconds (a burst, a slow Redis) must not take live components out of routing. */
     uint32_t ttl_ms = 3 * (interval_ms ? interval_ms : 1000);
+    if (ttl_ms < PARTNER_TTL_FLOOR_MS)
+        ttl_ms = PARTNER_TTL_FLOOR_MS;
     snprintf (key, sizeof key, "qp:partner:%s", component);
     snprintf (set, sizeof set, "qp:partners:%s", s_agency_name (agency));
     snprintf (ttl, sizeof ttl, "%u", ttl_ms);
