@@ -14,6 +14,9 @@
 #include <string.h>
 
 #define CELL_DEG 0.01
+/* Largest side of a polygon's bounding box: the largest QPV of the 2024 contours spans
+ * 0.13 degree; a neighbourhood never spans 1 (about 100 km). */
+#define MAX_EXTENT_DEG 1.0
 /* Metres per degree of latitude on the mean Earth radius (6,371,008.8 m). */
 #define METRES_PER_DEG 111195.08
 #define MAX_CODE 15
@@ -415,6 +418,15 @@ static int s_read_polygon (qp_qpv_index_t *self, const json_t *poly, const char 
         const point_t *pt = &self->points[outer->first + i];
         p.min_lon = fmin (p.min_lon, pt->lon), p.max_lon = fmax (p.max_lon, pt->lon);
         p.min_lat = fmin (p.min_lat, pt->lat), p.max_lat = fmax (p.max_lat, pt->lat);
+    }
+    /* The grid indexes a polygon in every cell of its box: a box the size of a country
+     * (a typo in a coordinate) would take gigabytes, found by fuzzing. */
+    if (p.max_lon - p.min_lon > MAX_EXTENT_DEG || p.max_lat - p.min_lat > MAX_EXTENT_DEG) {
+        s_fail (w, path,
+                "the outer ring spans %.3g by %.3g degrees (lon by lat), more than a "
+                "neighbourhood can (%g at most)",
+                p.max_lon - p.min_lon, p.max_lat - p.min_lat, MAX_EXTENT_DEG);
+        return -1;
     }
     self->polygons = s_grow (self->polygons, &self->polygon_cap, self->polygon_count + 1,
                              sizeof *self->polygons);

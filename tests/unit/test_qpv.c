@@ -195,6 +195,9 @@ START_TEST (test_broken_files_refused)
         {"qpv-out-of-range.geojson", "features[4].geometry.coordinates[0][1]",
          "feature 4 (QN97401A): position [55.41, -95] is outside"},
         {"qpv-not-collection.geojson", "type", "not a GeoJSON FeatureCollection (type \"Feature\""},
+        /* Found by fuzzing: a country-sized box took the grid gigabytes. */
+        {"qpv-huge-box.geojson", "features[0].geometry.coordinates",
+         "feature 0 (QN05901A): the outer ring spans 0.01 by 7.01 degrees"},
         {"qpv-list.csv", NULL, "line 1, column 1: "},
         {"no-such-file.geojson", NULL, "unable to open"},
     };
