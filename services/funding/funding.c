@@ -499,8 +499,10 @@ static void s_drive (funding_t *self, const char *id, const char *cause, int64_t
             uint32_t tries = leg->attempts + 1 + (uint32_t) (waited / (self->backoff_base_ms + 1));
             if (waited >= self->no_component_wait_ms) {
                 leg->state = QP__V1__LEG_STATE__LEG_FAILED;
-                snprintf (note, sizeof note, "no live component of %s serves %s for %lld ms",
-                          s_agency_name (leg->agency), leg->scheme_id, (long long) waited);
+                /* No measured duration in the reason: decisions must replay identically. */
+                snprintf (note, sizeof note, "no live component of %s serves %s within %lld ms",
+                          s_agency_name (leg->agency), leg->scheme_id,
+                          (long long) self->no_component_wait_ms);
                 s_set_str (&leg->reason, note);
                 snprintf (step, sizeof step, "%s: failed, %s", leg->scheme_id, note);
                 s_leg_save (self, id, &legs[i], step);
