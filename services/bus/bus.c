@@ -449,6 +449,22 @@ static void s_metrics (qp_bus_server_t *self)
             qp_metrics_counter ("qp_bus_routed_total", "work delivered to a worker", labels),
             (double) s->routed);
     }
+    /* Partner availability: live component processes per agency, from the services
+     * "partner.AGENCY.COMPONENT"; every agency shows, 0 while none serves it. */
+    for (size_t a = 1; a < qp__v1__agency__descriptor.n_values; a++) {
+        const char *agency = qp__v1__agency__descriptor.values[a].name;
+        size_t live = 0, len = strlen (agency);
+        for (service_t *s = zhash_first (self->services); s; s = zhash_next (self->services))
+            if (!strncmp (s->name, "partner.", 8) && !strncmp (s->name + 8, agency, len) &&
+                s->name[8 + len] == '.')
+                for (worker_t *w = zlistx_first (s->workers); w; w = zlistx_next (s->workers))
+                    live += w->expiry >= now;
+        qp_metrics_labels (labels, sizeof labels, "agency", agency, NULL);
+        qp_metric_set (qp_metrics_gauge ("qp_partner_components",
+                                         "live partner component processes serving the agency",
+                                         labels),
+                       (double) live);
+    }
     qp_metric_set (qp_metrics_counter ("qp_bus_captured_total", "messages on the capture tap", ""),
                    (double) self->seq);
     qp_metric_set (qp_metrics_counter ("qp_bus_events_total", "events forwarded", ""),

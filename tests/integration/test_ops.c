@@ -26,6 +26,10 @@ static const char *const s_scaled[] = {
  * protocol's business). */
 static const char *const s_ready[] = {"intake", "eligibility", "funding", "evaluation", NULL};
 
+static const char *const s_agencies[] = {"agency=\"ANCT\"", "agency=\"ANRU\"",
+                                         "agency=\"BANQUE_DES_TERRITOIRES\"",
+                                         "agency=\"BPIFRANCE\"", NULL};
+
 typedef qp_test_sample_t sample_t;
 
 static void s_sample (sample_t *s, int i) { qp_test_sample (s, "test-ops", "ops", i); }
@@ -206,6 +210,12 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
     ck_assert (qp_test_metric (bus, "qp_bus_workers", elig) == 3);
     ck_assert (qp_test_metric (bus, "qp_bus_routed_total", elig) >= N_DOSSIERS);
     ck_assert (qp_test_metric (bus, "qp_bus_captured_total", NULL) > 0);
+    /* Partner availability: one live component per agency. */
+    for (const char *const *a = s_agencies; *a; a++) {
+        const char *agency[] = {*a, NULL};
+        ck_assert_msg (qp_test_metric (bus, "qp_partner_components", agency) == 1,
+                       "%s: qp_partner_components is not 1", *a);
+    }
     free (bus);
     const char *const workers[] = {"intake", "eligibility", "funding", "evaluation", NULL};
     for (const char *const *w = workers; *w; w++) {
@@ -236,6 +246,27 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
             ck_assert (qp_test_metric (text, "qp_messages_out_total", NULL) > 0);
             free (text);
         }
+    /* Bpifrance's component stops: its agency drops to 0, the others stay available. */
+    qp_test_proc_t *bpi = NULL;
+    for (size_t i = 0; i < stack->n_procs; i++)
+        if (s_is (stack->procs[i], "partner-bpifrance"))
+            bpi = stack->procs[i];
+    ck_assert_ptr_nonnull (bpi);
+    ck_assert (qp_test_proc_stop (bpi, NULL));
+    int bus_port = qp_test_http_port_in_log (stack->bus->log_path, 5000);
+    const char *bpifrance[] = {"agency=\"BPIFRANCE\"", NULL}, *anct[] = {"agency=\"ANCT\"", NULL};
+    double left = -1, others = -1;
+    for (int i = 0; i < 100 && left != 0; i++) {
+        char *text = NULL;
+        ck_assert_int_eq (qp_test_http_get (bus_port, "/metrics", &text), 200);
+        left = qp_test_metric (text, "qp_partner_components", bpifrance);
+        others = qp_test_metric (text, "qp_partner_components", anct);
+        free (text);
+        if (left != 0)
+            qp_test_sleep_ms (100);
+    }
+    ck_assert_msg (left == 0, "BPIFRANCE still shows %.0f live components", left);
+    ck_assert (others == 1);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 }
 END_TEST
