@@ -1,6 +1,8 @@
 /* qp-record: the recorder service; every message the bus routes, into a journal. */
 #include "qp_config.h"
+#include "qp_health.h"
 #include "qp_log.h"
+#include <limits.h>
 #include "recorder.h"
 
 int main (int argc, char **argv)
@@ -44,8 +46,16 @@ int main (int argc, char **argv)
     rc = 1;
     if (!recorder)
         qp_log_error ("recorder_failed", "%s", err);
-    else
+    else {
+        /* Probes for compose and Kubernetes: ready once the journal is open. The loop
+         * (recorder.c) does not tick, so liveness means "answers HTTP": no stall limit. */
+        if (c.http && *c.http && qp_health_start (c.http) >= 0) {
+            qp_health_set_stall_ms (INT_MAX);
+            qp_health_check ("journal", true);
+        }
         rc = recorder_run (recorder, NULL);
+        qp_health_stop ();
+    }
     recorder_destroy (&recorder);
     qp_config_free (options);
     return rc;

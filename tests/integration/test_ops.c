@@ -182,6 +182,12 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
 
     stack = s_start (s_scaled);
     ck_assert_ptr_nonnull (stack);
+    /* The recorder, as in compose: its probes too. */
+    char journal[1100];
+    snprintf (journal, sizeof journal, "QP_JOURNAL=%s/journal", stack->dir);
+    const char *record_env[] = {journal, NULL};
+    qp_test_proc_t *record = qp_test_stack_spawn (stack, "record", record_env);
+    ck_assert_ptr_nonnull (record);
     ck_assert (qp_test_bus_wait_workers (stack->work, "eligibility", 3, 15000));
     ck_assert (qp_test_bus_wait_workers (stack->work, "funding", 2, 15000));
     ck_assert (qp_test_bus_wait_workers (stack->work, "intake", 2, 15000));
@@ -246,6 +252,8 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
             ck_assert (qp_test_metric (text, "qp_messages_out_total", NULL) > 0);
             free (text);
         }
+    char *text = s_scrape (record);
+    free (text);
     /* Bpifrance's component stops: its agency drops to 0, the others stay available. */
     qp_test_proc_t *bpi = NULL;
     for (size_t i = 0; i < stack->n_procs; i++)
