@@ -8,7 +8,12 @@ src=${QP_SOURCE_DIR:-$(dirname "$0")/../..}
 cd "$src"
 compose=${QP_COMPOSE_FILE:-docker-compose.yml}
 command -v docker-compose >/dev/null || { echo "docker-compose missing (./qp deps)"; exit 1; }
-QP_SHARED_DATA=/nonexistent docker-compose -f "$compose" config -q
+# Without the person-hash key compose refuses to start (no silent development value).
+if env -u QP_PERSON_PEPPER docker-compose -f "$compose" config -q 2>/dev/null; then
+    echo "compose: starts without QP_PERSON_PEPPER"; exit 1
+fi
+export QP_PERSON_PEPPER=check-compose QP_SHARED_DATA=/nonexistent
+docker-compose -f "$compose" config -q
 # Scaling needs: no container_name and no fixed host port on a scaled service.
 docker-compose -f "$compose" config | /usr/bin/python3 -c '
 import os, sys, yaml

@@ -29,7 +29,8 @@ def compose_views():
     """program -> {path in QP_CURVE_DIR: path in the qp-keygen directory}."""
     out = subprocess.run(["docker-compose", "-f", os.path.join(SRC, "docker-compose.yml"),
                           "config"], check=True, capture_output=True, text=True,
-                         env=dict(os.environ, QP_SHARED_DATA="/nonexistent")).stdout
+                         env=dict(os.environ, QP_SHARED_DATA="/nonexistent",
+                                  QP_PERSON_PEPPER="check")).stdout
     doc = yaml.safe_load(out)
     files = {n: d["file"] for n, d in doc["secrets"].items()}
     root = os.path.join(os.path.abspath(SRC), "secrets", "curve")
