@@ -7,6 +7,12 @@
 
 #define MAX_HANDLERS 32
 #define MAX_TIMERS 8
+#define OUTBOX_SWEEP_MS 1000
+#define OUTBOX_BATCH 256     /* members claimed, or removals piggybacked, at once */
+#define ACK_DELAY_MS 200     /* a publish is trusted once no disconnect followed it this long */
+#define DISTRUST_MS 5000     /* after a disconnect of the publish socket, publishes are not
+                                trusted (the bus may be restarting, subscriptions not back):
+                                their entries stay for the sweeper */
 
 typedef struct {
     const ProtobufCMessageDescriptor *type;
@@ -38,6 +44,15 @@ struct qp_service {
     uint64_t handled;
     char probe_topic[64];
     int64_t bus_seen; /* last frame set from the bus (readiness) */
+    /* The outbox (qp_service_create/transition). */
+    qp_redis_t *outbox;      /* where steps record their events; NULL until the first */
+    qp_store_blob_t *acks;   /* published members to remove from the outbox */
+    int64_t *acks_at;        /* when each was published (mono ms) */
+    size_t n_acks, cap_acks;
+    zsock_t *monitor;        /* disconnects of the publish socket */
+    int64_t distrust_until;  /* publishes before this (mono ms) are left to the sweeper */
+    long steps;              /* steps that recorded events */
+    long fault_after;        /* QP_FAULT_AFTER_TRANSITION (test hook), 0: off */
 };
 
 /* Metrics carry the service name, or the program's for a sender-only program. */
@@ -96,7 +111,18 @@ qp_service_t *qp_service_new (const char *name, const char *endpoint, const char
             qp_service_destroy (&self);
             return NULL;
         }
+        /* A PUB socket never says whether the bus got a message; a disconnect says it may
+         * not have (the outbox keeps such events for the sweeper). */
+        char ep[64];
+        snprintf (ep, sizeof ep, "inproc://qp-pub-monitor-%p", (void *) self);
+        if (zmq_socket_monitor (zsock_resolve (self->pub), ep, ZMQ_EVENT_DISCONNECTED) == 0) {
+            self->monitor = zsock_new (ZMQ_PAIR);
+            if (zsock_connect (self->monitor, "%s", ep) != 0)
+                zsock_destroy (&self->monitor);
+        }
     }
+    const char *fault = getenv ("QP_FAULT_AFTER_TRANSITION");
+    self->fault_after = fault ? atol (fault) : 0;
     if (subscribe) {
         self->sub = zsock_new (ZMQ_SUB);
         zsock_set_rcvhwm (self->sub, 1000000);
@@ -115,6 +141,14 @@ void qp_service_destroy (qp_service_t **self_p)
         return;
     qp_service_t *self = *self_p;
     qp_bus_client_destroy (&self->bus);
+    if (self->monitor) {
+        zmq_socket_monitor (zsock_resolve (self->pub), NULL, 0);
+        zsock_destroy (&self->monitor);
+    }
+    for (size_t i = 0; i < self->n_acks; i++)
+        free (self->acks[i].data);
+    free (self->acks);
+    free (self->acks_at);
     zsock_destroy (&self->pub);
     zsock_destroy (&self->sub);
     free (self->name);
@@ -189,6 +223,213 @@ void qp_service_publish (qp_service_t *self, const ProtobufCMessage *payload, co
     s_count_out (self, payload);
     zmsg_send (&m, self->pub);
     zmsg_destroy (&m);
+}
+
+/* ---- The outbox ---------------------------------------------------------------------- */
+
+/* An outbox member is the frame set itself: type, NUL, packed Envelope. */
+static qp_store_blob_t s_member (zmsg_t *frames)
+{
+    zframe_t *type = zmsg_first (frames);
+    zframe_t *env = zmsg_next (frames);
+    qp_store_blob_t b;
+    b.len = zframe_size (type) + 1 + zframe_size (env);
+    b.data = malloc (b.len);
+    assert (b.data);
+    memcpy (b.data, zframe_data (type), zframe_size (type));
+    ((char *) b.data)[zframe_size (type)] = 0;
+    memcpy ((char *) b.data + zframe_size (type) + 1, zframe_data (env), zframe_size (env));
+    return b;
+}
+
+/* A disconnect of the publish socket: what went out shortly before may be lost, and
+ * what goes out until the bus is back too. Those entries stay in the outbox. */
+static void s_watch_publish (qp_service_t *self)
+{
+    bool lost = false;
+    while (self->monitor && (zsock_events (self->monitor) & ZMQ_POLLIN)) {
+        zmsg_t *m = zmsg_recv (self->monitor);
+        zmsg_destroy (&m);
+        lost = true;
+    }
+    if (!lost)
+        return;
+    self->distrust_until = zclock_mono () + DISTRUST_MS;
+    if (self->n_acks)
+        qp_log_info ("outbox_kept", "publish socket disconnected: %zu recent events left for "
+                     "the outbox sweeper", self->n_acks);
+    for (size_t i = 0; i < self->n_acks; i++)
+        free (self->acks[i].data);
+    self->n_acks = 0;
+}
+
+/* Publishes a member and remembers to remove it (unless publishes are not trusted now). */
+static void s_publish_member (qp_service_t *self, zmsg_t **frames_p, qp_store_blob_t member)
+{
+    zmsg_send (frames_p, self->pub);
+    zmsg_destroy (frames_p);
+    int64_t now = zclock_mono ();
+    if (now < self->distrust_until) {
+        free (member.data);
+        return;
+    }
+    if (self->n_acks == self->cap_acks) {
+        self->cap_acks = self->cap_acks ? 2 * self->cap_acks : 256;
+        self->acks = realloc (self->acks, self->cap_acks * sizeof *self->acks);
+        self->acks_at = realloc (self->acks_at, self->cap_acks * sizeof *self->acks_at);
+        assert (self->acks && self->acks_at);
+    }
+    self->acks[self->n_acks] = member;
+    self->acks_at[self->n_acks++] = now;
+}
+
+/* How many of the oldest acks are old enough to trust (at most OUTBOX_BATCH). */
+static size_t s_ripe_acks (qp_service_t *self, bool all)
+{
+    s_watch_publish (self);
+    int64_t before = zclock_mono () - ACK_DELAY_MS;
+    size_t n = 0;
+    while (n < self->n_acks && n < OUTBOX_BATCH && (all || self->acks_at[n] <= before))
+        n++;
+    return n;
+}
+
+/* Forgets the first n acks: Redis has removed them. */
+static void s_drop_acks (qp_service_t *self, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free (self->acks[i].data);
+    memmove (self->acks, self->acks + n, (self->n_acks - n) * sizeof *self->acks);
+    memmove (self->acks_at, self->acks_at + n, (self->n_acks - n) * sizeof *self->acks_at);
+    self->n_acks -= n;
+}
+
+/* Removes the trusted acks from the outbox (one command per batch). */
+static void s_flush_acks (qp_service_t *self, bool all)
+{
+    size_t n;
+    while (self->outbox && (n = s_ripe_acks (self, all)) > 0) {
+        if (qp_store_outbox_remove (self->outbox, self->acks, n) != 0)
+            return; /* Redis away: later (the sweeper may publish them again: deduped) */
+        s_drop_acks (self, n);
+    }
+}
+
+/* Publishes again what steps recorded and nobody removed past its deadline (a process
+ * killed between a step and its publish, or a publish the bus may not have had). */
+static void s_outbox_sweep (qp_service_t *self, void *arg)
+{
+    (void) arg;
+    s_flush_acks (self, false);
+    if (!self->outbox || !self->pub)
+        return;
+    qp_store_blob_t claimed[OUTBOX_BATCH];
+    size_t n = qp_store_outbox_claim (self->outbox, qp_now_ms (), claimed, OUTBOX_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        char *nul = memchr (claimed[i].data, 0, claimed[i].len);
+        if (!nul) { /* not ours: drop it so it does not come back every second */
+            qp_log_warn ("outbox_malformed", "outbox member of %zu bytes without a type",
+                         claimed[i].len);
+            qp_store_outbox_remove (self->outbox, &claimed[i], 1);
+            free (claimed[i].data);
+            continue;
+        }
+        size_t tlen = (size_t) (nul - (char *) claimed[i].data);
+        zmsg_t *m = zmsg_new ();
+        zmsg_addmem (m, claimed[i].data, tlen);
+        zmsg_addmem (m, nul + 1, claimed[i].len - tlen - 1);
+        s_publish_member (self, &m, claimed[i]);
+    }
+    if (n) {
+        qp_log_info ("outbox_republish", "published again %zu events left in the outbox", n);
+        s_flush_acks (self, true);
+    }
+}
+
+void qp_service_outbox (qp_service_t *self, qp_redis_t *r)
+{
+    if (!self || !r || self->outbox)
+        return;
+    self->outbox = r;
+    if (self->pub)
+        qp_service_every (self, OUTBOX_SWEEP_MS, s_outbox_sweep, NULL);
+}
+
+typedef struct {
+    zmsg_t *frames[8];
+    qp_store_blob_t members[8];
+    size_t n;
+} staged_t;
+
+/* Builds the events of a step; without a publish socket there is nobody to send them. */
+static void s_stage (qp_service_t *self, qp_redis_t *r, const qp_event_t *events, size_t n,
+                     staged_t *st)
+{
+    assert (n <= 8);
+    st->n = 0;
+    if (!self || !self->pub)
+        return;
+    qp_service_outbox (self, r);
+    for (size_t i = 0; i < n; i++) {
+        st->frames[i] = qp_message_build (events[i].payload, &events[i].meta, NULL);
+        st->members[i] = s_member (st->frames[i]);
+        s_count_out (self, events[i].payload);
+    }
+    st->n = n;
+}
+
+/* After the step: publish when it applied (the test hook dies first), else discard. */
+static void s_after_step (qp_service_t *self, staged_t *st, qp_store_result_t rc, size_t acked)
+{
+    if (self && rc != QP_STORE_ERROR)
+        s_drop_acks (self, acked);
+    if (rc == QP_STORE_APPLIED && st->n && self->fault_after && ++self->steps == self->fault_after) {
+        qp_log_warn ("fault_injected", "QP_FAULT_AFTER_TRANSITION=%ld: exiting before publishing",
+                     self->fault_after);
+        _exit (70);
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        if (rc == QP_STORE_APPLIED)
+            s_publish_member (self, &st->frames[i], st->members[i]);
+        else {
+            zmsg_destroy (&st->frames[i]);
+            free (st->members[i].data);
+        }
+    }
+}
+
+qp_store_result_t qp_service_create (qp_service_t *self, qp_redis_t *r, const char *id,
+                                     const Qp__V1__Dossier *dossier, const char *territory,
+                                     int64_t event_time_ms, const char *message_id,
+                                     const qp_event_t *events, size_t n_events,
+                                     Qp__V1__DossierState *state)
+{
+    staged_t st;
+    s_stage (self, r, events, n_events, &st);
+    size_t acked = self && self->outbox == r ? s_ripe_acks (self, false) : 0;
+    qp_store_result_t rc = qp_store_create_with_events (
+        r, id, dossier, territory, event_time_ms, message_id, st.members, st.n,
+        acked ? self->acks : NULL, acked, state);
+    s_after_step (self, &st, rc, acked);
+    return rc;
+}
+
+qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, const char *id,
+                                         Qp__V1__DossierState expected,
+                                         Qp__V1__DossierState next, int64_t at_ms,
+                                         const char *message_id, const char *note,
+                                         const qp_store_field_t *fields, size_t n_fields,
+                                         const qp_event_t *events, size_t n_events,
+                                         Qp__V1__DossierState *state)
+{
+    staged_t st;
+    s_stage (self, r, events, n_events, &st);
+    size_t acked = self && self->outbox == r ? s_ripe_acks (self, false) : 0;
+    qp_store_result_t rc = qp_store_transition_with_events (
+        r, id, expected, next, at_ms, message_id, note, fields, n_fields, st.members, st.n,
+        acked ? self->acks : NULL, acked, state);
+    s_after_step (self, &st, rc, acked);
+    return rc;
 }
 
 static handler_t *s_find (handler_t *table, size_t n, const ProtobufCMessageDescriptor *d)
@@ -355,6 +596,7 @@ int qp_service_run (qp_service_t *self)
             }
     }
     zpoller_destroy (&poller);
+    s_flush_acks (self, true); /* an orderly stop leaves nothing for the sweeper */
     if (http)
         qp_health_check ("bus", false);
     qp_bus_client_bye (self->bus);

@@ -8,6 +8,7 @@
 #include "qp_bus.h"
 #include "qp_config.h"
 #include "qp_message.h"
+#include "qp_store.h"
 
 typedef struct qp_service qp_service_t;
 
@@ -46,4 +47,36 @@ void qp_service_send (qp_service_t *self, const char *to_service, const Protobuf
 void qp_service_publish (qp_service_t *self, const ProtobufCMessage *payload, const qp_meta_t *meta);
 
 uint64_t qp_service_handled (const qp_service_t *self);
+
+/* ---- Store steps with their events (the outbox, qp_store.h) ----------------------------
+ * An event that reports a step goes out if and only if the step applied, even when this
+ * process dies right after the step: it is written into the Redis outbox by the step's
+ * own script, published at once, and removed later (piggybacked on the next step, or by
+ * the service's timer); entries left behind are published again by the outbox sweeper of
+ * any instance. Events carry deterministic ids: subscribers dedupe by message id.
+ *
+ * Test hook: QP_FAULT_AFTER_TRANSITION=N makes the process _exit (70) right after its
+ * Nth step that records events, before publishing them (tests/integration/test_outbox.c). */
+typedef struct {
+    const ProtobufCMessage *payload;
+    qp_meta_t meta;
+} qp_event_t;
+
+/* qp_store_create, and events (e.g. DossierReceived) published when it applies. */
+qp_store_result_t qp_service_create (qp_service_t *self, qp_redis_t *r, const char *id,
+                                     const Qp__V1__Dossier *dossier, const char *territory,
+                                     int64_t event_time_ms, const char *message_id,
+                                     const qp_event_t *events, size_t n_events,
+                                     Qp__V1__DossierState *state);
+/* qp_store_transition, and events (e.g. DossierClosed) published when it applies. */
+qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, const char *id,
+                                         Qp__V1__DossierState expected,
+                                         Qp__V1__DossierState next, int64_t at_ms,
+                                         const char *message_id, const char *note,
+                                         const qp_store_field_t *fields, size_t n_fields,
+                                         const qp_event_t *events, size_t n_events,
+                                         Qp__V1__DossierState *state);
+/* Runs the outbox sweeper (every second) on r from now on; the first
+ * qp_service_create/qp_service_transition does it too. */
+void qp_service_outbox (qp_service_t *self, qp_redis_t *r);
 #endif

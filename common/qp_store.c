@@ -90,11 +90,35 @@ static qp_store_result_t s_result (redisReply *r, Qp__V1__DossierState *state, c
     return (qp_store_result_t) r->element[0]->integer;
 }
 
-qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__Dossier *dossier,
-                                   const char *territory, int64_t event_time_ms,
-                                   const char *message_id, Qp__V1__DossierState *state)
+/* The outbox part of a script's arguments: deadline, counts, events, acks. */
+static size_t s_outbox_args (const char **args, size_t *lens, char *deadline, size_t dsize,
+                             char *ne, char *na, const qp_store_blob_t *events, size_t n_events,
+                             const qp_store_blob_t *acks, size_t n_acks)
 {
-    char k_d[64], k_h[64], k_p[64], deadline[24], time_s[24];
+    snprintf (deadline, dsize, "%lld", (long long) (qp_now_ms () + QP_STORE_OUTBOX_GRACE_MS));
+    snprintf (ne, 24, "%zu", n_events);
+    snprintf (na, 24, "%zu", n_acks);
+    size_t k = 0;
+    args[k] = deadline, lens[k++] = strlen (deadline);
+    args[k] = ne, lens[k++] = strlen (ne);
+    args[k] = na, lens[k++] = strlen (na);
+    for (size_t i = 0; i < n_events; i++)
+        args[k] = events[i].data, lens[k++] = events[i].len;
+    for (size_t i = 0; i < n_acks; i++)
+        args[k] = acks[i].data, lens[k++] = acks[i].len;
+    return k;
+}
+
+qp_store_result_t qp_store_create_with_events (qp_redis_t *r, const char *id,
+                                               const Qp__V1__Dossier *dossier,
+                                               const char *territory, int64_t event_time_ms,
+                                               const char *message_id,
+                                               const qp_store_blob_t *events, size_t n_events,
+                                               const qp_store_blob_t *acks, size_t n_acks,
+                                               Qp__V1__DossierState *state)
+{
+    bool outbox = n_events || n_acks;
+    char k_d[64], k_h[64], k_p[64], deadline[24], time_s[24], ob_deadline[24], ne[24], na[24];
     s_key (k_d, sizeof k_d, id, "d");
     s_key (k_h, sizeof k_h, id, "h");
     s_pending_key (k_p, sizeof k_p, QP__V1__DOSSIER_STATE__RECEIVED);
@@ -108,29 +132,36 @@ qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__
     assert (packed);
     qp__v1__dossier__pack (dossier, packed);
 
-    const char *keys[] = {k_d, k_h, k_p};
-    const char *args[] = {id,
-                          deadline,
-                          (const char *) hist,
-                          "territory",
-                          territory ? territory : "",
-                          "channel",
-                          dossier->channel ? dossier->channel : "",
-                          "channel_key",
-                          dossier->channel_key ? dossier->channel_key : "",
-                          "submitted_on",
-                          dossier->submitted_on ? dossier->submitted_on : "",
-                          "event_time_ms",
-                          time_s,
-                          "source_msg",
-                          message_id ? message_id : "",
-                          "dossier",
-                          (const char *) packed};
-    size_t n = sizeof args / sizeof args[0];
+    const char *fields[] = {"territory",
+                            territory ? territory : "",
+                            "channel",
+                            dossier->channel ? dossier->channel : "",
+                            "channel_key",
+                            dossier->channel_key ? dossier->channel_key : "",
+                            "submitted_on",
+                            dossier->submitted_on ? dossier->submitted_on : "",
+                            "event_time_ms",
+                            time_s,
+                            "source_msg",
+                            message_id ? message_id : "",
+                            "dossier",
+                            (const char *) packed};
+    size_t n_fields = sizeof fields / sizeof fields[0];
+    size_t n = 3 + (outbox ? 3 + n_events + n_acks : 0) + n_fields;
+    const char *args[n];
     size_t lens[n];
-    for (size_t i = 0; i < n; i++) /* the history entry and the dossier are binary */
-        lens[i] = i == 2 ? hlen : i == n - 1 ? dlen : strlen (args[i]);
-    redisReply *reply = qp_redis_script (r, QP_LUA_DOSSIER_CREATE, 3, keys, (int) n, args, lens);
+    size_t k = 0;
+    args[k] = id, lens[k++] = strlen (id);
+    args[k] = deadline, lens[k++] = strlen (deadline);
+    args[k] = (const char *) hist, lens[k++] = hlen; /* binary */
+    if (outbox)
+        k += s_outbox_args (args + k, lens + k, ob_deadline, sizeof ob_deadline, ne, na, events,
+                            n_events, acks, n_acks);
+    for (size_t i = 0; i < n_fields; i++) /* the packed dossier (last) is binary */
+        args[k] = fields[i], lens[k++] = i == n_fields - 1 ? dlen : strlen (fields[i]);
+    const char *keys[] = {k_d, k_h, k_p, QP_STORE_OUTBOX_KEY};
+    redisReply *reply =
+        qp_redis_script (r, QP_LUA_DOSSIER_CREATE, outbox ? 4 : 3, keys, (int) n, args, lens);
     qp_store_result_t rc = s_result (reply, state, "dossier_create");
     if (reply)
         freeReplyObject (reply);
@@ -139,13 +170,22 @@ qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__
     return rc;
 }
 
-qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
-                                       Qp__V1__DossierState expected, Qp__V1__DossierState next,
-                                       int64_t at_ms, const char *message_id, const char *note,
-                                       const qp_store_field_t *fields, size_t n_fields,
-                                       Qp__V1__DossierState *state)
+qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__Dossier *dossier,
+                                   const char *territory, int64_t event_time_ms,
+                                   const char *message_id, Qp__V1__DossierState *state)
 {
-    char k_d[64], k_h[64], k_from[64], k_to[64], deadline[24] = "";
+    return qp_store_create_with_events (r, id, dossier, territory, event_time_ms, message_id,
+                                        NULL, 0, NULL, 0, state);
+}
+
+qp_store_result_t qp_store_transition_with_events (
+    qp_redis_t *r, const char *id, Qp__V1__DossierState expected, Qp__V1__DossierState next,
+    int64_t at_ms, const char *message_id, const char *note, const qp_store_field_t *fields,
+    size_t n_fields, const qp_store_blob_t *events, size_t n_events, const qp_store_blob_t *acks,
+    size_t n_acks, Qp__V1__DossierState *state)
+{
+    bool outbox = n_events || n_acks;
+    char k_d[64], k_h[64], k_from[64], k_to[64], deadline[24] = "", ob_deadline[24], ne[24], na[24];
     s_key (k_d, sizeof k_d, id, "d");
     s_key (k_h, sizeof k_h, id, "h");
     s_pending_key (k_from, sizeof k_from, expected);
@@ -156,7 +196,7 @@ qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
     size_t hlen;
     uint8_t *hist = s_history_entry (expected, next, at_ms, message_id, note, &hlen);
 
-    size_t n = 5 + 2 * n_fields;
+    size_t n = 5 + (outbox ? 3 + n_events + n_acks : 0) + 2 * n_fields;
     const char *args[n];
     size_t lens[n];
     args[0] = id;
@@ -167,20 +207,32 @@ qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
     for (size_t i = 0; i < 4; i++)
         lens[i] = strlen (args[i]);
     lens[4] = hlen;
+    size_t k = 5;
+    if (outbox)
+        k += s_outbox_args (args + k, lens + k, ob_deadline, sizeof ob_deadline, ne, na, events,
+                            n_events, acks, n_acks);
     for (size_t i = 0; i < n_fields; i++) {
-        args[5 + 2 * i] = fields[i].name;
-        lens[5 + 2 * i] = strlen (fields[i].name);
-        args[6 + 2 * i] = fields[i].value;
-        lens[6 + 2 * i] = fields[i].len;
+        args[k] = fields[i].name, lens[k++] = strlen (fields[i].name);
+        args[k] = fields[i].value, lens[k++] = fields[i].len;
     }
-    const char *keys[] = {k_d, k_h, k_from, k_to};
+    const char *keys[] = {k_d, k_h, k_from, k_to, QP_STORE_OUTBOX_KEY};
     redisReply *reply =
-        qp_redis_script (r, QP_LUA_DOSSIER_TRANSITION, 4, keys, (int) n, args, lens);
+        qp_redis_script (r, QP_LUA_DOSSIER_TRANSITION, outbox ? 5 : 4, keys, (int) n, args, lens);
     qp_store_result_t rc = s_result (reply, state, "dossier_transition");
     if (reply)
         freeReplyObject (reply);
     free (hist);
     return rc;
+}
+
+qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
+                                       Qp__V1__DossierState expected, Qp__V1__DossierState next,
+                                       int64_t at_ms, const char *message_id, const char *note,
+                                       const qp_store_field_t *fields, size_t n_fields,
+                                       Qp__V1__DossierState *state)
+{
+    return qp_store_transition_with_events (r, id, expected, next, at_ms, message_id, note,
+                                            fields, n_fields, NULL, 0, NULL, 0, state);
 }
 
 char *qp_store_get (qp_redis_t *r, const char *id, const char *field, size_t *len)
@@ -308,6 +360,50 @@ size_t qp_store_claim_expired (qp_redis_t *r, Qp__V1__DossierState state, int64_
         for (size_t i = 0; i < reply->elements && n < limit; i++)
             if (reply->element[i]->type == REDIS_REPLY_STRING)
                 ids[n++] = strdup (reply->element[i]->str);
+    if (reply)
+        freeReplyObject (reply);
+    return n;
+}
+
+int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n)
+{
+    if (!n)
+        return 0;
+    const char **argv = malloc ((n + 2) * sizeof *argv);
+    size_t *lens = malloc ((n + 2) * sizeof *lens);
+    assert (argv && lens);
+    argv[0] = "ZREM", lens[0] = 4;
+    argv[1] = QP_STORE_OUTBOX_KEY, lens[1] = strlen (QP_STORE_OUTBOX_KEY);
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = acks[i].data, lens[2 + i] = acks[i].len;
+    redisReply *reply = qp_redis_argv (r, (int) n + 2, argv, lens);
+    int rc = s_reply_ok (reply, "outbox_remove") ? 0 : -1;
+    if (reply)
+        freeReplyObject (reply);
+    free (argv);
+    free (lens);
+    return rc;
+}
+
+size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *out, size_t limit)
+{
+    char now[24], deadline[24], lim[16];
+    snprintf (now, sizeof now, "%lld", (long long) now_ms);
+    snprintf (deadline, sizeof deadline, "%lld", (long long) (now_ms + QP_STORE_OUTBOX_GRACE_MS));
+    snprintf (lim, sizeof lim, "%zu", limit);
+    const char *keys[] = {QP_STORE_OUTBOX_KEY};
+    const char *args[] = {now, deadline, lim};
+    redisReply *reply = qp_redis_script (r, QP_LUA_PENDING_CLAIM, 1, keys, 3, args, NULL);
+    size_t n = 0;
+    if (s_reply_ok (reply, "outbox_claim") && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < reply->elements && n < limit; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING) {
+                out[n].len = reply->element[i]->len;
+                out[n].data = malloc (out[n].len ? out[n].len : 1);
+                assert (out[n].data);
+                memcpy (out[n].data, reply->element[i]->str, out[n].len);
+                n++;
+            }
     if (reply)
         freeReplyObject (reply);
     return n;

@@ -6,6 +6,8 @@
  *                    adds (eligibility, request, settlement, final_reason, committed_cents)
  *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first
  *   qp:pending:STATE sorted set id -> lease deadline (ms) for each non-terminal state
+ *   qp:pending:outbox sorted set: events recorded with the step they report (member: type,
+ *                    NUL, packed Envelope), score: when a sweeper may publish it again (ms)
  *
  * Every write is one Lua script guarded by the expected current state, so a duplicate
  * message is a no-op. The pending sets let a sweeper find work that a dead worker or a
@@ -67,4 +69,40 @@ void qp_store_status_clear (Qp__V1__DossierStatusReply *reply);
  * lease is pushed forward). Returns the number of ids written to ids (each malloc'd). */
 size_t qp_store_claim_expired (qp_redis_t *r, Qp__V1__DossierState state, int64_t now_ms,
                                char **ids, size_t limit);
+
+/* ---- The outbox (docs/architecture.md) -----------------------------------------------
+ * An event is written by the same script as the step it reports, so a process killed
+ * between the step and its publish loses nothing: the service publishes it at once and
+ * removes it later (its next step carries the removals, or its timer within a second); a
+ * sweeper of any instance publishes entries left past their deadline again. Subscribers
+ * dedupe by message id. qp_service_create/qp_service_transition do all this. */
+#define QP_STORE_OUTBOX_KEY "qp:pending:outbox"
+#define QP_STORE_OUTBOX_GRACE_MS 5000 /* an entry not removed within this is published again */
+
+/* A binary value: an outbox member. */
+typedef struct {
+    void *data;
+    size_t len;
+} qp_store_blob_t;
+
+/* qp_store_create, recording events in the outbox with the creation (only when it
+ * applies) and removing acks (members already published) in the same script. */
+qp_store_result_t qp_store_create_with_events (qp_redis_t *r, const char *id,
+                                               const Qp__V1__Dossier *dossier,
+                                               const char *territory, int64_t event_time_ms,
+                                               const char *message_id,
+                                               const qp_store_blob_t *events, size_t n_events,
+                                               const qp_store_blob_t *acks, size_t n_acks,
+                                               Qp__V1__DossierState *state);
+/* qp_store_transition, the same way. */
+qp_store_result_t qp_store_transition_with_events (
+    qp_redis_t *r, const char *id, Qp__V1__DossierState expected, Qp__V1__DossierState next,
+    int64_t at_ms, const char *message_id, const char *note, const qp_store_field_t *fields,
+    size_t n_fields, const qp_store_blob_t *events, size_t n_events, const qp_store_blob_t *acks,
+    size_t n_acks, Qp__V1__DossierState *state);
+/* Removes published members (one command). 0, or -1 when Redis failed. */
+int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n);
+/* Claims up to limit members past their deadline (pushed forward by the grace period, so
+ * two sweepers do not publish them at once). Returns how many; out[i].data is malloc'd. */
+size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *out, size_t limit);
 #endif

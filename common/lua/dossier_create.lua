@@ -1,11 +1,23 @@
 -- Creates a dossier once. Idempotent: the id derives from (channel, key), so a second
 -- submission finds the hash and changes nothing.
--- KEYS[1] dossier hash, KEYS[2] history list, KEYS[3] pending set of RECEIVED
--- ARGV[1] id, ARGV[2] lease deadline (ms), ARGV[3] history entry, ARGV[4..] field, value...
-if redis.call('EXISTS', KEYS[1]) == 1 then
+-- KEYS[1] dossier hash, KEYS[2] history list, KEYS[3] pending set of RECEIVED,
+-- KEYS[4] (optional) the outbox: events recorded with the creation (docs/architecture.md)
+-- ARGV[1] id, ARGV[2] lease deadline (ms), ARGV[3] history entry, then with KEYS[4]:
+-- ARGV[4] outbox deadline (ms), ARGV[5] n events, ARGV[6] n acks, the n events (outbox
+-- members), the n acks (members published since: removed); then field, value...
+local f = 4
+if #KEYS > 3 then
+  local ne, na = tonumber(ARGV[5]), tonumber(ARGV[6])
+  f = 7 + ne + na
+  if na > 0 then redis.call('ZREM', KEYS[4], unpack(ARGV, 7 + ne, 6 + ne + na)) end
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    return {0, redis.call('HGET', KEYS[1], 'state')}
+  end
+  for i = 7, 6 + ne do redis.call('ZADD', KEYS[4], ARGV[4], ARGV[i]) end
+elseif redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[1], 'state')}
 end
-redis.call('HSET', KEYS[1], 'state', 'RECEIVED', unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], 'state', 'RECEIVED', unpack(ARGV, f))
 redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return {1, 'RECEIVED'}

@@ -1,19 +1,30 @@
 -- Moves a dossier from the expected state to the next one, atomically, or does nothing
 -- (a duplicate or late message) and says which state the dossier is in.
 -- KEYS[1] dossier hash, KEYS[2] history list, KEYS[3] pending set of the expected state,
--- KEYS[4] pending set of the next state (ignored when ARGV[4] is '': a terminal state)
+-- KEYS[4] pending set of the next state (ignored when ARGV[4] is '': a terminal state),
+-- KEYS[5] (optional) the outbox: events recorded with the step (docs/architecture.md)
 -- ARGV[1] id, ARGV[2] expected, ARGV[3] next, ARGV[4] lease deadline or '',
--- ARGV[5] history entry, ARGV[6..] field, value...
+-- ARGV[5] history entry, then with KEYS[5]: ARGV[6] outbox deadline (ms), ARGV[7] n events,
+-- ARGV[8] n acks, the n events (outbox members), the n acks (members published since:
+-- removed); then field, value...
 -- Returns {1, next} applied, {0, current} not in the expected state, {-1, ''} unknown.
+local f, ne = 6, 0
+if #KEYS > 4 then
+  ne = tonumber(ARGV[7])
+  local na = tonumber(ARGV[8])
+  f = 9 + ne + na
+  if na > 0 then redis.call('ZREM', KEYS[5], unpack(ARGV, 9 + ne, 8 + ne + na)) end
+end
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {-1, ''} end
 if cur ~= ARGV[2] then return {0, cur} end
-if #ARGV > 5 then
-  redis.call('HSET', KEYS[1], 'state', ARGV[3], unpack(ARGV, 6))
+if #ARGV >= f then
+  redis.call('HSET', KEYS[1], 'state', ARGV[3], unpack(ARGV, f))
 else
   redis.call('HSET', KEYS[1], 'state', ARGV[3])
 end
 redis.call('RPUSH', KEYS[2], ARGV[5])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
+for i = 9, 8 + ne do redis.call('ZADD', KEYS[5], ARGV[6], ARGV[i]) end
 return {1, ARGV[3]}

@@ -142,8 +142,6 @@ static void s_refusal (const Qp__V1__EligibilityDecided *e, char *out, size_t si
         }
 }
 
-extern const char qp_lua_phq_claim[];
-
 /* One PHQ per person per network: claims the (person, network) slot for this dossier.
  * Returns 0 with the fact set (true: the slot is this dossier's; false: another dossier
  * holds it; unknown: no person key or network), -1 when Redis failed. */
@@ -162,8 +160,8 @@ static int s_phq_fact (eligibility_t *self, const char *id, const Qp__V1__Dossie
     }
     char key[256];
     snprintf (key, sizeof key, "qp:phq:%s:%s", net->name, h->person_key);
-    const char *argv[] = {"EVAL", qp_lua_phq_claim, "1", key, id};
-    redisReply *r = qp_redis_argv (self->redis, 5, argv, NULL);
+    const char *keys[] = {key}, *args[] = {id};
+    redisReply *r = qp_redis_script (self->redis, QP_LUA_PHQ_CLAIM, 1, keys, 1, args, NULL);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         qp_log_error ("redis_error", "phq_claim for %s: %s", id,
                       r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
@@ -207,34 +205,33 @@ static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier
     if (!eligible)
         s_refusal (e, reason, sizeof reason);
     qp_store_field_t fields[] = {{"eligibility", packed, len}};
+    qp_meta_t meta = {.correlation_id = id,
+                      .causation_id = cause,
+                      .event_time_ms = time_ms,
+                      .discriminator = id};
+    Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
+    closed.dossier_id = (char *) id;
+    closed.has_final_state = true;
+    closed.final_state = QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
+    closed.territory = e->territory;
+    closed.reason = reason;
+    closed.has_committed_cents = true;
+    qp_meta_t cmeta = {.correlation_id = id,
+                       .causation_id = decided_id,
+                       .event_time_ms = time_ms,
+                       .discriminator = id};
+    /* The events are written to the outbox by the transition itself (qp_service.h). */
+    qp_event_t events[] = {{&e->base, meta}, {&closed.base, cmeta}};
     Qp__V1__DossierState now;
-    qp_store_result_t rc = qp_store_transition (
-        self->redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
+    qp_store_result_t rc = qp_service_transition (
+        self->service, self->redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
         eligible ? QP__V1__DOSSIER_STATE__ELIGIBLE : QP__V1__DOSSIER_STATE__NOT_ELIGIBLE, time_ms,
-        decided_id, eligible ? "eligible to at least one scheme" : reason, fields, 1, &now);
+        decided_id, eligible ? "eligible to at least one scheme" : reason, fields, 1, events,
+        eligible ? 1 : 2, &now);
     free (packed);
     if (rc == QP_STORE_APPLIED) {
-        qp_meta_t meta = {.correlation_id = id,
-                          .causation_id = cause,
-                          .event_time_ms = time_ms,
-                          .discriminator = id};
         if (eligible)
             qp_service_send (self->service, "funding", &e->base, &meta);
-        qp_service_publish (self->service, &e->base, &meta);
-        if (!eligible) {
-            Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
-            closed.dossier_id = (char *) id;
-            closed.has_final_state = true;
-            closed.final_state = QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
-            closed.territory = e->territory;
-            closed.reason = reason;
-            closed.has_committed_cents = true;
-            qp_meta_t cmeta = {.correlation_id = id,
-                               .causation_id = decided_id,
-                               .event_time_ms = time_ms,
-                               .discriminator = id};
-            qp_service_publish (self->service, &closed.base, &cmeta);
-        }
     } else if (rc == QP_STORE_ALREADY)
         qp_log_debug ("duplicate", "dossier %s already %s", id, qp_store_state_name (now));
     else if (rc == QP_STORE_UNKNOWN)
@@ -347,6 +344,7 @@ void eligibility_register (eligibility_t *self)
 {
     qp_service_on (self->service, &qp__v1__dossier_received__descriptor, s_on_received, self);
     qp_service_every (self->service, SWEEP_INTERVAL_MS, s_sweep, self);
+    qp_service_outbox (self->service, self->redis); /* sweeps what a dead instance left */
     struct sigaction sa = {.sa_handler = s_on_sighup};
     sigemptyset (&sa.sa_mask);
     sigaction (SIGHUP, &sa, NULL);

@@ -375,22 +375,23 @@ static void s_finalize (funding_t *self, const char *id, Qp__V1__DossierState fr
     char closed_id[QP_ID_HEX + 1];
     qp_message_make_id (closed_id, qp__v1__dossier_closed__descriptor.name, cause, id);
     Qp__V1__DossierState now;
-    qp_store_result_t rc = qp_store_transition (self->redis, id, from, to, time_ms, closed_id,
-                                                final, fields, 3, &now);
+    Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
+    closed.dossier_id = (char *) id;
+    closed.has_final_state = true, closed.final_state = to;
+    closed.territory = (char *) territory;
+    closed.reason = final;
+    closed.has_committed_cents = true, closed.committed_cents = committed;
+    /* The closure is written to the outbox by the transition itself (qp_service.h). */
+    qp_event_t events[] = {{&closed.base, {.correlation_id = id, .causation_id = cause,
+                                           .event_time_ms = time_ms, .discriminator = id}}};
+    qp_store_result_t rc = qp_service_transition (self->service, self->redis, id, from, to,
+                                                  time_ms, closed_id, final, fields, 3, events, 1,
+                                                  &now);
     free (packed);
     if (rc == QP_STORE_APPLIED) {
         redisReply *r = qp_redis_command (self->redis, "ZREM %s %s", DUE_KEY, id);
         if (r)
             freeReplyObject (r);
-        Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
-        closed.dossier_id = (char *) id;
-        closed.has_final_state = true, closed.final_state = to;
-        closed.territory = (char *) territory;
-        closed.reason = final;
-        closed.has_committed_cents = true, closed.committed_cents = committed;
-        qp_meta_t meta = {.correlation_id = id, .causation_id = cause, .event_time_ms = time_ms,
-                          .discriminator = id};
-        qp_service_publish (self->service, &closed.base, &meta);
     } else if (rc == QP_STORE_ALREADY) {
         redisReply *r = qp_redis_command (self->redis, "ZREM %s %s", DUE_KEY, id);
         if (r)
@@ -1041,4 +1042,5 @@ void funding_register (funding_t *self)
     qp_service_on (self->service, &qp__v1__partner_hello__descriptor, s_on_hello, self);
     qp_service_on (self->service, &qp__v1__partner_status__descriptor, s_on_status, self);
     qp_service_every (self->service, SWEEP_INTERVAL_MS, s_sweep, self);
+    qp_service_outbox (self->service, self->redis); /* sweeps what a dead instance left */
 }

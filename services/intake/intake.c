@@ -8,6 +8,7 @@
 
 struct intake {
     qp_redis_t *redis; /* borrowed */
+    qp_service_t *service; /* publishes DossierReceived through the outbox; NULL in tests */
     char *pepper;
     json_t *communes;    /* INSEE commune -> territory id */
     json_t *territories; /* territory id -> name */
@@ -175,9 +176,18 @@ intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *s,
         s_set_string (&d->territory, territory);
 
     qp_store_dossier_id (r->dossier_id, d->channel, d->channel_key);
+    /* DossierReceived is written to the outbox by the creation itself (qp_service.h). */
+    Qp__V1__DossierReceived received = QP__V1__DOSSIER_RECEIVED__INIT;
+    received.dossier_id = r->dossier_id;
+    received.dossier = d;
+    qp_event_t event = {&received.base, {.correlation_id = r->dossier_id,
+                                         .causation_id = message_id,
+                                         .event_time_ms = event_time_ms,
+                                         .discriminator = r->dossier_id}};
     qp_store_result_t stored =
-        self->redis ? qp_store_create (self->redis, r->dossier_id, d, d->territory, event_time_ms,
-                                       message_id, &r->state)
+        self->redis ? qp_service_create (self->service, self->redis, r->dossier_id, d,
+                                         d->territory, event_time_ms, message_id, &event, 1,
+                                         &r->state)
                     : QP_STORE_ERROR;
     switch (stored) {
     case QP_STORE_APPLIED:
@@ -300,7 +310,6 @@ static void s_on_submit (qp_request_t *req, void *arg)
                           .event_time_ms = time_ms,
                           .discriminator = r->dossier_id};
         qp_service_send (req->service, "eligibility", &received.base, &meta);
-        qp_service_publish (req->service, &received.base, &meta);
         qp_log_info ("dossier_received", "dossier %s in territory %s", r->dossier_id,
                      r->dossier->territory);
     } else if (outcome == INTAKE_DUPLICATE)
@@ -398,6 +407,9 @@ static void s_on_follow_up (qp_request_t *req, void *arg)
 
 void intake_attach (intake_t *self, qp_service_t *service)
 {
+    self->service = service;
+    if (self->redis)
+        qp_service_outbox (service, self->redis); /* sweeps what a dead instance left */
     qp_service_on (service, &qp__v1__submit_dossier__descriptor, s_on_submit, self);
     qp_service_on (service, &qp__v1__dossier_status_query__descriptor, s_on_status, self);
     qp_service_on (service, &qp__v1__follow_up__descriptor, s_on_follow_up, self);

@@ -166,6 +166,65 @@ START_TEST (test_claim_expired)
 }
 END_TEST
 
+/* The outbox: events go in with the step that applies (and only then), acks come out
+ * with the next step or a ZREM, and a sweeper claims what is left past its deadline. */
+START_TEST (test_outbox)
+{
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    d.channel = "test";
+    d.channel_key = "ob-1";
+    char id[QP_ID_HEX + 1];
+    qp_store_dossier_id (id, d.channel, d.channel_key);
+    qp_store_blob_t received = {"qp.v1.DossierReceived\0env-1", 27};
+    qp_store_blob_t decided = {"qp.v1.EligibilityDecided\0env-2", 30};
+    qp_store_blob_t closed = {"qp.v1.DossierClosed\0env-3", 25};
+    Qp__V1__DossierState state = 0;
+    ck_assert_int_eq (qp_store_create_with_events (s_redis, id, &d, "roubaix", 1, "m1", &received,
+                                                   1, NULL, 0, &state),
+                      QP_STORE_APPLIED);
+    /* A duplicate submission records nothing more. */
+    ck_assert_int_eq (qp_store_create_with_events (s_redis, id, &d, "roubaix", 1, "m1", &closed,
+                                                   1, NULL, 0, &state),
+                      QP_STORE_ALREADY);
+    redisReply *r = qp_redis_command (s_redis, "ZRANGE %s 0 -1", QP_STORE_OUTBOX_KEY);
+    ck_assert_int_eq (r->elements, 1);
+    ck_assert_int_eq (r->element[0]->len, received.len);
+    ck_assert_mem_eq (r->element[0]->str, received.data, received.len);
+    freeReplyObject (r);
+
+    /* A step that does not apply records nothing, but its acks are removed. */
+    ck_assert_int_eq (qp_store_transition_with_events (
+                          s_redis, id, QP__V1__DOSSIER_STATE__ELIGIBLE,
+                          QP__V1__DOSSIER_STATE__FUNDED, 2, "m2", "late", NULL, 0, &closed, 1,
+                          &received, 1, &state),
+                      QP_STORE_ALREADY);
+    ck_assert_int_eq (s_zscore_count ("outbox"), 0);
+    /* One that applies records its events, with its fields. */
+    qp_store_field_t f[] = {{"eligibility", "E", 1}};
+    qp_store_blob_t two[] = {decided, closed};
+    ck_assert_int_eq (qp_store_transition_with_events (
+                          s_redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
+                          QP__V1__DOSSIER_STATE__NOT_ELIGIBLE, 2, "m2", "no", f, 1, two, 2, NULL,
+                          0, &state),
+                      QP_STORE_APPLIED);
+    ck_assert_int_eq (s_zscore_count ("outbox"), 2);
+    char *e = qp_store_get (s_redis, id, "eligibility", NULL);
+    ck_assert_str_eq (e, "E");
+    free (e);
+
+    /* Nothing past its deadline yet; later, both are claimed once. */
+    qp_store_blob_t out[4];
+    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, qp_now_ms (), out, 4), 0);
+    int64_t later = qp_now_ms () + QP_STORE_OUTBOX_GRACE_MS + 1;
+    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, later, out, 4), 2);
+    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, later, out + 2, 2), 0);
+    ck_assert_int_eq (qp_store_outbox_remove (s_redis, out, 2), 0);
+    ck_assert_int_eq (s_zscore_count ("outbox"), 0);
+    free (out[0].data);
+    free (out[1].data);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("store");
@@ -176,6 +235,7 @@ int main (void)
     tcase_add_test (tc, test_create_once);
     tcase_add_test (tc, test_guarded_transitions);
     tcase_add_test (tc, test_claim_expired);
+    tcase_add_test (tc, test_outbox);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);

@@ -1,0 +1,263 @@
+/* The event outbox, with real processes: intake, eligibility and funding each die (the
+ * test hook QP_FAULT_AFTER_TRANSITION=N: _exit right after their Nth store step that
+ * records events, before publishing them) and are started again. The events of those
+ * steps were written to the Redis outbox by the step's own script, so the outbox sweeper
+ * publishes them: the evaluation must count every dossier received and closed exactly
+ * once, with no rebuild, and the outbox must end empty. Without the outbox the three
+ * events are lost and the evaluation's totals fall short. */
+#include "qp_date.h"
+#include "qp_store.h"
+#include "qp_test.h"
+#include "qp_test_sample.h"
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <string.h>
+#include <time.h>
+
+#define DOSSIERS 300
+#define BATCH 50
+
+static int64_t s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The programs that die once, and the step after which each dies. */
+typedef struct {
+    const char *name;
+    const char *fault; /* QP_FAULT_AFTER_TRANSITION=N */
+    int slot;          /* in stack->procs */
+    int deaths;
+    int republished;   /* "outbox_republish" lines of its logs */
+} faulty_t;
+
+static faulty_t s_faulty[] = {
+    {"intake", "QP_FAULT_AFTER_TRANSITION=40", -1, 0, 0},
+    {"eligibility", "QP_FAULT_AFTER_TRANSITION=70", -1, 0, 0},
+    {"funding", "QP_FAULT_AFTER_TRANSITION=50", -1, 0, 0},
+};
+#define N_FAULTY 3
+
+static char s_ids[DOSSIERS][QP_ID_HEX + 1];
+
+/* A program that exited by the hook is started again, without the hook. */
+static void s_revive (qp_test_stack_t *stack)
+{
+    for (int f = 0; f < N_FAULTY; f++) {
+        qp_test_proc_t *p = stack->procs[s_faulty[f].slot];
+        if (qp_test_proc_alive (p))
+            continue;
+        ck_assert_msg (qp_test_proc_exit_status (p) == 70, "%s exited with %d, not by the hook",
+                       s_faulty[f].name, qp_test_proc_exit_status (p));
+        ck_assert_int_eq (qp_test_proc_log_count (p, "fault_injected"), 1);
+        s_faulty[f].deaths++;
+        s_faulty[f].republished += qp_test_proc_log_count (p, "outbox_republish");
+        qp_test_proc_destroy (&p);
+        p = qp_test_stack_spawn (stack, s_faulty[f].name, NULL);
+        ck_assert_ptr_nonnull (p);
+        stack->procs[s_faulty[f].slot] = p;
+        stack->n_procs--;
+    }
+}
+
+/* Sends every dossier until intake acknowledges it (a submission without a reply is sent
+ * again with the same channel key: intake answers it with the same dossier id). */
+static void s_submit_all (qp_test_stack_t *stack)
+{
+    static qp_test_sample_t samples[BATCH];
+    const ProtobufCMessage *payloads[BATCH];
+    qp_meta_t metas[BATCH];
+    qp_message_t replies[BATCH];
+    char disc[BATCH][64];
+    int which[BATCH];
+    int64_t deadline = s_now_ms () + 120000;
+    while (true) {
+        int n = 0;
+        for (int i = 0; i < DOSSIERS && n < BATCH; i++)
+            if (!s_ids[i][0])
+                which[n++] = i;
+        if (n == 0)
+            return;
+        ck_assert_msg (s_now_ms () < deadline, "dossiers not acknowledged in 120 s");
+        s_revive (stack);
+        ck_assert (qp_test_bus_wait_workers (stack->work, "intake", 1, 30000));
+        for (int j = 0; j < n; j++) {
+            qp_test_sample (&samples[j], "test-outbox", "outbox", which[j]);
+            payloads[j] = &samples[j].submit.base;
+            snprintf (disc[j], sizeof disc[j], "test-outbox\n%s", samples[j].key);
+            int32_t day;
+            qp_date_parse (samples[j].day, &day);
+            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
+        }
+        qp_test_client_t *client = qp_test_client_new (stack->work);
+        ck_assert_ptr_nonnull (client);
+        memset (replies, 0, sizeof replies);
+        qp_test_client_call_many (client, "intake", payloads, metas, (size_t) n, 3000, replies);
+        qp_test_client_destroy (&client);
+        for (int j = 0; j < n; j++) {
+            if (replies[j].descriptor == &qp__v1__submit_dossier_reply__descriptor) {
+                Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) replies[j].payload;
+                ck_assert_msg (r->accepted || (r->n_errors && !strcmp (r->errors[0]->code, "internal")),
+                               "dossier %d refused", which[j]);
+                if (r->accepted)
+                    snprintf (s_ids[which[j]], QP_ID_HEX + 1, "%s", r->dossier_id);
+            }
+            qp_message_clear (&replies[j]);
+        }
+    }
+}
+
+/* What Redis holds: terminal dossiers by state (NOT_ELIGIBLE, FUNDED, DECLINED, UNFUNDED). */
+typedef struct {
+    int terminal[4];
+    int open;
+    int64_t committed;
+} census_t;
+
+static void s_census (qp_test_stack_t *stack, census_t *c)
+{
+    memset (c, 0, sizeof *c);
+    redisContext *rc = redisConnect (stack->redis->host, stack->redis->port);
+    ck_assert (rc && !rc->err);
+    for (int i = 0; i < DOSSIERS; i++) {
+        redisReply *r = redisCommand (rc, "HMGET qp:{%s}:d state committed_cents", s_ids[i]);
+        ck_assert (r && r->type == REDIS_REPLY_ARRAY);
+        Qp__V1__DossierState st = qp_store_state_parse (r->element[0]->str);
+        if (qp_store_state_terminal (st)) {
+            c->terminal[st - QP__V1__DOSSIER_STATE__NOT_ELIGIBLE]++;
+            c->committed += r->element[1]->str ? atoll (r->element[1]->str) : 0;
+        } else
+            c->open++;
+        freeReplyObject (r);
+    }
+    redisFree (rc);
+}
+
+static long long s_outbox_size (qp_test_stack_t *stack)
+{
+    redisContext *rc = redisConnect (stack->redis->host, stack->redis->port);
+    ck_assert (rc && !rc->err);
+    redisReply *r = redisCommand (rc, "ZCARD %s", QP_STORE_OUTBOX_KEY);
+    ck_assert (r && r->type == REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject (r);
+    redisFree (rc);
+    return n;
+}
+
+/* The evaluation's totals equal what Redis holds (never more: no double count). */
+static bool s_evaluation_exact (qp_test_stack_t *stack, const census_t *c, bool print)
+{
+    Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+    qp_message_t reply = {0};
+    qp_error_t err;
+    if (qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, &reply, &err) != 0)
+        return false;
+    bool exact = false;
+    if (reply.descriptor == &qp__v1__report_reply__descriptor) {
+        Qp__V1__TerritoryFigures *t = ((Qp__V1__ReportReply *) reply.payload)->total;
+        ck_assert_uint_le (t->submitted, DOSSIERS);
+        ck_assert_uint_le (t->closed, DOSSIERS);
+        ck_assert_uint_le (t->not_eligible, (uint64_t) c->terminal[0]);
+        ck_assert_uint_le (t->funded, (uint64_t) c->terminal[1]);
+        ck_assert_uint_le (t->declined, (uint64_t) c->terminal[2]);
+        ck_assert_int_le (t->committed_cents, c->committed);
+        exact = t->submitted == DOSSIERS && t->closed == DOSSIERS &&
+                t->not_eligible == (uint64_t) c->terminal[0] &&
+                t->funded == (uint64_t) c->terminal[1] &&
+                t->declined == (uint64_t) c->terminal[2] &&
+                t->unfunded == (uint64_t) c->terminal[3] && t->committed_cents == c->committed;
+        if (print)
+            fprintf (stderr,
+                     "outbox: evaluation submitted %llu closed %llu not_eligible %llu funded %llu "
+                     "declined %llu unfunded %llu committed %lld; Redis %d dossiers: %d %d %d %d, "
+                     "%lld\n",
+                     (unsigned long long) t->submitted, (unsigned long long) t->closed,
+                     (unsigned long long) t->not_eligible, (unsigned long long) t->funded,
+                     (unsigned long long) t->declined, (unsigned long long) t->unfunded,
+                     (long long) t->committed_cents, DOSSIERS, c->terminal[0], c->terminal[1],
+                     c->terminal[2], c->terminal[3], (long long) c->committed);
+    }
+    qp_message_clear (&reply);
+    return exact;
+}
+
+START_TEST (test_events_survive_a_death_between_step_and_publish)
+{
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, NULL};
+    const char *const programs[] = {"evaluation", "partner-bpifrance", NULL};
+    const char *const ready[] = {"evaluation", "partner.BPIFRANCE.bpifrance-default", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (stack);
+    for (int f = 0; f < N_FAULTY; f++) {
+        const char *fault_env[] = {s_faulty[f].fault, NULL};
+        ck_assert_ptr_nonnull (qp_test_stack_spawn (stack, s_faulty[f].name, fault_env));
+        s_faulty[f].slot = (int) stack->n_procs - 1;
+    }
+    const char *const all[] = {"intake", "eligibility", "funding", NULL};
+    ck_assert (qp_test_stack_wait (stack, all, 30000));
+
+    s_submit_all (stack);
+    /* Every dossier terminal, the dead programs started again on the way. */
+    census_t c;
+    int64_t deadline = s_now_ms () + 120000;
+    do {
+        s_revive (stack);
+        s_census (stack, &c);
+        if (c.open)
+            qp_test_sleep_ms (300);
+    } while (c.open && s_now_ms () < deadline);
+    s_revive (stack);
+    ck_assert_msg (c.open == 0, "%d dossiers not terminal after 120 s", c.open);
+    for (int f = 0; f < N_FAULTY; f++)
+        ck_assert_msg (s_faulty[f].deaths == 1, "%s died %d times (the hook must fire once)",
+                       s_faulty[f].name, s_faulty[f].deaths);
+
+    /* The outbox sweeper publishes what the dead left (grace 5 s, sweep every second). */
+    bool exact = false;
+    deadline = s_now_ms () + 30000;
+    while (!exact && s_now_ms () < deadline) {
+        exact = s_evaluation_exact (stack, &c, false);
+        if (!exact)
+            qp_test_sleep_ms (300);
+    }
+    s_evaluation_exact (stack, &c, true);
+    ck_assert_msg (exact, "the evaluation does not count every dossier exactly once");
+    long long left = -1;
+    deadline = s_now_ms () + 15000;
+    while ((left = s_outbox_size (stack)) != 0 && s_now_ms () < deadline)
+        qp_test_sleep_ms (300);
+    ck_assert_msg (left == 0, "%lld events left in the outbox", left);
+
+    int republished = 0;
+    for (int f = 0; f < N_FAULTY; f++)
+        republished += s_faulty[f].republished +
+                       qp_test_proc_log_count (stack->procs[s_faulty[f].slot], "outbox_republish");
+    fprintf (stderr, "outbox: %d dossiers, intake, eligibility and funding each died once after "
+                     "a step; %d sweeps published left events again; outbox empty\n",
+             DOSSIERS, republished);
+    ck_assert_int_ge (republished, 1);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("outbox");
+    TCase *tc = tcase_create ("outbox");
+    tcase_set_timeout (tc, 600);
+    tcase_add_test (tc, test_events_survive_a_death_between_step_and_publish);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
