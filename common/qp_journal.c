@@ -1,6 +1,7 @@
 /* The journal: framed, checksummed records in size-rotated segments, with a sparse
  * index per segment. See qp_journal.h for the format. */
 #include "qp_journal.h"
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -833,4 +834,151 @@ int qp_journal_record_decode (const qp_journal_record_t *rec, qp_message_t *msg,
     zframe_destroy (&type);
     zframe_destroy (&env);
     return rc;
+}
+
+/* ---- Personal data ------------------------------------------------------------------ */
+
+#define S_SCRUB_DEPTH 32 /* deeper than any message of the contract */
+
+static bool s_descriptor_holds_identity (const ProtobufCMessageDescriptor *d, int depth)
+{
+    if (d == &qp__v1__person_identity__descriptor)
+        return true;
+    for (unsigned i = 0; depth < S_SCRUB_DEPTH && i < d->n_fields; i++)
+        if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE &&
+            s_descriptor_holds_identity (d->fields[i].descriptor, depth + 1))
+            return true;
+    return false;
+}
+
+static const ProtobufCMessageDescriptor *s_type_descriptor (const char *type, size_t type_len)
+{
+    char name[128];
+    if (!type || type_len >= sizeof name)
+        return NULL;
+    memcpy (name, type, type_len);
+    name[type_len] = 0;
+    return qp_message_lookup_type (name);
+}
+
+bool qp_journal_type_holds_identity (const char *type, size_t type_len)
+{
+    const ProtobufCMessageDescriptor *d = s_type_descriptor (type, type_len);
+    return d && s_descriptor_holds_identity (d, 0);
+}
+
+/* The sub-message slots of field f in m: one for a singular field, n for a repeated one. */
+static ProtobufCMessage **s_slots (ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                                   size_t *n)
+{
+    uint8_t *base = (uint8_t *)m;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF &&
+        *(uint32_t *)(base + f->quantifier_offset) != f->id) {
+        *n = 0;
+        return NULL;
+    }
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        *n = *(size_t *)(base + f->quantifier_offset);
+        return *(ProtobufCMessage ***)(base + f->offset);
+    }
+    *n = 1;
+    return (ProtobufCMessage **)(base + f->offset);
+}
+
+/* Empties every PersonIdentity under m (free_unpacked-owned). true when one held data. */
+static bool s_scrub_message (ProtobufCMessage *m, int depth)
+{
+    bool changed = false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; depth < S_SCRUB_DEPTH && i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        size_t n;
+        ProtobufCMessage **slots = s_slots (m, f, &n);
+        for (size_t k = 0; k < n; k++) {
+            if (!slots[k])
+                continue;
+            if (f->descriptor != &qp__v1__person_identity__descriptor)
+                changed |= s_scrub_message (slots[k], depth + 1);
+            else if (protobuf_c_message_get_packed_size (slots[k]) > 0) {
+                /* Present but empty: the mark that an identity was given. */
+                protobuf_c_message_free_unpacked (slots[k], NULL);
+                Qp__V1__PersonIdentity *empty = malloc (sizeof *empty);
+                assert (empty);
+                qp__v1__person_identity__init (empty);
+                slots[k] = &empty->base;
+                changed = true;
+            }
+        }
+    }
+    return changed;
+}
+
+static uint8_t *s_pack (const ProtobufCMessage *m, size_t *size)
+{
+    *size = protobuf_c_message_get_packed_size (m);
+    uint8_t *buf = malloc (*size ? *size : 1);
+    assert (buf);
+    protobuf_c_message_pack (m, buf);
+    return buf;
+}
+
+qp_journal_scrub_t qp_journal_scrub (const char *type, size_t type_len, const uint8_t *envelope,
+                                     size_t size, uint8_t **out, size_t *out_size)
+{
+    *out = NULL;
+    *out_size = 0;
+    const ProtobufCMessageDescriptor *d = s_type_descriptor (type, type_len);
+    if (!d || !s_descriptor_holds_identity (d, 0))
+        return QP_JOURNAL_CLEAN;
+    Qp__V1__Envelope *env = qp__v1__envelope__unpack (NULL, size, envelope);
+    if (!env)
+        return QP_JOURNAL_DROPPED; /* nothing of it can be told apart from an identity */
+    qp_journal_scrub_t result = QP_JOURNAL_CLEAN;
+    if (env->has_payload) {
+        ProtobufCMessage *payload =
+            protobuf_c_message_unpack (d, NULL, env->payload.len, env->payload.data);
+        uint8_t *packed = NULL;
+        size_t packed_size = 0;
+        if (!payload) {
+            env->has_payload = false;
+            result = QP_JOURNAL_DROPPED;
+        } else if (s_scrub_message (payload, 0)) {
+            packed = s_pack (payload, &packed_size);
+            free (env->payload.data);
+            env->payload.data = packed; /* freed with the envelope */
+            env->payload.len = packed_size;
+            result = QP_JOURNAL_SCRUBBED;
+        }
+        if (payload)
+            protobuf_c_message_free_unpacked (payload, NULL);
+        if (result != QP_JOURNAL_CLEAN)
+            *out = s_pack (&env->base, out_size);
+    }
+    qp__v1__envelope__free_unpacked (env, NULL);
+    return result;
+}
+
+static bool s_has_identity (const ProtobufCMessage *m, int depth)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; depth < S_SCRUB_DEPTH && i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        size_t n;
+        ProtobufCMessage **slots = s_slots ((ProtobufCMessage *)m, f, &n);
+        for (size_t k = 0; k < n; k++)
+            if (slots[k] && (f->descriptor == &qp__v1__person_identity__descriptor
+                                 ? protobuf_c_message_get_packed_size (slots[k]) > 0
+                                 : s_has_identity (slots[k], depth + 1)))
+                return true;
+    }
+    return false;
+}
+
+bool qp_journal_payload_has_identity (const ProtobufCMessage *payload)
+{
+    return payload && s_has_identity (payload, 0);
 }

@@ -147,4 +147,37 @@ int qp_journal_record_decode (const qp_journal_record_t *rec, qp_message_t *msg,
 
 /* Number of segments, and total bytes in them. */
 size_t qp_journal_reader_segments (const qp_journal_reader_t *self, uint64_t *bytes);
+
+/* ---- Personal data ------------------------------------------------------------------ */
+
+/* A journal holds no person's identity (docs/security.md). A submitter may send a
+ * PersonIdentity (names, birth date, email) instead of a person key; intake turns it into
+ * the keyed-hash person key and forgets it, and so must the journal. The recorder passes
+ * every captured envelope through qp_journal_scrub before appending it: each
+ * PersonIdentity of the payload, at any depth, is replaced by an empty one (present, no
+ * field, no unknown field), the mark that one was given. Nothing else changes; a replay
+ * takes the person key intake derived from the journal's DossierReceived
+ * (docs/replay.md), so the recorder needs no pepper. */
+
+/* Can a payload of this type hold a PersonIdentity at some depth? false for an unknown
+ * type. */
+bool qp_journal_type_holds_identity (const char *type, size_t type_len);
+
+typedef enum {
+    QP_JOURNAL_CLEAN = 0,    /* nothing to scrub: record the envelope as it is */
+    QP_JOURNAL_SCRUBBED = 1, /* *out holds the envelope with its identities emptied */
+    /* A type that can hold an identity whose envelope or payload does not decode: *out
+     * holds the envelope without its payload (or nothing, when the envelope itself does
+     * not decode). Services refuse such a message anyway (bad_payload). */
+    QP_JOURNAL_DROPPED = 2
+} qp_journal_scrub_t;
+
+/* Scrubs envelope (of frame type `type`). For SCRUBBED and DROPPED *out is malloc'd (the
+ * caller frees it; NULL with *out_size 0 for an empty envelope). */
+qp_journal_scrub_t qp_journal_scrub (const char *type, size_t type_len, const uint8_t *envelope,
+                                     size_t size, uint8_t **out, size_t *out_size);
+
+/* Does this decoded payload hold a PersonIdentity with any field set (or any unknown
+ * field)? For checks on journals written before the scrub. */
+bool qp_journal_payload_has_identity (const ProtobufCMessage *payload);
 #endif

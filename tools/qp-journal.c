@@ -2,10 +2,13 @@
  *   cat DIR      one JSON line per record (envelope and payload decoded)
  *   stats DIR    counts by type, gaps, time span, rate over time
  *   verify DIR   every frame and CRC, offsets in order, every envelope and payload decodes;
- *                exit 0 only if all is well */
+ *                exit 0 only if all is well
+ *   scrub SRC DST  a copy of SRC without any person's identity (journals recorded before
+ *                qp-record emptied them, docs/security.md) */
 #include "qp_journal.h"
 #include "qp_json.h"
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -15,11 +18,15 @@
 static void s_usage (FILE *f)
 {
     fprintf (f, "Usage: qp-journal cat|stats|verify [--from OFFSET] [--until OFFSET] DIR\n"
+                "       qp-journal scrub SRC DST\n"
                 "  cat     JSON lines: offset, capture seq, origin, destination, recorded time,\n"
                 "          type, envelope and payload decoded (gaps as {\"gap\":...})\n"
                 "  stats   counts by type, gaps, time span, records per second over time\n"
                 "  verify  every frame, CRC-32C, offset order, envelope and payload; each\n"
-                "          problem with its offset; exit 0 only if there is none\n");
+                "          problem with its offset; exit 0 only if there is none; records that\n"
+                "          still hold a person's identity are counted (not a failure)\n"
+                "  scrub   writes DST (a new journal) from SRC with every person's identity\n"
+                "          emptied, as qp-record does; same records, seqs and times\n");
 }
 
 static void s_iso (char out[48], int64_t us)
@@ -79,6 +86,21 @@ typedef struct {
     uint64_t from, until; /* offsets, until inclusive */
 } range_t;
 
+/* A record written before qp-record emptied identities, that still holds one. */
+static bool s_holds_identity (const qp_journal_record_t *rec)
+{
+    if (rec->kind != QP_JOURNAL_MESSAGE ||
+        !qp_journal_type_holds_identity (rec->type, rec->type_len))
+        return false;
+    qp_message_t msg;
+    qp_error_t err;
+    if (qp_journal_record_decode (rec, &msg, &err) < 0)
+        return false;
+    bool holds = qp_journal_payload_has_identity (msg.payload);
+    qp_message_clear (&msg);
+    return holds;
+}
+
 static int s_cat (qp_journal_reader_t *r, range_t range)
 {
     qp_journal_record_t rec;
@@ -110,7 +132,7 @@ static int s_cat (qp_journal_reader_t *r, range_t range)
 static int s_stats (qp_journal_reader_t *r, range_t range)
 {
     zhash_t *types = zhash_new ();
-    uint64_t records = 0, gaps = 0, missing = 0, problems = 0, bytes = 0;
+    uint64_t records = 0, gaps = 0, missing = 0, problems = 0, bytes = 0, identities = 0;
     int64_t first_us = 0, last_us = 0;
     size_t n_sec = 0, cap = 0;
     uint64_t *per_sec = NULL;
@@ -135,6 +157,7 @@ static int s_stats (qp_journal_reader_t *r, range_t range)
             continue;
         }
         bytes += rec.envelope_size;
+        identities += s_holds_identity (&rec);
         char type[128];
         snprintf (type, sizeof type, "%.*s", (int)rec.type_len, rec.type);
         uint64_t *c = zhash_lookup (types, type);
@@ -171,6 +194,8 @@ static int s_stats (qp_journal_reader_t *r, range_t range)
     printf ("span       %s .. %s (%.3f s)\n", a, b, span);
     printf ("gaps       %" PRIu64 " (%" PRIu64 " messages missing)\n", gaps, missing);
     printf ("problems   %" PRIu64 "\n", problems);
+    printf ("identities %" PRIu64 " records hold a person's identity%s\n", identities,
+            identities ? " (qp-journal scrub SRC DST)" : "");
     printf ("envelopes  %" PRIu64 " bytes\n\nby type\n", bytes);
     zlist_t *keys = zhash_keys (types);
     zlist_sort (keys, NULL);
@@ -193,7 +218,7 @@ static int s_stats (qp_journal_reader_t *r, range_t range)
 
 static int s_verify (qp_journal_reader_t *r, range_t range)
 {
-    uint64_t records = 0, problems = 0, gaps = 0, missing = 0;
+    uint64_t records = 0, problems = 0, gaps = 0, missing = 0, identities = 0;
     qp_journal_record_t rec;
     qp_journal_problem_t p;
     qp_error_t err;
@@ -222,13 +247,80 @@ static int s_verify (qp_journal_reader_t *r, range_t range)
                     err.code, rec.position, rec.segment, err.field[0] ? err.field : "",
                     err.field[0] ? ": " : "", err.message);
             problems++;
-        } else
+        } else {
+            if (qp_journal_payload_has_identity (msg.payload) && identities++ < 5)
+                printf ("offset %" PRIu64 ": personal_data: a %.*s holds a person's identity "
+                        "(qp-journal scrub)\n",
+                        rec.offset, (int)rec.type_len, rec.type);
             qp_message_clear (&msg);
+        }
     }
     printf ("%s: %" PRIu64 " records, %" PRIu64 " gaps (%" PRIu64 " messages missing), %" PRIu64
-            " problems\n",
-            problems ? "FAILED" : "ok", records, gaps, missing, problems);
+            " problems, %" PRIu64 " records with a person's identity\n",
+            problems ? "FAILED" : "ok", records, gaps, missing, problems, identities);
     return problems ? 1 : 0;
+}
+
+/* A new journal dst with src's records, identities emptied. Damaged records are reported
+ * and left out (exit 1). */
+static int s_scrub (qp_journal_reader_t *r, const char *dst)
+{
+    char err[600];
+    qp_journal_reader_t *exists = qp_journal_reader_open (dst, err, sizeof err);
+    if (exists) {
+        qp_journal_reader_close (&exists);
+        fprintf (stderr, "qp-journal: %s is already a journal: scrub writes a new one\n", dst);
+        return 2;
+    }
+    qp_journal_config_t config = {.dir = dst, .fsync = QP_JOURNAL_FSYNC_INTERVAL};
+    qp_journal_writer_t *w = qp_journal_writer_open (&config, NULL, err, sizeof err);
+    if (!w) {
+        fprintf (stderr, "qp-journal: %s\n", err);
+        return 2;
+    }
+    uint64_t records = 0, scrubbed = 0, dropped = 0, problems = 0;
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    int rc, status = 0;
+    while ((rc = qp_journal_reader_next (r, &rec, &p)) != 0) {
+        if (rc < 0) {
+            s_print_problem (stderr, &p);
+            problems++;
+            continue;
+        }
+        int64_t off;
+        if (rec.kind == QP_JOURNAL_GAP)
+            off = qp_journal_append_gap (w, rec.seq, rec.gap_count, rec.flags, rec.recorded_us);
+        else {
+            uint8_t *body = NULL;
+            size_t size = 0;
+            qp_journal_scrub_t sc = qp_journal_scrub (rec.type, rec.type_len, rec.envelope,
+                                                      rec.envelope_size, &body, &size);
+            scrubbed += sc == QP_JOURNAL_SCRUBBED;
+            dropped += sc == QP_JOURNAL_DROPPED;
+            off = qp_journal_append_message (w, rec.origin, rec.seq, rec.recorded_us, rec.type,
+                                             rec.type_len, rec.destination, rec.destination_len,
+                                             sc == QP_JOURNAL_CLEAN ? rec.envelope : body,
+                                             sc == QP_JOURNAL_CLEAN ? rec.envelope_size : size);
+            free (body);
+        }
+        if (off < 0) {
+            fprintf (stderr, "qp-journal: cannot write %s: %s\n", dst, strerror (errno));
+            status = 2;
+            break;
+        }
+        records++;
+    }
+    if (qp_journal_writer_flush (w) < 0 && !status) {
+        fprintf (stderr, "qp-journal: cannot write %s: %s\n", dst, strerror (errno));
+        status = 2;
+    }
+    qp_journal_writer_close (&w);
+    printf ("%s: %" PRIu64 " records written, %" PRIu64
+            " with a person's identity emptied, %" PRIu64
+            " without their undecodable payload, %" PRIu64 " damaged records left out\n",
+            dst, records, scrubbed, dropped, problems);
+    return status ? status : problems ? 1 : 0;
 }
 
 int main (int argc, char **argv)
@@ -237,7 +329,7 @@ int main (int argc, char **argv)
         s_usage (argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const char *cmd = argv[1], *dir = NULL;
+    const char *cmd = argv[1], *dir = NULL, *dst = NULL;
     range_t range = {0, UINT64_MAX};
     for (int i = 2; i < argc; i++) {
         if (!strcmp (argv[i], "--from") && i + 1 < argc)
@@ -247,10 +339,18 @@ int main (int argc, char **argv)
         else if (argv[i][0] == '-') {
             fprintf (stderr, "qp-journal: unknown option %s\n", argv[i]);
             return 2;
-        } else
+        } else if (!dir)
             dir = argv[i];
+        else if (!dst && !strcmp (cmd, "scrub"))
+            dst = argv[i];
+        else {
+            fprintf (stderr, "qp-journal: one journal only (%s)\n", argv[i]);
+            return 2;
+        }
     }
-    if (!dir || (strcmp (cmd, "cat") && strcmp (cmd, "stats") && strcmp (cmd, "verify"))) {
+    bool scrub = !strcmp (cmd, "scrub");
+    if (!dir || (scrub && !dst) ||
+        (!scrub && strcmp (cmd, "cat") && strcmp (cmd, "stats") && strcmp (cmd, "verify"))) {
         s_usage (stderr);
         return 2;
     }
@@ -262,7 +362,8 @@ int main (int argc, char **argv)
     }
     if (range.from)
         qp_journal_reader_seek_offset (r, range.from);
-    int rc = !strcmp (cmd, "cat")     ? s_cat (r, range)
+    int rc = scrub                    ? s_scrub (r, dst)
+             : !strcmp (cmd, "cat")   ? s_cat (r, range)
              : !strcmp (cmd, "stats") ? s_stats (r, range)
                                       : s_verify (r, range);
     qp_journal_reader_close (&r);

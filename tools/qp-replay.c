@@ -152,6 +152,7 @@ static bool s_in (const char *const *list, size_t n, const char *v)
 typedef struct {
     zhash_t *territory; /* dossier id -> territory (from DossierReceived) */
     zhash_t *channel;   /* dossier id -> channel */
+    zhash_t *person;    /* dossier id -> person key intake derived (from DossierReceived) */
     zhash_t *decisions; /* request id -> zchunk envelope of the recorded PartnerDecision */
     zhash_t *partners;  /* partner.X services the recorded FundingRequests went to */
     zhash_t *hellos;    /* component id -> zchunk envelope of its first PartnerHello */
@@ -163,6 +164,7 @@ static void s_knowledge_free (knowledge_t *k)
 {
     zhash_destroy (&k->territory);
     zhash_destroy (&k->channel);
+    zhash_destroy (&k->person);
     zhash_destroy (&k->decisions);
     zhash_destroy (&k->partners);
     zhash_destroy (&k->hellos);
@@ -198,6 +200,7 @@ static int s_learn (const char *dir, knowledge_t *k)
     }
     k->territory = zhash_new ();
     k->channel = zhash_new ();
+    k->person = zhash_new ();
     k->decisions = zhash_new ();
     k->partners = zhash_new ();
     k->hellos = zhash_new ();
@@ -251,6 +254,11 @@ static int s_learn (const char *dir, knowledge_t *k)
                 !zhash_lookup (k->channel, d->dossier_id) &&
                 zhash_insert (k->channel, d->dossier_id, strdup (d->dossier->channel)) == 0)
                 zhash_freefn (k->channel, d->dossier_id, free);
+            const char *person =
+                d->dossier && d->dossier->holder ? d->dossier->holder->person_key : NULL;
+            if (d->dossier_id && person && !zhash_lookup (k->person, d->dossier_id) &&
+                zhash_insert (k->person, d->dossier_id, strdup (person)) == 0)
+                zhash_freefn (k->person, d->dossier_id, free);
         } else if (hello || status) {
             /* Funding routes to the components it has heard from: the replay partner
              * announces the recorded ones as they announced themselves. */
@@ -311,7 +319,8 @@ typedef struct {
     type_count_t counts[N_INPUTS];
     uint64_t selected, sent, replies, rejected, errors, answered, unanswered_requests;
     uint64_t problems;
-    int64_t first_us, last_us; /* recorded span of the selected inputs */
+    uint64_t restored, unresolved; /* submissions given their person key back, or not */
+    int64_t first_us, last_us;     /* recorded span of the selected inputs */
     int64_t last_traffic;
     int64_t last_beat;
     bool tty;
@@ -557,6 +566,67 @@ static int s_select (replay_t *self, const qp_journal_record_t *r, size_t *input
     return ok;
 }
 
+/* The journal holds no identity: a submission sent with one was recorded with it emptied
+ * (present, no field). Intake derived the person key from it and the journal's
+ * DossierReceived of that dossier carries the key: the submission goes with that key as
+ * holder.person_key and no identity, which intake accepts as it is and which gives the
+ * same dossier, the same key and so the same decisions, without the pepper. Returns the
+ * envelope to send (zchunk), or NULL to send the record as recorded; *unresolved when an
+ * identity was given but no DossierReceived tells its key (the submission was refused,
+ * or the recording missed it): intake then refuses it again (identity fields required). */
+static zchunk_t *s_restore_person_key (replay_t *self, const qp_journal_record_t *rec,
+                                       bool *unresolved)
+{
+    *unresolved = false;
+    if (!s_type_is (rec, "qp.v1.SubmitDossier"))
+        return NULL;
+    qp_message_t m;
+    qp_error_t e;
+    if (qp_journal_record_decode (rec, &m, &e) < 0)
+        return NULL;
+    Qp__V1__SubmitDossier *s = (Qp__V1__SubmitDossier *)m.payload;
+    /* An identity with its fields is a journal from before the scrub: intake derives. */
+    if (!s->identity || qp_journal_payload_has_identity (m.payload)) {
+        qp_message_clear (&m);
+        return NULL;
+    }
+    char id[QP_ID_HEX + 1] = "";
+    Qp__V1__Dossier *d = s->dossier;
+    if (d && d->channel && d->channel_key)
+        qp_store_dossier_id (id, d->channel, d->channel_key);
+    const char *key = id[0] ? zhash_lookup (self->k.person, id) : NULL;
+    zchunk_t *out = NULL;
+    if (!key)
+        *unresolved = true;
+    else {
+        protobuf_c_message_free_unpacked (&s->identity->base, NULL);
+        s->identity = NULL;
+        if (!d->holder) {
+            d->holder = malloc (sizeof *d->holder);
+            assert (d->holder);
+            qp__v1__project_holder__init (d->holder);
+        }
+        free (d->holder->person_key);
+        d->holder->person_key = strdup (key);
+        size_t len = protobuf_c_message_get_packed_size (m.payload);
+        uint8_t *payload = malloc (len ? len : 1);
+        assert (payload);
+        protobuf_c_message_pack (m.payload, payload);
+        free (m.envelope->payload.data);
+        m.envelope->has_payload = true;
+        m.envelope->payload.data = payload;
+        m.envelope->payload.len = len;
+        size_t size = qp__v1__envelope__get_packed_size (m.envelope);
+        uint8_t *packed = malloc (size ? size : 1);
+        assert (packed);
+        qp__v1__envelope__pack (m.envelope, packed);
+        out = zchunk_new (packed, size);
+        free (packed);
+    }
+    qp_message_clear (&m);
+    return out;
+}
+
 /* Every record of the range: checks it, counts selected inputs, and (unless dry) sends
  * them paced. Returns 0, or 1 when stopped on a bad record. */
 static int s_pass (replay_t *self, bool send)
@@ -626,7 +696,20 @@ static int s_pass (replay_t *self, bool send)
         }
         if (!sel)
             continue;
+        bool unresolved;
+        zchunk_t *restored = s_restore_person_key (self, &rec, &unresolved);
+        if (!send && unresolved) {
+            self->unresolved++;
+            if (self->unresolved <= 5)
+                fprintf (stderr,
+                         "qp-replay: offset %" PRIu64 ": a SubmitDossier recorded with its "
+                         "identity emptied and no DossierReceived in the journal to give its "
+                         "person key: sent without (intake will refuse it)\n",
+                         rec.offset);
+        }
+        self->restored += !send && restored;
         if (!send) {
+            zchunk_destroy (&restored);
             self->counts[input].type = s_inputs[input].type;
             self->counts[input].count++;
             if (!self->selected)
@@ -654,7 +737,11 @@ static int s_pass (replay_t *self, bool send)
             snprintf (service, sizeof service, "%s", s_inputs[input].service);
         zmsg_t *m = zmsg_new ();
         zmsg_addmem (m, rec.type, rec.type_len);
-        zmsg_addmem (m, rec.envelope, rec.envelope_size);
+        if (restored)
+            zmsg_addmem (m, zchunk_data (restored), zchunk_size (restored));
+        else
+            zmsg_addmem (m, rec.envelope, rec.envelope_size);
+        zchunk_destroy (&restored);
         qp_bus_client_send (self->work, service, &m);
         self->sent++;
         self->last_traffic = s_now_us ();
@@ -685,6 +772,10 @@ static int s_replay (options_t *o)
         if (self.counts[i].count)
             printf ("  %-28s %10" PRIu64 "\n", self.counts[i].type, self.counts[i].count);
     printf ("  recorded partner decisions   %10zu\n", zhash_size (self.k.decisions));
+    if (self.restored || self.unresolved)
+        printf ("  person keys from the journal %10" PRIu64 " (%" PRIu64
+                " identities with no recorded key)\n",
+                self.restored, self.unresolved);
     if (self.problems)
         printf ("  bad records                  %10" PRIu64 " (%s)\n", self.problems,
                 o->skip_bad ? "skipped" : "stopped at the first");

@@ -146,12 +146,33 @@ int recorder_handle (recorder_t *self, zmsg_t **capture_p)
     size_t olen = zframe_size (origin) < sizeof o - 1 ? zframe_size (origin) : sizeof o - 1;
     memcpy (o, zframe_data (origin), olen);
     o[olen] = 0;
-    if (rc == 0 && qp_journal_append_message (
-                       self->journal, qp_journal_origin_parse (o), seq, s_wall_us (),
-                       (const char *)zframe_data (type), zframe_size (type),
-                       dest ? (const char *)zframe_data (dest) : NULL,
-                       dest ? zframe_size (dest) : 0, zframe_data (env), zframe_size (env)) < 0)
+    /* No identity on disk: the recorder holds no pepper, so it empties the identity and
+     * the replay takes the person key intake derived (docs/replay.md). */
+    uint8_t *scrubbed = NULL;
+    size_t scrubbed_size = 0;
+    qp_journal_scrub_t scrub =
+        qp_journal_scrub ((const char *)zframe_data (type), zframe_size (type), zframe_data (env),
+                          zframe_size (env), &scrubbed, &scrubbed_size);
+    if (scrub == QP_JOURNAL_DROPPED)
+        qp_log_warn ("payload_dropped",
+                     "capture seq %llu: a %.*s that does not decode is recorded without its "
+                     "payload (it may hold a person's identity)",
+                     (unsigned long long)seq,
+                     (int)(zframe_size (type) < 64 ? zframe_size (type) : 64),
+                     (const char *)zframe_data (type));
+    const void *body = scrub == QP_JOURNAL_CLEAN ? zframe_data (env) : scrubbed;
+    size_t body_size = scrub == QP_JOURNAL_CLEAN ? zframe_size (env) : scrubbed_size;
+    if (rc == 0 &&
+        qp_journal_append_message (self->journal, qp_journal_origin_parse (o), seq, s_wall_us (),
+                                   (const char *)zframe_data (type), zframe_size (type),
+                                   dest ? (const char *)zframe_data (dest) : NULL,
+                                   dest ? zframe_size (dest) : 0, body, body_size) < 0)
         rc = -1;
+    free (scrubbed);
+    if (rc == 0) {
+        self->stats.scrubbed += scrub == QP_JOURNAL_SCRUBBED;
+        self->stats.dropped += scrub == QP_JOURNAL_DROPPED;
+    }
     if (rc == 0) {
         self->stats.recorded++;
         self->stats.last_seq = seq;
@@ -201,9 +222,11 @@ done:
     qp_journal_writer_flush (self->journal);
     qp_log_info ("recorder_stopping",
                  "recorded %llu messages, %llu gaps (%llu messages missing), %llu malformed, "
-                 "last capture seq %llu",
+                 "%llu with a person's identity emptied, %llu without their undecodable "
+                 "payload, last capture seq %llu",
                  (unsigned long long)self->stats.recorded, (unsigned long long)self->stats.gaps,
                  (unsigned long long)self->stats.missing, (unsigned long long)self->stats.malformed,
+                 (unsigned long long)self->stats.scrubbed, (unsigned long long)self->stats.dropped,
                  (unsigned long long)self->stats.last_seq);
     return rc;
 }

@@ -1,7 +1,10 @@
 /* The recorder: subscribes to the bus's capture tap and appends every message to a
  * journal (common/qp_journal.h). It never drops silently: the capture seq numbers tell
  * it when the tap lost messages (PUB/SUB drops past its high-water mark), and it writes
- * a gap record for them and says so in its log. */
+ * a gap record for them and says so in its log. It journals no person's identity: each
+ * PersonIdentity a submitter sent is emptied before the message is written
+ * (qp_journal_scrub); intake derives the pseudonymous person key and the journal keeps
+ * that, in the DossierReceived. */
 #ifndef QP_RECORDER_H
 #define QP_RECORDER_H
 #include "qp_journal.h"
@@ -17,6 +20,9 @@ typedef struct {
     uint64_t gaps;      /* gap records written */
     uint64_t missing;   /* capture seqs they cover */
     uint64_t malformed; /* capture frame sets that were not [seq, origin, type, env, dest] */
+    uint64_t scrubbed;  /* messages recorded with their person identities emptied */
+    uint64_t dropped;   /* messages of a type that can hold an identity recorded without
+                           their payload (it did not decode: no way to find the identity) */
     uint64_t last_seq;
 } recorder_stats_t;
 

@@ -1,6 +1,7 @@
 /* Fuzz: the journal reader on one segment file holding the input: every record read
  * (skipping past damage as qp-journal verify does), messages decoded as a service would,
- * then a seek by offset and by time. */
+ * then a seek by offset and by time; the recorder's scrub on every message record (what it
+ * writes must decode and hold no identity). */
 #include "fuzz_support.h"
 #include "qp_journal.h"
 
@@ -25,6 +26,25 @@ static void s_read_all (qp_journal_reader_t *reader, size_t size)
             qp_error_t err;
             if (qp_journal_record_decode (&rec, &msg, &err) == 0)
                 qp_message_clear (&msg);
+            /* The recorder's scrub reads the same outside bytes: what it writes must
+             * decode and hold no identity. */
+            uint8_t *out = NULL;
+            size_t out_size = 0;
+            qp_journal_scrub_t sc = qp_journal_scrub (rec.type, rec.type_len, rec.envelope,
+                                                      rec.envelope_size, &out, &out_size);
+            if (sc == QP_JOURNAL_SCRUBBED) {
+                zframe_t *type = zframe_new (rec.type, rec.type_len);
+                zframe_t *env = zframe_new (out, out_size);
+                if (qp_message_decode (type, env, &msg, &err) == 0) {
+                    if (qp_journal_payload_has_identity (msg.payload))
+                        __builtin_trap ();
+                    qp_message_clear (&msg);
+                }
+                zframe_destroy (&type);
+                zframe_destroy (&env);
+            } else if (sc == QP_JOURNAL_CLEAN && out)
+                __builtin_trap ();
+            free (out);
         }
     }
 }

@@ -1,9 +1,11 @@
 /* The journal format: CRC-32C, framing, rotation, the index (seek by offset and by
- * time), gap records, damage found with its offset, a torn tail cut on reopen. */
+ * time), gap records, damage found with its offset, a torn tail cut on reopen; the scrub
+ * that keeps a person's identity out of a journal. */
 #include "qp_journal.h"
 #include "qp_test.h"
 #include <check.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -237,6 +239,132 @@ START_TEST (test_fsync_always_survives_reopen)
 }
 END_TEST
 
+/* A SubmitDossier envelope with an identity: names, birth date, email, and a phone and a
+ * national id in fields this version does not know (a newer front end). */
+static zmsg_t *s_submission_with_identity (char id_out[QP_ID_HEX + 1])
+{
+    Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__PersonIdentity id = QP__V1__PERSON_IDENTITY__INIT;
+    d.channel = "test-journal";
+    d.channel_key = "scrub-1";
+    h.residence_qpv = "QN05981M";
+    d.holder = &h;
+    id.family_name = "Zyxquor";
+    id.given_names = "Wubblefitz";
+    id.birth_date = "1931-07-29";
+    id.email = "zyxquor@privacy-test.example";
+    /* An unknown field's data is what follows its tag: the length, then the bytes. */
+    static uint8_t phone[] = "\x11+33 6 98 76 54 32", nir[] = "\x0d"
+                                                              "2310775123456";
+    ProtobufCMessageUnknownField unknown[2] = {
+        {.tag = 5, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = 18, .data = phone},
+        {.tag = 6, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = 14, .data = nir}};
+    id.base.n_unknown_fields = 2;
+    id.base.unknown_fields = unknown;
+    s.dossier = &d;
+    s.identity = &id;
+    qp_meta_t meta = {.correlation_id = "c0ffee",
+                      .event_time_ms = 1717372800000,
+                      .discriminator = "test-journal\nscrub-1"};
+    return qp_message_build (&s.base, &meta, id_out);
+}
+
+static bool s_contains (const uint8_t *data, size_t size, const char *text)
+{
+    return data && memmem (data, size, text, strlen (text)) != NULL;
+}
+
+START_TEST (test_scrub_empties_identity)
+{
+    ck_assert (qp_journal_type_holds_identity ("qp.v1.SubmitDossier", 19));
+    ck_assert (!qp_journal_type_holds_identity ("qp.v1.DossierReceived", 21));
+    ck_assert (!qp_journal_type_holds_identity ("qp.v1.Nope", 10));
+
+    char message_id[QP_ID_HEX + 1];
+    zmsg_t *m = s_submission_with_identity (message_id);
+    zframe_t *type = zmsg_first (m), *env = zmsg_next (m);
+    const char *markers[] = {"Zyxquor",     "Wubblefitz",    "1931-07-29", "privacy-test.example",
+                             "98 76 54 32", "2310775123456", NULL};
+    for (int i = 0; markers[i]; i++)
+        ck_assert (s_contains (zframe_data (env), zframe_size (env), markers[i]));
+    uint8_t *out;
+    size_t size;
+    ck_assert_int_eq (qp_journal_scrub ((const char *)zframe_data (type), zframe_size (type),
+                                        zframe_data (env), zframe_size (env), &out, &size),
+                      QP_JOURNAL_SCRUBBED);
+    for (int i = 0; markers[i]; i++)
+        ck_assert_msg (!s_contains (out, size, markers[i]), "%s still there", markers[i]);
+    /* The same message otherwise: ids, time, the dossier; an identity present and empty. */
+    qp_message_t msg;
+    qp_error_t err;
+    zframe_t *scrubbed = zframe_new (out, size);
+    ck_assert_int_eq (qp_message_decode (type, scrubbed, &msg, &err), 0);
+    ck_assert_str_eq (msg.envelope->message_id, message_id);
+    ck_assert_str_eq (msg.envelope->correlation_id, "c0ffee");
+    ck_assert_int_eq (msg.envelope->event_time_ms, 1717372800000);
+    Qp__V1__SubmitDossier *s = (Qp__V1__SubmitDossier *)msg.payload;
+    ck_assert_ptr_nonnull (s->identity);
+    ck_assert_uint_eq (protobuf_c_message_get_packed_size (&s->identity->base), 0);
+    ck_assert_str_eq (s->dossier->channel_key, "scrub-1");
+    ck_assert_str_eq (s->dossier->holder->residence_qpv, "QN05981M");
+    ck_assert (!qp_journal_payload_has_identity (msg.payload));
+    qp_message_clear (&msg);
+    zframe_destroy (&scrubbed);
+    /* Scrubbing again changes nothing. */
+    uint8_t *again;
+    size_t again_size;
+    ck_assert_int_eq (qp_journal_scrub ("qp.v1.SubmitDossier", 19, out, size, &again, &again_size),
+                      QP_JOURNAL_CLEAN);
+    ck_assert_ptr_null (again);
+    free (out);
+    /* Another type is left as it is, even with the same bytes. */
+    ck_assert_int_eq (
+        qp_journal_scrub ("qp.v1.FollowUp", 14, zframe_data (env), zframe_size (env), &out, &size),
+        QP_JOURNAL_CLEAN);
+    zmsg_destroy (&m);
+}
+END_TEST
+
+START_TEST (test_scrub_drops_what_does_not_decode)
+{
+    zmsg_t *m = s_submission_with_identity (NULL);
+    zframe_t *env = zmsg_last (m);
+    uint8_t *out;
+    size_t size;
+    /* Not an envelope at all: nothing of it is kept. */
+    const char *garbage = "\xff\xff\xff Zyxquor";
+    ck_assert_int_eq (qp_journal_scrub ("qp.v1.SubmitDossier", 19, (const uint8_t *)garbage,
+                                        strlen (garbage), &out, &size),
+                      QP_JOURNAL_DROPPED);
+    ck_assert_ptr_null (out);
+    ck_assert_uint_eq (size, 0);
+    /* An envelope whose payload is not a SubmitDossier: the envelope without it. */
+    Qp__V1__Envelope e = QP__V1__ENVELOPE__INIT;
+    e.message_id = "abc";
+    e.type = "qp.v1.SubmitDossier";
+    e.has_payload = true;
+    e.payload.data = (uint8_t *)"\x0a\x7f Zyxquor truncated";
+    e.payload.len = 20;
+    size_t n = qp__v1__envelope__get_packed_size (&e);
+    uint8_t *buf = malloc (n);
+    qp__v1__envelope__pack (&e, buf);
+    ck_assert_int_eq (qp_journal_scrub ("qp.v1.SubmitDossier", 19, buf, n, &out, &size),
+                      QP_JOURNAL_DROPPED);
+    ck_assert (!s_contains (out, size, "Zyxquor"));
+    Qp__V1__Envelope *back = qp__v1__envelope__unpack (NULL, size, out);
+    ck_assert_ptr_nonnull (back);
+    ck_assert_str_eq (back->message_id, "abc");
+    ck_assert (!back->has_payload);
+    qp__v1__envelope__free_unpacked (back, NULL);
+    free (out);
+    free (buf);
+    (void)env;
+    zmsg_destroy (&m);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("journal");
@@ -250,6 +378,8 @@ int main (void)
     tcase_add_test (tc, test_truncated_tail_reported_then_cut_on_reopen);
     tcase_add_test (tc, test_not_a_journal);
     tcase_add_test (tc, test_fsync_always_survives_reopen);
+    tcase_add_test (tc, test_scrub_empties_identity);
+    tcase_add_test (tc, test_scrub_drops_what_does_not_decode);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);

@@ -1,0 +1,243 @@
+/* Impersonation at the partner boundary (issue 9, item 7), with real processes: the bus
+ * with CURVE on its partner endpoint (keys made by qp-keygen), intake, eligibility,
+ * funding and Bpifrance's real component with its agency's key. Three intruders try to
+ * act as a Bpifrance component:
+ *
+ *   - no CURVE at all: a plain ZeroMQ DEALER registers and announces itself;
+ *   - an unknown key: a key pair made by qp-keygen for another deployment, with the real
+ *     bus's public certificate;
+ *   - another agency's key: ANCT's real key registers as Bpifrance and speaks for it.
+ *
+ * (tests/integration/test_funding.c also tries the last two, with a component process.)
+ *
+ * None is routed, none reaches funding (no component record in Redis), the one the bus
+ * can hear is answered "forbidden"; and the stack keeps serving: a dossier submitted
+ * after all three is funded through the real component. */
+#include "qp_bus.h"
+#include "qp_test.h"
+#include "qp_test_sample.h"
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <string.h>
+
+/* The four agencies' components, each with its own key from the same qp-keygen run. */
+static const char *const s_programs[] = {
+    "intake",       "eligibility", "funding",           "partner-anct",
+    "partner-anru", "partner-bdt", "partner-bpifrance", NULL};
+static const char *const s_ready[] = {"intake", "eligibility", "funding",
+                                      "partner.BPIFRANCE.bpifrance-default", NULL};
+
+static int s_partner_workers (qp_test_stack_t *stack)
+{
+    json_t *status = qp_test_bus_status (stack->work, 2000);
+    int n = 0;
+    const char *name;
+    json_t *svc;
+    json_object_foreach (json_object_get (status, "services"), name, svc)
+    {
+        if (!strncmp (name, "partner.", 8) &&
+            json_integer_value (json_object_get (svc, "workers")) > 0)
+            n++;
+    }
+    json_decref (status);
+    return n;
+}
+
+/* Frames a component sends: READY as a Bpifrance worker, then its hello to funding. */
+static zmsg_t *s_ready_frames (const char *service)
+{
+    zmsg_t *m = zmsg_new ();
+    zmsg_addstr (m, QPB_PROTOCOL);
+    zmsg_addstr (m, QPB_READY);
+    zmsg_addstr (m, service);
+    return m;
+}
+
+static zmsg_t *s_hello_frames (const char *component)
+{
+    Qp__V1__PartnerHello h = QP__V1__PARTNER_HELLO__INIT;
+    h.component_id = (char *)component;
+    h.has_agency = true, h.agency = QP__V1__AGENCY__BPIFRANCE;
+    h.component_name = (char *)component;
+    h.version = "0.0.1";
+    char *schemes[] = {"phq"};
+    h.n_schemes = 1;
+    h.schemes = schemes;
+    h.has_capacity = true, h.capacity = 1000;
+    h.has_status_interval_ms = true, h.status_interval_ms = 60000;
+    qp_meta_t meta = {.discriminator = component};
+    zmsg_t *m = qp_message_build (&h.base, &meta, NULL);
+    zmsg_pushstr (m, "funding");
+    zmsg_pushstr (m, QPB_SEND);
+    zmsg_pushstr (m, QPB_PROTOCOL);
+    return m;
+}
+
+/* Whatever the bus sends this socket within wait_ms: the ERROR code (malloc'd), "" for
+ * anything else, NULL for nothing. */
+static char *s_answer (zsock_t *sock, int wait_ms)
+{
+    zpoller_t *p = zpoller_new (sock, NULL);
+    char *code = NULL;
+    if (zpoller_wait (p, wait_ms)) {
+        zmsg_t *m = zmsg_recv (sock);
+        char *proto = zmsg_popstr (m), *kind = zmsg_popstr (m);
+        code = kind && !strcmp (kind, QPB_ERROR) ? zmsg_popstr (m) : strdup ("");
+        free (proto);
+        free (kind);
+        zmsg_destroy (&m);
+    }
+    zpoller_destroy (&p);
+    return code;
+}
+
+static long s_partner_seen (qp_test_stack_t *stack, const char *component)
+{
+    redisContext *rc = redisConnect (stack->redis->host, stack->redis->port);
+    ck_assert (rc && !rc->err);
+    redisReply *r = redisCommand (rc, "EXISTS qp:partner:%s", component);
+    long n = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
+    if (r)
+        freeReplyObject (r);
+    redisFree (rc);
+    return n;
+}
+
+/* Submits sample dossier i (funded by the Bpifrance component) and waits for its state. */
+static Qp__V1__DossierState s_submit_and_wait (qp_test_stack_t *stack, int i)
+{
+    static qp_test_sample_t s;
+    qp_test_sample (&s, "test-impersonation", "imp", i);
+    char disc[64];
+    snprintf (disc, sizeof disc, "test-impersonation\n%s", s.key);
+    qp_meta_t meta = {.discriminator = disc};
+    qp_message_t reply = {0};
+    qp_error_t err;
+    ck_assert_int_eq (
+        qp_test_call (stack->work, "intake", &s.submit.base, &meta, 10000, &reply, &err), 0);
+    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
+    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply.payload;
+    ck_assert (r->accepted);
+    char id[QP_ID_HEX + 1];
+    snprintf (id, sizeof id, "%s", r->dossier_id);
+    qp_message_clear (&reply);
+    Qp__V1__DossierState state = QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
+    for (int w = 0; w < 600 && state < QP__V1__DOSSIER_STATE__NOT_ELIGIBLE; w++) {
+        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+        q.dossier_id = id;
+        ck_assert_int_eq (qp_test_call (stack->work, "intake", &q.base, NULL, 5000, &reply, &err),
+                          0);
+        state = ((Qp__V1__DossierStatusReply *)reply.payload)->state;
+        qp_message_clear (&reply);
+        if (state < QP__V1__DOSSIER_STATE__NOT_ELIGIBLE)
+            qp_test_sleep_ms (100);
+    }
+    return state;
+}
+
+START_TEST (test_three_intruders_refused)
+{
+    char *keys = qp_test_tmpdir ("qp-imp-keys");
+    char *other = qp_test_tmpdir ("qp-imp-other");
+    char cmd[4096];
+    snprintf (cmd, sizeof cmd,
+              "%s/tools/qp-keygen %s >/dev/null && %s/tools/qp-keygen %s BPIFRANCE >/dev/null",
+              qp_test_build_dir (), keys, qp_test_build_dir (), other);
+    ck_assert_int_eq (system (cmd), 0);
+    char curve[1100], territories[1100], data[1100];
+    snprintf (curve, sizeof curve, "QP_CURVE_DIR=%s", keys);
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {curve, territories, data, NULL};
+    qp_test_stack_opts_t opts = {.programs = s_programs, .wait_for = s_ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (stack);
+    ck_assert_int_eq (qp_test_proc_log_count (stack->bus, "curve_on"), 1);
+    for (int i = 0; i < 150 && s_partner_workers (stack) < 4; i++)
+        qp_test_sleep_ms (100);
+    ck_assert_int_eq (s_partner_workers (stack), 4);
+    /* The real component, with its key: a dossier is funded through it. */
+    ck_assert_int_eq (s_submit_and_wait (stack, 2), QP__V1__DOSSIER_STATE__FUNDED);
+
+    /* 1. No CURVE: the handshake never completes, so nothing it sends reaches the bus. */
+    zsock_t *plain = zsock_new (ZMQ_DEALER);
+    ck_assert_ptr_nonnull (plain);
+    zsock_set_linger (plain, 0);
+    ck_assert_int_eq (zsock_connect (plain, "%s", stack->partner), 0);
+    zmsg_t *m = s_ready_frames ("partner.BPIFRANCE.plain");
+    zmsg_send (&m, plain);
+    m = s_hello_frames ("plain");
+    zmsg_send (&m, plain);
+    /* A bus that heard it answers "forbidden" or routes: silence is the only refusal a
+     * peer without CURVE can get. The wait bounds the test; it asserts no duration. */
+    char *code = s_answer (plain, 3000);
+    ck_assert_msg (code == NULL, "the bus answered a peer without CURVE: '%s'", code);
+    ck_assert_int_eq (qp_test_bus_workers (stack->work, "partner.BPIFRANCE.plain"), 0);
+    ck_assert_int_eq (s_partner_seen (stack, "plain"), 0);
+    zsock_destroy (&plain);
+
+    /* 2. An unknown key (another deployment's Bpifrance key) with the real bus's public
+     * certificate: the ZAP handler refuses the key, nothing is routed. */
+    char secret[1200], bus_cert[1200];
+    snprintf (secret, sizeof secret, "%s/BPIFRANCE.cert_secret", other);
+    snprintf (bus_cert, sizeof bus_cert, "%s/bus.cert", keys);
+    ck_assert_int_eq (qp_bus_curve_client (stack->partner, secret, bus_cert), 0);
+    qp_bus_client_t *unknown = qp_bus_client_new (stack->partner);
+    ck_assert_ptr_nonnull (unknown);
+    ck_assert_int_eq (qp_bus_client_ready (unknown, "partner.BPIFRANCE.unknown"), 0);
+    m = s_hello_frames ("unknown");
+    zmsg_send (&m, qp_bus_client_socket (unknown));
+    code = s_answer (qp_bus_client_socket (unknown), 3000);
+    ck_assert_msg (code == NULL, "the bus answered an unknown key: '%s'", code);
+    ck_assert_int_eq (qp_test_bus_workers (stack->work, "partner.BPIFRANCE.unknown"), 0);
+    ck_assert_int_eq (s_partner_seen (stack, "unknown"), 0);
+    qp_bus_client_destroy (&unknown);
+
+    /* 3. ANCT's real key: heard (the key is known) and told "forbidden", as a Bpifrance
+     * worker and as a Bpifrance hello. */
+    snprintf (secret, sizeof secret, "%s/ANCT.cert_secret", keys);
+    ck_assert_int_eq (qp_bus_curve_client (stack->partner, secret, bus_cert), 0);
+    qp_bus_client_t *anct = qp_bus_client_new (stack->partner);
+    ck_assert_ptr_nonnull (anct);
+    ck_assert_int_eq (qp_bus_client_ready (anct, "partner.BPIFRANCE.mimic"), 0);
+    code = s_answer (qp_bus_client_socket (anct), 10000);
+    ck_assert_ptr_nonnull (code);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    m = s_hello_frames ("mimic");
+    zmsg_send (&m, qp_bus_client_socket (anct));
+    code = s_answer (qp_bus_client_socket (anct), 10000);
+    ck_assert_ptr_nonnull (code);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    ck_assert_int_eq (qp_test_bus_workers (stack->work, "partner.BPIFRANCE.mimic"), 0);
+    ck_assert_int_eq (s_partner_seen (stack, "mimic"), 0);
+    ck_assert_int_ge (qp_test_proc_log_count (stack->bus, "partner_forbidden"), 2);
+    qp_bus_client_destroy (&anct);
+
+    /* The real component is still the only Bpifrance worker, and still funds. */
+    ck_assert_int_eq (qp_test_bus_workers (stack->work, "partner.BPIFRANCE.bpifrance-default"), 1);
+    ck_assert_int_eq (s_partner_workers (stack), 4);
+    ck_assert_int_eq (s_submit_and_wait (stack, 3), QP__V1__DOSSIER_STATE__FUNDED);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+    qp_test_rmtree (keys);
+    qp_test_rmtree (other);
+    free (keys);
+    free (other);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *s = suite_create ("impersonation");
+    TCase *tc = tcase_create ("impersonation");
+    tcase_set_timeout (tc, 180);
+    tcase_add_test (tc, test_three_intruders_refused);
+    suite_add_tcase (s, tc);
+    SRunner *sr = srunner_create (s);
+    srunner_run_all (sr, CK_NORMAL);
+    int failed = srunner_ntests_failed (sr);
+    srunner_free (sr);
+    return failed ? 1 : 0;
+}
