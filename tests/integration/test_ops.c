@@ -214,6 +214,15 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
     char *bus = s_scrape (stack->bus);
     const char *elig[] = {"service=\"eligibility\"", NULL};
     ck_assert (qp_test_metric (bus, "qp_bus_workers", elig) == 3);
+    /* The bus mirrors its table into the metrics every 500 ms: the last deliveries may
+     * show on a later scrape. */
+    int bus_port = qp_test_http_port_in_log (stack->bus->log_path, 5000);
+    for (int i = 0; i < 50 && qp_test_metric (bus, "qp_bus_routed_total", elig) < N_DOSSIERS; i++) {
+        qp_test_sleep_ms (100);
+        free (bus);
+        bus = NULL;
+        ck_assert_int_eq (qp_test_http_get (bus_port, "/metrics", &bus), 200);
+    }
     ck_assert (qp_test_metric (bus, "qp_bus_routed_total", elig) >= N_DOSSIERS);
     ck_assert (qp_test_metric (bus, "qp_bus_captured_total", NULL) > 0);
     /* Partner availability: one live component per agency. */
@@ -261,7 +270,6 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
             bpi = stack->procs[i];
     ck_assert_ptr_nonnull (bpi);
     ck_assert (qp_test_proc_stop (bpi, NULL));
-    int bus_port = qp_test_http_port_in_log (stack->bus->log_path, 5000);
     const char *bpifrance[] = {"agency=\"BPIFRANCE\"", NULL}, *anct[] = {"agency=\"ANCT\"", NULL};
     double left = -1, others = -1;
     for (int i = 0; i < 100 && left != 0; i++) {
