@@ -207,6 +207,82 @@ START_TEST (test_truncated_tail_reported_then_cut_on_reopen)
 }
 END_TEST
 
+/* A journal cut anywhere inside its last record: the whole records are read, then one
+ * "truncated" problem naming the offset the record would have had and its byte position,
+ * then the end. */
+START_TEST (test_truncated_anywhere_in_the_last_record)
+{
+    const off_t record = 8 + 40 + 19 + 6 + 200, last = QP_JOURNAL_SEGMENT_HEADER + 9 * record;
+    const off_t keep[] = {1, 3, 8, 8 + 10, 8 + 40 + 19, record - 1};
+    for (size_t k = 0; k < sizeof keep / sizeof *keep; k++) {
+        qp_test_rmtree (s_dir);
+        s_write (s_dir, 10, 0);
+        char *seg = s_segment (s_dir);
+        ck_assert_int_eq (truncate (seg, last + keep[k]), 0);
+        char err[256];
+        qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+        ck_assert_ptr_nonnull (r);
+        qp_journal_record_t rec;
+        qp_journal_problem_t p;
+        int good = 0, rc;
+        while ((rc = qp_journal_reader_next (r, &rec, &p)) == 1)
+            ck_assert_uint_eq (rec.offset, (uint64_t)good++);
+        ck_assert_msg (rc == -1, "cut at %lld: no problem reported", (long long)keep[k]);
+        ck_assert_int_eq (good, 9);
+        ck_assert_str_eq (p.code, "truncated");
+        ck_assert_uint_eq (p.offset, 9);
+        ck_assert_uint_eq (p.position, (uint64_t)last);
+        ck_assert_str_eq (p.segment, seg);
+        char want[64];
+        snprintf (want, sizeof want, "the last %lld bytes", (long long)keep[k]);
+        ck_assert_msg (strstr (p.detail, want), "cut at %lld: '%s'", (long long)keep[k],
+                       p.detail);
+        ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 0);
+        qp_journal_reader_close (&r);
+        free (seg);
+    }
+}
+END_TEST
+
+/* A segment cut in the middle of the journal (a later segment follows): its problem is
+ * reported with the offset, and reading goes on with the next segment, without a second
+ * problem for the records the cut took. */
+START_TEST (test_truncated_segment_then_the_next)
+{
+    s_write (s_dir, 1000, 64 * 1024);
+    char *seg = s_segment (s_dir);
+    char err[256];
+    qp_journal_reader_t *r = qp_journal_reader_open (s_dir, err, sizeof err);
+    qp_journal_record_t rec;
+    qp_journal_problem_t p;
+    uint64_t last_offset = 0, last_position = 0;
+    while (qp_journal_reader_next (r, &rec, &p) == 1 && !strcmp (rec.segment, seg)) {
+        last_offset = rec.offset;
+        last_position = rec.position;
+    }
+    qp_journal_reader_close (&r);
+    ck_assert_uint_gt (last_offset, 10);
+    ck_assert_int_eq (truncate (seg, (off_t)last_position + 30), 0);
+
+    r = qp_journal_reader_open (s_dir, err, sizeof err);
+    int good = 0, problems = 0, rc;
+    while ((rc = qp_journal_reader_next (r, &rec, &p)) != 0) {
+        if (rc < 0) {
+            problems++;
+            ck_assert_str_eq (p.code, "truncated");
+            ck_assert_uint_eq (p.offset, last_offset);
+            ck_assert_uint_eq (p.position, last_position);
+            continue;
+        }
+        good++;
+    }
+    ck_assert_int_eq (problems, 1);
+    ck_assert_int_eq (good, 999);
+    qp_journal_reader_close (&r);
+    free (seg);
+}
+END_TEST
+
 START_TEST (test_not_a_journal)
 {
     char err[256];
@@ -376,6 +452,8 @@ int main (void)
     tcase_add_test (tc, test_seek_by_offset_and_time);
     tcase_add_test (tc, test_flipped_byte_found_and_skipped);
     tcase_add_test (tc, test_truncated_tail_reported_then_cut_on_reopen);
+    tcase_add_test (tc, test_truncated_anywhere_in_the_last_record);
+    tcase_add_test (tc, test_truncated_segment_then_the_next);
     tcase_add_test (tc, test_not_a_journal);
     tcase_add_test (tc, test_fsync_always_survives_reopen);
     tcase_add_test (tc, test_scrub_empties_identity);
