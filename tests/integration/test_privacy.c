@@ -5,14 +5,15 @@
  * the recorder empties it before writing: no marker may then be found in any log of any
  * program, in the journal, in Redis (every key and value, and its AOF files) or in the
  * evaluation's reports, and the logs carry no email address or phone number at all.
- * Ten people submit twice: the second PHQ of each is refused (one per person per
- * network), which only the person key can tell. The journal, replayed into a fresh stack
- * with ANOTHER pepper, gives the same decisions (the replay takes the person keys intake
- * derived, from the journal): no identity, no pepper needed. qp-journal scrub cleans a
- * journal written before the recorder emptied identities. */
+ * One more identity goes in as a JSON line through qp-ctl. Ten people submit twice: the second PHQ
+ * of each is refused (one per person per network), which only the person key can tell. The journal,
+ * replayed into a fresh stack with ANOTHER pepper, gives the same decisions (the replay takes the
+ * person keys intake derived, from the journal): no identity, no pepper needed. qp-journal scrub
+ * cleans a journal written before the recorder emptied identities. */
 #include "qp/v1/evaluation.pb-c.h"
 #include "qp_date.h"
 #include "qp_journal.h"
+#include "qp_json.h"
 #include "qp_test.h"
 #include <check.h>
 #include <dirent.h>
@@ -20,10 +21,16 @@
 #include <regex.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define N_PEOPLE 40
-#define N_FIRST 30  /* submissions [N_FIRST, N_PEOPLE) repeat the identity of i - N_FIRST */
-#define N_REFUSED 3 /* then submissions refused (a negative amount), identity and all */
+#define N_FIRST 30 /* submissions [N_FIRST, N_PEOPLE) repeat the identity of i - N_FIRST */
+#define N_REFUSED 3
+#define CTL                                                                                        \
+    N_PEOPLE /* ids[CTL]: one more, submitted as JSON through qp-ctl */ /* then submissions        \
+                                                                           refused (a negative     \
+                                                                           amount), identity and   \
+                                                                           all */
 
 static const char *const s_programs[] = {"intake",     "eligibility",       "funding",
                                          "evaluation", "partner-bpifrance", NULL};
@@ -95,7 +102,7 @@ static void s_person (person_t *s, int i, int who)
     s->business.insee_commune = "59512";
     s->business.naf_code = "47.11B";
     s->business.legal_form = "5499";
-    int64_t amount = i >= N_PEOPLE ? -100 : 500000 + i * 10000;
+    int64_t amount = i >= N_PEOPLE && i < N_PEOPLE + N_REFUSED ? -100 : 500000 + i * 10000;
     Qp__V1__Project *p = &s->project;
     p->has_axis = true, p->axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
     p->has_stage = true, p->stage = QP__V1__STAGE__CREATION;
@@ -408,6 +415,36 @@ static int s_run (const char *tool, const char *const *env, const char *const *a
     return status;
 }
 
+/* One more identity, as a JSON line through qp-ctl submit (the front door): accepted,
+ * its id in id; qp-ctl's output and log are scanned. */
+static void s_submit_json (qp_test_stack_t *stack, const char *dir, char id[QP_ID_HEX + 1])
+{
+    static person_t one;
+    s_person (&one, N_PEOPLE + N_REFUSED, 45);
+    snprintf (one.key, sizeof one.key, "privacy-ctl");
+    one.identity.base.n_unknown_fields = 0; /* JSON has no unknown fields */
+    json_t *json = qp_json_from_message (&one.submit.base);
+    char path[1100];
+    snprintf (path, sizeof path, "%s-ctl.jsonl", dir);
+    ck_assert_int_eq (json_dump_file (json, path, JSON_COMPACT), 0);
+    json_decref (json);
+    char work[80];
+    snprintf (work, sizeof work, "QP_BUS_WORK=%s", stack->work);
+    char *out;
+    ck_assert_int_eq (
+        s_run ("ctl", (const char *[]){work, NULL}, (const char *[]){"submit", path, NULL}, &out),
+        0);
+    json_error_t jerr;
+    json_t *answer = json_loads (out, JSON_DISABLE_EOF_CHECK, &jerr);
+    const char *dossier = json_string_value (json_object_get (answer, "dossier_id"));
+    ck_assert_msg (dossier && json_is_true (json_object_get (answer, "accepted")), "qp-ctl: %s",
+                   out);
+    snprintf (id, QP_ID_HEX + 1, "%s", dossier);
+    json_decref (answer);
+    free (out);
+    unlink (path);
+}
+
 /* Stops the stack, keeping its logs and Redis files; scans them and the journal. */
 static void s_stop_and_scan (qp_test_stack_t **stack_p, const char *journal, const char *which)
 {
@@ -449,15 +486,18 @@ START_TEST (test_no_identity_leaves_intake)
     /* The identities go in; the dossiers are accepted and decided. Then the same people
      * again (new submissions): their second PHQ is refused. Then refusals. */
     static person_t people[N_PEOPLE + N_REFUSED];
-    static char ids[N_PEOPLE][QP_ID_HEX + 1];
-    bool refused[N_PEOPLE] = {false};
+    static char ids[N_PEOPLE + 1][QP_ID_HEX + 1];
+    bool refused[N_PEOPLE + 1] = {false};
     s_submit (stack, people, 0, N_FIRST, ids);
     s_wait_decided (stack, ids, 0, N_FIRST, refused);
     s_submit (stack, people, N_FIRST, N_PEOPLE, ids);
     s_wait_decided (stack, ids, N_FIRST, N_PEOPLE, refused);
     s_submit (stack, people, N_PEOPLE, N_PEOPLE + N_REFUSED, NULL);
-    for (int i = 0; i < N_PEOPLE; i++)
-        ck_assert_msg (refused[i] == (i >= N_FIRST), "submission %d: PHQ %s one per person", i,
+    s_submit_json (stack, journal, ids[CTL]);
+    s_wait_decided (stack, ids, CTL, CTL + 1, refused);
+    for (int i = 0; i < N_PEOPLE + 1; i++)
+        ck_assert_msg (refused[i] == (i >= N_FIRST && i < N_PEOPLE),
+                       "submission %d: PHQ %s one per person", i,
                        refused[i] ? "refused" : "not refused");
 
     /* The evaluation's reports: the totals and the indicators. */
@@ -482,7 +522,8 @@ START_TEST (test_no_identity_leaves_intake)
     qp_test_sleep_ms (500); /* the capture tap delivers the last messages */
     ck_assert (qp_test_proc_stop (rec, NULL));
     char emptied[64];
-    snprintf (emptied, sizeof emptied, "%d with a person's identity emptied", N_PEOPLE + N_REFUSED);
+    snprintf (emptied, sizeof emptied, "%d with a person's identity emptied",
+              N_PEOPLE + N_REFUSED + 1);
     ck_assert_int_eq (qp_test_proc_log_count (rec, emptied), 1);
     s_stop_and_scan (&stack, journal, "recorded run");
 
@@ -503,15 +544,15 @@ START_TEST (test_no_identity_leaves_intake)
     fprintf (stderr, "%s", out);
     ck_assert_int_eq (status, 0);
     char want[128];
-    snprintf (want, sizeof want, "person keys from the journal %10d (%d identities", N_PEOPLE,
+    snprintf (want, sizeof want, "person keys from the journal %10d (%d identities", N_PEOPLE + 1,
               N_REFUSED);
     ck_assert_msg (strstr (out, want), "no '%s' in:\n%s", want, out);
     free (out);
     memset (refused, 0, sizeof refused);
-    s_wait_decided (stack, ids, 0, N_PEOPLE, refused);
-    for (int i = 0; i < N_PEOPLE; i++)
-        ck_assert_msg (refused[i] == (i >= N_FIRST), "replayed submission %d: PHQ %s", i,
-                       refused[i] ? "refused" : "not refused");
+    s_wait_decided (stack, ids, 0, N_PEOPLE + 1, refused);
+    for (int i = 0; i < N_PEOPLE + 1; i++)
+        ck_assert_msg (refused[i] == (i >= N_FIRST && i < N_PEOPLE),
+                       "replayed submission %d: PHQ %s", i, refused[i] ? "refused" : "not refused");
     rec = stack->procs[stack->n_procs - 1];
     qp_test_sleep_ms (500);
     ck_assert (qp_test_proc_stop (rec, NULL));
