@@ -30,6 +30,7 @@ static const ProtobufCMessageDescriptor *s_types[] = {
     &qp__v1__territory_phase_reply__descriptor,
     &qp__v1__indicator_query__descriptor,
     &qp__v1__indicator_report__descriptor,
+    &qp__v1__submission_refused__descriptor,
 };
 
 void qp_error_set (qp_error_t *err, const char *code, const char *field, const char *fmt, ...)

@@ -84,9 +84,11 @@ static void s_funnel (FILE *o, const Qp__V1__Figures *f)
                  {"funded", "Funded", f->funded},
                  {"declined", "Declined", f->declined},
                  {"unfunded", "Unfunded", f->unfunded},
-                 {"not_eligible", "Not eligible", f->not_eligible}};
+                 {"not_eligible", "Not eligible", f->not_eligible},
+                 {"rejected_at_intake", "Refused at intake", f->rejected_at_intake}};
     size_t n = sizeof steps / sizeof steps[0];
-    double max = f->submitted ? (double) f->submitted : 1;
+    uint64_t top = f->submitted > f->rejected_at_intake ? f->submitted : f->rejected_at_intake;
+    double max = top ? (double) top : 1;
     fprintf (o, "<svg id=\"chart-funnel\" role=\"img\" aria-label=\"funnel\" width=\"640\" "
                 "height=\"%zu\" viewBox=\"0 0 640 %zu\">\n", n * 34 + 10, n * 34 + 10);
     for (size_t i = 0; i < n; i++) {
@@ -192,6 +194,7 @@ static void s_figures_rows (FILE *o, const char *prefix, const Qp__V1__Figures *
         fputs ("</tr>\n", o);                                                                      \
     } while (0)
     ROW ("Submitted", submitted);
+    ROW ("Refused at intake", rejected_at_intake);
     ROW ("Eligible", eligible);
     ROW ("Not eligible", not_eligible);
     ROW ("Funding asked", funding_requested);

@@ -538,11 +538,11 @@ static void s_indicator_header (bool csv)
         printf ("territory,submitted,eligible,not_eligible,funding_requested,approved,funded,"
                 "declined,unfunded,closed,committed_euros,honour_loan_euros,bank_loan_euros,"
                 "leverage_ratio,jobs_planned,survival_y1_pct,survival_y2_pct,survival_y3_pct,"
-                "women_pct,under_30_pct\n");
+                "women_pct,under_30_pct,rejected_at_intake\n");
     else
-        printf ("%-22s %9s %9s %9s %9s %9s %9s %9s %16s %6s %6s %6s %6s\n", "territory",
-                "submitted", "eligible", "requested", "funded", "declined", "unfunded", "closed",
-                "committed (€)", "lever", "jobs", "surv3", "women%");
+        printf ("%-22s %9s %9s %9s %9s %9s %9s %9s %9s %16s %6s %6s %6s %6s\n", "territory",
+                "submitted", "refused", "eligible", "requested", "funded", "declined", "unfunded",
+                "closed", "committed (€)", "lever", "jobs", "surv3", "women%");
 }
 
 static void s_pct (char *out, size_t size, protobuf_c_boolean has, double v)
@@ -564,7 +564,7 @@ static void s_indicator_row (const Qp__V1__Figures *f, const char *name, bool cs
     s_pct (young, sizeof young, f->has_under_30_pct, f->under_30_pct);
     if (csv) {
         printf ("%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%lld.%02lld,%lld.%02lld,"
-                "%lld.%02lld,%s,%llu,%s,%s,%s,%s,%s\n",
+                "%lld.%02lld,%s,%llu,%s,%s,%s,%s,%s,%llu\n",
                 name, (unsigned long long)f->submitted, (unsigned long long)f->eligible,
                 (unsigned long long)f->not_eligible, (unsigned long long)f->funding_requested,
                 (unsigned long long)f->approved, (unsigned long long)f->funded,
@@ -573,13 +573,15 @@ static void s_indicator_row (const Qp__V1__Figures *f, const char *name, bool cs
                 (long long)llabs (f->committed_cents % 100), (long long)(f->honour_loan_cents / 100),
                 (long long)llabs (f->honour_loan_cents % 100), (long long)(f->bank_loan_cents / 100),
                 (long long)llabs (f->bank_loan_cents % 100), lever,
-                (unsigned long long)f->jobs_planned, s1, s2, s3, women, young);
+                (unsigned long long)f->jobs_planned, s1, s2, s3, women, young,
+                (unsigned long long)f->rejected_at_intake);
         return;
     }
     char euros[48];
     s_euros (f->committed_cents, euros, sizeof euros);
-    printf ("%-22s %9llu %9llu %9llu %9llu %9llu %9llu %9llu %16s %6s %6llu %6s %6s\n", name,
-            (unsigned long long)f->submitted, (unsigned long long)f->eligible,
+    printf ("%-22s %9llu %9llu %9llu %9llu %9llu %9llu %9llu %9llu %16s %6s %6llu %6s %6s\n", name,
+            (unsigned long long)f->submitted, (unsigned long long)f->rejected_at_intake,
+            (unsigned long long)f->eligible,
             (unsigned long long)f->funding_requested, (unsigned long long)f->funded,
             (unsigned long long)f->declined, (unsigned long long)f->unfunded,
             (unsigned long long)f->closed, euros, lever, (unsigned long long)f->jobs_planned, s3,

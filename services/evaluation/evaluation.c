@@ -6,13 +6,16 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 #define K_CELLS "qp:eval:cells"
 #define K_TERRITORIES "qp:eval:territories"
 #define K_META "qp:eval:meta"
-#define BATCH_EVENTS 256
+#define BATCH_EVENTS 8192 /* or every 5 ms: more events, more increments added up */
 #define OUTSIDE "hors-programme"
+/* Refusals are counted under this prefix + message id (never a dossier id: hex only). */
+#define REFUSAL "r-"
 
 typedef struct {
     size_t first; /* index of its dossier id in args */
@@ -25,9 +28,8 @@ struct evaluation {
     qp_service_t *service;
     char **args;
     size_t n_args, cap_args;
-    queued_t events[BATCH_EVENTS * 3];
+    queued_t events[BATCH_EVENTS + 2]; /* an event queues at most 2 */
     size_t n_events;
-    size_t open; /* index of the open event's op count */
     json_t *kinds;     /* scheme id -> catalogue kind */
     json_t *envelopes; /* data/envelopes.json "envelopes" */
     json_t *targets;   /* data/targets.json */
@@ -198,21 +200,33 @@ static void s_begin (evaluation_t *self, const char *dossier_id, const char *tok
     s_arg (self, dossier_id);
     s_arg (self, token);
     s_arg (self, profile);
-    self->open = self->n_args;
-    s_arg (self, "0");
 }
 
+/* Decimal text of v into out (at least 21 bytes); printf is the service's hot spot. */
+static char *s_itoa (long long v, char *out)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+    do
+        tmp[n++] = (char) ('0' + u % 10);
+    while ((u /= 10));
+    char *o = out;
+    if (v < 0)
+        *o++ = '-';
+    while (n)
+        *o++ = tmp[--n];
+    *o = 0;
+    return out;
+}
+
+/* One increment of the open event: field, value, mode (see s_sum_mode). */
 static void s_op (evaluation_t *self, const char *field, long long value, int mode)
 {
     char v[24];
-    snprintf (v, sizeof v, "%lld", value);
     s_arg (self, field);
-    s_arg (self, v);
+    s_arg (self, s_itoa (value, v));
     s_arg (self, mode == 1 ? "1" : mode == 3 ? "3" : mode == 7 ? "7" : mode == 8 ? "8" : "16");
-    char n[24];
-    snprintf (n, sizeof n, "%zu", (self->n_args - self->open - 1) / 3);
-    free (self->args[self->open]);
-    self->args[self->open] = strdup (n);
 }
 
 static void s_op_text (evaluation_t *self, const char *field, const char *value, int mode)
@@ -256,6 +270,13 @@ static const char *s_money_field (evaluation_t *self, const char *scheme)
     if (strstr (kind, "exemption") || strstr (kind, "tax"))
         return "exemption_cents";
     return "other_aid_cents";
+}
+
+static void s_queue_refusal (evaluation_t *self, const char *key, const char *profile)
+{
+    s_begin (self, key, "refused", profile, NULL);
+    s_op (self, "rejected_at_intake", 1, 7);
+    s_end (self);
 }
 
 static int64_t s_time (const qp_message_t *msg)
@@ -388,6 +409,25 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
         if (m->final_state == QP__V1__DOSSIER_STATE__FUNDED)
             s_op (self, "funded_profile", 0, 16);
         s_end (self);
+    } else if (d == &qp__v1__submission_refused__descriptor) {
+        const Qp__V1__SubmissionRefused *m = (const void *) msg->payload;
+        const char *id = msg->envelope ? msg->envelope->message_id : NULL;
+        if (!id || !*id)
+            return;
+        /* no dossier: counted once per refusal (its message id), in the cell of its
+         * territory (when known), month and axis */
+        char key[QP_ID_HEX + 8];
+        snprintf (key, sizeof key, "%s%s", REFUSAL, id);
+        Qp__V1__Dossier dossier = QP__V1__DOSSIER__INIT;
+        Qp__V1__Project project = QP__V1__PROJECT__INIT;
+        Qp__V1__Business business = QP__V1__BUSINESS__INIT;
+        dossier.territory = m->territory;
+        dossier.submitted_on = m->submitted_on;
+        dossier.project = &project, dossier.business = &business;
+        project.has_axis = m->has_axis, project.axis = m->axis;
+        business.declared_qpv = m->qpv;
+        s_profile (&dossier, t, profile, sizeof profile);
+        s_queue_refusal (self, key, profile);
     } else if (d == &qp__v1__follow_up__descriptor) {
         const Qp__V1__FollowUp *m = (const void *) msg->payload;
         if (!m->dossier_id || m->year < 1 || m->year > 3)
@@ -420,48 +460,485 @@ static void s_stored_profile (evaluation_t *self, const char *id, const char *fa
     free (packed);
 }
 
-static redisReply *s_run (evaluation_t *self, char **args, size_t n)
+/* ---- Applying a batch ---------------------------------------------------------------------
+ * Two calls to eval_apply.lua per batch: "read" returns the profile hash of each dossier
+ * of the batch (profile, tokens already counted, follow-ups); the service keeps the events
+ * whose token is new, adds up their increments per key and field, and "apply" writes the
+ * sums only if every token, follow-up and profile it read is still as read (else nothing
+ * is written and the batch is read again). So each fact counts once, also with several
+ * instances, and Redis does one HMGET + HSET per key touched instead of one HINCRBY per
+ * event, key and field. */
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} strv_t;
+
+static void s_strv_add (strv_t *self, const char *text)
+{
+    if (self->n == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 1024;
+        self->v = realloc (self->v, self->cap * sizeof *self->v);
+        assert (self->v);
+    }
+    self->v[self->n++] = strdup (text);
+}
+
+static void s_strv_addf (strv_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_strv_addf (strv_t *self, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (text, sizeof text, fmt, ap);
+    va_end (ap);
+    s_strv_add (self, text);
+}
+
+static void s_strv_free (strv_t *self)
+{
+    for (size_t i = 0; i < self->n; i++)
+        free (self->v[i]);
+    free (self->v);
+    memset (self, 0, sizeof *self);
+}
+
+#define PROFILE_FIELDS 9
+static const char *const s_profile_names[PROFILE_FIELDS] = {"t", "m", "d", "a", "q",
+                                                            "n", "w", "y", "b"};
+
+/* One dossier of the batch. */
+typedef struct {
+    const char *id;
+    char profile[320]; /* "t|m|d|a|q|n|w|y|b", "" until known */
+    char split[320];
+    const char *p[PROFILE_FIELDS];
+    bool stored;       /* its profile was in Redis */
+    zhashx_t *counted; /* tokens counted, in Redis or earlier in this batch */
+    strv_t fresh;      /* tokens this batch counts */
+    char fu_read[4][32], fu_now[4][32]; /* follow-up per year, "" none */
+    size_t applied;
+    /* its keys, once the profile is known */
+    char cell[256];       /* "qp:eval:c:T|M|A" (member of qp:eval:cells) */
+    char vectors[256];    /* "qp:eval:v:T|M|A|", + dimension */
+    char dims[256];       /* "qp:eval:k:T|M|A": the cell's dimensions */
+    char day[192];        /* "qp:eval:dv:T|DAY" */
+    char days[160];       /* "qp:eval:days:T" */
+} batch_dossier_t;
+
+static void s_batch_dossier_free (void **item)
+{
+    batch_dossier_t *d = *item;
+    zhashx_destroy (&d->counted);
+    s_strv_free (&d->fresh);
+    free (d);
+    *item = NULL;
+}
+
+static void s_split_profile (batch_dossier_t *d)
+{
+    snprintf (d->split, sizeof d->split, "%s", d->profile);
+    char *s = d->split;
+    for (int k = 0; k < PROFILE_FIELDS; k++) {
+        d->p[k] = s;
+        char *bar = s ? strchr (s, '|') : NULL;
+        if (bar)
+            *bar = 0;
+        s = bar ? bar + 1 : NULL;
+        if (!d->p[k])
+            d->p[k] = "";
+    }
+}
+
+#define SLOTS 64 /* qp.v1.Figures field numbers are under 64 */
+
+typedef struct {
+    int64_t v[SLOTS];
+    uint64_t touched;
+} vector_t;
+
+typedef struct {
+    zhashx_t *vectors; /* key -> vector_t */
+    zhashx_t *indexes; /* set key -> zhashx of members */
+    char as_of[11];
+    size_t applied;
+} sums_t;
+
+static void s_free_hash (void **item)
+{
+    zhashx_destroy ((zhashx_t **) item);
+}
+
+static void s_free_value (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+/* Slot of a counter in a vector: its qp.v1.Figures field number; -1 when it is not one. */
+static int s_slot (const char *counter)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name (&qp__v1__figures__descriptor, counter);
+    if (!fd || (fd->type != PROTOBUF_C_TYPE_UINT64 && fd->type != PROTOBUF_C_TYPE_INT64) ||
+        fd->id >= SLOTS)
+        return -1;
+    return (int) fd->id;
+}
+
+static void s_sum (sums_t *s, const char *key, int slot, int64_t v)
+{
+    vector_t *vec = zhashx_lookup (s->vectors, key);
+    if (!vec) {
+        vec = calloc (1, sizeof *vec);
+        assert (vec);
+        zhashx_insert (s->vectors, key, vec);
+    }
+    vec->v[slot] += v;
+    vec->touched |= 1ULL << slot;
+}
+
+static void s_index (sums_t *s, const char *set, const char *member)
+{
+    zhashx_t *members = zhashx_lookup (s->indexes, set);
+    if (!members) {
+        members = zhashx_new ();
+        zhashx_insert (s->indexes, set, members);
+    }
+    zhashx_insert (members, member, "1");
+}
+
+/* One increment of the dossier's cell (mode bit 1), of its QPV and network in the cell
+ * (bit 2), of its territory's day (bit 4). field "s:SCHEME:counter" or "ag:AGENCY:counter"
+ * is the scheme's or agency's breakdown in the cell. */
+static void s_sum_mode (sums_t *s, const batch_dossier_t *d, const char *field, int64_t v, int mode)
+{
+    char dim[160] = "*", key[512];
+    const char *counter = field, *colon = strrchr (field, ':');
+    if (colon) {
+        size_t n = (size_t) (colon - field) < sizeof dim ? (size_t) (colon - field) : sizeof dim - 1;
+        memcpy (dim, field, n);
+        dim[n] = 0;
+        counter = colon + 1;
+    }
+    int slot = s_slot (counter);
+    if (slot < 0 || v == 0)
+        return;
+    /* key = the cell's vector prefix + dimension (lengths bounded by the buffers) */
+    size_t prefix = strlen (d->vectors);
+    memcpy (key, d->vectors, prefix);
+    if (mode & 1) {
+        memcpy (key + prefix, dim, strlen (dim) + 1);
+        s_sum (s, key, slot, v);
+        s_index (s, d->dims, dim);
+    }
+    if (mode & 2)
+        for (int k = 4; k <= 5; k++) {
+            size_t len = strlen (d->p[k]);
+            if (!len || prefix + 3 + len >= sizeof key)
+                continue;
+            key[prefix] = k == 4 ? 'q' : 'n';
+            key[prefix + 1] = ':';
+            memcpy (key + prefix + 2, d->p[k], len + 1);
+            s_sum (s, key, slot, v);
+            s_index (s, d->dims, key + prefix);
+        }
+    if (mode & 4) {
+        s_sum (s, d->day, slot, v);
+        s_index (s, d->days, d->p[2]);
+    }
+}
+
+/* The increments of one new event (its ops: field, value, mode). */
+static void s_sum_event (sums_t *s, batch_dossier_t *d, char **ops, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        const char *f = ops[3 * k], *v = ops[3 * k + 1];
+        int mode = atoi (ops[3 * k + 2]);
+        if (mode >= 16) {
+            /* funded: the bank loan it leveraged and the focus figures, from the profile */
+            s_sum_mode (s, d, "bank_loan_cents", strtoll (d->p[8], NULL, 10), 7);
+            if (!strcmp (d->p[6], "1"))
+                s_sum_mode (s, d, "women_funded", 1, 3);
+            if (!strcmp (d->p[7], "1"))
+                s_sum_mode (s, d, "under_30_funded", 1, 3);
+        } else if (mode >= 8) {
+            /* a follow-up replaces the previous one of its year */
+            int year = atoi (f + 1);
+            if (year < 1 || year > 3)
+                continue;
+            char name[32];
+            long long oa, oj, na = 0, nj = 0;
+            if (*d->fu_now[year] && sscanf (d->fu_now[year], "%lld:%lld", &oa, &oj) == 2) {
+                snprintf (name, sizeof name, "followed_y%d", year);
+                s_sum_mode (s, d, name, -1, 3);
+                snprintf (name, sizeof name, "active_y%d", year);
+                s_sum_mode (s, d, name, -oa, 3);
+                snprintf (name, sizeof name, "jobs_created_y%d", year);
+                s_sum_mode (s, d, name, -oj, 3);
+            }
+            sscanf (v, "%lld:%lld", &na, &nj);
+            snprintf (name, sizeof name, "followed_y%d", year);
+            s_sum_mode (s, d, name, 1, 3);
+            snprintf (name, sizeof name, "active_y%d", year);
+            s_sum_mode (s, d, name, na, 3);
+            snprintf (name, sizeof name, "jobs_created_y%d", year);
+            s_sum_mode (s, d, name, nj, 3);
+            snprintf (d->fu_now[year], sizeof d->fu_now[year], "%s", v);
+        } else
+            s_sum_mode (s, d, f, strtoll (v, NULL, 10), mode);
+    }
+}
+
+static redisReply *s_script (evaluation_t *self, strv_t *args)
 {
     const char *keys[] = {K_CELLS, K_TERRITORIES, K_META};
-    return qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 3, keys, (int) n,
-                            (const char **) args, NULL);
+    return qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 3, keys, (int) args->n,
+                            (const char **) args->v, NULL);
+}
+
+/* The batch's dossiers, as Redis has them. -1 when Redis failed. */
+static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
+{
+    strv_t args = {0};
+    s_strv_add (&args, "read");
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
+        s_strv_add (&args, d->id);
+    redisReply *r = s_script (self, &args);
+    s_strv_free (&args);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != zlistx_size (order)) {
+        qp_log_error ("eval_read_failed", "%s", r && r->str ? r->str : "Redis unreachable");
+        if (r)
+            freeReplyObject (r);
+        return -1;
+    }
+    size_t i = 0;
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order), i++) {
+        const redisReply *h = r->element[i];
+        const char *values[PROFILE_FIELDS] = {0};
+        for (size_t k = 0; h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2) {
+            const char *f = h->element[k]->str, *v = h->element[k + 1]->str;
+            int p = -1;
+            for (int j = 0; j < PROFILE_FIELDS && p < 0; j++)
+                if (!strcmp (f, s_profile_names[j]))
+                    p = j;
+            if (p >= 0)
+                values[p] = v;
+            else if (!strncmp (f, "fu", 2) && f[2] >= '1' && f[2] <= '3' && !f[3]) {
+                snprintf (d->fu_read[f[2] - '0'], sizeof d->fu_read[0], "%s", v);
+                snprintf (d->fu_now[f[2] - '0'], sizeof d->fu_now[0], "%s", v);
+            } else
+                zhashx_insert (d->counted, f, "1");
+        }
+        if (values[0]) {
+            d->stored = true;
+            char *out = d->profile;
+            size_t left = sizeof d->profile;
+            for (int j = 0; j < PROFILE_FIELDS; j++) {
+                int w = snprintf (out, left, "%s%s", j ? "|" : "", values[j] ? values[j] : "");
+                if (w < 0 || (size_t) w >= left)
+                    break;
+                out += w, left -= (size_t) w;
+            }
+        }
+    }
+    freeReplyObject (r);
+    return 0;
+}
+
+static char *s_count (size_t n)
+{
+    char text[24];
+    snprintf (text, sizeof text, "%zu", n);
+    return strdup (text);
+}
+
+/* The arguments of "apply": expectations and writes per dossier, sums per key. */
+static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
+{
+    zlistx_t *order = (zlistx_t *) order_c;
+    s_strv_add (args, "apply");
+    size_t nd = 0;
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
+        nd += d->applied > 0;
+    s_strv_addf (args, "%zu", nd);
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
+        if (!d->applied)
+            continue;
+        s_strv_add (args, d->id);
+        size_t nfu = 0;
+        for (int y = 1; y <= 3; y++)
+            nfu += strcmp (d->fu_read[y], d->fu_now[y]) != 0;
+        s_strv_addf (args, "%zu", 1 + d->fresh.n + nfu);
+        s_strv_add (args, "t");
+        s_strv_add (args, d->stored ? d->p[0] : "");
+        for (size_t k = 0; k < d->fresh.n; k++) {
+            s_strv_add (args, d->fresh.v[k]);
+            s_strv_add (args, "");
+        }
+        for (int y = 1; y <= 3; y++)
+            if (strcmp (d->fu_read[y], d->fu_now[y])) {
+                s_strv_addf (args, "fu%d", y);
+                s_strv_add (args, d->fu_read[y]);
+            }
+        s_strv_addf (args, "%zu", (d->stored ? 0 : PROFILE_FIELDS) + d->fresh.n + nfu);
+        for (int j = 0; !d->stored && j < PROFILE_FIELDS; j++) {
+            s_strv_add (args, s_profile_names[j]);
+            s_strv_add (args, d->p[j]);
+        }
+        for (size_t k = 0; k < d->fresh.n; k++) {
+            s_strv_add (args, d->fresh.v[k]);
+            s_strv_add (args, "1");
+        }
+        for (int y = 1; y <= 3; y++)
+            if (strcmp (d->fu_read[y], d->fu_now[y])) {
+                s_strv_addf (args, "fu%d", y);
+                s_strv_add (args, d->fu_now[y]);
+            }
+    }
+    size_t count_at = args->n, n = 0;
+    s_strv_add (args, "0");
+    for (vector_t *v = zhashx_first (s->vectors); v; v = zhashx_next (s->vectors)) {
+        size_t ops = 0;
+        for (int k = 0; k < SLOTS; k++)
+            ops += (v->touched >> k & 1) && v->v[k] != 0;
+        if (!ops)
+            continue;
+        s_strv_add (args, zhashx_cursor (s->vectors));
+        s_strv_addf (args, "%zu", ops);
+        for (int k = 0; k < SLOTS; k++)
+            if ((v->touched >> k & 1) && v->v[k] != 0) {
+                char text[24] = "#";
+                s_strv_add (args, "INCRBY");
+                s_strv_add (args, "i64");
+                s_itoa (k, text + 1);
+                s_strv_add (args, text);
+                s_strv_add (args, s_itoa (v->v[k], text));
+            }
+        n++;
+    }
+    free (args->v[count_at]);
+    args->v[count_at] = s_count (n);
+    /* index sets, at most 1000 members a call (Lua's unpack has a limit) */
+    count_at = args->n, n = 0;
+    s_strv_add (args, "0");
+    for (zhashx_t *m = zhashx_first (s->indexes); m; m = zhashx_next (s->indexes)) {
+        size_t left = zhashx_size (m), in_call = 0;
+        for (void *x = zhashx_first (m); x; x = zhashx_next (m)) {
+            if (in_call == 0) {
+                s_strv_add (args, zhashx_cursor (s->indexes));
+                s_strv_addf (args, "%zu", left < 1000 ? left : 1000);
+                n++;
+            }
+            s_strv_add (args, zhashx_cursor (m));
+            left--;
+            if (++in_call == 1000)
+                in_call = 0;
+        }
+    }
+    free (args->v[count_at]);
+    args->v[count_at] = s_count (n);
+    s_strv_addf (args, "%zu", s->applied);
+    s_strv_add (args, s->as_of);
+}
+
+/* One attempt: 0 applied, 1 someone counted some of these dossiers meanwhile (read
+ * again), -1 Redis failed. */
+static int s_flush_once (evaluation_t *self)
+{
+    zhashx_t *dossiers = zhashx_new ();
+    zhashx_set_destructor (dossiers, s_batch_dossier_free);
+    zlistx_t *order = zlistx_new (); /* first appearance order */
+    for (size_t i = 0; i < self->n_events; i++) {
+        const char *id = self->args[self->events[i].first];
+        if (zhashx_lookup (dossiers, id))
+            continue;
+        batch_dossier_t *d = calloc (1, sizeof *d);
+        assert (d);
+        d->id = id;
+        d->counted = zhashx_new ();
+        zhashx_insert (dossiers, id, d);
+        zlistx_add_end (order, d);
+    }
+    int rc = s_read_dossiers (self, order);
+    sums_t s = {.vectors = zhashx_new (), .indexes = zhashx_new ()};
+    zhashx_set_destructor (s.vectors, s_free_value);
+    zhashx_set_destructor (s.indexes, s_free_hash);
+    for (size_t i = 0; rc == 0 && i < self->n_events; i++) {
+        const queued_t *e = &self->events[i];
+        char **a = self->args + e->first;
+        batch_dossier_t *d = zhashx_lookup (dossiers, a[0]);
+        if (!*d->profile && *a[2])
+            snprintf (d->profile, sizeof d->profile, "%s", a[2]);
+        if (!*d->profile) {
+            /* no profile yet: the one of its DossierReceived later in the batch, else the
+             * stored dossier's, else the event's territory and business time */
+            for (size_t k = i + 1; k < self->n_events && !*d->profile; k++) {
+                char **b = self->args + self->events[k].first;
+                if (!strcmp (b[0], a[0]) && *b[2])
+                    snprintf (d->profile, sizeof d->profile, "%s", b[2]);
+            }
+            if (!*d->profile)
+                s_stored_profile (self, a[0], e->fallback, d->profile, sizeof d->profile);
+        }
+        if (!d->p[0]) {
+            s_split_profile (d);
+            snprintf (d->cell, sizeof d->cell, "qp:eval:c:%s|%s|%s", d->p[0], d->p[1], d->p[3]);
+            snprintf (d->vectors, sizeof d->vectors, "qp:eval:v:%s|%s|%s|", d->p[0], d->p[1],
+                      d->p[3]);
+            snprintf (d->dims, sizeof d->dims, "qp:eval:k:%s|%s|%s", d->p[0], d->p[1], d->p[3]);
+            snprintf (d->day, sizeof d->day, "qp:eval:dv:%s|%s", d->p[0], d->p[2]);
+            snprintf (d->days, sizeof d->days, "qp:eval:days:%s", d->p[0]);
+        }
+        const char *token = a[1];
+        if (*token) {
+            if (zhashx_lookup (d->counted, token))
+                continue;
+            zhashx_insert (d->counted, token, "1");
+            s_strv_add (&d->fresh, token);
+        }
+        s_sum_event (&s, d, a + 3, (e->count - 3) / 3);
+        s_index (&s, K_CELLS, d->cell);
+        s_index (&s, K_TERRITORIES, d->p[0]);
+        if (strcmp (d->p[2], s.as_of) > 0)
+            snprintf (s.as_of, sizeof s.as_of, "%s", d->p[2]);
+        d->applied++;
+        s.applied++;
+    }
+    if (rc == 0 && s.applied) {
+        strv_t args = {0};
+        s_apply_args (order, &s, &args);
+        redisReply *r = s_script (self, &args);
+        s_strv_free (&args);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            qp_log_error ("eval_apply_failed", "%s", r && r->str ? r->str : "Redis unreachable");
+            rc = -1;
+        } else if (r->elements)
+            rc = 1;
+        if (r)
+            freeReplyObject (r);
+    }
+    zhashx_destroy (&s.vectors);
+    zhashx_destroy (&s.indexes);
+    zlistx_destroy (&order);
+    zhashx_destroy (&dossiers);
+    return rc;
 }
 
 int evaluation_flush (evaluation_t *self)
 {
     if (!self->n_events)
         return 0;
-    int rc = 0;
-    redisReply *r = s_run (self, self->args, self->n_args);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
+    int rc = 1;
+    /* a conflict means another instance counted one of these dossiers between the read
+     * and the apply: reading again sees it */
+    for (int attempt = 0; attempt < 8 && rc == 1; attempt++)
+        rc = s_flush_once (self);
+    if (rc)
         qp_log_error ("eval_lost", "%zu events not counted (rebuild recovers them): %s",
-                      self->n_events, r && r->str ? r->str : "Redis unreachable");
-        rc = -1;
-    } else {
-        /* Events whose dossier has no profile yet: one more try with its stored profile. */
-        for (size_t i = 0; i < r->elements; i++) {
-            size_t k = (size_t) r->element[i]->integer - 1;
-            if (k >= self->n_events)
-                continue;
-            queued_t *e = &self->events[k];
-            char profile[320];
-            s_stored_profile (self, self->args[e->first], e->fallback, profile, sizeof profile);
-            char *args[e->count];
-            memcpy (args, self->args + e->first, e->count * sizeof *args);
-            args[2] = profile;
-            redisReply *again = s_run (self, args, e->count);
-            if (!again || again->type != REDIS_REPLY_ARRAY || again->elements) {
-                qp_log_error ("eval_lost", "event for dossier %s not counted", args[0]);
-                rc = -1;
-            }
-            if (again)
-                freeReplyObject (again);
-        }
-    }
-    if (r)
-        freeReplyObject (r);
+                      self->n_events, rc < 0 ? "Redis failed" : "still conflicting after 8 reads");
     s_batch_reset (self);
-    return rc;
+    return rc ? -1 : 0;
 }
 
 /* ---- Rebuild ------------------------------------------------------------------------------ */
@@ -587,14 +1064,41 @@ static void s_rebuild_key (evaluation_t *self, const char *key, void *arg)
         freeReplyObject (h);
 }
 
+/* A refusal's id and profile, kept across the rebuild: intake stores nothing of a
+ * refused submission, so evaluation's record of it is the only one. */
+static void s_keep_refusal (evaluation_t *self, const char *key, void *arg)
+{
+    redisReply *r = qp_redis_command (self->redis, "HMGET %s t m d a q n w y b", key);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == PROFILE_FIELDS && r->element[0]->str) {
+        char line[512];
+        int n = snprintf (line, sizeof line, "%s\n", key + strlen ("qp:eval:d:"));
+        for (size_t k = 0; k < PROFILE_FIELDS && n > 0 && (size_t) n < sizeof line; k++)
+            n += snprintf (line + n, sizeof line - (size_t) n, "%s%s", k ? "|" : "",
+                           r->element[k]->str ? r->element[k]->str : "");
+        zlistx_add_end (arg, strdup (line));
+    }
+    if (r)
+        freeReplyObject (r);
+}
+
 long evaluation_rebuild (evaluation_t *self)
 {
     long dossiers = 0;
     evaluation_flush (self);
-    if (s_scan (self, "qp:eval:*", s_unlink_counter, NULL))
+    zlistx_t *refusals = zlistx_new ();
+    zlistx_set_destructor (refusals, s_free_value);
+    if (s_scan (self, "qp:eval:d:" REFUSAL "*", s_keep_refusal, refusals) ||
+        s_scan (self, "qp:eval:*", s_unlink_counter, NULL) ||
+        s_scan (self, "qp:{*}:d", s_rebuild_key, &dossiers)) {
+        zlistx_destroy (&refusals);
         return -1;
-    if (s_scan (self, "qp:{*}:d", s_rebuild_key, &dossiers))
-        return -1;
+    }
+    for (char *line = zlistx_first (refusals); line; line = zlistx_next (refusals)) {
+        char *nl = strchr (line, '\n');
+        *nl = 0;
+        s_queue_refusal (self, line, nl + 1);
+    }
+    zlistx_destroy (&refusals);
     if (evaluation_flush (self))
         return -1;
     qp_log_info ("eval_rebuilt", "counters recomputed from %ld stored dossiers", dossiers);
@@ -644,6 +1148,103 @@ int evaluation_record_phase (evaluation_t *self, const Qp__V1__TerritoryPhase *p
         return -1;
     }
     return 0;
+}
+
+/* ---- Reading counter vectors -------------------------------------------------------------- */
+
+/* Counters as (name, value) pairs: "submitted", "q:QPV:submitted", "s:phq:approved"... */
+typedef struct {
+    strv_t names;
+    int64_t *values;
+} counters_t;
+
+static void s_counters_free (counters_t *c)
+{
+    s_strv_free (&c->names);
+    free (c->values);
+    c->values = NULL;
+}
+
+static void s_counter (counters_t *c, const char *dim, const char *name, int64_t v)
+{
+    if (strcmp (dim, "*"))
+        s_strv_addf (&c->names, "%s:%s", dim, name);
+    else
+        s_strv_add (&c->names, name);
+    c->values = realloc (c->values, c->names.cap * sizeof *c->values);
+    assert (c->values);
+    c->values[c->names.n - 1] = v;
+}
+
+/* Decodes one vector (BITFIELD i64 slots, big-endian) into c, names prefixed by dim. */
+static void s_decode (counters_t *c, const char *dim, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return;
+    const unsigned char *b = (const unsigned char *) r->str;
+    for (size_t slot = 1; (slot + 1) * 8 <= r->len; slot++) {
+        uint64_t u = 0;
+        for (int k = 0; k < 8; k++)
+            u = u << 8 | b[slot * 8 + k];
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field (&qp__v1__figures__descriptor, (unsigned) slot);
+        if (u && fd)
+            s_counter (c, dim, fd->name, (int64_t) u);
+    }
+}
+
+/* MGET of prefix+member for each member of set (chosen by keep); decoded into c. */
+static int s_read_vectors (evaluation_t *self, const char *set, const char *prefix,
+                           bool (*keep) (const char *member, void *arg), void *arg,
+                           counters_t *c, void (*each) (counters_t *, const char *member, void *),
+                           void *each_arg)
+{
+    redisReply *members = qp_redis_command (self->redis, "SMEMBERS %s", set);
+    if (!members || members->type != REDIS_REPLY_ARRAY) {
+        if (members)
+            freeReplyObject (members);
+        return -1;
+    }
+    strv_t argv = {0}, kept = {0};
+    s_strv_add (&argv, "MGET");
+    for (size_t i = 0; i < members->elements; i++)
+        if (!keep || keep (members->element[i]->str, arg)) {
+            s_strv_addf (&argv, "%s%s", prefix, members->element[i]->str);
+            s_strv_add (&kept, members->element[i]->str);
+        }
+    freeReplyObject (members);
+    int rc = 0;
+    if (kept.n) {
+        redisReply *r = qp_redis_argv (self->redis, (int) argv.n, (const char **) argv.v, NULL);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != kept.n)
+            rc = -1;
+        for (size_t i = 0; rc == 0 && i < kept.n; i++) {
+            s_decode (c, each ? "*" : kept.v[i], r->element[i]);
+            if (each)
+                each (c, kept.v[i], each_arg);
+        }
+        if (r)
+            freeReplyObject (r);
+    }
+    s_strv_free (&argv);
+    s_strv_free (&kept);
+    return rc;
+}
+
+static bool s_keep_dim (const char *dim, void *arg)
+{
+    bool breakdowns = *(bool *) arg;
+    return breakdowns || (strncmp (dim, "q:", 2) && strncmp (dim, "n:", 2));
+}
+
+/* The counters of cell "qp:eval:c:T|M|A" (QPV and network breakdowns only when asked). */
+static int s_read_cell (evaluation_t *self, const char *cell, bool breakdowns, counters_t *c)
+{
+    const char *base = cell + strlen ("qp:eval:c:");
+    char set[320], prefix[320];
+    snprintf (set, sizeof set, "qp:eval:k:%s", base);
+    snprintf (prefix, sizeof prefix, "qp:eval:v:%s|", base);
+    return s_read_vectors (self, set, prefix, s_keep_dim, &breakdowns, c, NULL, NULL);
 }
 
 /* ---- Reading the indicators ------------------------------------------------------------------ */
@@ -772,14 +1373,14 @@ static bool s_cell_match (const filter_t *f, const char *key, char *t, size_t ts
 
 /* Adds one cell's fields to its territory and the total (and their breakdowns). */
 static void s_add_cell (zhashx_t *acc, const filter_t *f, const char *t, const char *month,
-                        const char *axis, const redisReply *h, zhashx_t *envelope_months)
+                        const char *axis, const counters_t *c, zhashx_t *envelope_months)
 {
     const char *owners[2] = {t, "*"};
     const char *scheme = f->q->scheme_id && *f->q->scheme_id ? f->q->scheme_id : NULL;
     bool detail = f->q->has_breakdowns && f->q->breakdowns;
-    for (size_t i = 0; i + 1 < h->elements; i += 2) {
-        const char *field = h->element[i]->str;
-        long long v = strtoll (h->element[i + 1]->str, NULL, 10);
+    for (size_t i = 0; i < c->names.n; i++) {
+        const char *field = c->names.v[i];
+        long long v = c->values[i];
         char dim[16] = "", value[96] = "", counter[64] = "";
         const char *colon = strchr (field, ':');
         if (colon) {
@@ -859,6 +1460,22 @@ static bool s_in_phase (const char *day, const Qp__V1__TerritoryPhase *p)
     return strcmp (day, p->started_on) >= 0 && (!p->ended_on || strcmp (day, p->ended_on) <= 0);
 }
 
+typedef struct {
+    Qp__V1__TerritoryIndicators *ti;
+    int64_t *sums;
+} phase_sums_t;
+
+/* One day's counters (in c) to the phases that contain the day; c emptied. */
+static void s_add_day (counters_t *c, const char *day, void *arg)
+{
+    phase_sums_t *ps = arg;
+    for (size_t i = 0; i < c->names.n; i++)
+        for (size_t k = 0; k < ps->ti->n_phases; k++)
+            if (s_in_phase (day, ps->ti->phases[k]->phase))
+                s_add (ps->sums + k * NF, c->names.v[i], c->values[i]);
+    s_counters_free (c);
+}
+
 /* The territory's phases, with the figures of the dossiers submitted during each
  * (from the day series). */
 static void s_phases (evaluation_t *self, Qp__V1__TerritoryIndicators *ti, const char *as_of)
@@ -886,19 +1503,13 @@ static void s_phases (evaluation_t *self, Qp__V1__TerritoryIndicators *ti, const
         ti->phases[ti->n_phases++] = pf;
     }
     freeReplyObject (ph);
-    redisReply *days = qp_redis_command (self->redis, "HGETALL qp:eval:day:%s", ti->territory);
-    for (size_t i = 0; days && days->type == REDIS_REPLY_ARRAY && i + 1 < days->elements; i += 2) {
-        const char *f = days->element[i]->str;
-        if (strlen (f) < 12 || f[10] != '|')
-            continue;
-        char day[11];
-        snprintf (day, sizeof day, "%.10s", f);
-        for (size_t k = 0; k < ti->n_phases; k++)
-            if (s_in_phase (day, ti->phases[k]->phase))
-                s_add (sums + k * NF, f + 11, strtoll (days->element[i + 1]->str, NULL, 10));
-    }
-    if (days)
-        freeReplyObject (days);
+    char set[160], prefix[160];
+    snprintf (set, sizeof set, "qp:eval:days:%s", ti->territory);
+    snprintf (prefix, sizeof prefix, "qp:eval:dv:%s|", ti->territory);
+    phase_sums_t ps = {ti, sums};
+    counters_t c = {0};
+    s_read_vectors (self, set, prefix, NULL, NULL, &c, s_add_day, &ps);
+    s_counters_free (&c);
     /* the current phase: the latest started that has not ended by the last business day */
     const char *latest = "";
     for (size_t k = 0; k < ti->n_phases; k++) {
@@ -1075,12 +1686,54 @@ static void s_programme (evaluation_t *self, Qp__V1__IndicatorReport *r, zhashx_
     zhashx_destroy (&schemes);
 }
 
-static void s_month_of (const char *date, char out[8])
+/* A period bound: "YYYY-MM-DD" or "YYYY-MM"; its month into out. false with err. */
+static bool s_period_bound (const char *field, const char *text, char out[8], qp_error_t *err)
 {
-    int32_t d;
     out[0] = 0;
-    if (date && qp_date_parse (date, &d))
-        snprintf (out, 8, "%.7s", date);
+    if (!text || !*text)
+        return true;
+    size_t n = strlen (text);
+    bool shape = (n == 7 || n == 10) && text[4] == '-' && (n == 7 || text[7] == '-');
+    for (size_t i = 0; shape && i < n; i++)
+        shape = i == 4 || i == 7 || (text[i] >= '0' && text[i] <= '9');
+    if (!shape) {
+        qp_error_set (err, "invalid_field", field, "%s must be a date YYYY-MM-DD or a month YYYY-MM",
+                      field);
+        return false;
+    }
+    int month = atoi (text + 5);
+    if (month < 1 || month > 12) {
+        qp_error_set (err, "invalid_field", field, "%s: month %02d is not a month (01 to 12)", field,
+                      month);
+        return false;
+    }
+    char day[11];
+    snprintf (day, sizeof day, "%.7s-%s", text, n == 10 ? text + 8 : "01");
+    int32_t days;
+    if (!qp_date_parse (day, &days)) {
+        qp_error_set (err, "invalid_field", field,
+                      "%s: %s is not a calendar date (years 1900 to 2199)", field, text);
+        return false;
+    }
+    snprintf (out, 8, "%.7s", text);
+    return true;
+}
+
+int evaluation_query_check (const Qp__V1__IndicatorQuery *q, qp_error_t *err)
+{
+    char from[8], until[8];
+    if (!s_period_bound ("from", q->from, from, err) || !s_period_bound ("until", q->until, until, err))
+        return -1;
+    if (*from && *until && strcmp (until, from) < 0) {
+        qp_error_set (err, "invalid_field", "until", "until (%s) is before from (%s)", q->until,
+                      q->from);
+        return -1;
+    }
+    if (q->has_axis && !protobuf_c_enum_descriptor_get_value (&qp__v1__axis__descriptor, q->axis)) {
+        qp_error_set (err, "invalid_field", "axis", "axis %d is not an Axis value", (int) q->axis);
+        return -1;
+    }
+    return 0;
 }
 
 int evaluation_indicators (evaluation_t *self, const Qp__V1__IndicatorQuery *q,
@@ -1089,8 +1742,9 @@ int evaluation_indicators (evaluation_t *self, const Qp__V1__IndicatorQuery *q,
     *out = NULL;
     evaluation_flush (self);
     filter_t f = {.q = q};
-    s_month_of (q->from, f.from);
-    s_month_of (q->until, f.until);
+    qp_error_t err;
+    if (!s_period_bound ("from", q->from, f.from, &err) || !s_period_bound ("until", q->until, f.until, &err))
+        return -1; /* evaluation_query_check says why */
     if (q->has_axis && q->axis != QP__V1__AXIS__AXIS_UNSPECIFIED)
         f.axis = s_enum_name (&qp__v1__axis__descriptor, q->axis);
     redisReply *cells = qp_redis_command (self->redis, "SMEMBERS %s", K_CELLS);
@@ -1114,13 +1768,12 @@ int evaluation_indicators (evaluation_t *self, const Qp__V1__IndicatorQuery *q,
         char t[96], m[8], a[48];
         if (!s_cell_match (&f, cells->element[i]->str, t, sizeof t, m, a, sizeof a))
             continue;
-        redisReply *h = qp_redis_command (self->redis, "HGETALL %s", cells->element[i]->str);
-        if (!h || h->type != REDIS_REPLY_ARRAY)
+        counters_t c = {0};
+        if (s_read_cell (self, cells->element[i]->str, q->has_breakdowns && q->breakdowns, &c))
             rc = -1;
         else
-            s_add_cell (acc, &f, t, m, a, h, envelope_months);
-        if (h)
-            freeReplyObject (h);
+            s_add_cell (acc, &f, t, m, a, &c, envelope_months);
+        s_counters_free (&c);
     }
     freeReplyObject (cells);
     Qp__V1__IndicatorReport *r = malloc (sizeof *r);
@@ -1274,6 +1927,15 @@ static void s_reply_unavailable (qp_request_t *req)
 
 static void s_on_report (qp_request_t *req, void *arg)
 {
+    const Qp__V1__ReportQuery *query = (const void *) req->msg.payload;
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    q.from = query->from, q.until = query->until;
+    q.has_axis = query->has_axis, q.axis = query->axis;
+    qp_error_t err;
+    if (evaluation_query_check (&q, &err)) {
+        qp_service_reply_error (req, &err);
+        return;
+    }
     Qp__V1__ReportReply reply;
     if (evaluation_report (arg, (const void *) req->msg.payload, &reply) != 0) {
         s_reply_unavailable (req);
@@ -1286,6 +1948,11 @@ static void s_on_report (qp_request_t *req, void *arg)
 
 static void s_on_indicators (qp_request_t *req, void *arg)
 {
+    qp_error_t err;
+    if (evaluation_query_check ((const void *) req->msg.payload, &err)) {
+        qp_service_reply_error (req, &err);
+        return;
+    }
     Qp__V1__IndicatorReport *r;
     if (evaluation_indicators (arg, (const void *) req->msg.payload, &r) != 0) {
         s_reply_unavailable (req);
@@ -1323,7 +1990,8 @@ void evaluation_attach (evaluation_t *self, qp_service_t *service)
     const ProtobufCMessageDescriptor *events[] = {
         &qp__v1__dossier_received__descriptor, &qp__v1__eligibility_decided__descriptor,
         &qp__v1__funding_request__descriptor,  &qp__v1__funding_settled__descriptor,
-        &qp__v1__dossier_closed__descriptor,   &qp__v1__follow_up__descriptor};
+        &qp__v1__dossier_closed__descriptor,   &qp__v1__follow_up__descriptor,
+        &qp__v1__submission_refused__descriptor};
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         qp_service_subscribe (service, events[i], s_on_event, self);
     qp_service_on (service, &qp__v1__report_query__descriptor, s_on_report, self);

@@ -23,7 +23,7 @@ void evaluation_destroy (evaluation_t **self_p);
 void evaluation_attach (evaluation_t *self, qp_service_t *service);
 
 /* Queues one decoded event (DossierReceived, EligibilityDecided, FundingRequest,
- * FundingSettled, DossierClosed, FollowUp); other types are ignored. */
+ * FundingSettled, DossierClosed, FollowUp, SubmissionRefused); other types are ignored. */
 void evaluation_apply (evaluation_t *self, const qp_message_t *msg);
 /* Applies what is queued. Returns 0, or -1 when Redis failed (the batch is dropped and
  * logged: a rebuild recovers it). */
@@ -37,7 +37,13 @@ long evaluation_rebuild (evaluation_t *self);
 int evaluation_record_phase (evaluation_t *self, const Qp__V1__TerritoryPhase *phase,
                              qp_error_t *err);
 
-/* The indicators for a query. Returns 0, or -1 when Redis failed. Free with
+/* 0 when the query can be answered; else -1 with err naming the field and why (a period
+ * bound that is not a date YYYY-MM-DD or a month YYYY-MM, month 13, until before from, an
+ * axis out of the enum). */
+int evaluation_query_check (const Qp__V1__IndicatorQuery *query, qp_error_t *err);
+
+/* The indicators for a query. Returns 0, or -1 when Redis failed or the query does not
+ * pass evaluation_query_check. Free with
  * qp__v1__indicator_report__free_unpacked (out, NULL). */
 int evaluation_indicators (evaluation_t *self, const Qp__V1__IndicatorQuery *query,
                            Qp__V1__IndicatorReport **out);

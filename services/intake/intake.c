@@ -254,6 +254,81 @@ intake_outcome_t intake_follow_up (intake_t *self, const Qp__V1__FollowUp *f,
     return ok ? INTAKE_ACCEPTED : INTAKE_STORE_FAILED;
 }
 
+/* ---- Refusals and status ------------------------------------------------------------- */
+
+/* value when present and no finding is on field, else NULL. */
+static char *s_clean_value (const intake_errors_t *errors, const char *field, const char *value)
+{
+    return value && *value && !intake_errors_find (errors, field) ? (char *) value : NULL;
+}
+
+void intake_refusal (const intake_t *self, const Qp__V1__SubmitDossier *s,
+                     const intake_errors_t *errors, Qp__V1__SubmissionRefused *out)
+{
+    qp__v1__submission_refused__init (out);
+    const Qp__V1__Dossier *d = s ? s->dossier : NULL;
+    if (d) {
+        out->channel = s_clean_value (errors, "channel", d->channel);
+        out->submitted_on = s_clean_value (errors, "submitted_on", d->submitted_on);
+        out->territory = s_clean_value (errors, "territory", d->territory);
+        if (!out->territory) {
+            /* from the communes, as for an accepted dossier */
+            Qp__V1__Dossier copy = *d;
+            copy.territory = NULL;
+            const char *t = intake_territory_for (self, &copy);
+            if (strcmp (t, INTAKE_OUTSIDE_PROGRAMME))
+                out->territory = (char *) t;
+        }
+        if (d->business)
+            out->qpv = s_clean_value (errors, "business.declared_qpv", d->business->declared_qpv);
+        if (!out->qpv && d->holder)
+            out->qpv = s_clean_value (errors, "holder.residence_qpv", d->holder->residence_qpv);
+        if (out->qpv && !intake_qpv_code_valid (out->qpv))
+            out->qpv = NULL;
+        if (d->project && d->project->has_axis && !intake_errors_find (errors, "project.axis") &&
+            protobuf_c_enum_descriptor_get_value (&qp__v1__axis__descriptor, d->project->axis))
+            out->has_axis = true, out->axis = d->project->axis;
+    }
+    out->errors = calloc (errors->count + 1, sizeof *out->errors);
+    assert (out->errors);
+    for (size_t i = 0; i < errors->count; i++) {
+        Qp__V1__FieldError *e = malloc (sizeof *e);
+        assert (e);
+        qp__v1__field_error__init (e);
+        e->field = (char *) errors->items[i].field;
+        e->code = (char *) errors->items[i].code;
+        out->errors[out->n_errors++] = e;
+    }
+}
+
+void intake_refusal_clear (Qp__V1__SubmissionRefused *refusal)
+{
+    for (size_t i = 0; i < refusal->n_errors; i++)
+        free (refusal->errors[i]);
+    free (refusal->errors);
+    qp__v1__submission_refused__init (refusal);
+}
+
+intake_outcome_t intake_status (intake_t *self, const Qp__V1__DossierStatusQuery *q,
+                                Qp__V1__DossierStatusReply *reply, qp_error_t *err)
+{
+    qp__v1__dossier_status_reply__init (reply);
+    if (!q->dossier_id || !*q->dossier_id) {
+        qp_error_set (err, "invalid_field", "dossier_id", "dossier_id is required");
+        return INTAKE_REJECTED;
+    }
+    if (!intake_dossier_id_valid (q->dossier_id)) {
+        /* a malformed id is the caller's mistake, not a dossier that does not exist */
+        qp_error_set (err, "invalid_field", "dossier_id",
+                      "dossier_id must be %d lower-case hex digits (got %zu characters)",
+                      QP_ID_HEX, strlen (q->dossier_id));
+        return INTAKE_REJECTED;
+    }
+    if (!self->redis || qp_store_status (self->redis, q->dossier_id, reply) != 0)
+        return INTAKE_STORE_FAILED;
+    return INTAKE_ACCEPTED;
+}
+
 /* ---- Handlers ------------------------------------------------------------------------ */
 
 static int64_t s_event_time (const qp_request_t *req)
@@ -315,10 +390,19 @@ static void s_on_submit (qp_request_t *req, void *arg)
     } else if (outcome == INTAKE_DUPLICATE)
         qp_log_info ("dossier_duplicate", "dossier %s already received (%s)", r->dossier_id,
                      qp_store_state_name (r->state));
-    else
+    else {
         qp_log_info ("dossier_rejected", "submission %s: %zu field errors, first %s (%s)",
                      message_id, r->errors.count + r->errors.dropped, r->errors.items[0].field,
                      r->errors.items[0].code);
+        /* counted by evaluation in the funnel: "rejected at intake" */
+        Qp__V1__SubmissionRefused refused;
+        intake_refusal (self, s, &r->errors, &refused);
+        qp_meta_t event = {.causation_id = message_id,
+                           .event_time_ms = time_ms,
+                           .discriminator = "refused"};
+        qp_service_publish (req->service, &refused.base, &event);
+        intake_refusal_clear (&refused);
+    }
 
     Qp__V1__SubmitDossierReply reply = QP__V1__SUBMIT_DOSSIER_REPLY__INIT;
     Qp__V1__FieldError storage[INTAKE_MAX_FIELD_ERRORS];
@@ -345,14 +429,14 @@ static void s_on_status (qp_request_t *req, void *arg)
 {
     intake_t *self = arg;
     const Qp__V1__DossierStatusQuery *q = (const Qp__V1__DossierStatusQuery *) req->msg.payload;
-    if (!q->dossier_id || !*q->dossier_id) {
-        qp_error_t err;
-        qp_error_set (&err, "invalid_field", "dossier_id", "dossier_id is required");
+    Qp__V1__DossierStatusReply reply;
+    qp_error_t err;
+    intake_outcome_t outcome = intake_status (self, q, &reply, &err);
+    if (outcome == INTAKE_REJECTED) {
         qp_service_reply_error (req, &err);
         return;
     }
-    Qp__V1__DossierStatusReply reply = QP__V1__DOSSIER_STATUS_REPLY__INIT;
-    if (!self->redis || qp_store_status (self->redis, q->dossier_id, &reply) != 0) {
+    if (outcome == INTAKE_STORE_FAILED) {
         s_reply_store_failed (req);
         return;
     }

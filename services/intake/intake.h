@@ -5,6 +5,7 @@
  *                               stores the dossier in RECEIVED and hands it to eligibility
  *                               (work + event qp.v1.DossierReceived); replies
  *                               qp.v1.SubmitDossierReply. Idempotent on (channel, key).
+ *                               Refused: event qp.v1.SubmissionRefused (no personal data).
  *   qp.v1.DossierStatusQuery -> qp.v1.DossierStatusReply from the store.
  *   qp.v1.FollowUp           -> checks and stores a funded business's yearly report as
  *                               field followup_<year> of the dossier, publishes it;
@@ -15,6 +16,7 @@
  * bus; intake_attach wires it to a qp_service_t. */
 #ifndef INTAKE_H
 #define INTAKE_H
+#include "qp/v1/evaluation.pb-c.h"
 #include "qp_redis.h"
 #include "qp_service.h"
 #include "validate.h"
@@ -70,6 +72,19 @@ void intake_result_clear (intake_result_t *result);
  * dossier, or one that is not FUNDED) or STORE_FAILED. */
 intake_outcome_t intake_follow_up (intake_t *self, const Qp__V1__FollowUp *follow_up,
                                    intake_errors_t *errors);
+
+/* The status of a dossier: ACCEPTED (reply filled, found or not; clear it with
+ * qp_store_status_clear), REJECTED (err: the id is missing or malformed) or STORE_FAILED. */
+intake_outcome_t intake_status (intake_t *self, const Qp__V1__DossierStatusQuery *query,
+                                Qp__V1__DossierStatusReply *reply, qp_error_t *err);
+
+/* The event of a refused submission (for the funnel of evaluation): the channel, the
+ * territory (declared and known, or from the commune), QPV, date and axis when each is
+ * well formed, and the field and code of each error; nothing personal. Strings point
+ * into submission and errors; free with intake_refusal_clear. */
+void intake_refusal (const intake_t *self, const Qp__V1__SubmitDossier *submission,
+                     const intake_errors_t *errors, Qp__V1__SubmissionRefused *out);
+void intake_refusal_clear (Qp__V1__SubmissionRefused *refusal);
 
 /* Registers the three handlers on service (which needs a publish endpoint). */
 void intake_attach (intake_t *self, qp_service_t *service);

@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Areas a French business or residence can be in, as lat/lon boxes (WGS84 degrees,
@@ -204,6 +205,15 @@ bool intake_territory_id_valid (const char *id)
     return true;
 }
 
+bool intake_dossier_id_valid (const char *id)
+{
+    size_t n = strlen (id);
+    bool hex = n == QP_ID_HEX;
+    for (size_t i = 0; hex && i < n; i++)
+        hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
+    return hex;
+}
+
 /* A person key is a digest: a name or an email pasted by mistake must not pass. */
 static bool s_person_key_valid (const char *key)
 {
@@ -388,6 +398,10 @@ static void s_channel_text (intake_errors_t *errors, const char *field, const ch
         }
 }
 
+/* The years qp_date_parse accepts. */
+#define DATE_FIRST_YEAR 1900
+#define DATE_LAST_YEAR 2199
+
 /* A date field: true with *days when present and valid. */
 static bool s_date (intake_errors_t *errors, const char *field, const char *text, bool required,
                     int32_t *days)
@@ -398,8 +412,21 @@ static bool s_date (intake_errors_t *errors, const char *field, const char *text
         return false;
     }
     if (!qp_date_parse (text, days)) {
-        intake_errors_add (errors, field, "format", "%s must be a calendar date YYYY-MM-DD",
-                           field);
+        /* A calendar date whose year is out of what dates may hold is a range error. */
+        char in_2000[11];
+        snprintf (in_2000, sizeof in_2000, "2000%s", strlen (text) == 10 ? text + 4 : "");
+        int32_t any;
+        bool digits = strlen (text) == 10;
+        for (int i = 0; digits && i < 4; i++)
+            digits = text[i] >= '0' && text[i] <= '9';
+        int year = digits ? atoi (text) : 0;
+        if (digits && (year < DATE_FIRST_YEAR || year > DATE_LAST_YEAR) &&
+            qp_date_parse (in_2000, &any))
+            intake_errors_add (errors, field, "range", "%s year must be between %d and %d", field,
+                               DATE_FIRST_YEAR, DATE_LAST_YEAR);
+        else
+            intake_errors_add (errors, field, "format", "%s must be a calendar date YYYY-MM-DD",
+                               field);
         return false;
     }
     return true;
@@ -680,16 +707,9 @@ size_t intake_validate_follow_up (const Qp__V1__FollowUp *f, intake_errors_t *er
     s_walk (&f->base, "", errors);
     if (!s_present (f->dossier_id))
         intake_errors_add (errors, "dossier_id", "required", "dossier_id is required");
-    else {
-        size_t n = strlen (f->dossier_id);
-        bool hex = n == QP_ID_HEX;
-        for (size_t i = 0; hex && i < n; i++)
-            hex = (f->dossier_id[i] >= '0' && f->dossier_id[i] <= '9')
-                  || (f->dossier_id[i] >= 'a' && f->dossier_id[i] <= 'f');
-        if (!hex)
-            intake_errors_add (errors, "dossier_id", "format",
-                               "dossier_id must be %d lower-case hex digits", QP_ID_HEX);
-    }
+    else if (!intake_dossier_id_valid (f->dossier_id))
+        intake_errors_add (errors, "dossier_id", "format",
+                           "dossier_id must be %d lower-case hex digits", QP_ID_HEX);
     if (!f->has_year)
         intake_errors_add (errors, "year", "required", "year is required");
     else if (f->year < 1 || f->year > INTAKE_MAX_FOLLOW_UP_YEAR)

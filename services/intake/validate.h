@@ -110,6 +110,8 @@ bool intake_postcode_valid (const char *code);
 bool intake_qpv_code_valid (const char *code);
 /* A territory id: 1-64 of [a-z0-9-]. */
 bool intake_territory_id_valid (const char *id);
+/* A dossier id: QP_ID_HEX lower-case hex digits. */
+bool intake_dossier_id_valid (const char *id);
 /* Name of the zone (from the table in validate.c) holding the point, or NULL when it is
  * outside metropolitan France and the overseas departments. */
 const char *intake_zone_of (double lat, double lon);

@@ -7,6 +7,7 @@
  * the reason, and the dashboard page opened in headless Chromium shows the figures of
  * the query (screenshot kept next to the test's logs). */
 #include "qp_test.h"
+#include "qp_test_sample.h"
 #include "evaluation.h"
 #include "qp_date.h"
 #include "qp_report_html.h"
@@ -358,6 +359,148 @@ START_TEST (phases_read_their_dates)
 }
 END_TEST
 
+/* ---- Once, with batches and several instances ------------------------------------------ */
+
+START_TEST (duplicates_in_one_batch_and_two_instances)
+{
+    s_open ();
+    s_stream ();
+    uint8_t *first, *other;
+    size_t n1 = s_report_bytes (&first);
+    /* the stream twice inside one batch (an outbox re-publishing what it had sent), then
+     * a second instance on its own connection fed the same stream: nothing changes */
+    s_flushall ();
+    for (int i = 0; i < N; i++) {
+        s_events (i, s_apply_one, s_eval);
+        s_events (i, s_apply_one, s_eval);
+    }
+    qp_redis_t *client2 = qp_redis_connect (s_redis->host, s_redis->port, 5000);
+    ck_assert_ptr_nonnull (client2);
+    char data[1024];
+    snprintf (data, sizeof data, "%s/data", qp_test_source_dir ());
+    evaluation_t *eval2 = evaluation_new (client2, data);
+    ck_assert_ptr_nonnull (eval2);
+    for (int i = 0; i < N; i++)
+        s_events (i, s_apply_one, eval2);
+    /* both hold the same batch: the second to apply sees the first's tokens */
+    ck_assert_int_eq (evaluation_flush (eval2), 0);
+    ck_assert_int_eq (evaluation_flush (s_eval), 0);
+    size_t n2 = s_report_bytes (&other);
+    ck_assert_uint_eq (n1, n2);
+    ck_assert (memcmp (first, other, n1) == 0);
+    free (other);
+    /* a follow-up corrected twice within one batch: the last one counts, once */
+    for (int k = 0; k < 3; k++) {
+        Qp__V1__FollowUp fu = QP__V1__FOLLOW_UP__INIT;
+        fu.dossier_id = s_samples[0].id, fu.has_year = true, fu.year = 1;
+        fu.has_active = true, fu.active = k != 1;
+        fu.has_jobs_created = true, fu.jobs_created = (uint32_t) k;
+        s_apply_one (&fu.base, s_samples[0].id, 0, eval2);
+    }
+    ck_assert_int_eq (evaluation_flush (eval2), 0);
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    Qp__V1__IndicatorReport *r;
+    ck_assert_int_eq (evaluation_indicators (s_eval, &q, &r), 0);
+    ck_assert_uint_eq (r->total->figures->followed_y1, 1);
+    ck_assert_uint_eq (r->total->figures->active_y1, 1);
+    ck_assert_uint_eq (r->total->figures->jobs_created_y1, 2);
+    ck_assert_uint_eq (r->total->figures->submitted, N);
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+    evaluation_destroy (&eval2);
+    qp_redis_destroy (&client2);
+    free (first);
+    s_close ();
+}
+END_TEST
+
+/* ---- Rejected at intake ------------------------------------------------------------------ */
+
+static void s_refusal (const char *submission_id, const char *territory, const char *qpv)
+{
+    Qp__V1__SubmissionRefused m = QP__V1__SUBMISSION_REFUSED__INIT;
+    m.channel = "test", m.territory = (char *) territory, m.qpv = (char *) qpv;
+    m.submitted_on = "2025-02-03";
+    Qp__V1__FieldError e = QP__V1__FIELD_ERROR__INIT;
+    Qp__V1__FieldError *errors[] = {&e};
+    e.field = "business.siret", e.code = "checksum";
+    m.n_errors = 1, m.errors = errors;
+    Qp__V1__Envelope env = QP__V1__ENVELOPE__INIT;
+    char mid[QP_ID_HEX + 1];
+    qp_message_make_id (mid, m.base.descriptor->name, submission_id, "refused");
+    env.message_id = mid;
+    env.has_event_time_ms = true, env.event_time_ms = qp_date_to_ms (qp_date_from_civil (2025, 2, 3));
+    qp_message_t msg = {.envelope = &env, .payload = &m.base, .descriptor = m.base.descriptor};
+    evaluation_apply (s_eval, &msg);
+}
+
+static uint64_t s_rejected (const char *territory)
+{
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    q.territory = (char *) territory;
+    Qp__V1__IndicatorReport *r;
+    ck_assert_int_eq (evaluation_indicators (s_eval, &q, &r), 0);
+    uint64_t n = territory ? (r->n_territories ? r->territories[0]->figures->rejected_at_intake : 0)
+                           : r->total->figures->rejected_at_intake;
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+    return n;
+}
+
+START_TEST (rejected_at_intake_counted_once)
+{
+    s_open ();
+    s_stream ();
+    s_refusal ("sub-1", "roubaix", "QN05981M");
+    s_refusal ("sub-1", "roubaix", "QN05981M"); /* the same refusal delivered again */
+    s_refusal ("sub-2", "roubaix", NULL);
+    s_refusal ("sub-3", NULL, NULL); /* territory unknown */
+    ck_assert_int_eq (evaluation_flush (s_eval), 0);
+    ck_assert_uint_eq (s_rejected (NULL), 3);
+    ck_assert_uint_eq (s_rejected ("roubaix"), 2);
+    ck_assert_uint_eq (s_rejected ("hors-programme"), 1);
+    /* accepted dossiers are still counted apart */
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    Qp__V1__IndicatorReport *r;
+    ck_assert_int_eq (evaluation_indicators (s_eval, &q, &r), 0);
+    ck_assert_uint_eq (r->total->figures->submitted, N);
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+    /* intake stores nothing of a refusal: a rebuild keeps evaluation's record of it */
+    redisContext *c = redisConnect (s_redis->host, s_redis->port);
+    ck_assert (c && !c->err);
+    for (int i = 0; i < N; i++)
+        s_events (i, s_store_one, c);
+    redisFree (c);
+    ck_assert_int_eq (evaluation_rebuild (s_eval), N);
+    ck_assert_uint_eq (s_rejected (NULL), 3);
+    ck_assert_uint_eq (s_rejected ("roubaix"), 2);
+    s_close ();
+}
+END_TEST
+
+START_TEST (query_period_checked)
+{
+    struct {
+        const char *from, *until, *field;
+    } cases[] = {{"2025-13-01", NULL, "from"},  {"2025-00", NULL, "from"},
+                 {NULL, "2025-02-30", "until"}, {NULL, "25-01-01", "until"},
+                 {"2025-03", "2025-01", "until"}, {"2025-03-01", "2025-02-28", "until"},
+                 {"2025-01", "2025-01-31", NULL}, {"2025-02-01", NULL, NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+        q.from = (char *) cases[i].from, q.until = (char *) cases[i].until;
+        qp_error_t err;
+        int rc = evaluation_query_check (&q, &err);
+        if (!cases[i].field) {
+            ck_assert_msg (rc == 0, "case %zu refused: %s", i, err.message);
+            continue;
+        }
+        ck_assert_msg (rc == -1, "case %zu accepted", i);
+        ck_assert_str_eq (err.code, "invalid_field");
+        ck_assert_str_eq (err.field, cases[i].field);
+        ck_assert (strlen (err.message) > 10);
+    }
+}
+END_TEST
+
 /* ---- Through real processes ------------------------------------------------------------ */
 
 START_TEST (follow_up_for_unknown_dossier_refused)
@@ -401,6 +544,42 @@ START_TEST (follow_up_for_unknown_dossier_refused)
     ck_assert (!((const Qp__V1__TerritoryPhaseReply *) reply.payload)->accepted);
     ck_assert_str_eq (((const Qp__V1__TerritoryPhaseReply *) reply.payload)->field, "started_on");
     qp_message_clear (&reply);
+
+    /* a query for month 13, or ending before it starts, is refused with its field */
+    q.from = "2025-13-01";
+    ck_assert_int_eq (qp_test_call (stack->work, "evaluation", &q.base, NULL, 10000, &reply, &err), 0);
+    ck_assert_ptr_eq (reply.descriptor, &qp__v1__error__descriptor);
+    ck_assert_str_eq (((const Qp__V1__Error *) reply.payload)->code, "invalid_field");
+    ck_assert_str_eq (((const Qp__V1__Error *) reply.payload)->field, "from");
+    qp_message_clear (&reply);
+    q.from = "2025-03-01", q.until = "2025-01-31";
+    ck_assert_int_eq (qp_test_call (stack->work, "evaluation", &q.base, NULL, 10000, &reply, &err), 0);
+    ck_assert_ptr_eq (reply.descriptor, &qp__v1__error__descriptor);
+    ck_assert_str_eq (((const Qp__V1__Error *) reply.payload)->field, "until");
+    qp_message_clear (&reply);
+    q.from = q.until = NULL;
+
+    /* a submission intake refuses reaches the funnel, in its territory (from the commune) */
+    qp_test_sample_t sample;
+    qp_test_sample (&sample, "test-eval", "refused", 1);
+    sample.business.siret = "12345678901234"; /* fails the Luhn check */
+    sample.dossier.territory = NULL;
+    ck_assert_int_eq (qp_test_call (stack->work, "intake", &sample.submit.base, NULL, 10000, &reply,
+                                    &err), 0);
+    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
+    ck_assert (!((const Qp__V1__SubmitDossierReply *) reply.payload)->accepted);
+    qp_message_clear (&reply);
+    uint64_t rejected = 0;
+    for (int attempt = 0; attempt < 100 && rejected == 0; attempt++) {
+        if (attempt)
+            qp_test_sleep_ms (100); /* the event travels through the bus */
+        ck_assert_int_eq (qp_test_call (stack->work, "evaluation", &q.base, NULL, 10000, &reply,
+                                        &err), 0);
+        ck_assert_ptr_eq (reply.descriptor, &qp__v1__indicator_report__descriptor);
+        rejected = ((const Qp__V1__IndicatorReport *) reply.payload)->total->figures->rejected_at_intake;
+        qp_message_clear (&reply);
+    }
+    ck_assert_uint_eq (rejected, 1);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 }
 END_TEST
@@ -492,6 +671,9 @@ int main (void)
     tcase_add_test (tc, known_stream_exact_figures);
     tcase_add_test (tc, duplicates_replay_and_rebuild_agree);
     tcase_add_test (tc, phases_read_their_dates);
+    tcase_add_test (tc, duplicates_in_one_batch_and_two_instances);
+    tcase_add_test (tc, rejected_at_intake_counted_once);
+    tcase_add_test (tc, query_period_checked);
     tcase_add_test (tc, follow_up_for_unknown_dossier_refused);
     tcase_add_test (tc, dashboard_in_headless_chromium);
     suite_add_tcase (s, tc);

@@ -222,59 +222,62 @@ END_TEST
 
 /* One event of eval_apply.lua: dossier, token, profile, then (field, incr, mode) triples.
  * Returns the number of events sent back for want of a profile. */
-static size_t s_apply (const char *dossier, const char *token, const char *profile, int n,
-                       const char *const *ops)
+/* eval_apply.lua "apply" for one dossier: expects its field t to be `expect_t` (""
+ * absent), sets the token, adds inc to slot 1 of vector VEC. Returns the number of
+ * dossiers at fault (0: applied). */
+#define VEC "qp:eval:v:T1|2025-01|RETAIL_AND_CRAFTS|*"
+static size_t s_apply (const char *dossier, const char *expect_t, const char *token, const char *inc)
 {
     const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
-    const char *args[4 + 3 * n];
-    char count[8];
-    snprintf (count, sizeof count, "%d", n);
-    args[0] = dossier, args[1] = token, args[2] = profile, args[3] = count;
-    for (int i = 0; i < 3 * n; i++)
-        args[4 + i] = ops[i];
-    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 4 + 3 * n, args, NULL);
+    const char *args[] = {"apply", "1", dossier, "2", "t", expect_t, token, "",
+                          "2", "t", "T1", token, "1",
+                          "1", VEC, "1", "INCRBY", "i64", "#1", inc,
+                          "3", "qp:eval:k:T1|2025-01|RETAIL_AND_CRAFTS", "1", "*",
+                          "ev:cells", "1", "qp:eval:c:T1|2025-01|RETAIL_AND_CRAFTS",
+                          "ev:territories", "1", "T1", "1", "2025-01-10"};
+    int n = (int) (sizeof args / sizeof args[0]);
+    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, n, args, NULL);
     ck_assert_ptr_nonnull (reply);
     ck_assert_int_eq (reply->type, REDIS_REPLY_ARRAY);
-    size_t missing = reply->elements;
+    size_t bad = reply->elements;
     freeReplyObject (reply);
-    return missing;
+    return bad;
 }
 
-#define CELL "qp:eval:c:T1|2025-01|RETAIL_AND_CRAFTS"
+static long long s_slot1 (void)
+{
+    redisReply *reply = qp_redis_command (r, "BITFIELD %s GET i64 #1", VEC);
+    ck_assert (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1);
+    long long v = reply->element[0]->integer;
+    freeReplyObject (reply);
+    return v;
+}
 
 START_TEST (test_eval_apply_once)
 {
-    const char *submitted[] = {"submitted", "1", "7"};
-    const char *profile = "T1|2025-01|2025-01-10|RETAIL_AND_CRAFTS|QN05981M|ADIE|1|0|400000";
-    /* No profile yet: sent back, nothing counted. */
-    ck_assert_uint_eq (s_apply ("d1", "dec", "", 1, submitted), 1);
-    ck_assert_int_eq (s_hget (CELL, "submitted"), 0);
-    /* Counted once per (dossier, token), whatever the message. */
-    ck_assert_uint_eq (s_apply ("d1", "rcv", profile, 1, submitted), 0);
-    ck_assert_uint_eq (s_apply ("d1", "rcv", profile, 1, submitted), 0);
-    ck_assert_uint_eq (s_apply ("d1", "rcv", "", 1, submitted), 0);
-    ck_assert_int_eq (s_hget (CELL, "submitted"), 1);
-    ck_assert_int_eq (s_hget (CELL, "q:QN05981M:submitted"), 1);
-    ck_assert_int_eq (s_hget (CELL, "n:ADIE:submitted"), 1);
-    ck_assert_int_eq (s_hget ("qp:eval:day:T1", "2025-01-10|submitted"), 1);
-    /* The funded profile figures: bank loan leveraged, women funded. */
-    const char *funded[] = {"funded", "1", "7", "funded_profile", "0", "16"};
-    ck_assert_uint_eq (s_apply ("d1", "closed", "", 2, funded), 0);
-    ck_assert_int_eq (s_hget (CELL, "bank_loan_cents"), 400000);
-    ck_assert_int_eq (s_hget (CELL, "women_funded"), 1);
-    ck_assert_int_eq (s_hget (CELL, "under_30_funded"), 0);
-    /* A follow-up replaces the previous one of the same year. */
-    const char *active[] = {"y3", "1:2", "8"}, *closed[] = {"y3", "0:0", "8"};
-    ck_assert_uint_eq (s_apply ("d1", "", "", 1, active), 0);
-    ck_assert_uint_eq (s_apply ("d1", "", "", 1, active), 0);
-    ck_assert_int_eq (s_hget (CELL, "followed_y3"), 1);
-    ck_assert_int_eq (s_hget (CELL, "active_y3"), 1);
-    ck_assert_int_eq (s_hget (CELL, "jobs_created_y3"), 2);
-    ck_assert_uint_eq (s_apply ("d1", "", "", 1, closed), 0);
-    ck_assert_int_eq (s_hget (CELL, "followed_y3"), 1);
-    ck_assert_int_eq (s_hget (CELL, "active_y3"), 0);
-    ck_assert_int_eq (s_hget (CELL, "jobs_created_y3"), 0);
-    ck_assert_int_eq (s_hget ("ev:meta", "applied"), 5);
+    const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
+    const char *read[] = {"read", "d1"};
+    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 2, read, NULL);
+    ck_assert (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1);
+    ck_assert_uint_eq (reply->element[0]->elements, 0);
+    freeReplyObject (reply);
+    /* Applied when what was read still holds: the token is new. */
+    ck_assert_uint_eq (s_apply ("d1", "", "rcv", "5"), 0);
+    ck_assert_int_eq (s_slot1 (), 5);
+    ck_assert_int_eq (s_hget ("qp:eval:d:d1", "rcv"), 1);
+    ck_assert_int_eq (s_hget ("ev:meta", "applied"), 1);
+    /* The same again (another instance read before the first applied): refused whole. */
+    ck_assert_uint_eq (s_apply ("d1", "", "rcv", "5"), 1);
+    ck_assert_int_eq (s_slot1 (), 5);
+    ck_assert_int_eq (s_hget ("ev:meta", "applied"), 1);
+    /* Read again, it sees the profile and the token; a new token on that profile applies,
+     * negative increments too (a follow-up replaced). */
+    reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 2, read, NULL);
+    ck_assert (reply && reply->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 4);
+    freeReplyObject (reply);
+    ck_assert_uint_eq (s_apply ("d1", "T1", "dec", "-2"), 0);
+    ck_assert_int_eq (s_slot1 (), 3);
+    ck_assert_int_eq (s_hget ("ev:meta", "applied"), 2);
 }
 END_TEST
 

@@ -143,6 +143,23 @@ START_TEST (test_rejected_is_not_stored)
     ck_assert_str_eq (intake_errors_find (&res.errors, "business.siret")->code, "checksum");
     ck_assert_str_eq (intake_errors_find (&res.errors, "territory")->code, "unknown");
     ck_assert_ptr_null (res.dossier);
+    /* The event for the funnel: where it comes from and what failed, nothing personal;
+     * the declared territory is unknown, so the commune's is taken. */
+    Qp__V1__SubmissionRefused refused;
+    intake_refusal (intake, s, &res.errors, &refused);
+    ck_assert_str_eq (refused.channel, "test-intake");
+    ck_assert_str_eq (refused.territory, "roubaix");
+    ck_assert_str_eq (refused.submitted_on, "2024-05-13");
+    ck_assert (refused.has_axis && refused.axis == QP__V1__AXIS__ENTREPRENEURSHIP);
+    ck_assert_uint_eq (refused.n_errors, res.errors.count);
+    ck_assert_str_eq (refused.errors[0]->field, "business.siret");
+    ck_assert_ptr_null (refused.errors[0]->message);
+    size_t packed = qp__v1__submission_refused__get_packed_size (&refused);
+    uint8_t buf[packed + 1];
+    qp__v1__submission_refused__pack (&refused, buf);
+    ck_assert_ptr_null (memmem (buf, packed, "pk-0123456789abcdef", 19)); /* no person key */
+    ck_assert_ptr_null (memmem (buf, packed, "73282932000075", 14));      /* no value at all */
+    intake_refusal_clear (&refused);
     intake_result_clear (&res);
     char id[QP_ID_HEX + 1];
     qp_store_dossier_id (id, "test-intake", "K2");
@@ -237,6 +254,36 @@ START_TEST (test_follow_up)
 }
 END_TEST
 
+START_TEST (test_status)
+{
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    Qp__V1__DossierStatusReply reply;
+    qp_error_t err;
+    /* a malformed id says so, with the field; it is not "not found" */
+    const char *bad[] = {"not-an-id", "0123456789ABCDEF0123456789ABCDEF", "0123", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        q.dossier_id = (char *) bad[i];
+        ck_assert_int_eq (intake_status (intake, &q, &reply, &err), INTAKE_REJECTED);
+        ck_assert_str_eq (err.code, "invalid_field");
+        ck_assert_str_eq (err.field, "dossier_id");
+    }
+    /* a well-formed id that matches nothing: found = false */
+    q.dossier_id = "0123456789abcdef0123456789abcdef";
+    ck_assert_int_eq (intake_status (intake, &q, &reply, &err), INTAKE_ACCEPTED);
+    ck_assert (reply.has_found && !reply.found);
+    qp_store_status_clear (&reply);
+    Qp__V1__SubmitDossier *s = s_submission ("{\"dossier\": {\"channel_key\": \"K7\"}}");
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-7", 0, &res), INTAKE_ACCEPTED);
+    q.dossier_id = res.dossier_id;
+    ck_assert_int_eq (intake_status (intake, &q, &reply, &err), INTAKE_ACCEPTED);
+    ck_assert (reply.found);
+    qp_store_status_clear (&reply);
+    intake_result_clear (&res);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
 START_TEST (test_redis_down)
 {
     ck_assert_int_eq (qp_test_redis_down (server, SIGKILL), 0);
@@ -265,6 +312,7 @@ int main (void)
     tcase_add_test (tc, test_rejected_is_not_stored);
     tcase_add_test (tc, test_identity_becomes_person_key);
     tcase_add_test (tc, test_follow_up);
+    tcase_add_test (tc, test_status);
     tcase_add_test (tc, test_redis_down);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);

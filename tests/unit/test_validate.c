@@ -135,6 +135,11 @@ START_TEST (test_submitted_on)
     s_expect ("{\"dossier\": {\"submitted_on\": \"13/05/2024\"}}", "submitted_on", "format");
     s_expect ("{\"dossier\": {\"submitted_on\": \"1999-12-31\"}}", "submitted_on", "range");
     s_expect ("{\"dossier\": {\"submitted_on\": \"2101-01-01\"}}", "submitted_on", "range");
+    /* A calendar date of a year dates cannot hold is out of range, not malformed. */
+    s_expect ("{\"dossier\": {\"submitted_on\": \"1850-01-01\"}}", "submitted_on", "range");
+    s_expect ("{\"dossier\": {\"submitted_on\": \"2999-06-30\"}}", "submitted_on", "range");
+    s_expect ("{\"dossier\": {\"submitted_on\": \"2999-13-01\"}}", "submitted_on", "format");
+    s_expect ("{\"dossier\": {\"submitted_on\": \"1900-02-29\"}}", "submitted_on", "format");
     /* Both ends; the creation date must not be far before either. */
     OK ("{\"dossier\": {\"submitted_on\": \"2000-01-01\", \"business\": {\"creation_date\": "
         "\"1999-06-01\"}, \"holder\": {\"birth_year\": 1970}}}");
@@ -442,6 +447,10 @@ START_TEST (test_dates_and_years)
               "business.creation_date", "inconsistent");
     s_expect ("{\"dossier\": {\"business\": {\"creation_date\": \"2024-13-01\"}}}",
               "business.creation_date", "format");
+    s_expect ("{\"dossier\": {\"business\": {\"creation_date\": \"1850-01-01\"}}}",
+              "business.creation_date", "range");
+    s_expect ("{\"dossier\": {\"business\": {\"creation_date\": \"2999-01-01\"}}}",
+              "business.creation_date", "range");
     OK ("{\"dossier\": {\"holder\": {\"birth_year\": 1900}}}");
     OK ("{\"dossier\": {\"holder\": {\"birth_year\": 2024}}}");
     s_expect ("{\"dossier\": {\"holder\": {\"birth_year\": 1899}}}", "holder.birth_year", "range");
