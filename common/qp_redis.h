@@ -21,6 +21,7 @@ typedef enum {
     QP_LUA_FUNDING_PLAN,
     QP_LUA_FUNDING_DUE_CLAIM,
     QP_LUA_PARTNER_REPORT,
+    QP_LUA_FUNDING_READ,
     QP_LUA_PHQ_CLAIM,
     QP_LUA_COUNT
 } qp_lua_script_t;

@@ -1,12 +1,19 @@
 /* qp-bench-funding: orchestration throughput with real processes. Starts redis-server
  * (AOF, appendfsync everysec), qp-bus, F qp-funding instances and the Bpifrance default
  * component, stores N ELIGIBLE dossiers (one PHQ leg each), sends their
- * EligibilityDecided at once and times until every one is closed (FUNDED or DECLINED by
- * the component's rule). Prints dossiers per second with the issue's target, Redis
- * commands per dossier and the funding log's warnings; --json FILE writes the same;
- * --smoke runs a few seconds. Asserts nothing.
+ * EligibilityDecided at once and times until every one is closed (FUNDED, or DECLINED /
+ * UNFUNDED by the component's rule). Prints dossiers per second with the issue's target,
+ * Redis round trips per dossier (every funding instance's qp_redis_round_trips_total, read
+ * from its /metrics), Redis commands per dossier (INFO commandstats: the commands scripts
+ * run included) and the ten most frequent, and each funding instance's RSS (VmRSS now,
+ * VmHWM peak) next to the 50 MB target, beside the figures of the code before batching;
+ * --json FILE writes the same; --smoke runs a few seconds. Asserts nothing.
  *
- *   qp-bench-funding [--smoke] [--json FILE] [--dossiers N] [--funding F]
+ *   qp-bench-funding [--smoke] [--json FILE] [--dossiers N] [--funding F] [--pad BYTES]
+ *
+ * --pad BYTES makes every EligibilityDecided that much larger (a not-eligible decision
+ * padded to that size), as eligibility's full decisions were (~17 KB before they were made
+ * compact): funding's RSS while a burst waits in its inbox depends on it.
  * Environment: QP_BUILD_DIR (programs), QP_SOURCE_DIR (data/catalogue, data/funding.json). */
 #include "qp_bus.h"
 #include "qp_redis.h"
@@ -22,6 +29,12 @@
 #include <time.h>
 
 #define TARGET_PER_S 10000.0
+#define TARGET_RSS_MB 50.0
+/* The same bench (8,000 dossiers, 2 instances) on the code before batching (commit
+ * 90056ec, one dossier at a time), measured 2026-11-24 09:16 UTC on this machine. */
+#define BEFORE_PER_S 2210.0
+#define BEFORE_TRIPS 15.0
+#define BEFORE_COMMANDS 55.2
 
 extern char **environ;
 
@@ -92,6 +105,101 @@ static long long s_commands (qp_redis_t *redis)
     return v;
 }
 
+/* GET /metrics of a program started with QP_HTTP=127.0.0.1:port: the value of one
+ * unlabelled series, -1 when unreachable. */
+static double s_metric (int port, const char *name)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+                            .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    double v = -1;
+    if (fd < 0 || connect (fd, (struct sockaddr *) &a, sizeof a) != 0) {
+        if (fd >= 0)
+            close (fd);
+        return v;
+    }
+    const char *req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write (fd, req, strlen (req)) < 0) {
+        close (fd);
+        return v;
+    }
+    size_t size = 1 << 16, len = 0;
+    char *body = malloc (size);
+    ssize_t got;
+    while ((got = read (fd, body + len, size - len - 1)) > 0) {
+        len += (size_t) got;
+        if (len + 1 == size)
+            body = realloc (body, size *= 2);
+    }
+    body[len] = 0;
+    close (fd);
+    char needle[128];
+    snprintf (needle, sizeof needle, "\n%s ", name);
+    const char *hit = strstr (body, needle);
+    if (hit)
+        v = atof (hit + strlen (needle));
+    free (body);
+    return v;
+}
+
+static double s_trips (const int *ports, long n)
+{
+    double sum = 0;
+    for (long i = 0; i < n; i++) {
+        double v = s_metric (ports[i], "qp_redis_round_trips_total");
+        if (v < 0)
+            return -1;
+        sum += v;
+    }
+    return sum;
+}
+
+/* kB of a /proc/PID/status line ("VmRSS", "VmHWM"). */
+static long s_status_kb (pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *f = fopen (path, "r");
+    long kb = -1;
+    while (f && fgets (line, sizeof line, f))
+        if (!strncmp (line, field, strlen (field)) && line[strlen (field)] == ':')
+            kb = atol (line + strlen (field) + 1);
+    if (f)
+        fclose (f);
+    return kb;
+}
+
+typedef struct {
+    char name[48];
+    long long calls;
+} command_t;
+
+static int s_by_calls (const void *a, const void *b)
+{
+    long long d = ((const command_t *) b)->calls - ((const command_t *) a)->calls;
+    return d > 0 ? 1 : d < 0 ? -1 : 0;
+}
+
+/* INFO commandstats: calls per command, most frequent first. Returns how many. */
+static size_t s_commandstats (qp_redis_t *redis, command_t *out, size_t max)
+{
+    redisReply *r = qp_redis_command (redis, "INFO commandstats");
+    size_t n = 0;
+    const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+    while ((p = strstr (p, "cmdstat_")) && n < max) {
+        p += 8;
+        const char *colon = strchr (p, ':'), *calls = strstr (p, "calls=");
+        if (!colon || !calls)
+            break;
+        snprintf (out[n].name, sizeof out[n].name, "%.*s", (int) (colon - p), p);
+        out[n++].calls = atoll (calls + 6);
+    }
+    if (r)
+        freeReplyObject (r);
+    qsort (out, n, sizeof *out, s_by_calls);
+    return n;
+}
+
 /* Waits until the bus lists service with a live worker. */
 static bool s_wait_service (const char *work, const char *service, int timeout_ms)
 {
@@ -113,7 +221,7 @@ int main (int argc, char *argv[])
 {
     bool smoke = false;
     const char *json_path = NULL;
-    long n = 20000, funding = 2;
+    long n = 20000, funding = 2, pad = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp (argv[i], "--smoke"))
             smoke = true;
@@ -123,15 +231,17 @@ int main (int argc, char *argv[])
             n = atol (argv[++i]);
         else if (!strcmp (argv[i], "--funding") && i + 1 < argc)
             funding = atol (argv[++i]);
+        else if (!strcmp (argv[i], "--pad") && i + 1 < argc)
+            pad = atol (argv[++i]);
         else {
             fprintf (stderr, "usage: qp-bench-funding [--smoke] [--json FILE] [--dossiers N] "
-                             "[--funding F]\n");
+                             "[--funding F] [--pad BYTES]\n");
             return 2;
         }
     }
     if (smoke)
         n = 1000;
-    if (funding < 1 || funding > 8 || n < 1)
+    if (funding < 1 || funding > 8 || n < 1 || pad < 0 || pad > 1000000)
         return 2;
     const char *build = getenv ("QP_BUILD_DIR") ? getenv ("QP_BUILD_DIR") : "build";
     const char *source = getenv ("QP_SOURCE_DIR") ? getenv ("QP_SOURCE_DIR") : ".";
@@ -182,11 +292,18 @@ int main (int argc, char *argv[])
     snprintf (partner, sizeof partner, "%s/partners/qp-partner-bpifrance", build);
     char *bus_argv[] = {bus, NULL}, *fund_argv[] = {fund, NULL}, *partner_argv[] = {partner, NULL};
     s_spawn (dir, "bus", bus_argv);
+    int http[8];
+    pid_t fund_pids[8];
     for (long i = 0; i < funding; i++) {
-        char log[32];
+        char log[32], listen[64];
         snprintf (log, sizeof log, "funding.%ld", i);
+        http[i] = s_free_port ();
+        snprintf (listen, sizeof listen, "127.0.0.1:%d", http[i]);
+        setenv ("QP_HTTP", listen, 1);
         s_spawn (dir, log, fund_argv);
+        fund_pids[i] = s_pids[s_n_pids - 1];
     }
+    unsetenv ("QP_HTTP");
     s_spawn (dir, "partner-bpifrance", partner_argv);
     const char *work = getenv ("QP_BUS_WORK");
     if (!redis || !s_wait_service (work, "funding", 15000) ||
@@ -224,9 +341,22 @@ int main (int argc, char *argv[])
         sd->has_amount_cents = true, sd->amount_cents = 500000 + (i % 100) * 10000;
         e->dossier_id = ids[i];
         e->territory = "roubaix";
-        e->n_decisions = 1;
-        e->decisions = calloc (1, sizeof *e->decisions);
+        e->n_decisions = pad ? 2 : 1;
+        e->decisions = calloc (2, sizeof *e->decisions);
         e->decisions[0] = sd;
+        if (pad) {
+            static Qp__V1__SchemeDecision other = QP__V1__SCHEME_DECISION__INIT;
+            static char *reason;
+            if (!reason) {
+                reason = malloc ((size_t) pad + 1);
+                memset (reason, 'x', (size_t) pad);
+                reason[pad] = 0;
+                other.scheme_id = "zfu-te";
+                other.has_outcome = true, other.outcome = QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME;
+                other.scheme_name = reason; /* padding */
+            }
+            e->decisions[1] = &other;
+        }
         size_t len = qp__v1__eligibility_decided__get_packed_size (e);
         uint8_t *buf = malloc (len);
         qp__v1__eligibility_decided__pack (e, buf);
@@ -238,7 +368,12 @@ int main (int argc, char *argv[])
     }
     zclock_sleep (500); /* the component's hello is in the partner cache */
 
+    qp_redis_t *stats = qp_redis_connect ("127.0.0.1", ports[5], 10000);
+    redisReply *reset = qp_redis_command (stats, "CONFIG RESETSTAT");
+    if (reset)
+        freeReplyObject (reset);
     long long commands0 = s_commands (redis);
+    double trips0 = s_trips (http, funding);
     qp_bus_client_t *client = qp_bus_client_new (work);
     double t0 = s_now ();
     for (long i = 0; i < n; i++) {
@@ -258,6 +393,15 @@ int main (int argc, char *argv[])
         zclock_sleep (20);
     }
     long long commands = s_commands (redis) - commands0;
+    double trips = s_trips (http, funding) - trips0;
+    command_t top[64];
+    size_t n_top = s_commandstats (stats, top, 64);
+    long rss_kb = 0, hwm_kb = 0;
+    for (long i = 0; i < funding; i++) {
+        long r1 = s_status_kb (fund_pids[i], "VmRSS"), h1 = s_status_kb (fund_pids[i], "VmHWM");
+        rss_kb = r1 > rss_kb ? r1 : rss_kb;
+        hwm_kb = h1 > hwm_kb ? h1 : hwm_kb;
+    }
     redisReply *r = qp_redis_command (redis, "HGET qp:envelope:{phq} projects");
     long long funded = r && r->type == REDIS_REPLY_STRING ? atoll (r->str) : -1;
     if (r)
@@ -266,29 +410,53 @@ int main (int argc, char *argv[])
     double rate = t1 > 0 ? n / secs : 0;
 
     printf ("funding orchestration (%ld dossiers, %ld funding instance%s, 1 Bpifrance "
-            "component, Redis AOF everysec)\n",
-            n, funding, funding > 1 ? "s" : "");
-    printf ("  %-34s %12s %12s\n", "figure", "measured", "target");
-    printf ("  %-34s %12.0f %12.0f\n", "dossiers closed per second", rate, TARGET_PER_S);
-    printf ("  %-34s %12.2f %12s\n", "seconds, send to last closed", secs, "");
-    printf ("  %-34s %12.2f %12s\n", "seconds to send the decisions", sent - t0, "");
-    printf ("  %-34s %12lld %12s\n", "funded (committed in the envelope)", funded, "");
-    printf ("  %-34s %12.1f %12s\n", "Redis commands per dossier", (double) commands / n, "");
+            "component, Redis AOF everysec%s)\n",
+            n, funding, funding > 1 ? "s" : "", pad ? ", padded decisions" : "");
+    printf ("  %-40s %12s %12s %14s\n", "figure", "measured", "target", "before batching");
+    printf ("  %-40s %12.0f %12.0f %14.0f\n", "dossiers closed per second", rate, TARGET_PER_S,
+            BEFORE_PER_S);
+    printf ("  %-40s %12.2f %12s\n", "seconds, send to last closed", secs, "");
+    printf ("  %-40s %12.2f %12s\n", "seconds to send the decisions", sent - t0, "");
+    printf ("  %-40s %12lld %12s\n", "funded (committed in the envelope)", funded, "");
+    printf ("  %-40s %12.2f %12s %14.1f\n", "Redis round trips per dossier (funding)",
+            trips >= 0 ? trips / n : -1, "", BEFORE_TRIPS);
+    printf ("  %-40s %12.1f %12s %14.1f\n", "Redis commands per dossier (in scripts too)",
+            (double) commands / n, "", BEFORE_COMMANDS);
+    printf ("  %-40s %12.1f %12.0f\n", "funding RSS now, MB (largest instance)", rss_kb / 1024.0,
+            TARGET_RSS_MB);
+    printf ("  %-40s %12.1f %12.0f\n", "funding peak RSS (VmHWM), MB", hwm_kb / 1024.0,
+            TARGET_RSS_MB);
+    printf ("  Redis calls per dossier by command:");
+    for (size_t i = 0; i < n_top && i < 10; i++)
+        printf ("%s %s %.2f", i ? "," : "", top[i].name, (double) top[i].calls / n);
+    printf ("\n");
     if (t1 == 0)
         printf ("  not finished: %lld dossiers still open (logs in %s)\n", left, dir);
 
     if (json_path) {
-        json_t *j = json_pack ("{s:s, s:i, s:i, s:f, s:f, s:f, s:I, s:f, s:b}", "bench", "funding",
-                               "dossiers", (json_int_t) n, "funding_instances",
-                               (json_int_t) funding, "dossiers_per_s", rate,
-                               "target_dossiers_per_s", TARGET_PER_S, "seconds", secs, "funded",
-                               (json_int_t) funded, "redis_commands_per_dossier",
-                               (double) commands / n, "finished", t1 > 0);
+        json_t *j = json_pack ("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:b}",
+                               "bench", "funding", "dossiers", (json_int_t) n,
+                               "funding_instances", (json_int_t) funding, "pad_bytes",
+                               (json_int_t) pad, "dossiers_per_s", rate, "target_dossiers_per_s",
+                               TARGET_PER_S, "seconds", secs, "funded", (json_int_t) funded,
+                               "redis_round_trips_per_dossier", trips >= 0 ? trips / n : -1.0,
+                               "redis_commands_per_dossier", (double) commands / n,
+                               "funding_rss_mb", rss_kb / 1024.0, "funding_peak_rss_mb",
+                               hwm_kb / 1024.0, "finished", t1 > 0);
+        json_t *by = json_object ();
+        for (size_t i = 0; i < n_top; i++)
+            json_object_set_new (by, top[i].name, json_real ((double) top[i].calls / n));
+        json_object_set_new (j, "redis_calls_per_dossier_by_command", by);
+        json_t *before = json_pack ("{s:s, s:f, s:f, s:f}", "code", "90056ec (one dossier at a time)",
+                                    "dossiers_per_s", BEFORE_PER_S, "redis_round_trips_per_dossier",
+                                    BEFORE_TRIPS, "redis_commands_per_dossier", BEFORE_COMMANDS);
+        json_object_set_new (j, "before_batching", before);
         json_dump_file (j, json_path, JSON_INDENT (2));
         json_decref (j);
     }
     qp_bus_client_destroy (&client);
     qp_redis_destroy (&redis);
+    qp_redis_destroy (&stats);
     s_stop_all ();
     if (t1 > 0) {
         snprintf (cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,19 +1,34 @@
--- Writes one leg of a dossier's funding plan if nobody changed it since it was read
--- (compare-and-set on a version), and appends a step to the dossier's history.
--- KEYS[1] plan hash qp:{ID}:f (fields SCHEME = packed qp.v1.FundingLeg, SCHEME:v = version),
--- KEYS[2] history list qp:{ID}:h, KEYS[3] due sorted set (dossier -> next action ms)
--- ARGV[1] scheme, ARGV[2] expected version ('0' when absent), ARGV[3] packed leg,
--- ARGV[4] history entry ('' none), ARGV[5] dossier id, ARGV[6] next action ms ('' none)
--- Returns {1, new version} written, {0, current version} changed meanwhile.
-local v = redis.call('HGET', KEYS[1], ARGV[1] .. ':v') or '0'
-if v ~= ARGV[2] then return {0, v} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-local nv = redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':v', 1)
-if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end
-if ARGV[6] ~= '' then
-  local cur = redis.call('ZSCORE', KEYS[3], ARGV[5])
-  if not cur or tonumber(cur) > tonumber(ARGV[6]) then
-    redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+-- Writes legs of funding plans (a batch, any dossiers) where nobody changed them since
+-- they were read (compare-and-set on a version per leg), appends each written leg's step
+-- to its dossier's history, and sets when each dossier's next funding action is due.
+-- KEYS[1] due sorted set (dossier -> next action ms), then per leg: KEYS[2i] plan hash
+-- qp:{ID}:f (fields SCHEME = packed qp.v1.FundingLeg, SCHEME:v = version),
+-- KEYS[2i+1] history list qp:{ID}:h
+-- ARGV[1] number of legs n, then per leg 4 values: scheme, expected version ('0' when
+-- absent), packed leg, history entry ('' none); then pairs dossier id, next action ms
+-- ('' removes the dossier from the due set)
+-- Returns per leg {1, new version} written or {0, current version} changed meanwhile.
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local a = 1 + (i - 1) * 4
+  local plan, history = KEYS[2 * i], KEYS[2 * i + 1]
+  local scheme = ARGV[a + 1]
+  local v = redis.call('HGET', plan, scheme .. ':v') or '0'
+  if v ~= ARGV[a + 2] then
+    out[i] = {0, v}
+  else
+    redis.call('HSET', plan, scheme, ARGV[a + 3])
+    local nv = redis.call('HINCRBY', plan, scheme .. ':v', 1)
+    if ARGV[a + 4] ~= '' then redis.call('RPUSH', history, ARGV[a + 4]) end
+    out[i] = {1, tostring(nv)}
   end
 end
-return {1, tostring(nv)}
+for a = 2 + n * 4, #ARGV, 2 do
+  if ARGV[a + 1] == '' then
+    redis.call('ZREM', KEYS[1], ARGV[a])
+  else
+    redis.call('ZADD', KEYS[1], ARGV[a + 1], ARGV[a])
+  end
+end
+return out

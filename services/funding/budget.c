@@ -94,62 +94,94 @@ int budget_load (qp_redis_t *redis, const char *path, qp_error_t *err)
     return rc;
 }
 
-/* A {code, entry} answer. */
-static int s_pair (redisReply *r, const char *scheme, char *entry, size_t size)
+/* One {code, entry} pair into op; -2 when it is not one. */
+static int s_pair (const redisReply *r, budget_op_t *op)
 {
-    int code = -2;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
-        code = (int) r->element[0]->integer;
-        snprintf (entry, size, "%s", r->element[1]->str);
-    } else
-        qp_log_error ("redis_error", "envelope script on %s: %s", scheme,
-                      r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+        snprintf (op->entry, sizeof op->entry, "%s", r->element[1]->str);
+        return (int) r->element[0]->integer;
+    }
+    return -2;
+}
+
+/* Runs one script over n operations (4 keys each) and gives each its {code, entry}:
+ * the script answers the pair alone for one operation, an array of pairs for more. */
+static int s_run (qp_redis_t *redis, qp_lua_script_t script, budget_op_t *ops, size_t n,
+                  const char **keys, int nargs, const char **args, int *codes)
+{
+    redisReply *r = qp_redis_script (redis, script, (int) (4 * n), keys, nargs, args, NULL);
+    int rc = 0;
+    if (n == 1)
+        codes[0] = s_pair (r, &ops[0]);
+    else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == n)
+        for (size_t i = 0; i < n; i++)
+            codes[i] = s_pair (r->element[i], &ops[i]);
+    else
+        for (size_t i = 0; i < n; i++)
+            codes[i] = -2;
+    for (size_t i = 0; i < n; i++)
+        if (codes[i] == -2) {
+            qp_log_error ("redis_error", "envelope script on %s: %s", ops[i].scheme,
+                          r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+            rc = -1;
+            break;
+        }
     if (r)
         freeReplyObject (r);
-    return code;
+    return rc;
 }
 
-budget_result_t budget_reserve (qp_redis_t *redis, const char *scheme, const char *dossier,
-                                int64_t amount, const char *territory, int64_t deadline_ms,
-                                char *entry, size_t size)
+int budget_reserve_many (qp_redis_t *redis, budget_op_t *ops, size_t n)
 {
-    keys_t k;
-    s_keys (&k, scheme, territory);
-    char a[24], d[24];
-    snprintf (a, sizeof a, "%lld", (long long) amount);
-    snprintf (d, sizeof d, "%lld", (long long) deadline_ms);
-    const char *keys[] = {k.env, k.ledger, k.right, k.deadlines};
-    const char *args[] = {dossier, a, territory ? territory : "", d};
-    int code = s_pair (qp_redis_script (redis, QP_LUA_ENVELOPE_RESERVE, 4, keys, 4, args, NULL),
-                       scheme, entry, size);
-    if (code == -2)
-        return BUDGET_ERROR;
-    if (code == -1)
-        return BUDGET_NO_ENVELOPE;
-    if (!strncmp (entry, "reserved:", 9))
-        return BUDGET_RESERVED;
-    if (!strncmp (entry, "refused:", 8))
-        return BUDGET_REFUSED;
-    return BUDGET_SETTLED;
+    if (!n)
+        return 0;
+    keys_t *k = malloc (n * sizeof *k);
+    const char **keys = malloc (4 * n * sizeof *keys), **args = malloc (4 * n * sizeof *args);
+    char (*nums)[2][24] = malloc (n * sizeof *nums);
+    int *codes = malloc (n * sizeof *codes);
+    for (size_t i = 0; i < n; i++) {
+        s_keys (&k[i], ops[i].scheme, ops[i].territory);
+        snprintf (nums[i][0], sizeof nums[i][0], "%lld", (long long) ops[i].amount);
+        snprintf (nums[i][1], sizeof nums[i][1], "%lld", (long long) ops[i].deadline_ms);
+        const char *ki[] = {k[i].env, k[i].ledger, k[i].right, k[i].deadlines};
+        const char *ai[] = {ops[i].dossier, nums[i][0], ops[i].territory ? ops[i].territory : "",
+                            nums[i][1]};
+        memcpy (keys + 4 * i, ki, sizeof ki);
+        memcpy (args + 4 * i, ai, sizeof ai);
+    }
+    int rc = s_run (redis, QP_LUA_ENVELOPE_RESERVE, ops, n, keys, (int) (4 * n), args, codes);
+    for (size_t i = 0; i < n; i++)
+        ops[i].result = rc ? BUDGET_ERROR
+                        : codes[i] == -1                        ? BUDGET_NO_ENVELOPE
+                        : !strncmp (ops[i].entry, "reserved:", 9) ? BUDGET_RESERVED
+                        : !strncmp (ops[i].entry, "refused:", 8)  ? BUDGET_REFUSED
+                                                                  : BUDGET_SETTLED;
+    free (k), free (keys), free (args), free (nums), free (codes);
+    return rc;
 }
 
-budget_result_t budget_settle (qp_redis_t *redis, const char *scheme, const char *dossier,
-                               bool commit, int64_t amount, char *entry, size_t size)
+int budget_settle_many (qp_redis_t *redis, budget_op_t *ops, size_t n)
 {
-    keys_t k;
-    s_keys (&k, scheme, NULL);
-    char a[24];
-    snprintf (a, sizeof a, "%lld", (long long) amount);
-    const char *keys[] = {k.env, k.ledger, k.deadlines, k.right_prefix};
-    const char *args[] = {dossier, commit ? "commit" : "release", a};
-    int code = s_pair (qp_redis_script (redis, QP_LUA_ENVELOPE_SETTLE, 4, keys, 3, args, NULL),
-                       scheme, entry, size);
-    if (code == -2)
-        return BUDGET_ERROR;
-    if (code == -1)
-        return BUDGET_NO_ENVELOPE;
-    return BUDGET_SETTLED;
+    if (!n)
+        return 0;
+    keys_t *k = malloc (n * sizeof *k);
+    const char **keys = malloc (4 * n * sizeof *keys), **args = malloc (3 * n * sizeof *args);
+    char (*nums)[24] = malloc (n * sizeof *nums);
+    int *codes = malloc (n * sizeof *codes);
+    for (size_t i = 0; i < n; i++) {
+        s_keys (&k[i], ops[i].scheme, NULL);
+        snprintf (nums[i], sizeof nums[i], "%lld", (long long) ops[i].amount);
+        const char *ki[] = {k[i].env, k[i].ledger, k[i].deadlines, k[i].right_prefix};
+        const char *ai[] = {ops[i].dossier, ops[i].commit ? "commit" : "release", nums[i]};
+        memcpy (keys + 4 * i, ki, sizeof ki);
+        memcpy (args + 3 * i, ai, sizeof ai);
+    }
+    int rc = s_run (redis, QP_LUA_ENVELOPE_SETTLE, ops, n, keys, (int) (3 * n), args, codes);
+    for (size_t i = 0; i < n; i++)
+        ops[i].result = rc ? BUDGET_ERROR : codes[i] == -1 ? BUDGET_NO_ENVELOPE : BUDGET_SETTLED;
+    free (k), free (keys), free (args), free (nums), free (codes);
+    return rc;
 }
 
 int budget_expire (qp_redis_t *redis, const char *scheme, int64_t now_ms, int limit)

@@ -26,16 +26,24 @@ typedef enum {
  * yet (never resets one). Returns 0, or -1 with err (file, entry, why). */
 int budget_load (qp_redis_t *redis, const char *path, qp_error_t *err);
 
-/* Reserves amount for (dossier, scheme), drawing on the territory's right when it has
- * one. entry gets the ledger entry. */
-budget_result_t budget_reserve (qp_redis_t *redis, const char *scheme, const char *dossier,
-                                int64_t amount, const char *territory, int64_t deadline_ms,
-                                char *entry, size_t size);
+/* One reservation or settlement of a batch. */
+typedef struct {
+    const char *scheme, *dossier;
+    const char *territory;   /* reserve: draws on its right when it has one (NULL: none) */
+    int64_t amount;          /* reserve: asked; settle: to commit (≤ the reservation) */
+    int64_t deadline_ms;     /* reserve: released by the sweeper after this */
+    bool commit;             /* settle: commit, else release */
+    budget_result_t result;  /* out */
+    char entry[96];          /* out: the ledger entry ("reserved:N", "committed:N"...) */
+} budget_op_t;
 
-/* Commits amount (≤ the reservation) or releases (commit false). entry gets the ledger
- * entry: "committed:N", "released:N" (now or before). */
-budget_result_t budget_settle (qp_redis_t *redis, const char *scheme, const char *dossier,
-                               bool commit, int64_t amount, char *entry, size_t size);
+/* Reserves for every (dossier, scheme) of ops, in one round trip. Returns 0, or -1 when
+ * Redis did not answer (every result BUDGET_ERROR). */
+int budget_reserve_many (qp_redis_t *redis, budget_op_t *ops, size_t n);
+
+/* Commits or releases every op's reservation in one round trip (result BUDGET_SETTLED,
+ * entry "committed:N" / "released:N", now or before; BUDGET_NO_ENVELOPE without one). */
+int budget_settle_many (qp_redis_t *redis, budget_op_t *ops, size_t n);
 
 /* Releases up to limit reservations of scheme past their deadline. Returns how many. */
 int budget_expire (qp_redis_t *redis, const char *scheme, int64_t now_ms, int limit);

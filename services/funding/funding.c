@@ -4,11 +4,14 @@
 #include "budget.h"
 #include "qp_date.h"
 #include "qp_log.h"
+#include "qp_metrics.h"
 #include "qp_store.h"
+#include <malloc.h>
 #include <string.h>
 
 #define SWEEP_INTERVAL_MS 200
 #define SWEEP_BATCH 500
+#define FLUSH_INTERVAL_MS 1 /* a batch waits at most the end of the burst the service reads */
 #define DUE_KEY "qp:funding:due"
 #define MAX_LEGS 16
 
@@ -62,12 +65,12 @@ int funding_load_config (funding_t *self, const char *path, qp_error_t *err)
     json_t *backoff = json_object_get (doc, "backoff");
     json_t *hl = json_object_get (doc, "honour_loan");
     if (!json_is_object (timeouts) || !json_is_object (backoff) || !json_is_object (hl) ||
-        !json_is_object (json_object_get (doc, "kinds")) ||
+        (json_object_get (doc, "kinds") && !json_is_object (json_object_get (doc, "kinds"))) ||
         !json_is_array (json_object_get (doc, "anchors")) ||
         !json_is_string (json_object_get (doc, "source"))) {
         qp_error_set (err, "bad_funding_config", path,
-                      "%s needs partner_timeout_ms, backoff, honour_loan, kinds (objects), "
-                      "anchors (array) and source",
+                      "%s needs partner_timeout_ms, backoff, honour_loan (objects), anchors "
+                      "(array) and source (kinds an object when given)",
                       path);
         json_decref (doc);
         return -1;
@@ -100,8 +103,13 @@ void funding_clear (funding_t *self)
     self->n_envelope_schemes = 0;
 }
 
+/* A scheme's kind is the catalogue's; funding.json's "kinds" only names schemes the
+ * catalogue does not hold (a partner's own scheme). */
 static const char *s_kind (const funding_t *self, const char *scheme)
 {
+    const qp_scheme_t *s = self->catalogue ? qp_catalogue_find (self->catalogue, scheme) : NULL;
+    if (s && s->kind)
+        return s->kind;
     const char *k = json_string_value (json_object_get (json_object_get (self->config, "kinds"), scheme));
     return k ? k : "grant";
 }
@@ -142,12 +150,19 @@ int64_t funding_backoff_ms (const funding_t *self, const char *request_id, uint3
     return d / 2 + (int64_t) ((double) (d / 2) * ((double) u / 4294967296.0));
 }
 
-/* ---- legs in Redis -------------------------------------------------------------------- */
+
+/* ---- plans in Redis, a batch of dossiers at a time ------------------------------------ */
 
 typedef struct {
     Qp__V1__FundingLeg *leg;
     char version[24];
 } leg_t;
+
+/* A dossier's funding plan as read (n -1: none). */
+typedef struct {
+    leg_t legs[MAX_LEGS];
+    int n;
+} plan_t;
 
 static void s_set_str (char **field, const char *value)
 {
@@ -160,257 +175,455 @@ static bool s_final (Qp__V1__LegState s)
     return s >= QP__V1__LEG_STATE__LEG_APPROVED;
 }
 
-/* Loads every leg of a dossier's plan. Returns the number, -1 without a plan. */
-static int s_legs_load (funding_t *self, const char *id, leg_t *legs, size_t max)
+static void s_plan_free (plan_t *p)
 {
-    char key[64];
-    snprintf (key, sizeof key, "qp:{%s}:f", id);
-    redisReply *r = qp_redis_command (self->redis, "HGETALL %s", key);
-    int n = -1;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
-        n = 0;
-        for (size_t i = 0; i + 1 < r->elements; i += 2) {
-            const char *name = r->element[i]->str;
-            if (!strcmp (name, "legs") || strchr (name, ':'))
-                continue;
-            if ((size_t) n == max)
-                break;
-            legs[n].leg = qp__v1__funding_leg__unpack (NULL, r->element[i + 1]->len,
-                                                       (uint8_t *) r->element[i + 1]->str);
-            if (!legs[n].leg)
-                continue;
-            snprintf (legs[n].version, sizeof legs[n].version, "0");
-            char vname[160];
-            snprintf (vname, sizeof vname, "%s:v", name);
-            for (size_t j = 0; j + 1 < r->elements; j += 2)
-                if (!strcmp (r->element[j]->str, vname))
-                    snprintf (legs[n].version, sizeof legs[n].version, "%s",
-                              r->element[j + 1]->str);
-            n++;
-        }
+    for (int i = 0; i < p->n; i++)
+        qp__v1__funding_leg__free_unpacked (p->legs[i].leg, NULL);
+    p->n = -1;
+}
+
+/* A plan from its HGETALL (fields legs, SCHEME = packed leg, SCHEME:v = version). */
+static void s_plan_parse (const redisReply *r, plan_t *p)
+{
+    p->n = -1;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return;
+    p->n = 0;
+    for (size_t i = 0; i + 1 < r->elements && p->n < MAX_LEGS; i += 2) {
+        const char *name = r->element[i]->str;
+        if (r->element[i]->type != REDIS_REPLY_STRING || !strcmp (name, "legs") ||
+            strchr (name, ':'))
+            continue;
+        leg_t *l = &p->legs[p->n];
+        l->leg = qp__v1__funding_leg__unpack (NULL, r->element[i + 1]->len,
+                                              (uint8_t *) r->element[i + 1]->str);
+        if (!l->leg)
+            continue;
+        snprintf (l->version, sizeof l->version, "0");
+        size_t nl = strlen (name);
+        for (size_t j = 0; j + 1 < r->elements; j += 2)
+            if (r->element[j]->len == nl + 2 && !strncmp (r->element[j]->str, name, nl) &&
+                !strcmp (r->element[j]->str + nl, ":v"))
+                snprintf (l->version, sizeof l->version, "%s", r->element[j + 1]->str);
+        p->n++;
     }
+}
+
+typedef char key_t_[80];
+
+/* Reads fields of many hashes in one round trip (funding_read.lua): the reply's element i
+ * is key i's values (or whole hash without fields). NULL when Redis did not answer. */
+static redisReply *s_read (funding_t *self, const char *const *ids, size_t k, const char *suffix,
+                           const char *const *fields, int n_fields)
+{
+    if (!k)
+        return NULL;
+    key_t_ *names = malloc (k * sizeof *names);
+    const char **keys = malloc (k * sizeof *keys);
+    for (size_t i = 0; i < k; i++) {
+        snprintf (names[i], sizeof names[i], "qp:{%s}:%s", ids[i], suffix);
+        keys[i] = names[i];
+    }
+    redisReply *r = qp_redis_script (self->redis, QP_LUA_FUNDING_READ, (int) k, keys, n_fields,
+                                     (const char **) fields, NULL);
+    free (names);
+    free (keys);
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != k)) {
+        qp_log_error ("redis_error", "funding_read: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        freeReplyObject (r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Loads the plans of k dossiers in one round trip. -1 when Redis did not answer. */
+static int s_plans_load (funding_t *self, const char *const *ids, size_t k, plan_t *plans)
+{
+    redisReply *r = s_read (self, ids, k, "f", NULL, 0);
+    for (size_t i = 0; i < k; i++)
+        s_plan_parse (r ? r->element[i] : NULL, &plans[i]);
     if (r)
         freeReplyObject (r);
-    return n;
+    return r || !k ? 0 : -1;
 }
 
-static void s_legs_free (leg_t *legs, int n)
-{
-    for (int i = 0; i < n; i++)
-        qp__v1__funding_leg__free_unpacked (legs[i].leg, NULL);
-}
-
-/* A step of the saga, in the dossier's history (shown by qp ctl status). */
-static uint8_t *s_step (const char *note, size_t *len)
+/* A step of the saga, in the dossier's history (shown by qp ctl status), at the business
+ * time of the message that caused it, like every transition: a replay gives the same
+ * history. */
+static uint8_t *s_step (const char *note, int64_t at_ms, size_t *len)
 {
     Qp__V1__Transition t = QP__V1__TRANSITION__INIT;
     t.has_from = t.has_to = true;
     t.from = t.to = QP__V1__DOSSIER_STATE__FUNDING_REQUESTED;
-    t.has_at_ms = true, t.at_ms = qp_now_ms ();
+    t.has_at_ms = true, t.at_ms = at_ms;
     t.note = (char *) note;
     *len = qp__v1__transition__get_packed_size (&t);
-    uint8_t *b = malloc (*len);
+    uint8_t *b = malloc (*len ? *len : 1);
     qp__v1__transition__pack (&t, b);
     return b;
 }
 
-/* Compare-and-set of one leg (fails when another instance changed it since it was read). */
-static bool s_leg_save (funding_t *self, const char *id, leg_t *l, const char *note)
+/* One leg to write (compare-and-set on its version), with its history step. */
+typedef struct {
+    const char *id;
+    leg_t *l;
+    char step[800]; /* "" none */
+    int64_t at_ms;
+    bool ok;        /* out: written (l->version is the new one) */
+} save_t;
+
+/* When a dossier's next action is due (0: not any more). */
+typedef struct {
+    const char *id;
+    int64_t at_ms;
+} due_t;
+
+/* Writes legs and due times of many dossiers in one round trip (funding_leg.lua). A leg
+ * another instance changed since it was read is not written (ok false). */
+static void s_saves_run (funding_t *self, save_t *sv, size_t n, const due_t *dues, size_t nd)
 {
-    char k_f[64], k_h[64], next[24];
-    snprintf (k_f, sizeof k_f, "qp:{%s}:f", id);
-    snprintf (k_h, sizeof k_h, "qp:{%s}:h", id);
-    snprintf (next, sizeof next, "%lld", (long long) l->leg->next_attempt_ms);
-    size_t len = qp__v1__funding_leg__get_packed_size (l->leg), slen = 0;
-    uint8_t *packed = malloc (len ? len : 1);
-    qp__v1__funding_leg__pack (l->leg, packed);
-    uint8_t *step = note ? s_step (note, &slen) : NULL;
-    const char *keys[] = {k_f, k_h, DUE_KEY};
-    const char *args[] = {l->leg->scheme_id, l->version, (char *) packed, step ? (char *) step : "",
-                          id, s_final (l->leg->state) ? "" : next};
-    size_t lens[] = {strlen (l->leg->scheme_id), strlen (l->version), len, slen, strlen (id),
-                     s_final (l->leg->state) ? 0 : strlen (next)};
-    redisReply *r = qp_redis_script (self->redis, QP_LUA_FUNDING_LEG, 3, keys, 6, args, lens);
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-              r->element[0]->integer == 1;
-    if (ok)
-        snprintf (l->version, sizeof l->version, "%s", r->element[1]->str);
+    if (!n && !nd)
+        return;
+    size_t nk = 1 + 2 * n, na = 1 + 4 * n + 2 * nd;
+    const char **keys = malloc (nk * sizeof *keys), **args = malloc (na * sizeof *args);
+    size_t *lens = malloc (na * sizeof *lens);
+    key_t_ *names = malloc ((2 * n + 1) * sizeof *names);
+    uint8_t **bufs = calloc (2 * n + 1, sizeof *bufs);
+    char (*nums)[24] = malloc ((nd + 1) * sizeof *nums);
+    char count[16];
+    snprintf (count, sizeof count, "%zu", n);
+    keys[0] = DUE_KEY;
+    args[0] = count, lens[0] = strlen (count);
+    for (size_t i = 0; i < n; i++) {
+        snprintf (names[2 * i], sizeof names[0], "qp:{%s}:f", sv[i].id);
+        snprintf (names[2 * i + 1], sizeof names[0], "qp:{%s}:h", sv[i].id);
+        keys[1 + 2 * i] = names[2 * i], keys[2 + 2 * i] = names[2 * i + 1];
+        Qp__V1__FundingLeg *leg = sv[i].l->leg;
+        size_t plen = qp__v1__funding_leg__get_packed_size (leg), slen = 0;
+        bufs[2 * i] = malloc (plen ? plen : 1);
+        qp__v1__funding_leg__pack (leg, bufs[2 * i]);
+        if (*sv[i].step)
+            bufs[2 * i + 1] = s_step (sv[i].step, sv[i].at_ms, &slen);
+        const char **a = args + 1 + 4 * i;
+        size_t *al = lens + 1 + 4 * i;
+        a[0] = leg->scheme_id, al[0] = strlen (leg->scheme_id);
+        a[1] = sv[i].l->version, al[1] = strlen (sv[i].l->version);
+        a[2] = (char *) bufs[2 * i], al[2] = plen;
+        a[3] = bufs[2 * i + 1] ? (char *) bufs[2 * i + 1] : "", al[3] = slen;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        const char **a = args + 1 + 4 * n + 2 * i;
+        size_t *al = lens + 1 + 4 * n + 2 * i;
+        if (dues[i].at_ms)
+            snprintf (nums[i], sizeof nums[i], "%lld", (long long) dues[i].at_ms);
+        else
+            nums[i][0] = 0;
+        a[0] = dues[i].id, al[0] = strlen (dues[i].id);
+        a[1] = nums[i], al[1] = strlen (nums[i]);
+    }
+    redisReply *r = qp_redis_script (self->redis, QP_LUA_FUNDING_LEG, (int) nk, keys, (int) na,
+                                     args, lens);
+    bool whole = r && r->type == REDIS_REPLY_ARRAY && r->elements == n;
+    if (!whole)
+        qp_log_error ("redis_error", "funding_leg: %s",
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = whole ? r->element[i] : NULL;
+        sv[i].ok = e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+                   e->element[0]->integer == 1;
+        if (sv[i].ok)
+            snprintf (sv[i].l->version, sizeof sv[i].l->version, "%s", e->element[1]->str);
+    }
     if (r)
         freeReplyObject (r);
-    free (packed);
-    free (step);
-    return ok;
+    for (size_t i = 0; i < 2 * n; i++)
+        free (bufs[i]);
+    free (bufs), free (keys), free (args), free (lens), free (names), free (nums);
 }
 
-/* ---- settling ------------------------------------------------------------------------ */
-
-/* The message ids of the chain a dossier went through, recomputed from the submission's
- * id so that a sweeper re-sends byte-identical messages. */
-static void s_chain (qp_redis_t *redis, const char *id, char decided[QP_ID_HEX + 1],
-                     int64_t *time_ms)
+/* Removes dossiers from the due set (one command). */
+static void s_due_remove (funding_t *self, const char *const *ids, size_t k)
 {
-    char *source = qp_store_get (redis, id, "source_msg", NULL);
-    char *time_s = qp_store_get (redis, id, "event_time_ms", NULL);
-    char received[QP_ID_HEX + 1];
-    qp_message_make_id (received, qp__v1__dossier_received__descriptor.name, source, id);
-    qp_message_make_id (decided, qp__v1__eligibility_decided__descriptor.name, received, id);
-    *time_ms = time_s ? atoll (time_s) : 0;
-    free (source);
-    free (time_s);
+    if (!k)
+        return;
+    const char **argv = malloc ((k + 2) * sizeof *argv);
+    argv[0] = "ZREM", argv[1] = DUE_KEY;
+    memcpy (argv + 2, ids, k * sizeof *ids);
+    redisReply *r = qp_redis_argv (self->redis, (int) k + 2, argv, NULL);
+    if (r)
+        freeReplyObject (r);
+    free (argv);
 }
 
-static void s_publish_settled (funding_t *self, const char *id, const Qp__V1__FundingLeg *leg,
-                               Qp__V1__SettlementOutcome outcome, int64_t amount,
-                               const char *territory, const char *reason, const char *cause,
-                               int64_t time_ms)
+
+/* ---- settling -------------------------------------------------------------------------- */
+
+/* A dossier a batch step works on. */
+typedef struct {
+    const char *id;
+    const char *cause;          /* message id of the message that caused the step */
+    int64_t time_ms;            /* business time */
+    plan_t *plan;               /* in hand, or NULL: loaded */
+    Qp__V1__DossierState from;  /* closing: the state it closes from */
+} dossier_t;
+
+static const char *s_leg_outcome (Qp__V1__LegState s)
 {
-    Qp__V1__FundingSettled s = QP__V1__FUNDING_SETTLED__INIT;
-    s.dossier_id = (char *) id;
-    s.scheme_id = leg->scheme_id;
-    s.has_agency = true, s.agency = leg->agency;
-    s.has_outcome = true, s.outcome = outcome;
-    s.has_amount_cents = true, s.amount_cents = amount;
-    s.territory = (char *) territory;
-    s.reason = (char *) reason;
-    char disc[QP_ID_HEX + 80];
-    snprintf (disc, sizeof disc, "%s/%s", id, leg->scheme_id);
-    qp_meta_t meta = {.correlation_id = id, .causation_id = cause, .event_time_ms = time_ms,
-                      .discriminator = disc};
-    qp_service_publish (self->service, &s.base, &meta);
+    switch (s) {
+    case QP__V1__LEG_STATE__LEG_APPROVED:
+        return "approved";
+    case QP__V1__LEG_STATE__LEG_DECLINED:
+        return "declined";
+    case QP__V1__LEG_STATE__LEG_INFORMATION_NEEDED:
+        return "information_needed";
+    case QP__V1__LEG_STATE__LEG_FAILED:
+        return "failed";
+    case QP__V1__LEG_STATE__LEG_NO_BUDGET:
+        return "no_budget";
+    case QP__V1__LEG_STATE__LEG_GRANTED:
+        return "granted";
+    default:
+        return "open";
+    }
 }
 
-/* All legs are final: commit the approved reservations, release the others (all of them
- * when a leg the plan depends on failed: compensation), close the dossier once. */
-static void s_finalize (funding_t *self, const char *id, Qp__V1__DossierState from, leg_t *legs,
-                        int n, const char *territory, const char *cause, int64_t time_ms)
+static void s_count_leg (Qp__V1__LegState s)
 {
-    const Qp__V1__FundingLeg *failed_anchor = NULL;
-    for (int i = 0; i < n && !failed_anchor; i++)
-        if (legs[i].leg->anchor && legs[i].leg->state != QP__V1__LEG_STATE__LEG_APPROVED &&
-            legs[i].leg->state != QP__V1__LEG_STATE__LEG_GRANTED)
-            failed_anchor = legs[i].leg;
-    int64_t committed = 0;
-    int approved = 0, granted = 0, declined = 0;
-    const Qp__V1__FundingLeg *main_leg = NULL;
-    char reason[1024] = "";
-    size_t rl = 0;
-    for (int i = 0; i < n; i++) {
-        Qp__V1__FundingLeg *leg = legs[i].leg;
-        bool keep = !failed_anchor && leg->state == QP__V1__LEG_STATE__LEG_APPROVED;
-        int64_t amount = keep ? leg->amount_cents : 0;
-        char entry[96] = "";
-        if (leg->reserved) {
-            if (budget_settle (self->redis, leg->scheme_id, id, keep, leg->amount_cents, entry,
-                               sizeof entry) == BUDGET_ERROR)
-                return; /* Redis down: the due sweeper finalizes again */
-            if (keep && strncmp (entry, "committed:", 10) != 0) {
-                keep = false; /* the reservation passed its deadline before the plan closed */
-                amount = 0;
+    char labels[96];
+    qp_metrics_labels (labels, sizeof labels, "outcome", s_leg_outcome (s), NULL);
+    qp_metric_add (qp_metrics_counter ("qp_funding_legs_total",
+                                       "funding legs closed, by outcome (information_needed "
+                                       "apart from declined)",
+                                       labels),
+                   1);
+}
+
+void funding_count_error (const char *reason)
+{
+    char labels[128];
+    qp_metrics_labels (labels, sizeof labels, "service", "funding", "reason", reason, NULL);
+    qp_metric_add (qp_metrics_counter ("qp_errors_total",
+                                       "messages refused or answered with an error, by reason",
+                                       labels),
+                   1);
+}
+
+/* The plan depends on a leg that did not succeed: the first such anchor, or NULL. */
+static const Qp__V1__FundingLeg *s_failed_anchor (const plan_t *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->legs[i].leg->anchor && p->legs[i].leg->state != QP__V1__LEG_STATE__LEG_APPROVED &&
+            p->legs[i].leg->state != QP__V1__LEG_STATE__LEG_GRANTED)
+            return p->legs[i].leg;
+    return NULL;
+}
+
+static const char *s_territory (const plan_t *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->legs[i].leg->request && p->legs[i].leg->request->summary)
+            return p->legs[i].leg->request->summary->territory;
+    return NULL;
+}
+
+#define MAX_EVENTS 8
+
+/* Every leg of these dossiers is final: commit the approved reservations, release the
+ * others (all of them when a leg the plan depends on failed: compensation), close each
+ * dossier once, with its FundingSettled and DossierClosed events in the same step. */
+static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
+{
+    if (!k)
+        return;
+    budget_op_t *ops = calloc (k * MAX_LEGS, sizeof *ops);
+    int *first_op = malloc (k * sizeof *first_op);
+    size_t n_ops = 0;
+    for (size_t d = 0; d < k; d++) {
+        plan_t *p = ds[d].plan;
+        bool failed = s_failed_anchor (p) != NULL;
+        first_op[d] = (int) n_ops;
+        for (int i = 0; i < p->n; i++) {
+            Qp__V1__FundingLeg *leg = p->legs[i].leg;
+            if (!leg->reserved)
+                continue;
+            budget_op_t *op = &ops[n_ops++];
+            op->scheme = leg->scheme_id, op->dossier = ds[d].id;
+            op->commit = !failed && leg->state == QP__V1__LEG_STATE__LEG_APPROVED;
+            op->amount = leg->amount_cents;
+        }
+    }
+    if (budget_settle_many (self->redis, ops, n_ops) != 0) {
+        free (ops), free (first_op);
+        return; /* Redis down: the due sweeper finalizes again */
+    }
+    const char **closed_ids = malloc (k * sizeof *closed_ids);
+    size_t n_closed = 0;
+    for (size_t d = 0; d < k; d++) {
+        plan_t *p = ds[d].plan;
+        const char *id = ds[d].id, *territory = s_territory (p);
+        const Qp__V1__FundingLeg *failed_anchor = s_failed_anchor (p);
+        budget_op_t *op = &ops[first_op[d]];
+        int64_t committed = 0;
+        int approved = 0, granted = 0, declined = 0;
+        const Qp__V1__FundingLeg *main_leg = NULL;
+        char reason[1024] = "";
+        size_t rl = 0;
+        Qp__V1__FundingSettled settled[MAX_LEGS];
+        char disc[MAX_LEGS][QP_ID_HEX + 80];
+        qp_event_t events[MAX_LEGS + 1];
+        size_t n_events = 0;
+        for (int i = 0; i < p->n; i++) {
+            Qp__V1__FundingLeg *leg = p->legs[i].leg;
+            bool keep = !failed_anchor && leg->state == QP__V1__LEG_STATE__LEG_APPROVED;
+            int64_t amount = keep ? leg->amount_cents : 0;
+            const char *entry = "";
+            if (leg->reserved) {
+                entry = op->entry;
+                op++;
+                if (keep && strncmp (entry, "committed:", 10) != 0)
+                    keep = false, amount = 0; /* the reservation passed its deadline */
+                if (keep)
+                    amount = budget_entry_amount (entry);
             }
-            if (keep)
-                amount = budget_entry_amount (entry);
+            declined += leg->state == QP__V1__LEG_STATE__LEG_DECLINED;
+            granted += leg->state == QP__V1__LEG_STATE__LEG_GRANTED;
+            if (keep) {
+                approved++;
+                committed += amount;
+                if (!main_leg)
+                    main_leg = leg;
+            }
+            const char *what = keep ? "committed"
+                               : leg->state == QP__V1__LEG_STATE__LEG_GRANTED ? "granted"
+                               : failed_anchor && leg->state == QP__V1__LEG_STATE__LEG_APPROVED
+                                   ? "released (compensation)"
+                                   : "released";
+            rl += (size_t) snprintf (reason + rl, rl < sizeof reason ? sizeof reason - rl : 0,
+                                     "%s%s %s%s%s", rl ? "; " : "", leg->scheme_id, what,
+                                     leg->reason && !keep ? ": " : "",
+                                     leg->reason && !keep ? leg->reason : "");
+            if (rl >= sizeof reason)
+                rl = sizeof reason - 1;
+            if (leg->state == QP__V1__LEG_STATE__LEG_GRANTED)
+                continue;
+            Qp__V1__FundingSettled *s = &settled[n_events];
+            qp__v1__funding_settled__init (s);
+            s->dossier_id = (char *) id;
+            s->scheme_id = leg->scheme_id;
+            s->has_agency = true, s->agency = leg->agency;
+            s->has_outcome = true;
+            s->outcome = keep ? QP__V1__SETTLEMENT_OUTCOME__COMMITTED
+                         : leg->state == QP__V1__LEG_STATE__LEG_NO_BUDGET
+                             ? QP__V1__SETTLEMENT_OUTCOME__NO_BUDGET
+                             : QP__V1__SETTLEMENT_OUTCOME__RELEASED;
+            s->has_amount_cents = true, s->amount_cents = keep ? amount : budget_entry_amount (entry);
+            s->territory = (char *) territory;
+            s->reason = keep ? NULL : leg->reason;
+            s->n_information_needed = leg->n_information_needed;
+            s->information_needed = leg->information_needed;
+            snprintf (disc[n_events], sizeof disc[0], "%s/%s", id, leg->scheme_id);
+            events[n_events] = (qp_event_t){&s->base,
+                                            {.correlation_id = id, .causation_id = ds[d].cause,
+                                             .event_time_ms = ds[d].time_ms,
+                                             .discriminator = disc[n_events]}};
+            n_events++;
         }
-        declined += leg->state == QP__V1__LEG_STATE__LEG_DECLINED;
-        granted += leg->state == QP__V1__LEG_STATE__LEG_GRANTED;
-        if (keep) {
-            approved++;
-            committed += amount;
-            if (!main_leg)
-                main_leg = leg;
-        }
-        const char *what = keep ? "committed"
-                           : leg->state == QP__V1__LEG_STATE__LEG_GRANTED ? "granted"
-                           : failed_anchor && leg->state == QP__V1__LEG_STATE__LEG_APPROVED
-                               ? "released (compensation)"
-                               : "released";
-        rl += (size_t) snprintf (reason + rl, rl < sizeof reason ? sizeof reason - rl : 0,
-                                 "%s%s %s%s%s", rl ? "; " : "", leg->scheme_id, what,
-                                 leg->reason && !keep ? ": " : "",
-                                 leg->reason && !keep ? leg->reason : "");
-        if (rl >= sizeof reason)
-            rl = sizeof reason - 1;
-        if (leg->state != QP__V1__LEG_STATE__LEG_GRANTED)
-            s_publish_settled (self, id, leg,
-                               keep ? QP__V1__SETTLEMENT_OUTCOME__COMMITTED
-                               : leg->state == QP__V1__LEG_STATE__LEG_NO_BUDGET
-                                   ? QP__V1__SETTLEMENT_OUTCOME__NO_BUDGET
-                                   : QP__V1__SETTLEMENT_OUTCOME__RELEASED,
-                               keep ? amount : budget_entry_amount (entry), territory,
-                               keep ? NULL : leg->reason, cause, time_ms);
-    }
-    Qp__V1__DossierState to;
-    if (failed_anchor)
-        to = failed_anchor->state == QP__V1__LEG_STATE__LEG_DECLINED
-                 ? QP__V1__DOSSIER_STATE__DECLINED
-                 : QP__V1__DOSSIER_STATE__UNFUNDED;
-    else if (approved || (granted && granted == n))
-        to = QP__V1__DOSSIER_STATE__FUNDED;
-    else
-        to = declined ? QP__V1__DOSSIER_STATE__DECLINED : QP__V1__DOSSIER_STATE__UNFUNDED;
-    char final[1200];
-    if (failed_anchor)
-        snprintf (final, sizeof final, "%s failed, the plan depends on it: %s",
-                  failed_anchor->scheme_id, reason);
-    else
-        snprintf (final, sizeof final, "%s", reason);
+        Qp__V1__DossierState to;
+        if (failed_anchor)
+            to = failed_anchor->state == QP__V1__LEG_STATE__LEG_DECLINED
+                     ? QP__V1__DOSSIER_STATE__DECLINED
+                     : QP__V1__DOSSIER_STATE__UNFUNDED;
+        else if (approved || (granted && granted == p->n))
+            to = QP__V1__DOSSIER_STATE__FUNDED;
+        else
+            to = declined ? QP__V1__DOSSIER_STATE__DECLINED : QP__V1__DOSSIER_STATE__UNFUNDED;
+        char final[1200];
+        if (failed_anchor)
+            snprintf (final, sizeof final, "%s failed, the plan depends on it: %s",
+                      failed_anchor->scheme_id, reason);
+        else
+            snprintf (final, sizeof final, "%s", reason);
 
-    Qp__V1__FundingSettled s = QP__V1__FUNDING_SETTLED__INIT;
-    s.dossier_id = (char *) id;
-    s.scheme_id = main_leg ? main_leg->scheme_id : legs[0].leg->scheme_id;
-    s.has_agency = true, s.agency = main_leg ? main_leg->agency : legs[0].leg->agency;
-    s.has_outcome = true;
-    s.outcome = to == QP__V1__DOSSIER_STATE__FUNDED ? QP__V1__SETTLEMENT_OUTCOME__COMMITTED
-                                                   : QP__V1__SETTLEMENT_OUTCOME__RELEASED;
-    s.has_amount_cents = true, s.amount_cents = committed;
-    s.territory = (char *) territory;
-    s.reason = final;
-    size_t len = qp__v1__funding_settled__get_packed_size (&s);
-    uint8_t *packed = malloc (len ? len : 1);
-    qp__v1__funding_settled__pack (&s, packed);
-    char c[24];
-    snprintf (c, sizeof c, "%lld", (long long) committed);
-    qp_store_field_t fields[] = {{"settlement", packed, len},
-                                 {"committed_cents", c, strlen (c)},
-                                 {"final_reason", final, strlen (final)}};
-    char closed_id[QP_ID_HEX + 1];
-    qp_message_make_id (closed_id, qp__v1__dossier_closed__descriptor.name, cause, id);
-    Qp__V1__DossierState now;
-    Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
-    closed.dossier_id = (char *) id;
-    closed.has_final_state = true, closed.final_state = to;
-    closed.territory = (char *) territory;
-    closed.reason = final;
-    closed.has_committed_cents = true, closed.committed_cents = committed;
-    /* The closure is written to the outbox by the transition itself (qp_service.h). */
-    qp_event_t events[] = {{&closed.base, {.correlation_id = id, .causation_id = cause,
-                                           .event_time_ms = time_ms, .discriminator = id}}};
-    qp_store_result_t rc = qp_service_transition (self->service, self->redis, id, from, to,
-                                                  time_ms, closed_id, final, fields, 3, events, 1,
-                                                  &now);
-    free (packed);
-    if (rc == QP_STORE_APPLIED) {
-        redisReply *r = qp_redis_command (self->redis, "ZREM %s %s", DUE_KEY, id);
-        if (r)
-            freeReplyObject (r);
-    } else if (rc == QP_STORE_ALREADY) {
-        redisReply *r = qp_redis_command (self->redis, "ZREM %s %s", DUE_KEY, id);
-        if (r)
-            freeReplyObject (r);
+        Qp__V1__FundingSettled s = QP__V1__FUNDING_SETTLED__INIT;
+        s.dossier_id = (char *) id;
+        s.scheme_id = main_leg ? main_leg->scheme_id : p->legs[0].leg->scheme_id;
+        s.has_agency = true, s.agency = main_leg ? main_leg->agency : p->legs[0].leg->agency;
+        s.has_outcome = true;
+        s.outcome = to == QP__V1__DOSSIER_STATE__FUNDED ? QP__V1__SETTLEMENT_OUTCOME__COMMITTED
+                                                       : QP__V1__SETTLEMENT_OUTCOME__RELEASED;
+        s.has_amount_cents = true, s.amount_cents = committed;
+        s.territory = (char *) territory;
+        s.reason = final;
+        size_t len = qp__v1__funding_settled__get_packed_size (&s);
+        uint8_t *packed = malloc (len ? len : 1);
+        qp__v1__funding_settled__pack (&s, packed);
+        char c[24];
+        snprintf (c, sizeof c, "%lld", (long long) committed);
+        qp_store_field_t fields[] = {{"settlement", packed, len},
+                                     {"committed_cents", c, strlen (c)},
+                                     {"final_reason", final, strlen (final)}};
+        char closed_id[QP_ID_HEX + 1];
+        qp_message_make_id (closed_id, qp__v1__dossier_closed__descriptor.name, ds[d].cause, id);
+        Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
+        closed.dossier_id = (char *) id;
+        closed.has_final_state = true, closed.final_state = to;
+        closed.territory = (char *) territory;
+        closed.reason = final;
+        closed.has_committed_cents = true, closed.committed_cents = committed;
+        /* The events report the closing step: recorded with it (the outbox), at most
+         * MAX_EVENTS; a larger plan's remaining settlements are published after it. */
+        size_t in_step = n_events < MAX_EVENTS ? n_events : MAX_EVENTS - 1;
+        qp_event_t step_events[MAX_EVENTS];
+        memcpy (step_events, events, in_step * sizeof *events);
+        step_events[in_step] = (qp_event_t){&closed.base,
+                                            {.correlation_id = id, .causation_id = ds[d].cause,
+                                             .event_time_ms = ds[d].time_ms, .discriminator = id}};
+        Qp__V1__DossierState now;
+        qp_store_result_t rc = qp_service_transition (self->service, self->redis, id, ds[d].from,
+                                                      to, ds[d].time_ms, closed_id, final, fields,
+                                                      3, step_events, in_step + 1, &now);
+        free (packed);
+        if (rc == QP_STORE_APPLIED) {
+            for (size_t i = in_step; i < n_events; i++)
+                qp_service_publish (self->service, events[i].payload, &events[i].meta);
+            for (int i = 0; i < p->n; i++)
+                s_count_leg (p->legs[i].leg->state);
+        }
+        if (rc == QP_STORE_APPLIED || rc == QP_STORE_ALREADY)
+            closed_ids[n_closed++] = id;
     }
+    s_due_remove (self, closed_ids, n_closed);
+    free (closed_ids), free (ops), free (first_op);
 }
 
 /* ---- routing and the saga -------------------------------------------------------------- */
 
+/* Live members of one scheme's routing set, read once per batch. */
+typedef struct {
+    const char *scheme;
+    redisReply *live;
+} route_t;
+
 /* A live component of the leg's agency that announced the scheme, from the partner
  * cache; the choice is a function of (request, attempt) so that a retry may land on
  * another instance. false when none is live. */
-static bool s_route (funding_t *self, const Qp__V1__FundingLeg *leg, char *component, size_t size)
+static bool s_route (funding_t *self, route_t *cache, size_t *n_cache,
+                     const Qp__V1__FundingLeg *leg, char *component, size_t size)
 {
-    char key[160], now[24];
-    snprintf (key, sizeof key, "qp:route:{%s}", leg->scheme_id);
-    /* Statuses handled late because this instance is behind do not make a component dead. */
-    snprintf (now, sizeof now, "%lld", (long long) (qp_now_ms () - self->lag_ms));
-    redisReply *r = qp_redis_command (self->redis, "ZRANGEBYSCORE %s %s +inf", key, now);
+    route_t *rt = NULL;
+    for (size_t i = 0; i < *n_cache && !rt; i++)
+        if (!strcmp (cache[i].scheme, leg->scheme_id))
+            rt = &cache[i];
+    if (!rt && *n_cache < MAX_LEGS) {
+        char key[160], now[24];
+        snprintf (key, sizeof key, "qp:route:{%s}", leg->scheme_id);
+        /* Statuses handled late because this instance is behind do not make a component dead. */
+        snprintf (now, sizeof now, "%lld", (long long) (qp_now_ms () - self->lag_ms));
+        rt = &cache[(*n_cache)++];
+        rt->scheme = leg->scheme_id;
+        rt->live = qp_redis_command (self->redis, "ZRANGEBYSCORE %s %s +inf", key, now);
+    }
+    redisReply *r = rt ? rt->live : NULL;
     const char *agency = s_agency_name (leg->agency);
     size_t alen = strlen (agency);
     const char *live[64];
@@ -426,112 +639,155 @@ static bool s_route (funding_t *self, const Qp__V1__FundingLeg *leg, char *compo
                                                                   h[5], h[6], h[7], 0},
                                                         NULL, 16) % n]);
     }
-    if (r)
-        freeReplyObject (r);
     return n > 0;
 }
 
-/* Acts on every leg whose time has come (ask, ask again, give up), then closes the
- * dossier when every leg is final. */
-static void s_drive (funding_t *self, const char *id, const char *cause, int64_t time_ms)
+/* Acts on every leg of these dossiers whose time has come (ask, ask again, give up), in
+ * one write for the batch, then closes the dossiers whose legs are all final. */
+static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
 {
-    leg_t legs[MAX_LEGS];
-    int n = s_legs_load (self, id, legs, MAX_LEGS);
-    if (n <= 0)
+    if (!k)
         return;
-    int64_t now = qp_now_ms (), next = INT64_MAX;
-    int open = 0;
-    const char *territory = NULL;
-    for (int i = 0; i < n; i++) {
-        Qp__V1__FundingLeg *leg = legs[i].leg;
-        if (leg->request && leg->request->summary)
-            territory = leg->request->summary->territory;
-        if (s_final (leg->state))
+    plan_t *loaded = malloc (k * sizeof *loaded);
+    const char **missing = calloc (k, sizeof *missing);
+    size_t n_missing = 0;
+    for (size_t d = 0; d < k; d++)
+        if (!ds[d].plan)
+            missing[n_missing++] = ds[d].id;
+    s_plans_load (self, missing, n_missing, loaded); /* none (n -1) when Redis failed */
+    size_t m = 0;
+    for (size_t d = 0; d < k; d++)
+        if (!ds[d].plan)
+            ds[d].plan = &loaded[m++];
+    save_t *sv = calloc (k * MAX_LEGS, sizeof *sv);
+    bool *asks = calloc (k * MAX_LEGS, sizeof *asks);
+    size_t *first = malloc ((k + 1) * sizeof *first);
+    due_t *dues = malloc (k * sizeof *dues);
+    dossier_t *fin = malloc (k * sizeof *fin);
+    size_t n_sv = 0, n_dues = 0, n_fin = 0, n_routes = 0;
+    route_t routes[MAX_LEGS];
+    int64_t now = qp_now_ms ();
+    for (size_t d = 0; d < k; d++) {
+        plan_t *p = ds[d].plan;
+        first[d] = n_sv;
+        if (p->n <= 0)
             continue;
-        /* An answer may be waiting in this instance's inbox: the deadline moves with the lag. */
-        int64_t lag = leg->state == QP__V1__LEG_STATE__LEG_ASKED ? self->lag_ms : 0;
-        if (leg->next_attempt_ms + lag > now) {
-            open++;
-            next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;
-            continue;
-        }
-        char note[512], component[128], step[600];
-        bool routed = s_route (self, leg, component, sizeof component);
-        if ((routed || leg->state == QP__V1__LEG_STATE__LEG_ASKED) &&
-            leg->attempts >= (uint32_t) self->max_attempts) {
-            /* Asked the maximum of times: the partner stayed silent. */
-            leg->state = QP__V1__LEG_STATE__LEG_FAILED;
-            snprintf (note, sizeof note, "%s did not answer after %u requests",
-                      leg->component_id && *leg->component_id ? leg->component_id
-                                                              : "the partner",
-                      leg->attempts);
-            s_set_str (&leg->reason, note);
-            snprintf (step, sizeof step, "%s: failed, %s", leg->scheme_id, note);
-            s_leg_save (self, id, &legs[i], step);
-            continue;
-        }
-        if (routed) {
-            leg->attempts++;
-            leg->has_waiting_since_ms = true, leg->waiting_since_ms = 0;
-            leg->state = QP__V1__LEG_STATE__LEG_ASKED;
-            s_set_str (&leg->component_id, component);
-            leg->next_attempt_ms = now + s_timeout (self, leg->agency) +
-                                   funding_backoff_ms (self, leg->request_id, leg->attempts);
-            leg->request->has_attempt = true, leg->request->attempt = leg->attempts;
-            snprintf (note, sizeof note, "%s: asked %s (attempt %u, answer due within %lld ms)",
-                      leg->scheme_id, component, leg->attempts,
-                      (long long) s_timeout (self, leg->agency));
-            if (s_leg_save (self, id, &legs[i], note)) {
-                char service[200];
-                funding_partner_service (leg->agency, component, service, sizeof service);
-                char disc[QP_ID_HEX + 16];
-                snprintf (disc, sizeof disc, "%s/%u", leg->request_id, leg->attempts);
-                qp_meta_t meta = {.correlation_id = id, .causation_id = cause,
-                                  .event_time_ms = time_ms, .discriminator = disc};
-                qp_service_send (self->service, service, &leg->request->base, &meta);
-                if (leg->attempts == 1)
-                    qp_service_publish (self->service, &leg->request->base, &meta);
-            }
-        } else {
-            /* No live component: the leg waits (backoff) up to no_component_wait_ms. */
-            if (!leg->waiting_since_ms)
-                leg->has_waiting_since_ms = true, leg->waiting_since_ms = now;
-            int64_t waited = now - leg->waiting_since_ms;
-            uint32_t tries = leg->attempts + 1 + (uint32_t) (waited / (self->backoff_base_ms + 1));
-            if (waited >= self->no_component_wait_ms) {
-                leg->state = QP__V1__LEG_STATE__LEG_FAILED;
-                /* No measured duration in the reason: decisions must replay identically. */
-                snprintf (note, sizeof note, "no live component of %s serves %s within %lld ms",
-                          s_agency_name (leg->agency), leg->scheme_id,
-                          (long long) self->no_component_wait_ms);
-                s_set_str (&leg->reason, note);
-                snprintf (step, sizeof step, "%s: failed, %s", leg->scheme_id, note);
-                s_leg_save (self, id, &legs[i], step);
+        int64_t next = INT64_MAX;
+        int open = 0;
+        for (int i = 0; i < p->n; i++) {
+            Qp__V1__FundingLeg *leg = p->legs[i].leg;
+            if (s_final (leg->state))
+                continue;
+            /* An answer may be waiting in this instance's inbox: the deadline moves with the lag. */
+            int64_t lag = leg->state == QP__V1__LEG_STATE__LEG_ASKED ? self->lag_ms : 0;
+            if (leg->next_attempt_ms + lag > now) {
+                open++;
+                next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;
                 continue;
             }
-            bool first = leg->state != QP__V1__LEG_STATE__LEG_PENDING || !leg->reason;
-            leg->state = QP__V1__LEG_STATE__LEG_PENDING;
-            leg->next_attempt_ms = now + funding_backoff_ms (self, leg->request_id, tries);
-            snprintf (note, sizeof note, "no live component of %s, waiting",
-                      s_agency_name (leg->agency));
-            s_set_str (&leg->reason, note);
-            snprintf (step, sizeof step, "%s: %s", leg->scheme_id, note);
-            /* One history step when the wait starts, not one per try. */
-            s_leg_save (self, id, &legs[i], first ? step : NULL);
+            save_t *s = &sv[n_sv];
+            *s = (save_t){.id = ds[d].id, .l = &p->legs[i], .at_ms = ds[d].time_ms};
+            char note[512], component[128];
+            bool routed = s_route (self, routes, &n_routes, leg, component, sizeof component);
+            if ((routed || leg->state == QP__V1__LEG_STATE__LEG_ASKED) &&
+                leg->attempts >= (uint32_t) self->max_attempts) {
+                /* Asked the maximum of times: the partner stayed silent. */
+                leg->state = QP__V1__LEG_STATE__LEG_FAILED;
+                snprintf (note, sizeof note, "%s did not answer after %u requests",
+                          leg->component_id && *leg->component_id ? leg->component_id
+                                                                  : "the partner",
+                          leg->attempts);
+                s_set_str (&leg->reason, note);
+                snprintf (s->step, sizeof s->step, "%s: failed, %s", leg->scheme_id, note);
+                n_sv++;
+                continue;
+            }
+            if (routed) {
+                leg->attempts++;
+                leg->has_waiting_since_ms = true, leg->waiting_since_ms = 0;
+                leg->state = QP__V1__LEG_STATE__LEG_ASKED;
+                s_set_str (&leg->component_id, component);
+                leg->next_attempt_ms = now + s_timeout (self, leg->agency) +
+                                       funding_backoff_ms (self, leg->request_id, leg->attempts);
+                leg->request->has_attempt = true, leg->request->attempt = leg->attempts;
+                snprintf (s->step, sizeof s->step,
+                          "%s: asked %s (attempt %u, answer due within %lld ms)", leg->scheme_id,
+                          component, leg->attempts, (long long) s_timeout (self, leg->agency));
+                asks[n_sv] = true;
+            } else {
+                /* No live component: the leg waits (backoff) up to no_component_wait_ms. */
+                if (!leg->waiting_since_ms)
+                    leg->has_waiting_since_ms = true, leg->waiting_since_ms = now;
+                int64_t waited = now - leg->waiting_since_ms;
+                uint32_t tries = leg->attempts + 1 + (uint32_t) (waited / (self->backoff_base_ms + 1));
+                if (waited >= self->no_component_wait_ms) {
+                    leg->state = QP__V1__LEG_STATE__LEG_FAILED;
+                    /* No measured duration in the reason: decisions must replay identically. */
+                    snprintf (note, sizeof note, "no live component of %s serves %s within %lld ms",
+                              s_agency_name (leg->agency), leg->scheme_id,
+                              (long long) self->no_component_wait_ms);
+                    s_set_str (&leg->reason, note);
+                    snprintf (s->step, sizeof s->step, "%s: failed, %s", leg->scheme_id, note);
+                    n_sv++;
+                    continue;
+                }
+                bool first_wait = leg->state != QP__V1__LEG_STATE__LEG_PENDING || !leg->reason;
+                leg->state = QP__V1__LEG_STATE__LEG_PENDING;
+                leg->next_attempt_ms = now + funding_backoff_ms (self, leg->request_id, tries);
+                snprintf (note, sizeof note, "no live component of %s, waiting",
+                          s_agency_name (leg->agency));
+                s_set_str (&leg->reason, note);
+                /* One history step when the wait starts, not one per try. */
+                if (first_wait)
+                    snprintf (s->step, sizeof s->step, "%s: %s", leg->scheme_id, note);
+            }
+            n_sv++;
+            open++;
+            next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;
         }
-        open++;
-        next = leg->next_attempt_ms < next ? leg->next_attempt_ms : next;
+        if (open)
+            dues[n_dues++] = (due_t){ds[d].id, next};
     }
-    if (!open)
-        s_finalize (self, id, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, legs, n, territory, cause,
-                    time_ms);
-    else {
-        redisReply *r = qp_redis_command (self->redis, "ZADD %s %lld %s", DUE_KEY,
-                                          (long long) next, id);
-        if (r)
-            freeReplyObject (r);
+    first[k] = n_sv;
+    s_saves_run (self, sv, n_sv, dues, n_dues);
+    for (size_t i = 0; i < n_sv; i++) {
+        Qp__V1__FundingLeg *leg = sv[i].l->leg;
+        if (!asks[i] || !sv[i].ok)
+            continue;
+        size_t d = 0;
+        while (first[d + 1] <= i)
+            d++;
+        char service[200];
+        funding_partner_service (leg->agency, leg->component_id, service, sizeof service);
+        char disc[QP_ID_HEX + 16];
+        snprintf (disc, sizeof disc, "%s/%u", leg->request_id, leg->attempts);
+        qp_meta_t meta = {.correlation_id = ds[d].id, .causation_id = ds[d].cause,
+                          .event_time_ms = ds[d].time_ms, .discriminator = disc};
+        qp_service_send (self->service, service, &leg->request->base, &meta);
+        if (leg->attempts == 1)
+            qp_service_publish (self->service, &leg->request->base, &meta);
     }
-    s_legs_free (legs, n);
+    /* Close the dossiers with every leg final, unless another instance changed one of
+     * their legs meanwhile (it drives them with what it wrote). */
+    for (size_t d = 0; d < k; d++) {
+        plan_t *p = ds[d].plan;
+        bool all_final = p->n > 0, written = true;
+        for (int i = 0; i < p->n; i++)
+            all_final &= s_final (p->legs[i].leg->state);
+        for (size_t i = first[d]; i < first[d + 1]; i++)
+            written &= sv[i].ok;
+        if (all_final && written) {
+            fin[n_fin] = ds[d];
+            fin[n_fin++].from = QP__V1__DOSSIER_STATE__FUNDING_REQUESTED;
+        }
+    }
+    s_finalize_many (self, fin, n_fin);
+    for (size_t i = 0; i < n_routes; i++)
+        if (routes[i].live)
+            freeReplyObject (routes[i].live);
+    for (size_t i = 0; i < n_missing; i++)
+        s_plan_free (&loaded[i]);
+    free (loaded), free (missing), free (sv), free (asks), free (first), free (dues), free (fin);
 }
 
 static Qp__V1__DossierSummary *s_summary (const Qp__V1__Dossier *d, const char *territory,
@@ -614,144 +870,485 @@ static Qp__V1__FundingLeg *s_leg_new (funding_t *self, const char *id,
     return leg;
 }
 
-/* ELIGIBLE: the plan (once), the reservations (once each), then FUNDING_REQUESTED and the
- * first requests. */
-static void s_request (funding_t *self, const Qp__V1__EligibilityDecided *e, const char *cause,
-                       int64_t time_ms)
+
+/* ---- ELIGIBLE: plans, reservations, FUNDING_REQUESTED ---------------------------------- */
+
+/* An eligibility decision to act on. */
+typedef struct {
+    const Qp__V1__EligibilityDecided *e;
+    const char *cause;
+    int64_t time_ms;
+    qp_request_t *req;   /* the message it came in (to answer an error), or NULL (sweeper) */
+} decided_t;
+
+/* For each decision: the plan (once), the reservations (once each), then
+ * FUNDING_REQUESTED and the first requests. One round trip per step for the whole batch,
+ * but the transitions (one per dossier). */
+static void s_request_many (funding_t *self, decided_t *dc, size_t k)
 {
-    const char *id = e->dossier_id;
-    size_t len = 0;
-    char *packed = qp_store_get (self->redis, id, "dossier", &len);
-    Qp__V1__Dossier *d = packed ? qp__v1__dossier__unpack (NULL, len, (uint8_t *) packed) : NULL;
-    free (packed);
-    if (!d) {
-        qp_log_error ("dossier_unreadable", "dossier %s has no readable dossier field", id);
+    if (!k)
         return;
+    const char **ids = malloc (k * sizeof *ids);
+    for (size_t i = 0; i < k; i++)
+        ids[i] = dc[i].e->dossier_id;
+    const char *field[] = {"dossier"};
+    redisReply *r = s_read (self, ids, k, "d", field, 1);
+    if (!r) {
+        free (ids);
+        return; /* Redis down: the ELIGIBLE leases bring them back */
     }
-    leg_t legs[MAX_LEGS];
-    int n = 0;
-    bool anchor_refused = false;
+    plan_t *plans = calloc (k, sizeof *plans);
+    budget_op_t *ops = calloc (k * MAX_LEGS, sizeof *ops);
+    size_t n_ops = 0;
     int64_t deadline = qp_now_ms () + self->reservation_ttl_ms;
-    for (size_t i = 0; i < e->n_decisions && n < MAX_LEGS; i++) {
-        const Qp__V1__SchemeDecision *sd = e->decisions[i];
-        if (sd->outcome != QP__V1__OUTCOME__ELIGIBLE_OUTCOME || !sd->scheme_id ||
-            strchr (sd->scheme_id, ',') || strchr (sd->scheme_id, ':'))
-            continue;
-        Qp__V1__FundingLeg *leg = s_leg_new (self, id, sd, e, d);
-        snprintf (legs[n].version, sizeof legs[n].version, "1");
-        legs[n++].leg = leg;
-        if (!strcmp (leg->kind, "tax_exemption")) {
-            leg->state = QP__V1__LEG_STATE__LEG_GRANTED;
-            leg->has_amount_cents = true;
-            leg->reason = strdup ("tax exemption: granted once eligible, no partner request");
+    for (size_t i = 0; i < k; i++) {
+        const Qp__V1__EligibilityDecided *e = dc[i].e;
+        plans[i].n = -1;
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcmp (ids[j], ids[i]);
+        const redisReply *v = r->element[i]->elements ? r->element[i]->element[0] : NULL;
+        Qp__V1__Dossier *d = !dup && v && v->type == REDIS_REPLY_STRING
+                                 ? qp__v1__dossier__unpack (NULL, v->len, (uint8_t *) v->str)
+                                 : NULL;
+        if (!d) {
+            if (dup)
+                continue; /* the same decision twice in a batch: once is enough */
+            qp_error_t err;
+            qp_error_set (&err, "unknown_dossier", "dossier_id",
+                          "EligibilityDecided for dossier %s, which is not stored%s", ids[i],
+                          v && v->type == REDIS_REPLY_STRING ? " readably" : "");
+            qp_log_warn ("unknown_dossier", "%s (message %s)", err.message,
+                         dc[i].cause ? dc[i].cause : "?");
+            if (dc[i].req && dc[i].req->from)
+                qp_service_reply_error (dc[i].req, &err); /* counted by the service */
+            else
+                funding_count_error ("unknown_dossier");
             continue;
         }
-        if (sd->amount_cents <= 0)
+        plan_t *p = &plans[i];
+        p->n = 0;
+        for (size_t s = 0; s < e->n_decisions && p->n < MAX_LEGS; s++) {
+            const Qp__V1__SchemeDecision *sd = e->decisions[s];
+            if (sd->outcome != QP__V1__OUTCOME__ELIGIBLE_OUTCOME || !sd->scheme_id ||
+                strchr (sd->scheme_id, ',') || strchr (sd->scheme_id, ':'))
+                continue;
+            Qp__V1__FundingLeg *leg = s_leg_new (self, ids[i], sd, e, d);
+            snprintf (p->legs[p->n].version, sizeof p->legs[0].version, "1");
+            p->legs[p->n++].leg = leg;
+            if (!strcmp (leg->kind, "tax_exemption")) {
+                leg->state = QP__V1__LEG_STATE__LEG_GRANTED;
+                leg->has_amount_cents = true;
+                leg->reason = strdup ("tax exemption: granted once eligible, no partner request");
+            } else if (sd->amount_cents > 0)
+                ops[n_ops++] = (budget_op_t){.scheme = leg->scheme_id, .dossier = ids[i],
+                                             .territory = e->territory,
+                                             .amount = sd->amount_cents,
+                                             .deadline_ms = deadline};
+        }
+        qp__v1__dossier__free_unpacked (d, NULL);
+        if (!p->n)
+            qp_log_warn ("nothing_to_fund", "dossier %s: no eligible scheme", ids[i]);
+    }
+    freeReplyObject (r);
+    r = NULL;
+    if (budget_reserve_many (self->redis, ops, n_ops) != 0)
+        goto done; /* Redis down: the ELIGIBLE leases bring them back */
+    /* The reservations' answers, in the order they were asked. */
+    size_t o = 0;
+    for (size_t i = 0; i < k; i++)
+        for (int l = 0; l < plans[i].n; l++) {
+            Qp__V1__FundingLeg *leg = plans[i].legs[l].leg;
+            if (o >= n_ops || ops[o].scheme != leg->scheme_id)
+                continue;
+            budget_result_t b = ops[o++].result;
+            leg->has_reserved = true, leg->reserved = b == BUDGET_RESERVED;
+            if (b == BUDGET_REFUSED || b == BUDGET_SETTLED) {
+                leg->state = QP__V1__LEG_STATE__LEG_NO_BUDGET;
+                leg->reason = strdup (b == BUDGET_REFUSED
+                                          ? "the scheme's budget envelope or the territory's "
+                                            "drawing right is exhausted"
+                                          : "the reservation was already settled");
+            }
+        }
+    /* The plans, once each: a concurrent instance built the same from the same inputs. */
+    size_t n_plans = 0, n_args = 0;
+    for (size_t i = 0; i < k; i++)
+        if (plans[i].n > 0)
+            n_plans++, n_args += 2 + 2 * (size_t) plans[i].n;
+    const char **keys = malloc ((n_plans + 1) * sizeof *keys), **args = malloc ((n_args + 1) * sizeof *args);
+    size_t *lens = malloc ((n_args + 1) * sizeof *lens);
+    key_t_ *names = malloc ((n_plans + 1) * sizeof *names);
+    char (*lists)[512] = malloc ((k + 1) * sizeof *lists), (*counts)[8] = malloc ((k + 1) * sizeof *counts);
+    uint8_t **bufs = calloc (k * MAX_LEGS + 1, sizeof *bufs);
+    size_t a = 0, kk = 0;
+    for (size_t i = 0; i < k; i++) {
+        plan_t *p = &plans[i];
+        lists[i][0] = 0;
+        for (int l = 0; l < p->n; l++)
+            snprintf (lists[i] + strlen (lists[i]), sizeof lists[i] - strlen (lists[i]), "%s%s",
+                      l ? "," : "", p->legs[l].leg->scheme_id);
+        if (p->n <= 0)
             continue;
-        char entry[96];
-        budget_result_t b = budget_reserve (self->redis, sd->scheme_id, id, sd->amount_cents,
-                                            e->territory, deadline, entry, sizeof entry);
-        if (b == BUDGET_ERROR) {
-            s_legs_free (legs, n);
-            qp__v1__dossier__free_unpacked (d, NULL);
-            return; /* Redis down: the ELIGIBLE lease brings the dossier back */
-        }
-        leg->has_reserved = true, leg->reserved = b == BUDGET_RESERVED;
-        if (b == BUDGET_REFUSED || b == BUDGET_SETTLED) {
-            leg->state = QP__V1__LEG_STATE__LEG_NO_BUDGET;
-            leg->reason = strdup (b == BUDGET_REFUSED
-                                      ? "the scheme's budget envelope or the territory's drawing "
-                                        "right is exhausted"
-                                      : "the reservation was already settled");
-            anchor_refused |= leg->anchor;
+        snprintf (names[kk], sizeof names[0], "qp:{%s}:f", ids[i]);
+        keys[kk] = names[kk];
+        kk++;
+        snprintf (counts[i], sizeof counts[i], "%d", p->n);
+        args[a] = counts[i], lens[a++] = strlen (counts[i]);
+        args[a] = lists[i], lens[a++] = strlen (lists[i]);
+        for (int l = 0; l < p->n; l++) {
+            Qp__V1__FundingLeg *leg = p->legs[l].leg;
+            size_t len = qp__v1__funding_leg__get_packed_size (leg);
+            uint8_t *b = bufs[i * MAX_LEGS + (size_t) l] = malloc (len ? len : 1);
+            qp__v1__funding_leg__pack (leg, b);
+            args[a] = leg->scheme_id, lens[a++] = strlen (leg->scheme_id);
+            args[a] = (char *) b, lens[a++] = len;
         }
     }
-    qp__v1__dossier__free_unpacked (d, NULL);
-    if (!n) {
-        qp_log_warn ("nothing_to_fund", "dossier %s: no eligible scheme", id);
-        return;
+    if (kk)
+        r = qp_redis_script (self->redis, QP_LUA_FUNDING_PLAN, (int) kk, keys, (int) a, args, lens);
+    for (size_t i = 0; i < k * MAX_LEGS; i++)
+        free (bufs[i]);
+    free (bufs), free (keys), free (args), free (lens), free (names), free (counts);
+    if (kk && (!r || r->type != REDIS_REPLY_ARRAY || r->elements != kk)) {
+        qp_log_error ("redis_error", "funding_plan: %s",
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+        free (lists);
+        goto done;
     }
-    /* The plan, once: a concurrent instance built the same one from the same inputs. */
-    char k_f[64], list[512] = "";
-    snprintf (k_f, sizeof k_f, "qp:{%s}:f", id);
-    const char *args[1 + 2 * MAX_LEGS];
-    size_t lens[1 + 2 * MAX_LEGS];
-    uint8_t *bufs[MAX_LEGS];
-    for (int i = 0; i < n; i++) {
-        snprintf (list + strlen (list), sizeof list - strlen (list), "%s%s", i ? "," : "",
-                  legs[i].leg->scheme_id);
-        lens[1 + 2 * i] = strlen (legs[i].leg->scheme_id);
-        args[1 + 2 * i] = legs[i].leg->scheme_id;
-        lens[2 + 2 * i] = qp__v1__funding_leg__get_packed_size (legs[i].leg);
-        bufs[i] = malloc (lens[2 + 2 * i] ? lens[2 + 2 * i] : 1);
-        qp__v1__funding_leg__pack (legs[i].leg, bufs[i]);
-        args[2 + 2 * i] = (char *) bufs[i];
+    /* What Redis holds is the plan: ours, or the one another instance wrote first. */
+    dossier_t *fin = malloc (k * sizeof *fin), *drive = malloc (k * sizeof *drive);
+    size_t n_fin = 0, n_drive = 0;
+    kk = 0;
+    for (size_t i = 0; i < k; i++) {
+        plan_t *p = &plans[i];
+        if (p->n <= 0)
+            continue;
+        const redisReply *got = r->element[kk++];
+        if (got->type == REDIS_REPLY_ARRAY) {
+            s_plan_free (p);
+            s_plan_parse (got, p);
+            lists[i][0] = 0;
+            for (int l = 0; l < p->n; l++)
+                snprintf (lists[i] + strlen (lists[i]), sizeof lists[i] - strlen (lists[i]),
+                          "%s%s", l ? "," : "", p->legs[l].leg->scheme_id);
+            if (p->n <= 0)
+                continue;
+        }
+        int no_budget = 0;
+        bool anchor_refused = false;
+        for (int l = 0; l < p->n; l++) {
+            no_budget += p->legs[l].leg->state == QP__V1__LEG_STATE__LEG_NO_BUDGET;
+            anchor_refused |= p->legs[l].leg->anchor &&
+                              p->legs[l].leg->state == QP__V1__LEG_STATE__LEG_NO_BUDGET;
+        }
+        dossier_t dd = {ids[i], dc[i].cause, dc[i].time_ms, p, QP__V1__DOSSIER_STATE__ELIGIBLE};
+        if (anchor_refused || no_budget == p->n) {
+            fin[n_fin++] = dd;
+            continue;
+        }
+        char request_msg[QP_ID_HEX + 1];
+        qp_message_make_id (request_msg, qp__v1__funding_request__descriptor.name, dc[i].cause,
+                            ids[i]);
+        qp_store_field_t fields[] = {{"scheme", lists[i], strlen (lists[i])}};
+        Qp__V1__DossierState now;
+        qp_store_result_t rc = qp_service_transition (
+            self->service, self->redis, ids[i], QP__V1__DOSSIER_STATE__ELIGIBLE,
+            QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, dc[i].time_ms, request_msg,
+            "funding plan: amounts reserved, partners to ask", fields, 1, NULL, 0, &now);
+        if (rc == QP_STORE_APPLIED ||
+            (rc == QP_STORE_ALREADY && now == QP__V1__DOSSIER_STATE__FUNDING_REQUESTED))
+            drive[n_drive++] = dd;
     }
-    args[0] = list, lens[0] = strlen (list);
-    const char *keys[] = {k_f};
-    redisReply *r = qp_redis_script (self->redis, QP_LUA_FUNDING_PLAN, 1, keys, 1 + 2 * n, args,
-                                     lens);
-    bool ok = r && r->type == REDIS_REPLY_INTEGER;
+    free (lists);
+    freeReplyObject (r);
+    r = NULL;
+    s_finalize_many (self, fin, n_fin);
+    s_drive_many (self, drive, n_drive);
+    free (fin), free (drive);
+done:
     if (r)
         freeReplyObject (r);
-    for (int i = 0; i < n; i++)
-        free (bufs[i]);
-    s_legs_free (legs, n);
-    if (!ok)
-        return;
-    /* What Redis holds is the plan (ours, or the one another instance wrote first). */
-    n = s_legs_load (self, id, legs, MAX_LEGS);
-    if (n <= 0)
-        return;
-    anchor_refused = false;
-    int no_budget = 0;
-    for (int i = 0; i < n; i++) {
-        no_budget += legs[i].leg->state == QP__V1__LEG_STATE__LEG_NO_BUDGET;
-        anchor_refused |= legs[i].leg->anchor &&
-                          legs[i].leg->state == QP__V1__LEG_STATE__LEG_NO_BUDGET;
+    for (size_t i = 0; i < k; i++)
+        s_plan_free (&plans[i]);
+    free (plans), free (ops), free (ids);
+}
+
+
+/* ---- partners' answers ------------------------------------------------------------------ */
+
+typedef struct {
+    funding_queued_t *q;
+    bool done;
+} answer_t;
+
+/* Applies one answer to its leg in hand. Returns true when the leg changed (to be
+ * written), false when the answer was refused (answered with an error). */
+static bool s_answer_apply (funding_t *self, funding_queued_t *q, plan_t *p, save_t *s)
+{
+    qp_request_t req = {.service = self->service, .from = q->from, .msg = q->msg};
+    Qp__V1__PartnerDecision *pd = (Qp__V1__PartnerDecision *) q->msg.payload;
+    Qp__V1__Envelope *env = q->msg.envelope;
+    qp_error_t err;
+    leg_t *l = NULL;
+    for (int i = 0; i < p->n && !l; i++)
+        if (!strcmp (p->legs[i].leg->scheme_id, pd->scheme_id))
+            l = &p->legs[i];
+    if (!l || !l->leg->request_id || strcmp (l->leg->request_id, pd->request_id)) {
+        qp_error_set (&err, "unknown_request", "request_id",
+                      "no funding request %s for dossier %s, scheme %s", pd->request_id,
+                      pd->dossier_id, pd->scheme_id);
+        qp_log_warn ("unknown_request", "%s (from %s)", err.message,
+                     pd->component_id ? pd->component_id : "?");
+        qp_service_reply_error (&req, &err);
+        return false;
     }
-    if (anchor_refused || no_budget == n) {
-        s_finalize (self, id, QP__V1__DOSSIER_STATE__ELIGIBLE, legs, n, e->territory, cause,
-                    time_ms);
-        s_legs_free (legs, n);
-        return;
+    Qp__V1__FundingLeg *leg = l->leg;
+    if (!pd->has_agency || pd->agency != leg->agency) {
+        qp_error_set (&err, "forbidden", "agency", "request %s is for %s's scheme %s, answered as %s",
+                      pd->request_id, s_agency_name (leg->agency), pd->scheme_id,
+                      s_agency_name (pd->agency));
+        qp_log_warn ("partner_forbidden", "%s", err.message);
+        qp_service_reply_error (&req, &err);
+        return false;
     }
-    s_legs_free (legs, n);
-    char request_msg[QP_ID_HEX + 1];
-    qp_message_make_id (request_msg, qp__v1__funding_request__descriptor.name, cause, id);
-    qp_store_field_t fields[] = {{"scheme", list, strlen (list)}};
-    Qp__V1__DossierState now;
-    qp_store_result_t rc = qp_store_transition (
-        self->redis, id, QP__V1__DOSSIER_STATE__ELIGIBLE, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED,
-        time_ms, request_msg, "funding plan: amounts reserved, partners to ask", fields, 1, &now);
-    if (rc == QP_STORE_APPLIED || (rc == QP_STORE_ALREADY &&
-                                   now == QP__V1__DOSSIER_STATE__FUNDING_REQUESTED))
-        s_drive (self, id, cause, time_ms);
+    if (s_final (leg->state)) {
+        qp_error_set (&err, "already_decided", "request_id",
+                      "request %s was already settled (%s); this answer changes nothing",
+                      pd->request_id, leg->reason ? leg->reason : "");
+        qp_log_warn ("duplicate_answer", "%s (from %s)", err.message,
+                     pd->component_id ? pd->component_id : "?");
+        qp_service_reply_error (&req, &err);
+        return false;
+    }
+    bool approved = pd->outcome == QP__V1__PARTNER_OUTCOME__APPROVED;
+    bool info = pd->outcome == QP__V1__PARTNER_OUTCOME__INFORMATION_NEEDED;
+    int64_t granted = approved && pd->terms && pd->terms->has_amount_cents
+                          ? pd->terms->amount_cents
+                          : leg->amount_asked_cents;
+    if (approved && (granted < 0 || granted > leg->amount_asked_cents ||
+                     (granted == 0 && leg->amount_asked_cents > 0))) {
+        qp_error_set (&err, "invalid_field", "terms.amount_cents",
+                      "approved amount %lld must be > 0 and ≤ the %lld asked", (long long) granted,
+                      (long long) leg->amount_asked_cents);
+        qp_service_reply_error (&req, &err);
+        return false;
+    }
+    if (approved && s_honour_loan (self, leg->scheme_id) &&
+        terms_check (&self->honour_loan, pd->terms, &err) != 0) {
+        qp_log_warn ("bad_terms", "request %s: %s", pd->request_id, err.message);
+        qp_service_reply_error (&req, &err);
+        return false;
+    }
+    if (info && !pd->n_information_needed) {
+        qp_error_set (&err, "invalid_field", "information_needed",
+                      "INFORMATION_NEEDED must list what is needed (at least one entry)");
+        qp_service_reply_error (&req, &err);
+        return false;
+    }
+    char note[700];
+    const char *who = pd->component_id ? pd->component_id : "the partner";
+    leg->state = approved ? QP__V1__LEG_STATE__LEG_APPROVED
+                 : info   ? QP__V1__LEG_STATE__LEG_INFORMATION_NEEDED
+                          : QP__V1__LEG_STATE__LEG_DECLINED;
+    leg->has_amount_cents = true, leg->amount_cents = approved ? granted : 0;
+    s_set_str (&leg->component_id, pd->component_id);
+    if (approved) {
+        snprintf (note, sizeof note, "approved by %s", who);
+        if (leg->terms)
+            qp__v1__loan_terms__free_unpacked (leg->terms, NULL);
+        /* A deep copy (packed and unpacked): the answer is freed after the batch. */
+        leg->terms = NULL;
+        if (pd->terms) {
+            size_t tl = qp__v1__loan_terms__get_packed_size (pd->terms);
+            uint8_t *tb = malloc (tl ? tl : 1);
+            qp__v1__loan_terms__pack (pd->terms, tb);
+            leg->terms = qp__v1__loan_terms__unpack (NULL, tl, tb);
+            free (tb);
+        }
+        if (!leg->terms) {
+            leg->terms = calloc (1, sizeof *leg->terms);
+            qp__v1__loan_terms__init (leg->terms);
+        }
+        leg->terms->has_amount_cents = true, leg->terms->amount_cents = granted;
+        if (s_honour_loan (self, leg->scheme_id)) {
+            Qp__V1__HonourLoanTerms *h = calloc (1, sizeof *h);
+            qp__v1__honour_loan_terms__init (h);
+            const Qp__V1__DossierSummary *sm = leg->request ? leg->request->summary : NULL;
+            terms_honour_loan (leg->terms, sm ? sm->bank_loan_cents : 0,
+                               qp_date_from_ms (env->has_event_time_ms ? env->event_time_ms : 0), h);
+            if (leg->honour_loan)
+                qp__v1__honour_loan_terms__free_unpacked (leg->honour_loan, NULL);
+            leg->honour_loan = h;
+        }
+    } else if (info) {
+        /* Not a refusal: the partner cannot decide without these. */
+        char needed[400] = "";
+        for (size_t i = 0; i < pd->n_information_needed; i++)
+            snprintf (needed + strlen (needed), sizeof needed - strlen (needed), "%s%s",
+                      i ? ", " : "", pd->information_needed[i] ? pd->information_needed[i] : "");
+        snprintf (note, sizeof note, "information needed by %s: %s (needed: %s)", who,
+                  pd->reason ? pd->reason : "no reason given", needed);
+        for (size_t i = 0; i < leg->n_information_needed; i++)
+            free (leg->information_needed[i]);
+        free (leg->information_needed);
+        leg->n_information_needed = pd->n_information_needed;
+        leg->information_needed = calloc (pd->n_information_needed, sizeof (char *));
+        for (size_t i = 0; i < pd->n_information_needed; i++)
+            leg->information_needed[i] =
+                strdup (pd->information_needed[i] ? pd->information_needed[i] : "");
+    } else
+        snprintf (note, sizeof note, "declined by %s: %s", who,
+                  pd->reason ? pd->reason : "no reason given");
+    s_set_str (&leg->reason, note);
+    *s = (save_t){.id = pd->dossier_id, .l = l,
+                  .at_ms = env->has_event_time_ms ? env->event_time_ms : 0};
+    snprintf (s->step, sizeof s->step, "%s: %s", leg->scheme_id, note);
+    return true;
+}
+
+/* Partners' answers, each recorded once, in one read and one write per batch (a leg
+ * another instance changed meanwhile is read again, up to 5 times); then the saga moves
+ * on for their dossiers. */
+static void s_answers_many (funding_t *self, funding_queued_t *qs, size_t k)
+{
+    if (!k)
+        return;
+    answer_t *as = calloc (k, sizeof *as);
+    const char **ids = malloc (k * sizeof *ids);
+    plan_t *plans = malloc (k * sizeof *plans);
+    int *plan_of = malloc (k * sizeof *plan_of), *save_of = malloc (k * sizeof *save_of);
+    save_t *sv = malloc (k * sizeof *sv);
+    dossier_t *drive = malloc (k * sizeof *drive);
+    bool *in_round = malloc (k * sizeof *in_round), *changed = malloc (k * sizeof *changed),
+         *failed = malloc (k * sizeof *failed);
+    for (size_t i = 0; i < k; i++)
+        as[i].q = &qs[i];
+    for (int round = 0; round < 5; round++) {
+        size_t n_ids = 0, n_sv = 0, n_drive = 0;
+        for (size_t i = 0; i < k; i++) {
+            in_round[i] = !as[i].done;
+            if (!in_round[i])
+                continue;
+            Qp__V1__PartnerDecision *pd = (Qp__V1__PartnerDecision *) as[i].q->msg.payload;
+            size_t j = 0;
+            while (j < n_ids && strcmp (ids[j], pd->dossier_id))
+                j++;
+            if (j == n_ids) {
+                Qp__V1__Envelope *env = as[i].q->msg.envelope;
+                drive[j] = (dossier_t){pd->dossier_id, env->message_id,
+                                       env->has_event_time_ms ? env->event_time_ms : 0,
+                                       &plans[j], QP__V1__DOSSIER_STATE__FUNDING_REQUESTED};
+                ids[n_ids++] = pd->dossier_id;
+            }
+            plan_of[i] = (int) j;
+        }
+        if (!n_ids)
+            break;
+        s_plans_load (self, ids, n_ids, plans); /* Redis down: none, unknown_request */
+        for (size_t i = 0; i < k; i++) {
+            if (!in_round[i])
+                continue;
+            as[i].done = true;
+            save_of[i] = s_answer_apply (self, as[i].q, &plans[plan_of[i]], &sv[n_sv])
+                             ? (int) n_sv++
+                             : -1;
+        }
+        s_saves_run (self, sv, n_sv, NULL, 0);
+        memset (changed, 0, n_ids * sizeof *changed);
+        memset (failed, 0, n_ids * sizeof *failed);
+        for (size_t i = 0; i < k; i++) {
+            if (!in_round[i] || save_of[i] < 0)
+                continue;
+            if (sv[save_of[i]].ok)
+                changed[plan_of[i]] = true;
+            else
+                as[i].done = false, failed[plan_of[i]] = true; /* changed meanwhile: again */
+        }
+        /* The dossiers may be complete now (those with a leg to read again: next round). */
+        for (size_t j = 0; j < n_ids; j++)
+            if (changed[j] && !failed[j])
+                drive[n_drive++] = drive[j];
+        s_drive_many (self, drive, n_drive);
+        for (size_t j = 0; j < n_ids; j++)
+            s_plan_free (&plans[j]);
+    }
+    free (as), free (ids), free (plans), free (plan_of), free (save_of), free (sv), free (drive);
+    free (in_round), free (changed), free (failed);
+}
+
+
+/* ---- batching: messages wait for the end of the burst the service reads -------------- */
+
+static void s_queue (funding_queued_t *q, qp_request_t *req)
+{
+    q->msg = req->msg;
+    memset (&req->msg, 0, sizeof req->msg); /* ours now: the service frees an empty one */
+    q->from = req->from ? zframe_dup (req->from) : NULL;
+}
+
+static void s_unqueue (funding_queued_t *q)
+{
+    qp_message_clear (&q->msg);
+    zframe_destroy (&q->from);
+}
+
+void funding_flush (funding_t *self)
+{
+    size_t n = self->n_decided;
+    if (n) {
+        decided_t dc[FUNDING_BATCH];
+        qp_request_t reqs[FUNDING_BATCH];
+        for (size_t i = 0; i < n; i++) {
+            funding_queued_t *q = &self->decided[i];
+            reqs[i] = (qp_request_t){.service = self->service, .from = q->from, .msg = q->msg};
+            dc[i] = (decided_t){(Qp__V1__EligibilityDecided *) q->msg.payload,
+                                q->msg.envelope->message_id,
+                                q->msg.envelope->has_event_time_ms ? q->msg.envelope->event_time_ms : 0,
+                                &reqs[i]};
+        }
+        s_request_many (self, dc, n);
+        for (size_t i = 0; i < n; i++)
+            s_unqueue (&self->decided[i]);
+        self->n_decided = 0;
+    }
+    n = self->n_answers;
+    if (n) {
+        s_answers_many (self, self->answers, n);
+        for (size_t i = 0; i < n; i++)
+            s_unqueue (&self->answers[i]);
+        self->n_answers = 0;
+    }
+}
+
+static void s_on_flush (qp_service_t *service, void *arg)
+{
+    (void) service;
+    funding_flush (arg);
 }
 
 static void s_on_decided (qp_request_t *req, void *arg)
 {
     funding_t *self = arg;
     Qp__V1__EligibilityDecided *e = (Qp__V1__EligibilityDecided *) req->msg.payload;
-    if (!e->dossier_id) {
+    if (!e->dossier_id || !*e->dossier_id) {
         qp_error_t err;
         qp_error_set (&err, "invalid_field", "dossier_id", "EligibilityDecided needs dossier_id");
         qp_service_reply_error (req, &err);
         return;
     }
-    Qp__V1__Envelope *env = req->msg.envelope;
-    s_request (self, e, env->message_id, env->has_event_time_ms ? env->event_time_ms : 0);
+    s_queue (&self->decided[self->n_decided++], req);
+    if (self->n_decided == FUNDING_BATCH)
+        funding_flush (self);
 }
 
-/* A partner's answer to one leg: recorded once, then the saga moves on. */
 static void s_on_partner_decision (qp_request_t *req, void *arg)
 {
     funding_t *self = arg;
     Qp__V1__PartnerDecision *pd = (Qp__V1__PartnerDecision *) req->msg.payload;
-    Qp__V1__Envelope *env = req->msg.envelope;
-    qp_error_t err;
     if (!pd->dossier_id || !pd->request_id || !pd->scheme_id || !pd->has_outcome ||
         pd->outcome == QP__V1__PARTNER_OUTCOME__PARTNER_OUTCOME_UNSPECIFIED) {
+        qp_error_t err;
         qp_error_set (&err, "invalid_field",
                       !pd->dossier_id   ? "dossier_id"
                       : !pd->request_id ? "request_id"
@@ -761,102 +1358,11 @@ static void s_on_partner_decision (qp_request_t *req, void *arg)
         qp_service_reply_error (req, &err);
         return;
     }
-    for (int tries = 0; tries < 5; tries++) {
-        leg_t legs[MAX_LEGS];
-        int n = s_legs_load (self, pd->dossier_id, legs, MAX_LEGS);
-        leg_t *l = NULL;
-        for (int i = 0; i < n && !l; i++)
-            if (!strcmp (legs[i].leg->scheme_id, pd->scheme_id))
-                l = &legs[i];
-        int done = 1;
-        if (!l || !l->leg->request_id || strcmp (l->leg->request_id, pd->request_id)) {
-            qp_error_set (&err, "unknown_request", "request_id",
-                          "no funding request %s for dossier %s, scheme %s", pd->request_id,
-                          pd->dossier_id, pd->scheme_id);
-            qp_log_warn ("unknown_request", "%s (from %s)", err.message,
-                         pd->component_id ? pd->component_id : "?");
-            qp_service_reply_error (req, &err);
-        } else if (!pd->has_agency || pd->agency != l->leg->agency) {
-            qp_error_set (&err, "forbidden", "agency",
-                          "request %s is for %s's scheme %s, answered as %s", pd->request_id,
-                          s_agency_name (l->leg->agency), pd->scheme_id,
-                          s_agency_name (pd->agency));
-            qp_log_warn ("partner_forbidden", "%s", err.message);
-            qp_service_reply_error (req, &err);
-        } else if (s_final (l->leg->state)) {
-            qp_error_set (&err, "already_decided", "request_id",
-                          "request %s was already settled (%s); this answer changes nothing",
-                          pd->request_id, l->leg->reason ? l->leg->reason : "");
-            qp_log_warn ("duplicate_answer", "%s (from %s)", err.message,
-                         pd->component_id ? pd->component_id : "?");
-            qp_service_reply_error (req, &err);
-        } else {
-            Qp__V1__FundingLeg *leg = l->leg;
-            bool approved = pd->outcome == QP__V1__PARTNER_OUTCOME__APPROVED;
-            int64_t granted = approved && pd->terms && pd->terms->has_amount_cents
-                                  ? pd->terms->amount_cents
-                                  : leg->amount_asked_cents;
-            char note[700];
-            if (approved && (granted < 0 || granted > leg->amount_asked_cents ||
-                             (granted == 0 && leg->amount_asked_cents > 0))) {
-                qp_error_set (&err, "invalid_field", "terms.amount_cents",
-                              "approved amount %lld must be > 0 and ≤ the %lld asked",
-                              (long long) granted, (long long) leg->amount_asked_cents);
-                qp_service_reply_error (req, &err);
-            } else if (approved && s_honour_loan (self, leg->scheme_id) &&
-                       terms_check (&self->honour_loan, pd->terms, &err) != 0) {
-                qp_log_warn ("bad_terms", "request %s: %s", pd->request_id, err.message);
-                qp_service_reply_error (req, &err);
-            } else {
-                leg->state = approved ? QP__V1__LEG_STATE__LEG_APPROVED
-                                      : QP__V1__LEG_STATE__LEG_DECLINED;
-                leg->has_amount_cents = true, leg->amount_cents = approved ? granted : 0;
-                s_set_str (&leg->component_id, pd->component_id);
-                if (approved) {
-                    snprintf (note, sizeof note, "approved by %s",
-                              pd->component_id ? pd->component_id : "the partner");
-                    if (leg->terms)
-                        qp__v1__loan_terms__free_unpacked (leg->terms, NULL);
-                    leg->terms = calloc (1, sizeof *leg->terms);
-                    qp__v1__loan_terms__init (leg->terms);
-                    if (pd->terms) {
-                        *leg->terms = *pd->terms;
-                        leg->terms->base.unknown_fields = NULL;
-                        leg->terms->base.n_unknown_fields = 0;
-                    }
-                    leg->terms->has_amount_cents = true, leg->terms->amount_cents = granted;
-                    if (s_honour_loan (self, leg->scheme_id)) {
-                        Qp__V1__HonourLoanTerms *h = calloc (1, sizeof *h);
-                        qp__v1__honour_loan_terms__init (h);
-                        const Qp__V1__DossierSummary *s = leg->request ? leg->request->summary : NULL;
-                        terms_honour_loan (leg->terms, s ? s->bank_loan_cents : 0,
-                                           qp_date_from_ms (env->has_event_time_ms ? env->event_time_ms : 0), h);
-                        if (leg->honour_loan)
-                            qp__v1__honour_loan_terms__free_unpacked (leg->honour_loan, NULL);
-                        leg->honour_loan = h;
-                    }
-                } else
-                    snprintf (note, sizeof note, "%s by %s: %s",
-                              pd->outcome == QP__V1__PARTNER_OUTCOME__INFORMATION_NEEDED
-                                  ? "information needed"
-                                  : "declined",
-                              pd->component_id ? pd->component_id : "the partner",
-                              pd->reason ? pd->reason : "no reason given");
-                s_set_str (&leg->reason, note);
-                char step[800];
-                snprintf (step, sizeof step, "%s: %s", leg->scheme_id, note);
-                if (!s_leg_save (self, pd->dossier_id, l, step))
-                    done = 0; /* changed meanwhile (a sweeper re-asked): read it again */
-            }
-        }
-        s_legs_free (legs, n);
-        if (done)
-            break;
-    }
-    /* The dossier may be complete now. */
-    s_drive (self, pd->dossier_id, env->message_id,
-             env->has_event_time_ms ? env->event_time_ms : 0);
+    s_queue (&self->answers[self->n_answers++], req);
+    if (self->n_answers == FUNDING_BATCH)
+        funding_flush (self);
 }
+
 
 /* ---- the partner cache ---------------------------------------------------------------- */
 
@@ -968,29 +1474,79 @@ static void s_on_status (qp_request_t *req, void *arg)
                      accepting ? "1" : "0", "", kv, 8);
 }
 
+
+
 /* ---- sweepers ------------------------------------------------------------------------- */
+
+/* The message id of the EligibilityDecided a dossier went through, recomputed from the
+ * submission's id so that a sweeper re-sends byte-identical messages. */
+static void s_chain (const char *id, const redisReply *source, char decided[QP_ID_HEX + 1])
+{
+    char received[QP_ID_HEX + 1];
+    qp_message_make_id (received, qp__v1__dossier_received__descriptor.name,
+                        source && source->type == REDIS_REPLY_STRING ? source->str : NULL, id);
+    qp_message_make_id (decided, qp__v1__eligibility_decided__descriptor.name, received, id);
+}
+
+/* Drives claimed dossiers again, with the chain and time of each read in one round trip. */
+static void s_redrive (funding_t *self, const char *const *ids, size_t n)
+{
+    const char *fields[] = {"source_msg", "event_time_ms"};
+    redisReply *r = s_read (self, ids, n, "d", fields, 2);
+    if (!r)
+        return;
+    dossier_t *ds = malloc (n * sizeof *ds);
+    char (*causes)[QP_ID_HEX + 1] = malloc (n * sizeof *causes);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *v = r->element[i];
+        s_chain (ids[i], v->elements > 0 ? v->element[0] : NULL, causes[i]);
+        ds[i] = (dossier_t){ids[i], causes[i],
+                            v->elements > 1 && v->element[1]->type == REDIS_REPLY_STRING
+                                ? atoll (v->element[1]->str)
+                                : 0,
+                            NULL, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED};
+    }
+    s_drive_many (self, ds, n);
+    free (ds), free (causes);
+    freeReplyObject (r);
+}
 
 static void s_sweep_eligible (funding_t *self)
 {
     char *ids[SWEEP_BATCH];
     size_t n = qp_store_claim_expired (self->redis, QP__V1__DOSSIER_STATE__ELIGIBLE, qp_now_ms (),
                                        ids, SWEEP_BATCH);
+    const char *fields[] = {"eligibility", "source_msg", "event_time_ms"};
+    redisReply *r = n ? s_read (self, (const char *const *) ids, n, "d", fields, 3) : NULL;
+    decided_t *dc = malloc ((n + 1) * sizeof *dc);
+    Qp__V1__EligibilityDecided **es = calloc (n + 1, sizeof *es);
+    char (*causes)[QP_ID_HEX + 1] = malloc ((n + 1) * sizeof *causes);
+    size_t m = 0;
+    for (size_t i = 0; r && i < n; i++) {
+        const redisReply *v = r->element[i];
+        const redisReply *pk = v->elements == 3 ? v->element[0] : NULL;
+        es[i] = pk && pk->type == REDIS_REPLY_STRING
+                    ? qp__v1__eligibility_decided__unpack (NULL, pk->len, (uint8_t *) pk->str)
+                    : NULL;
+        if (!es[i] || !es[i]->dossier_id)
+            continue;
+        s_chain (ids[i], v->element[1], causes[i]);
+        qp_log_info ("redispatch", "dossier %s: ELIGIBLE lease expired, planning again", ids[i]);
+        dc[m++] = (decided_t){es[i], causes[i],
+                              v->element[2]->type == REDIS_REPLY_STRING ? atoll (v->element[2]->str) : 0,
+                              NULL};
+    }
+    for (size_t i = 0; i < m; i += FUNDING_BATCH)
+        if (!zsys_interrupted)
+            s_request_many (self, dc + i, m - i < FUNDING_BATCH ? m - i : FUNDING_BATCH);
     for (size_t i = 0; i < n; i++) {
-        size_t len = 0;
-        char *packed = qp_store_get (self->redis, ids[i], "eligibility", &len);
-        Qp__V1__EligibilityDecided *e =
-            packed ? qp__v1__eligibility_decided__unpack (NULL, len, (uint8_t *) packed) : NULL;
-        if (e) {
-            char decided[QP_ID_HEX + 1];
-            int64_t time_ms;
-            s_chain (self->redis, ids[i], decided, &time_ms);
-            qp_log_info ("redispatch", "dossier %s: ELIGIBLE lease expired, planning again", ids[i]);
-            s_request (self, e, decided, time_ms);
-            qp__v1__eligibility_decided__free_unpacked (e, NULL);
-        }
-        free (packed);
+        if (es[i])
+            qp__v1__eligibility_decided__free_unpacked (es[i], NULL);
         free (ids[i]);
     }
+    if (r)
+        freeReplyObject (r);
+    free (dc), free (es), free (causes);
 }
 
 /* Dossiers whose next action is due (timeouts, backoff), and FUNDING_REQUESTED dossiers
@@ -1004,34 +1560,39 @@ static void s_sweep_due (funding_t *self)
     const char *keys[] = {DUE_KEY};
     const char *args[] = {now, limit, push};
     redisReply *r = qp_redis_script (self->redis, QP_LUA_FUNDING_DUE_CLAIM, 1, keys, 3, args, NULL);
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        char decided[QP_ID_HEX + 1];
-        int64_t time_ms;
-        s_chain (self->redis, r->element[i]->str, decided, &time_ms);
-        s_drive (self, r->element[i]->str, decided, time_ms);
-    }
+    size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    const char **ids = malloc ((n + 1) * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = r->element[i]->str;
+    for (size_t i = 0; i < n && !zsys_interrupted; i += FUNDING_BATCH)
+        s_redrive (self, ids + i, n - i < FUNDING_BATCH ? n - i : FUNDING_BATCH);
+    free (ids);
     if (r)
         freeReplyObject (r);
-    char *ids[SWEEP_BATCH];
-    size_t n = qp_store_claim_expired (self->redis, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED,
-                                       qp_now_ms (), ids, SWEEP_BATCH);
-    for (size_t i = 0; i < n; i++) {
-        char decided[QP_ID_HEX + 1];
-        int64_t time_ms;
-        s_chain (self->redis, ids[i], decided, &time_ms);
-        s_drive (self, ids[i], decided, time_ms);
-        free (ids[i]);
-    }
+    char *claimed[SWEEP_BATCH];
+    n = zsys_interrupted ? 0
+                         : qp_store_claim_expired (self->redis,
+                                                   QP__V1__DOSSIER_STATE__FUNDING_REQUESTED,
+                                                   qp_now_ms (), claimed, SWEEP_BATCH);
+    for (size_t i = 0; i < n && !zsys_interrupted; i += FUNDING_BATCH)
+        s_redrive (self, (const char *const *) claimed + i,
+                   n - i < FUNDING_BATCH ? n - i : FUNDING_BATCH);
+    for (size_t i = 0; i < n; i++)
+        free (claimed[i]);
 }
 
 static void s_sweep (qp_service_t *service, void *arg)
 {
     (void) service;
     funding_t *self = arg;
+    funding_flush (self); /* what the inbox brought first */
     s_sweep_eligible (self);
     s_sweep_due (self);
-    for (size_t i = 0; i < self->n_envelope_schemes; i++)
+    for (size_t i = 0; i < self->n_envelope_schemes && !zsys_interrupted; i++)
         budget_expire (self->redis, self->envelope_schemes[i], qp_now_ms (), SWEEP_BATCH);
+    /* Give the memory of a burst back to the system (glibc keeps freed pages otherwise). */
+    if (++self->sweeps % 25 == 0)
+        malloc_trim (0);
 }
 
 void funding_register (funding_t *self)
@@ -1041,6 +1602,7 @@ void funding_register (funding_t *self)
                    self);
     qp_service_on (self->service, &qp__v1__partner_hello__descriptor, s_on_hello, self);
     qp_service_on (self->service, &qp__v1__partner_status__descriptor, s_on_status, self);
+    qp_service_every (self->service, FLUSH_INTERVAL_MS, s_on_flush, self);
     qp_service_every (self->service, SWEEP_INTERVAL_MS, s_sweep, self);
     qp_service_outbox (self->service, self->redis); /* sweeps what a dead instance left */
 }

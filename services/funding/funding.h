@@ -19,6 +19,14 @@
 #include "terms.h"
 #include <jansson.h>
 
+#define FUNDING_BATCH 256 /* messages handled together: one Redis round trip per step */
+
+/* A message kept until the batch it belongs to is handled. */
+typedef struct {
+    zframe_t *from;    /* the sender (to answer an error), or NULL */
+    qp_message_t msg;  /* owned */
+} funding_queued_t;
+
 typedef struct {
     qp_service_t *service;
     qp_redis_t *redis;
@@ -35,6 +43,11 @@ typedef struct {
     int64_t lag_ms;
     char **envelope_schemes;  /* schemes with an envelope (for the deadline sweeper) */
     size_t n_envelope_schemes;
+    /* Messages of the burst being read, handled together by funding_flush (at the end of
+     * the burst, every millisecond at most, or when FUNDING_BATCH are waiting). */
+    funding_queued_t decided[FUNDING_BATCH], answers[FUNDING_BATCH];
+    size_t n_decided, n_answers;
+    unsigned sweeps;
 } funding_t;
 
 /* Creates the envelopes and drawing rights of envelopes.json that Redis does not hold
@@ -46,6 +59,10 @@ int funding_load_config (funding_t *self, const char *path, qp_error_t *err);
 void funding_clear (funding_t *self);
 
 void funding_register (funding_t *self);
+/* Handles the messages waiting for their batch (also before the service stops). */
+void funding_flush (funding_t *self);
+/* Counts an error in qp_errors_total{service="funding",reason=...}. */
+void funding_count_error (const char *reason);
 
 /* Work service name of a component: "partner.BPIFRANCE.bpifrance-default". */
 void funding_partner_service (Qp__V1__Agency agency, const char *component, char *out,

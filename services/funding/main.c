@@ -42,6 +42,7 @@ int main (int argc, char **argv)
     if (self.service) {
         funding_register (&self);
         rc = qp_service_run (self.service);
+        funding_flush (&self); /* the last burst read before the signal */
     }
     qp_service_destroy (&self.service);
     qp_redis_destroy (&self.redis);

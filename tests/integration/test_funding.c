@@ -227,16 +227,16 @@ static Qp__V1__FundingRequest *s_fake_next (fake_t *f, qp_message_t *m, int time
     return rq;
 }
 
-/* Next Error delivered to the fake: its code (malloc'd), NULL on timeout. */
-static char *s_fake_error (fake_t *f)
+/* Next Error delivered to a client: its code (malloc'd), NULL on timeout. */
+static char *s_client_error (qp_bus_client_t *client)
 {
-    zpoller_t *poller = zpoller_new (qp_bus_client_socket (f->client), NULL);
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (client), NULL);
     char *code = NULL;
     for (int i = 0; i < 50 && !code && zpoller_wait (poller, 5000); i++) {
         qp_bus_frame_t fr;
         qp_message_t m;
         qp_error_t err;
-        if (qp_bus_client_recv (f->client, &fr) != 0)
+        if (qp_bus_client_recv (client, &fr) != 0)
             continue;
         if (!strcmp (fr.kind, QPB_DELIVER) && qp_message_decode (fr.type, fr.envelope, &m, &err) == 0) {
             if (m.descriptor == &qp__v1__error__descriptor)
@@ -247,6 +247,11 @@ static char *s_fake_error (fake_t *f)
     }
     zpoller_destroy (&poller);
     return code;
+}
+
+static char *s_fake_error (fake_t *f)
+{
+    return s_client_error (f->client);
 }
 
 static void s_answer (fake_t *f, const Qp__V1__FundingRequest *rq, const char *request_id,
@@ -327,6 +332,70 @@ START_TEST (test_answers_refused_approval_settles_once)
     ck_assert_int_eq (leg->honour_loan->schedule[0]->amount_cents, 50000);
     ck_assert_int_eq (leg->honour_loan->schedule[23]->remaining_cents, 0);
     qp__v1__funding_leg__free_unpacked (leg, NULL);
+    qp_message_clear (&m);
+    qp_bus_client_destroy (&f.client);
+    s_stop ();
+}
+END_TEST
+
+/* "Information needed" is not a decline: the leg ends LEG_INFORMATION_NEEDED with the
+ * list, the reservation is released, the dossier closes UNFUNDED and says what is
+ * needed. An answer that needs information without saying which is refused. A decision
+ * for a dossier that is not stored is answered with an error naming it. */
+START_TEST (test_information_needed_released)
+{
+    s_start (1, NULL);
+    fake_t f;
+    s_fake_start (&f, "fake-bpi", QP__V1__AGENCY__BPIFRANCE, "phq");
+    static const char *const schemes[] = {"phq", NULL};
+    s_eligible ("d1", "roubaix", schemes, 1200000);
+    qp_message_t m;
+    Qp__V1__FundingRequest *rq = s_fake_next (&f, &m, 10000);
+    ck_assert_ptr_nonnull (rq);
+    ck_assert_int_eq (s_hget ("qp:envelope:{phq}", "reserved"), 1200000);
+
+    Qp__V1__PartnerDecision d = QP__V1__PARTNER_DECISION__INIT;
+    d.request_id = rq->request_id;
+    d.dossier_id = rq->dossier_id;
+    d.scheme_id = rq->scheme_id;
+    d.has_agency = true, d.agency = QP__V1__AGENCY__BPIFRANCE;
+    d.component_id = (char *) f.component;
+    d.has_outcome = true, d.outcome = QP__V1__PARTNER_OUTCOME__INFORMATION_NEEDED;
+    d.reason = "the business plan is missing";
+    s_fake_send (&f, &d.base, "i0");
+    char *code = s_fake_error (&f);
+    ck_assert_str_eq (code, "invalid_field");
+    free (code);
+    ck_assert_int_eq (s_state ("d1"), QP__V1__DOSSIER_STATE__FUNDING_REQUESTED);
+
+    char *needed[] = {"summary.financing_need_cents", "business plan"};
+    d.n_information_needed = 2, d.information_needed = needed;
+    s_fake_send (&f, &d.base, "i1");
+    ck_assert_int_eq (s_wait_terminal ("d1", 10000), QP__V1__DOSSIER_STATE__UNFUNDED);
+    Qp__V1__FundingLeg *leg = s_leg ("d1", "phq");
+    ck_assert_int_eq (leg->state, QP__V1__LEG_STATE__LEG_INFORMATION_NEEDED);
+    ck_assert_uint_eq (leg->n_information_needed, 2);
+    ck_assert_str_eq (leg->information_needed[1], "business plan");
+    qp__v1__funding_leg__free_unpacked (leg, NULL);
+    ck_assert_int_eq (s_hget ("qp:envelope:{phq}", "reserved"), 0);
+    ck_assert_int_eq (s_hget ("qp:envelope:{phq}", "committed"), 0);
+    ck_assert_int_eq (s_hget ("qp:envelope:{phq}", "projects"), 0);
+    s_assert_balanced ("qp:envelope:{phq}");
+    s_assert_balanced ("qp:envelope:{phq}:t:roubaix");
+    char *reason = qp_store_get (s_redis, "d1", "final_reason", NULL);
+    ck_assert_ptr_nonnull (strstr (reason, "information needed by fake-bpi"));
+    ck_assert_ptr_nonnull (strstr (reason, "summary.financing_need_cents, business plan"));
+    free (reason);
+
+    /* A decision for a dossier nobody stored. */
+    Qp__V1__EligibilityDecided e = QP__V1__ELIGIBILITY_DECIDED__INIT;
+    e.dossier_id = "no-such-dossier";
+    qp_meta_t meta = {.correlation_id = "no-such-dossier", .discriminator = "x"};
+    zmsg_t *z = qp_message_build (&e.base, &meta, NULL);
+    ck_assert_int_eq (qp_bus_client_send (s_work, "funding", &z), 0);
+    code = s_client_error (s_work);
+    ck_assert_str_eq (code, "unknown_dossier");
+    free (code);
     qp_message_clear (&m);
     qp_bus_client_destroy (&f.client);
     s_stop ();
@@ -540,6 +609,7 @@ int main (void)
     TCase *tc = tcase_create ("funding");
     tcase_set_timeout (tc, 300);
     tcase_add_test (tc, test_answers_refused_approval_settles_once);
+    tcase_add_test (tc, test_information_needed_released);
     tcase_add_test (tc, test_slow_partner_retried_then_compensation);
     tcase_add_test (tc, test_no_live_component_unfunded);
     tcase_add_test (tc, test_four_instances_race_on_envelope);
