@@ -51,6 +51,17 @@ static const char *const s_fact_names[QP_FACT_COUNT] = {"business_in_qpv",
                                                         "premises_in_npnru_project",
                                                         "independent_sme"};
 
+/* What a MISSING fact criterion names as its missing field. */
+static const char *const s_fact_fields[QP_FACT_COUNT] = {"fact:business_in_qpv",
+                                                         "fact:residence_in_qpv",
+                                                         "fact:in_programme_territory",
+                                                         "fact:first_phq_for_person_network",
+                                                         "fact:business_in_zfu_te",
+                                                         "fact:holder_in_target_group",
+                                                         "fact:zfu_resident_employees_half",
+                                                         "fact:premises_in_npnru_project",
+                                                         "fact:independent_sme"};
+
 static const char *const s_op_names[] = {"present",
                                          "between",
                                          "lte",
@@ -77,6 +88,11 @@ static const char *const s_beneficiary_names[] = {"person", "business", "local_a
 const char *qp_fact_name (qp_fact_t fact)
 {
     return fact < QP_FACT_COUNT ? s_fact_names[fact] : "?";
+}
+
+const char *qp_fact_field (qp_fact_t fact)
+{
+    return fact < QP_FACT_COUNT ? s_fact_fields[fact] : "fact:?";
 }
 
 bool qp_fact_lookup (const char *name, qp_fact_t *fact)
@@ -187,7 +203,7 @@ static bool s_numeric (ProtobufCType t)
 
 /* ---- operands ---------------------------------------------------------------------- */
 
-typedef enum { T_ORDERED, T_STRING_LIST, T_INTEGER, T_SCALAR } operand_type_t;
+typedef enum { T_ORDERED, T_STRING_LIST, T_INTEGER, T_SCALAR, T_RATIO } operand_type_t;
 
 /* Checks one value against what the criterion needs of it: an integer (or a date when the
  * field is a date string), a list of strings (enum names when the field is an enum), or
@@ -204,6 +220,20 @@ static int s_check_value (ld_t *ld, const char *where, const json_t *v, operand_
         if (!json_is_integer (v))
             return s_fail (ld, where, "must be an integer");
         return 0;
+    case T_RATIO: {
+        /* An exact fraction: 2/3 is not 66 %. */
+        const json_t *num = json_object_get (v, "numerator");
+        const json_t *den = json_object_get (v, "denominator");
+        if (!json_is_object (v) || json_object_size (v) != 2 || !json_is_integer (num) ||
+            !json_is_integer (den))
+            return s_fail (ld, where,
+                           "must be {\"numerator\": integer, \"denominator\": integer}");
+        if (json_integer_value (num) < 0 || json_integer_value (den) <= 0 ||
+            json_integer_value (num) > 1000000 || json_integer_value (den) > 1000000)
+            return s_fail (ld, where,
+                           "numerator must be 0 to 1000000 and denominator 1 to 1000000");
+        return 0;
+    }
     case T_ORDERED:
         if (date_field) {
             if (!json_is_string (v) || !qp_date_parse (json_string_value (v), &day))
@@ -273,7 +303,8 @@ static int s_operand (ld_t *ld, const char *where, const json_t *j, operand_type
 
 static const char *const s_criterion_keys[] = {
     "id",    "label",  "op",  "field", "other",    "of",   "to",     "min",    "max",
-    "value", "values", "pct", "fact",  "criteria", "note", "status", "source", "if_absent"};
+    "value", "values", "pct", "fact",  "criteria", "note", "status", "source", "if_absent",
+    "ratio"};
 
 static int s_criterion (ld_t *ld, const char *where, json_t *j, qp_criterion_t *c);
 
@@ -384,6 +415,14 @@ static int s_criterion (ld_t *ld, const char *where, json_t *j, qp_criterion_t *
         if (!s_numeric (ft) || !s_numeric (s_leaf (&c->other)->type))
             return s_fail (ld, where, "%s compares integer fields", op);
         if (c->op != QP_OP_FIELD_GTE_FIELD) {
+            /* A percentage, or an exact fraction {numerator, denominator}. */
+            json_t *ratio = json_object_get (j, "ratio");
+            if (ratio && json_object_get (j, "pct"))
+                return s_fail (ld, where, "%s takes \"pct\" or \"ratio\", not both", op);
+            if (ratio) {
+                snprintf (w, sizeof w, "%s.ratio", where);
+                return s_operand (ld, w, ratio, T_RATIO, NULL, &c->ratio);
+            }
             snprintf (w, sizeof w, "%s.pct", where);
             if (!(x = s_need (ld, where, j, "pct", op)) ||
                 s_operand (ld, w, x, T_INTEGER, NULL, &c->pct))
@@ -506,6 +545,8 @@ static int s_value_type_ok (const json_t *v)
 {
     if (json_is_integer (v) || json_is_boolean (v) || json_is_string (v) || json_is_null (v))
         return 1;
+    if (json_is_object (v)) /* a fraction; the criterion using it checks its shape */
+        return json_object_get (v, "numerator") && json_object_get (v, "denominator");
     if (!json_is_array (v))
         return 0;
     size_t i;
@@ -559,7 +600,7 @@ static int s_parameters (ld_t *ld, entry_t *e, json_t *doc)
             if (!s_value_type_ok (value))
                 return s_fail (ld, w,
                                "a value is an integer, a boolean, a string, a list of "
-                               "strings or null");
+                               "strings, a fraction {numerator, denominator} or null");
             const char *text = NULL;
             if (!json_is_null (value)) {
                 if (!source)
@@ -717,6 +758,9 @@ static int s_check (ld_t *ld, json_t *doc)
     if (!json_is_array (criteria))
         return s_fail (ld, "criteria", "a list of criteria is required");
     e->n_criteria = json_array_size (criteria);
+    if (e->n_criteria > QP_CRITERIA_MAX) /* the compact decision has a bit per criterion */
+        return s_fail (ld, "criteria", "at most %d criteria (group more with all_of), not %zu",
+                       QP_CRITERIA_MAX, e->n_criteria);
     e->criteria = calloc (e->n_criteria + 1, sizeof *e->criteria);
     assert (e->criteria);
     for (i = 0; i < e->n_criteria; i++) {

@@ -47,6 +47,8 @@ typedef enum {
 } qp_fact_t;
 
 const char *qp_fact_name (qp_fact_t fact);
+/* "fact:NAME": what a criterion on an unknown fact names as missing. */
+const char *qp_fact_field (qp_fact_t fact);
 /* false when name is not a fact. */
 bool qp_fact_lookup (const char *name, qp_fact_t *fact);
 
@@ -93,6 +95,7 @@ struct qp_criterion {
     qp_field_path_t field; /* the value tested */
     qp_field_path_t other; /* ratio "of", field_gte_field "other", months "to" */
     qp_operand_t min, max, value, values, pct;
+    qp_operand_t ratio; /* ratio_lte/ratio_gte: {numerator, denominator} instead of pct */
     const json_t *if_absent; /* value of an absent field ("no deferral" = 0), or NULL */
     qp_fact_t fact;
     qp_criterion_t *children;
@@ -108,6 +111,9 @@ typedef struct {
     qp_field_path_t field;
     qp_operand_t pct, cap;
 } qp_amount_rule_t;
+
+/* Top-level criteria of a scheme: the compact decision keeps a bit for each. */
+#define QP_CRITERIA_MAX 32
 
 typedef struct {
     const char *id;        /* "phq" */

@@ -1,6 +1,7 @@
 /* Envelope framing and the registry of payload types. */
 #include "qp_message.h"
 #include "qp_log.h"
+#include "qp/v1/eligibility.pb-c.h"
 #include "qp/v1/evaluation.pb-c.h"
 #include <sodium.h>
 #include <stdarg.h>
@@ -31,6 +32,8 @@ static const ProtobufCMessageDescriptor *s_types[] = {
     &qp__v1__indicator_query__descriptor,
     &qp__v1__indicator_report__descriptor,
     &qp__v1__submission_refused__descriptor,
+    &qp__v1__eligibility_explain_query__descriptor,
+    &qp__v1__eligibility_explain_reply__descriptor,
 };
 
 void qp_error_set (qp_error_t *err, const char *code, const char *field, const char *fmt, ...)

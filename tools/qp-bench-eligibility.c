@@ -1,7 +1,10 @@
 /* qp-bench-eligibility: the QPV index on the real 2024 contours ($QP_SHARED_DATA/
- * qpv2024.geojson) and full dossier assessments (a QPV lookup plus every scheme decided),
- * on one core. Prints the figures with the issue's targets beside them and writes them as
- * JSON with --json FILE; --smoke runs a few seconds. Asserts nothing. */
+ * qpv2024.geojson) and full dossier assessments (a QPV lookup plus every scheme decided,
+ * the compact decision the service stores and publishes), on one core; the bytes of that
+ * decision against the fully explained one (what was stored until 2026-11), and the
+ * process's RSS over the assessments. Prints the figures with the issue's targets beside
+ * them and writes them as JSON with --json FILE; --smoke runs a few seconds. Asserts
+ * nothing. */
 #include "eligibility.h"
 #include "qp_catalogue.h"
 #include "qp_qpv.h"
@@ -18,6 +21,7 @@
 #define TARGET_ASSESSMENTS 100000.0
 #define TARGET_MEMORY_MB 64.0
 #define TARGET_LOAD_S 1.0
+#define TARGET_DOSSIER_BYTES 2048.0 /* Redis memory of a whole dossier (issue 8) */
 
 /* Metropolitan France's bounding box (degrees). */
 #define FR_MIN_LAT 41.3
@@ -164,8 +168,9 @@ static void s_dossier (dossier_t *x, uint64_t *seed, double lat, double lon)
  * decisions alone on the codes a previous run found, to tell the two costs apart. */
 static double s_assessments (const qp_qpv_index_t *index, const qp_catalogue_t *catalogue,
                              dossier_t *dossiers, size_t count, double seconds,
-                             double *eligible_share)
+                             double *eligible_share, double *bytes)
 {
+    size_t packed = 0;
     size_t done = 0, eligible = 0;
     double start = s_now (), elapsed;
     do {
@@ -180,13 +185,82 @@ static double s_assessments (const qp_qpv_index_t *index, const qp_catalogue_t *
                     eligible++;
                     break;
                 }
+            if (!done) /* the size of what is stored, once per dossier (not timed much) */
+                packed += qp__v1__eligibility_decided__get_packed_size (m);
             qp__v1__eligibility_decided__free_unpacked (m, NULL);
         }
         done += count;
         elapsed = s_now () - start;
     } while (elapsed < seconds);
     *eligible_share = (double)eligible / done;
+    *bytes = (double)packed / count;
     return done / elapsed;
+}
+
+/* The old path, for comparison: each dossier decided with every criterion explained
+ * (reasons, values, parameters with sources), as `qp-ctl explain` gets it now. */
+static double s_explained (const qp_catalogue_t *catalogue, dossier_t *dossiers, size_t count,
+                           double seconds, double *bytes)
+{
+    size_t done = 0, packed = 0;
+    double start = s_now (), elapsed;
+    do {
+        for (size_t i = 0; i < count; i++) {
+            Qp__V1__EligibilityDecided *m =
+                eligibility_decide (catalogue, NULL, "bench", &dossiers[i].d, NULL);
+            bool matches;
+            char note[300];
+            Qp__V1__EligibilityDecided *x =
+                eligibility_explain (catalogue, NULL, &dossiers[i].d, m, &matches, note, sizeof note);
+            if (!done)
+                packed += qp__v1__eligibility_decided__get_packed_size (x);
+            qp__v1__eligibility_decided__free_unpacked (x, NULL);
+            qp__v1__eligibility_decided__free_unpacked (m, NULL);
+        }
+        done += count;
+        elapsed = s_now () - start;
+    } while (elapsed < seconds);
+    *bytes = (double)packed / count;
+    return done / elapsed;
+}
+
+/* The integration flow's dossier (tests/support/qp_test_sample.c, i = 1): packed bytes of
+ * the compact decision and of the explained one. */
+static void s_flow_bytes (const qp_catalogue_t *catalogue, size_t *compact, size_t *explained)
+{
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__Business b = QP__V1__BUSINESS__INIT;
+    Qp__V1__Project p = QP__V1__PROJECT__INIT;
+    d.submitted_on = "2024-01-02", d.territory = "roubaix-tourcoing";
+    h.person_key = "p0000000000000000000000000000001", h.residence_qpv = "QN05981M";
+    h.has_accompanied = true, h.accompanied = true;
+    h.has_network = true, h.network = QP__V1__NETWORK__INITIATIVE_FRANCE;
+    b.insee_commune = "93048", b.naf_code = "47.11B", b.legal_form = "5499";
+    p.has_axis = true, p.axis = QP__V1__AXIS__RETAIL_AND_CRAFTS;
+    p.has_stage = true, p.stage = QP__V1__STAGE__CREATION;
+    p.has_amount_asked_cents = true, p.amount_asked_cents = 107919;
+    p.has_financing_need_cents = true, p.financing_need_cents = 4 * 107919;
+    p.has_personal_contribution_cents = true, p.personal_contribution_cents = 4 * 107919 / 20;
+    p.has_bank_loan_cents = true, p.bank_loan_cents = 2 * 107919;
+    p.has_bank_loan_months = true, p.bank_loan_months = 60;
+    p.has_bank_loan_guarantee_pct = true, p.bank_loan_guarantee_pct = 40;
+    p.has_honour_loan_months = true, p.honour_loan_months = 48;
+    p.has_deferral_months = true, p.deferral_months = 6;
+    p.has_jobs_planned = true, p.jobs_planned = 2;
+    d.holder = &h, d.business = &b, d.project = &p;
+    rules_facts_t known;
+    rules_facts_init (&known);
+    rules_facts_set (&known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE, "first");
+    Qp__V1__EligibilityDecided *m = eligibility_decide (catalogue, NULL, "0123456789abcdef0123456789abcdef01234567", &d, &known);
+    bool matches;
+    char note[300];
+    Qp__V1__EligibilityDecided *x =
+        eligibility_explain (catalogue, NULL, &d, m, &matches, note, sizeof note);
+    *compact = qp__v1__eligibility_decided__get_packed_size (m);
+    *explained = qp__v1__eligibility_decided__get_packed_size (x);
+    qp__v1__eligibility_decided__free_unpacked (x, NULL);
+    qp__v1__eligibility_decided__free_unpacked (m, NULL);
 }
 
 static void s_row (const char *what, double value, const char *unit, const char *target)
@@ -255,7 +329,9 @@ int main (int argc, char *argv[])
     rate_t in_boxes_tol = s_lookups (index, &boxes, 15, seconds);
 
     /* Full assessments: needs the catalogue; without one, say so and go on. */
-    double assessments = -1, decisions = -1, eligible_share = 0, unused;
+    double assessments = -1, decisions = -1, explained = -1, eligible_share = 0, unused;
+    double compact_bytes = -1, explained_bytes = -1, rss_growth_mb = -1, hwm_growth_mb = -1;
+    size_t flow_compact = 0, flow_explained = 0;
     qp_catalogue_t *catalogue = qp_catalogue_load (catalogue_dir, &err);
     if (catalogue) {
         size_t count = 10000;
@@ -263,8 +339,15 @@ int main (int argc, char *argv[])
         uint64_t seed = 44;
         for (size_t i = 0; i < count; i++)
             s_dossier (&dossiers[i], &seed, mixed.lat[i], mixed.lon[i]);
-        assessments = s_assessments (index, catalogue, dossiers, count, seconds, &eligible_share);
-        decisions = s_assessments (NULL, catalogue, dossiers, count, seconds, &unused);
+        malloc_trim (0);
+        long rss0 = s_rss_kb ("VmRSS"), hwm0 = s_rss_kb ("VmHWM");
+        assessments = s_assessments (index, catalogue, dossiers, count, seconds, &eligible_share,
+                                     &compact_bytes);
+        decisions = s_assessments (NULL, catalogue, dossiers, count, seconds, &unused, &unused);
+        rss_growth_mb = (s_rss_kb ("VmRSS") - rss0) / 1024.0;
+        hwm_growth_mb = (s_rss_kb ("VmHWM") - hwm0) / 1024.0;
+        explained = s_explained (catalogue, dossiers, count, seconds / 3, &explained_bytes);
+        s_flow_bytes (catalogue, &flow_compact, &flow_explained);
         free (dossiers);
         qp_catalogue_destroy (&catalogue);
     } else
@@ -291,6 +374,14 @@ int main (int argc, char *argv[])
         s_row ("full dossier assessments/s (lookup+decide)", assessments, "/s", ">= 100,000/s");
         s_row ("  dossiers with an eligible scheme", eligible_share * 100, "%", "");
         s_row ("  decisions alone (no lookup)", decisions, "/s", "");
+        s_row ("  explained decisions (qp-ctl explain path)", explained, "/s", "");
+        s_row ("decision bytes, compact (stored, published)", compact_bytes, "B", "");
+        s_row ("decision bytes, explained (stored before)", explained_bytes, "B", "");
+        s_row ("test_flow dossier: compact decision", (double)flow_compact, "B",
+               "whole dossier <= 2048 B");
+        s_row ("test_flow dossier: explained decision", (double)flow_explained, "B", "");
+        s_row ("RSS growth over the assessments", rss_growth_mb, "MB", "");
+        s_row ("  peak RSS growth", hwm_growth_mb, "MB", "");
     } else
         printf ("  %-44s %14s\n", "full dossier assessments/s", "not measured");
 
@@ -318,14 +409,22 @@ int main (int argc, char *argv[])
                        {"lookups_in_boxes_15m_hit_rate", in_boxes_tol.hit_rate},
                        {"assessments_per_s", assessments},
                        {"assessments_eligible_share", eligible_share},
-                       {"decisions_alone_per_s", decisions}};
+                       {"decisions_alone_per_s", decisions},
+                       {"explained_per_s", explained},
+                       {"decision_bytes_compact", compact_bytes},
+                       {"decision_bytes_explained", explained_bytes},
+                       {"flow_decision_bytes_compact", flow_compact ? (double)flow_compact : -1},
+                       {"flow_decision_bytes_explained", flow_explained ? (double)flow_explained : -1},
+                       {"assessment_rss_growth_mb", rss_growth_mb},
+                       {"assessment_peak_rss_growth_mb", hwm_growth_mb}};
         for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
             json_object_set_new (out, figures[i].name,
                                  figures[i].value < 0 ? json_null ()
                                                       : json_real (figures[i].value));
-        json_t *targets = json_pack ("{s:f, s:f, s:f, s:f}", "load_s", TARGET_LOAD_S,
+        json_t *targets = json_pack ("{s:f, s:f, s:f, s:f, s:f}", "load_s", TARGET_LOAD_S,
                                      "index_memory_mb", TARGET_MEMORY_MB, "lookups_per_s",
-                                     TARGET_LOOKUPS, "assessments_per_s", TARGET_ASSESSMENTS);
+                                     TARGET_LOOKUPS, "assessments_per_s", TARGET_ASSESSMENTS,
+                                     "dossier_bytes", TARGET_DOSSIER_BYTES);
         json_object_set_new (out, "targets", targets);
         if (json_dump_file (out, json_path, JSON_INDENT (2)) != 0)
             fprintf (stderr, "qp-bench-eligibility: cannot write %s\n", json_path);

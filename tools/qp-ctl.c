@@ -4,6 +4,7 @@
 #include "qp_bus.h"
 #include "qp_config.h"
 #include "qp_date.h"
+#include "qp/v1/eligibility.pb-c.h"
 #include "qp_explain.h"
 #include "qp_json.h"
 #include "qp_log.h"
@@ -458,36 +459,43 @@ cleanup:
     return rc;
 }
 
-/* The eligibility decision of a dossier, for people (text) or programs (json). */
+/* The eligibility decision of a dossier, for people (text) or programs (json): eligibility
+ * decides the stored dossier again with every criterion explained (the stored decision is
+ * compact) and says whether that is the decision it stored. */
 static int s_explain (ctl_t *cfg, const char *dossier_id)
 {
     qp_bus_client_t *client = qp_bus_client_new (cfg->c.bus_work);
     if (!client)
         return 2;
-    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    Qp__V1__EligibilityExplainQuery q = QP__V1__ELIGIBILITY_EXPLAIN_QUERY__INIT;
     q.dossier_id = (char *)dossier_id;
     qp_message_t reply;
     int rc = 1;
-    if (s_query (client, "intake", &q.base, (cfg->timeout ? cfg->timeout : 10) * 1000, &reply)) {
-        fprintf (stderr, "qp-ctl: no answer from intake\n");
+    if (s_query (client, "eligibility", &q.base, (cfg->timeout ? cfg->timeout : 10) * 1000,
+                 &reply)) {
+        fprintf (stderr, "qp-ctl: no answer from eligibility\n");
         goto cleanup;
     }
-    if (reply.descriptor == &qp__v1__dossier_status_reply__descriptor) {
-        const Qp__V1__DossierStatusReply *r = (const Qp__V1__DossierStatusReply *)reply.payload;
+    if (reply.descriptor == &qp__v1__eligibility_explain_reply__descriptor) {
+        const Qp__V1__EligibilityExplainReply *r =
+            (const Qp__V1__EligibilityExplainReply *)reply.payload;
+        const ProtobufCEnumValue *state =
+            protobuf_c_enum_descriptor_get_value (&qp__v1__dossier_state__descriptor, r->state);
         if (!r->found)
             fprintf (stderr, "qp-ctl: dossier %s not found\n", dossier_id);
-        else if (!r->eligibility)
+        else if (!r->explained)
             fprintf (stderr, "qp-ctl: dossier %s is %s: no eligibility decision yet\n", dossier_id,
-                     protobuf_c_enum_descriptor_get_value (&qp__v1__dossier_state__descriptor,
-                                                           r->state)
-                         ->name);
+                     state ? state->name : "?");
         else if (cfg->format && !strcmp (cfg->format, "json")) {
-            s_print_pretty (&r->eligibility->base);
+            s_print_pretty (reply.payload);
             rc = 0;
         } else {
-            char *text = qp_explain_text (r->eligibility, true);
+            char *text = qp_explain_text (r->explained, true);
             fputs (text, stdout);
             free (text);
+            if (!r->matches_stored)
+                printf ("\nWARNING: this is not the decision stored for the dossier: %s\n",
+                        r->note ? r->note : "the catalogue changed since");
             rc = 0;
         }
     } else if (reply.descriptor == &qp__v1__error__descriptor)

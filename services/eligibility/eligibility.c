@@ -3,6 +3,7 @@
 #include "qp_date.h"
 #include "qp_log.h"
 #include "qp_store.h"
+#include "qp/v1/eligibility.pb-c.h"
 #include "rules.h"
 #include <signal.h>
 #include <string.h>
@@ -82,33 +83,195 @@ void eligibility_locate (const eligibility_geo_t *geo, const Qp__V1__Dossier *do
                   QP_FACT_RESIDENCE_IN_QPV);
 }
 
-Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
-                                                const eligibility_geo_t *geo,
-                                                const char *dossier_id,
-                                                const Qp__V1__Dossier *dossier,
-                                                const rules_facts_t *known)
+/* The wire value of each fact (proto enum qp.v1.Fact; test_rules checks the names). */
+static const Qp__V1__Fact s_fact_wire[QP_FACT_COUNT] = {
+    QP__V1__FACT__FACT_BUSINESS_IN_QPV,
+    QP__V1__FACT__FACT_RESIDENCE_IN_QPV,
+    QP__V1__FACT__FACT_IN_PROGRAMME_TERRITORY,
+    QP__V1__FACT__FACT_FIRST_PHQ_FOR_PERSON_NETWORK,
+    QP__V1__FACT__FACT_BUSINESS_IN_ZFU_TE,
+    QP__V1__FACT__FACT_HOLDER_IN_TARGET_GROUP,
+    QP__V1__FACT__FACT_ZFU_RESIDENT_EMPLOYEES_HALF,
+    QP__V1__FACT__FACT_PREMISES_IN_NPNRU_PROJECT,
+    QP__V1__FACT__FACT_INDEPENDENT_SME,
+};
+
+Qp__V1__Fact eligibility_fact_wire (qp_fact_t fact)
+{
+    return fact < QP_FACT_COUNT ? s_fact_wire[fact] : QP__V1__FACT__FACT_UNSPECIFIED;
+}
+
+/* The message, its date, and the facts: what the dossier declares, then what the contours
+ * say, then what the caller knows. */
+static Qp__V1__EligibilityDecided *s_begin (const eligibility_geo_t *geo, const char *dossier_id,
+                                            const Qp__V1__Dossier *dossier,
+                                            const rules_facts_t *known, int32_t *date,
+                                            rules_facts_t *facts)
 {
     Qp__V1__EligibilityDecided *e = malloc (sizeof *e);
     assert (e);
     qp__v1__eligibility_decided__init (e);
     e->dossier_id = strdup (dossier_id);
     e->territory = strdup (dossier->territory ? dossier->territory : "");
-    int32_t date = 0;
-    if (!dossier->submitted_on || !qp_date_parse (dossier->submitted_on, &date))
-        date = 0; /* intake guarantees a date; 1970 matches no catalogue version */
+    if (!dossier->submitted_on || !qp_date_parse (dossier->submitted_on, date))
+        *date = 0; /* intake guarantees a date; 1970 matches no catalogue version */
     char day[11];
-    qp_date_format (date, day);
+    qp_date_format (*date, day);
     e->decided_on = strdup (day);
-
-    /* What the dossier declares, then what the contours say, then what the caller knows. */
-    rules_facts_t facts;
-    rules_facts_declared (&facts, dossier);
-    rules_facts_set (&facts, QP_FACT_BUSINESS_IN_QPV, RULES_UNKNOWN, "");
-    rules_facts_set (&facts, QP_FACT_RESIDENCE_IN_QPV, RULES_UNKNOWN, "");
-    eligibility_locate (geo, dossier, e, &facts);
+    rules_facts_declared (facts, dossier);
+    rules_facts_set (facts, QP_FACT_BUSINESS_IN_QPV, RULES_UNKNOWN, "");
+    rules_facts_set (facts, QP_FACT_RESIDENCE_IN_QPV, RULES_UNKNOWN, "");
+    eligibility_locate (geo, dossier, e, facts);
     for (int f = 0; known && f < QP_FACT_COUNT; f++)
         if (known->facts[f].value != RULES_UNKNOWN || known->facts[f].detail[0])
-            facts.facts[f] = known->facts[f];
+            facts->facts[f] = known->facts[f];
+    return e;
+}
+
+Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
+                                                const eligibility_geo_t *geo,
+                                                const char *dossier_id,
+                                                const Qp__V1__Dossier *dossier,
+                                                const rules_facts_t *known)
+{
+    int32_t date;
+    rules_facts_t facts;
+    Qp__V1__EligibilityDecided *e = s_begin (geo, dossier_id, dossier, known, &date, &facts);
+    /* The facts, so that an explanation can decide again exactly as now. */
+    size_t n_true = 0, n_false = 0;
+    e->facts_true = malloc (QP_FACT_COUNT * sizeof *e->facts_true);
+    e->facts_false = malloc (QP_FACT_COUNT * sizeof *e->facts_false);
+    assert (e->facts_true && e->facts_false);
+    for (int f = 0; f < QP_FACT_COUNT; f++)
+        if (facts.facts[f].value == RULES_TRUE)
+            e->facts_true[n_true++] = s_fact_wire[f];
+        else if (facts.facts[f].value == RULES_FALSE)
+            e->facts_false[n_false++] = s_fact_wire[f];
+    e->n_facts_true = n_true, e->n_facts_false = n_false;
+
+    size_t n = qp_catalogue_size (catalogue);
+    e->decisions = calloc (n ? n : 1, sizeof *e->decisions);
+    assert (e->decisions);
+    for (size_t i = 0; i < n; i++)
+        e->decisions[e->n_decisions++] =
+            rules_decide (qp_catalogue_scheme (catalogue, i), dossier, date, &facts);
+    return e;
+}
+
+/* A copy of a stored location. */
+static Qp__V1__QpvLocation *s_location_copy (const Qp__V1__QpvLocation *l)
+{
+    if (!l)
+        return NULL;
+    Qp__V1__QpvLocation *c = s_location (l->qpv_code ? l->qpv_code : "", l->qpv_name, l->verified,
+                                         l->distance_m);
+    c->has_verified = l->has_verified;
+    c->has_distance_m = l->has_distance_m;
+    return c;
+}
+
+static rules_truth_t s_stored_fact (const Qp__V1__EligibilityDecided *stored, qp_fact_t f)
+{
+    for (size_t i = 0; i < stored->n_facts_true; i++)
+        if (stored->facts_true[i] == s_fact_wire[f])
+            return RULES_TRUE;
+    for (size_t i = 0; i < stored->n_facts_false; i++)
+        if (stored->facts_false[i] == s_fact_wire[f])
+            return RULES_FALSE;
+    return RULES_UNKNOWN;
+}
+
+static const char *s_outcome_name (Qp__V1__Outcome o)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value (&qp__v1__outcome__descriptor, o);
+    return v ? v->name : "?";
+}
+
+/* Whether the explained decision of a scheme is the stored one: outcome, amount, version
+ * and the criteria not met. Says what differs in note. */
+static bool s_same (const qp_scheme_t *scheme, const Qp__V1__SchemeDecision *stored,
+                    const Qp__V1__SchemeDecision *now, char *note, size_t size)
+{
+    size_t vlen = stored->catalogue_version ? strlen (stored->catalogue_version) : 0;
+    if (!now || !scheme) {
+        snprintf (note, size, "scheme %s is no longer in the catalogue", stored->scheme_id);
+        return false;
+    }
+    if (!stored->catalogue_version || !now->catalogue_version ||
+        strncmp (now->catalogue_version, stored->catalogue_version, vlen) ||
+        (now->catalogue_version[vlen] && now->catalogue_version[vlen] != '@')) {
+        snprintf (note, size, "%s was decided with catalogue %s, the catalogue now has %s",
+                  stored->scheme_id, stored->catalogue_version ? stored->catalogue_version : "?",
+                  now->catalogue_version ? now->catalogue_version : "?");
+        return false;
+    }
+    if (stored->outcome != now->outcome || stored->amount_cents != now->amount_cents) {
+        snprintf (note, size, "%s was decided %s (%lld cents), the catalogue now gives %s (%lld)",
+                  stored->scheme_id, s_outcome_name (stored->outcome),
+                  (long long) stored->amount_cents, s_outcome_name (now->outcome),
+                  (long long) now->amount_cents);
+        return false;
+    }
+    /* The bits of the explained criteria, as the compact decision has them. */
+    uint32_t not_met = 0, missing = 0;
+    for (size_t k = 0; k < scheme->n_criteria && k < QP_CRITERIA_MAX; k++)
+        for (size_t j = 0; j < now->n_criteria; j++)
+            if (!strcmp (now->criteria[j]->criterion, scheme->criteria[k].id)) {
+                if (now->criteria[j]->outcome == QP__V1__CRITERION_OUTCOME__NOT_MET)
+                    not_met |= 1u << k;
+                else if (now->criteria[j]->outcome == QP__V1__CRITERION_OUTCOME__MISSING)
+                    missing |= 1u << k;
+                break;
+            }
+    if (not_met != stored->criteria_not_met || missing != stored->criteria_missing) {
+        snprintf (note, size, "%s: the criteria not met or missing differ from the stored decision",
+                  stored->scheme_id);
+        return false;
+    }
+    return true;
+}
+
+Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue,
+                                                 const eligibility_geo_t *geo,
+                                                 const Qp__V1__Dossier *dossier,
+                                                 const Qp__V1__EligibilityDecided *stored,
+                                                 bool *matches, char *note, size_t note_size)
+{
+    int32_t date;
+    rules_facts_t facts;
+    Qp__V1__EligibilityDecided *e =
+        s_begin (geo, stored->dossier_id ? stored->dossier_id : "", dossier, NULL, &date, &facts);
+    /* The facts as they were when deciding; the details say where each comes from. */
+    char detail[120];
+    for (int f = 0; f < QP_FACT_COUNT; f++) {
+        rules_truth_t was = s_stored_fact (stored, (qp_fact_t) f);
+        if (f == QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK && was != RULES_UNKNOWN)
+            rules_facts_set (&facts, (qp_fact_t) f, was,
+                             was == RULES_TRUE
+                                 ? "no other PHQ of this person through this network when decided"
+                                 : "another dossier held this person's PHQ through this network "
+                                   "when decided");
+        else if (was != facts.facts[f].value) {
+            snprintf (detail, sizeof detail, "%s when decided on %s",
+                      was == RULES_TRUE    ? "true"
+                      : was == RULES_FALSE ? "false"
+                                           : "unknown",
+                      stored->decided_on ? stored->decided_on : "?");
+            rules_facts_set (&facts, (qp_fact_t) f, was, detail);
+        }
+    }
+    /* The locations decided, even if the contours changed since. */
+    qp__v1__qpv_location__free_unpacked (e->business_location, NULL);
+    qp__v1__qpv_location__free_unpacked (e->residence_location, NULL);
+    e->business_location = s_location_copy (stored->business_location);
+    e->residence_location = s_location_copy (stored->residence_location);
+    e->n_facts_true = stored->n_facts_true, e->n_facts_false = stored->n_facts_false;
+    e->facts_true = malloc ((e->n_facts_true + 1) * sizeof *e->facts_true);
+    e->facts_false = malloc ((e->n_facts_false + 1) * sizeof *e->facts_false);
+    assert (e->facts_true && e->facts_false);
+    memcpy (e->facts_true, stored->facts_true, e->n_facts_true * sizeof *e->facts_true);
+    memcpy (e->facts_false, stored->facts_false, e->n_facts_false * sizeof *e->facts_false);
 
     size_t n = qp_catalogue_size (catalogue);
     e->decisions = calloc (n ? n : 1, sizeof *e->decisions);
@@ -116,6 +279,28 @@ Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
     for (size_t i = 0; i < n; i++)
         e->decisions[e->n_decisions++] =
             rules_evaluate (qp_catalogue_scheme (catalogue, i), dossier, date, &facts);
+
+    *matches = true;
+    snprintf (note, note_size, "%s", "");
+    if (!stored->decided_on || strcmp (stored->decided_on, e->decided_on)) {
+        *matches = false;
+        snprintf (note, note_size, "decided on %s, the dossier's date is now %s",
+                  stored->decided_on ? stored->decided_on : "?", e->decided_on);
+    }
+    for (size_t i = 0; *matches && i < stored->n_decisions; i++) {
+        const Qp__V1__SchemeDecision *now = NULL;
+        for (size_t k = 0; k < e->n_decisions && !now; k++)
+            if (stored->decisions[i]->scheme_id &&
+                !strcmp (e->decisions[k]->scheme_id, stored->decisions[i]->scheme_id))
+                now = e->decisions[k];
+        *matches = s_same (qp_catalogue_find (catalogue, stored->decisions[i]->scheme_id),
+                           stored->decisions[i], now, note, note_size);
+    }
+    if (*matches && stored->n_decisions != e->n_decisions) {
+        *matches = false;
+        snprintf (note, note_size, "%zu schemes decided, %zu in the catalogue now",
+                  stored->n_decisions, e->n_decisions);
+    }
     return e;
 }
 
@@ -127,19 +312,29 @@ static bool s_any_eligible (const Qp__V1__EligibilityDecided *e)
     return false;
 }
 
-/* A short reason for a dossier that no scheme accepts: the first criterion not met. */
-static void s_refusal (const Qp__V1__EligibilityDecided *e, char *out, size_t size)
+/* A short reason for a dossier that no scheme accepts: the first criterion not met (the
+ * full reason: `qp-ctl explain`). */
+static void s_refusal (const qp_catalogue_t *catalogue, const Qp__V1__EligibilityDecided *e,
+                       char *out, size_t size)
 {
     snprintf (out, size, "no scheme in the catalogue applies");
-    for (size_t i = 0; i < e->n_decisions; i++)
-        for (size_t j = 0; j < e->decisions[i]->n_criteria; j++) {
-            Qp__V1__CriterionResult *c = e->decisions[i]->criteria[j];
-            if (c->outcome != QP__V1__CRITERION_OUTCOME__MET) {
-                snprintf (out, size, "%s: %s: %s", e->decisions[i]->scheme_id, c->criterion,
-                          c->reason ? c->reason : "");
+    for (size_t i = 0; i < e->n_decisions; i++) {
+        const Qp__V1__SchemeDecision *d = e->decisions[i];
+        const qp_scheme_t *scheme = qp_catalogue_find (catalogue, d->scheme_id);
+        uint32_t bits = d->criteria_not_met | d->criteria_missing;
+        if (!scheme)
+            continue;
+        if (!bits) {
+            snprintf (out, size, "%s: not in force on %s", d->scheme_id, e->decided_on);
+            return;
+        }
+        for (size_t k = 0; k < scheme->n_criteria && k < QP_CRITERIA_MAX; k++)
+            if (bits & (1u << k)) {
+                snprintf (out, size, "%s: %s: %s", d->scheme_id, scheme->criteria[k].id,
+                          d->criteria_missing & (1u << k) ? "information missing" : "not met");
                 return;
             }
-        }
+    }
 }
 
 /* One PHQ per person per network: claims the (person, network) slot for this dossier.
@@ -203,7 +398,7 @@ static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier
     qp__v1__eligibility_decided__pack (e, packed);
     char reason[400] = "";
     if (!eligible)
-        s_refusal (e, reason, sizeof reason);
+        s_refusal (self->catalogue, e, reason, sizeof reason);
     qp_store_field_t fields[] = {{"eligibility", packed, len}};
     qp_meta_t meta = {.correlation_id = id,
                       .causation_id = cause,
@@ -254,6 +449,64 @@ static void s_on_received (qp_request_t *req, void *arg)
     }
     s_decide (self, m->dossier_id, m->dossier, env->message_id,
               env->has_event_time_ms ? env->event_time_ms : 0);
+}
+
+/* The full explanation of a stored decision: the stored dossier decided again with the
+ * facts recorded at the decision and the catalogue in force on its date. */
+static void s_on_explain (qp_request_t *req, void *arg)
+{
+    eligibility_t *self = arg;
+    Qp__V1__EligibilityExplainQuery *q = (Qp__V1__EligibilityExplainQuery *) req->msg.payload;
+    qp_error_t err;
+    if (!q->dossier_id || !*q->dossier_id) {
+        qp_error_set (&err, "invalid_field", "dossier_id", "EligibilityExplainQuery needs dossier_id");
+        qp_service_reply_error (req, &err);
+        return;
+    }
+    size_t dlen = 0, elen = 0;
+    char *state = qp_store_get (self->redis, q->dossier_id, "state", NULL);
+    char *dpacked = state ? qp_store_get (self->redis, q->dossier_id, "dossier", &dlen) : NULL;
+    char *epacked = state ? qp_store_get (self->redis, q->dossier_id, "eligibility", &elen) : NULL;
+    Qp__V1__Dossier *d = dpacked ? qp__v1__dossier__unpack (NULL, dlen, (uint8_t *) dpacked) : NULL;
+    Qp__V1__EligibilityDecided *stored =
+        epacked ? qp__v1__eligibility_decided__unpack (NULL, elen, (uint8_t *) epacked) : NULL;
+    Qp__V1__EligibilityExplainReply reply = QP__V1__ELIGIBILITY_EXPLAIN_REPLY__INIT;
+    reply.dossier_id = q->dossier_id;
+    reply.has_found = true;
+    reply.found = state != NULL;
+    char note[300] = "";
+    if (state) {
+        reply.has_state = true;
+        reply.state = qp_store_state_parse (state);
+    }
+    if ((dpacked && !d) || (epacked && !stored)) {
+        qp_error_set (&err, "unreadable", dpacked && !d ? "dossier" : "eligibility",
+                      "dossier %s: the stored %s does not decode", q->dossier_id,
+                      dpacked && !d ? "dossier" : "decision");
+        qp_service_reply_error (req, &err);
+    } else {
+        if (d && stored) {
+            eligibility_geo_t geo = {self->qpv, self->tolerance_m};
+            bool matches = false;
+            reply.explained =
+                eligibility_explain (self->catalogue, &geo, d, stored, &matches, note, sizeof note);
+            reply.has_matches_stored = true;
+            reply.matches_stored = matches;
+            if (*note)
+                reply.note = note;
+        }
+        qp_meta_t meta = {.correlation_id = q->dossier_id};
+        qp_service_reply (req, &reply.base, &meta);
+    }
+    if (reply.explained)
+        qp__v1__eligibility_decided__free_unpacked (reply.explained, NULL);
+    if (stored)
+        qp__v1__eligibility_decided__free_unpacked (stored, NULL);
+    if (d)
+        qp__v1__dossier__free_unpacked (d, NULL);
+    free (state);
+    free (dpacked);
+    free (epacked);
 }
 
 /* Set by SIGHUP; the sweeper timer does the reload, outside the signal handler. A static
@@ -343,6 +596,8 @@ static void s_sweep (qp_service_t *service, void *arg)
 void eligibility_register (eligibility_t *self)
 {
     qp_service_on (self->service, &qp__v1__dossier_received__descriptor, s_on_received, self);
+    qp_service_on (self->service, &qp__v1__eligibility_explain_query__descriptor, s_on_explain,
+                   self);
     qp_service_every (self->service, SWEEP_INTERVAL_MS, s_sweep, self);
     qp_service_outbox (self->service, self->redis); /* sweeps what a dead instance left */
     struct sigaction sa = {.sa_handler = s_on_sighup};

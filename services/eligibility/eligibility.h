@@ -48,11 +48,26 @@ void eligibility_locate (const eligibility_geo_t *geo, const Qp__V1__Dossier *do
                          Qp__V1__EligibilityDecided *e, rules_facts_t *facts);
 
 /* Decides every scheme for a dossier (pure: geo may be NULL; facts the caller knows
- * beyond the dossier, e.g. the PHQ history, may be NULL). Returns a new message (free with
- * qp__v1__eligibility_decided__free_unpacked (m, NULL)). */
+ * beyond the dossier, e.g. the PHQ history, may be NULL). The decision is compact (what is
+ * stored and published: rules_decide per scheme, and the facts known). Returns a new
+ * message (free with qp__v1__eligibility_decided__free_unpacked (m, NULL)). */
 Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
                                                 const eligibility_geo_t *geo,
                                                 const char *dossier_id,
                                                 const Qp__V1__Dossier *dossier,
                                                 const rules_facts_t *known);
+
+/* The full explanation of a stored compact decision: the dossier decided again on its
+ * date with the facts stored, every criterion explained (rules_evaluate), the stored
+ * locations. matches: the explanation gives the stored outcomes, amounts, catalogue
+ * versions and criteria not met; else note says what differs (the catalogue files
+ * changed since). Returns a new message. */
+Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue,
+                                                 const eligibility_geo_t *geo,
+                                                 const Qp__V1__Dossier *dossier,
+                                                 const Qp__V1__EligibilityDecided *stored,
+                                                 bool *matches, char *note, size_t note_size);
+
+/* The qp.v1.Fact of a fact. */
+Qp__V1__Fact eligibility_fact_wire (qp_fact_t fact);
 #endif

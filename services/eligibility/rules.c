@@ -166,14 +166,14 @@ typedef struct {
     const rules_facts_t *facts;
     Qp__V1__CriterionResult *c; /* where values and parameters read are recorded */
     int32_t latest;             /* latest parameter date applied */
+    bool explain;               /* false: outcomes only, no text built (the decision path) */
 } ctx_t;
 
 /* The result of one (possibly nested) criterion. */
 typedef struct {
     outcome_t outcome;
     char reason[512];
-    const char *missing; /* borrowed field path or fact name */
-    char missing_buf[64];
+    const char *missing; /* field path or "fact:NAME", owned by the catalogue */
 } result_t;
 
 static char *s_printf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -189,19 +189,24 @@ static char *s_printf (const char *fmt, ...)
     return out;
 }
 
-static void s_set (result_t *r, outcome_t outcome, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-static void s_set (result_t *r, outcome_t outcome, const char *fmt, ...)
+/* The outcome, and the reason only when explaining: the decision path builds no text. */
+static void s_set (const ctx_t *ctx, result_t *r, outcome_t outcome, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+static void s_set (const ctx_t *ctx, result_t *r, outcome_t outcome, const char *fmt, ...)
 {
+    r->outcome = outcome;
+    if (!ctx->explain)
+        return;
     va_list ap;
     va_start (ap, fmt);
-    r->outcome = outcome;
     vsnprintf (r->reason, sizeof r->reason, fmt, ap);
     va_end (ap);
 }
 
 static void s_value (ctx_t *ctx, const qp_field_path_t *path, const value_t *v)
 {
+    if (!ctx->explain)
+        return;
     Qp__V1__CriterionResult *c = ctx->c;
     char shown[64];
     s_show (path, v, shown, sizeof shown);
@@ -222,7 +227,7 @@ static void s_value (ctx_t *ctx, const qp_field_path_t *path, const value_t *v)
 static bool s_field (ctx_t *ctx, const qp_field_path_t *path, value_t *v, result_t *r)
 {
     if (!s_read (ctx->dossier, path, v)) {
-        s_set (r, MISSING, "%s is not given", path->text);
+        s_set (ctx, r, MISSING, "%s is not given", path->text);
         r->missing = path->text;
         return false;
     }
@@ -243,6 +248,8 @@ static bool s_main (ctx_t *ctx, const qp_criterion_t *c, value_t *v, result_t *r
         *v = (value_t){.kind = V_BOOL, .i = json_is_true (d)};
     else
         *v = (value_t){.kind = V_STRING, .s = json_string_value (d)};
+    if (!ctx->explain)
+        return true;
     char shown[64];
     s_show (&c->field, v, shown, sizeof shown);
     Qp__V1__CriterionResult *cr = ctx->c;
@@ -255,6 +262,8 @@ static bool s_main (ctx_t *ctx, const qp_criterion_t *c, value_t *v, result_t *r
 
 static void s_param_used (ctx_t *ctx, const qp_param_value_t *pv)
 {
+    if (!ctx->explain)
+        return;
     Qp__V1__CriterionResult *c = ctx->c;
     for (size_t i = 0; i < c->n_parameters; i++)
         if (!strcmp (c->parameters[i]->name, pv->name))
@@ -286,7 +295,7 @@ static const json_t *s_operand (ctx_t *ctx, const qp_operand_t *o, result_t *r)
     char day[11];
     if (!qp_catalogue_param_on (ctx->scheme, o->param, ctx->date, &pv) || !pv.value) {
         qp_date_format (ctx->date, day);
-        s_set (r, NOT_MET, "parameter %s is not in force on %s", o->param, day);
+        s_set (ctx, r, NOT_MET, "parameter %s is not in force on %s", o->param, day);
         return NULL;
     }
     s_param_used (ctx, &pv);
@@ -316,6 +325,25 @@ static void s_show_ordinal (const qp_field_path_t *path, bool date, int64_t v, c
         rules_format_euros (v, buf, size);
     else
         snprintf (buf, size, "%lld", (long long)v);
+}
+
+/* s_show and s_show_ordinal when explaining; nothing on the decision path. */
+static void s_shown (const ctx_t *ctx, const qp_field_path_t *path, const value_t *v, char *buf,
+                     size_t size)
+{
+    if (ctx->explain)
+        s_show (path, v, buf, size);
+    else
+        buf[0] = 0;
+}
+
+static void s_shown_ordinal (const ctx_t *ctx, const qp_field_path_t *path, bool date, int64_t v,
+                             char *buf, size_t size)
+{
+    if (ctx->explain)
+        s_show_ordinal (path, date, v, buf, size);
+    else
+        buf[0] = 0;
 }
 
 /* Days since epoch plus n calendar months (the day clamped to the month's end). */
@@ -368,20 +396,16 @@ static void s_eval_list (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
     char reasons[512] = "";
     r->missing = NULL;
     for (size_t i = 0; i < c->n_children; i++) {
-        result_t *child = malloc (sizeof *child);
-        assert (child);
-        memset (child, 0, sizeof *child);
-        s_eval (ctx, &c->children[i], child);
-        met += child->outcome == MET;
-        not_met += child->outcome == NOT_MET;
-        if (child->outcome == MISSING && !missing++) {
-            snprintf (r->missing_buf, sizeof r->missing_buf, "%s",
-                      child->missing ? child->missing : "");
-            r->missing = r->missing_buf;
-        }
-        s_append (reasons, sizeof reasons, "%s%s: %s (%s)", i ? "; " : "", c->children[i].id,
-                  s_outcome_name (child->outcome), child->reason);
-        free (child);
+        result_t child;
+        child.reason[0] = 0, child.missing = NULL;
+        s_eval (ctx, &c->children[i], &child);
+        met += child.outcome == MET;
+        not_met += child.outcome == NOT_MET;
+        if (child.outcome == MISSING && !missing++)
+            r->missing = child.missing;
+        if (ctx->explain)
+            s_append (reasons, sizeof reasons, "%s%s: %s (%s)", i ? "; " : "", c->children[i].id,
+                      s_outcome_name (child.outcome), child.reason);
     }
     outcome_t o = any ? (met       ? MET
                          : missing ? MISSING
@@ -389,7 +413,7 @@ static void s_eval_list (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
                       : (not_met   ? NOT_MET
                          : missing ? MISSING
                                    : MET);
-    s_set (r, o, "%s: %.480s", any ? "any of" : "all of", reasons);
+    s_set (ctx, r, o, "%s: %.480s", any ? "any of" : "all of", reasons);
 }
 
 static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
@@ -401,8 +425,8 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
     switch (c->op) {
     case QP_OP_PRESENT:
         if (s_main (ctx, c, &a, r)) {
-            s_show (&c->field, &a, x1, sizeof x1);
-            s_set (r, MET, "%s is given (%s)", c->field.text, x1);
+            s_shown (ctx, &c->field, &a, x1, sizeof x1);
+            s_set (ctx, r, MET, "%s is given (%s)", c->field.text, x1);
         }
         return;
     case QP_OP_BETWEEN:
@@ -414,7 +438,7 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
         if (date) {
             int32_t day;
             if (!qp_date_parse (a.s, &day)) {
-                s_set (r, NOT_MET, "%s \"%s\" is not a date YYYY-MM-DD", c->field.text, a.s);
+                s_set (ctx, r, NOT_MET, "%s \"%s\" is not a date YYYY-MM-DD", c->field.text, a.s);
                 return;
             }
             iv = day;
@@ -427,23 +451,23 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
         if (c->op != QP_OP_GTE && !hi)
             return;
         if ((lo && !s_ordinal (lo, date, &ilo)) || (hi && !s_ordinal (hi, date, &ihi))) {
-            s_set (r, NOT_MET, "a bound of %s is not of the field's type", c->field.text);
+            s_set (ctx, r, NOT_MET, "a bound of %s is not of the field's type", c->field.text);
             return;
         }
-        s_show_ordinal (&c->field, date, iv, x1, sizeof x1);
+        s_shown_ordinal (ctx, &c->field, date, iv, x1, sizeof x1);
         if (lo && iv < ilo) {
-            s_show_ordinal (&c->field, date, ilo, x2, sizeof x2);
-            s_set (r, NOT_MET, "%s %s < minimum %s", c->field.text, x1, x2);
+            s_shown_ordinal (ctx, &c->field, date, ilo, x2, sizeof x2);
+            s_set (ctx, r, NOT_MET, "%s %s < minimum %s", c->field.text, x1, x2);
         } else if (hi && iv > ihi) {
-            s_show_ordinal (&c->field, date, ihi, x2, sizeof x2);
-            s_set (r, NOT_MET, "%s %s > maximum %s", c->field.text, x1, x2);
+            s_shown_ordinal (ctx, &c->field, date, ihi, x2, sizeof x2);
+            s_set (ctx, r, NOT_MET, "%s %s > maximum %s", c->field.text, x1, x2);
         } else if (lo && hi) {
-            s_show_ordinal (&c->field, date, ilo, x2, sizeof x2);
-            s_show_ordinal (&c->field, date, ihi, x3, sizeof x3);
-            s_set (r, MET, "%s %s within %s – %s", c->field.text, x1, x2, x3);
+            s_shown_ordinal (ctx, &c->field, date, ilo, x2, sizeof x2);
+            s_shown_ordinal (ctx, &c->field, date, ihi, x3, sizeof x3);
+            s_set (ctx, r, MET, "%s %s within %s – %s", c->field.text, x1, x2, x3);
         } else {
-            s_show_ordinal (&c->field, date, lo ? ilo : ihi, x2, sizeof x2);
-            s_set (r, MET, "%s %s %s %s", c->field.text, x1, lo ? "≥ minimum" : "≤ maximum", x2);
+            s_shown_ordinal (ctx, &c->field, date, lo ? ilo : ihi, x2, sizeof x2);
+            s_set (ctx, r, MET, "%s %s %s %s", c->field.text, x1, lo ? "≥ minimum" : "≤ maximum", x2);
         }
         return;
     }
@@ -454,9 +478,9 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
                   : a.kind == V_BOOL ? json_is_boolean (j) && (a.i != 0) == json_is_true (j)
                   : a.kind == V_INT  ? json_is_integer (j) && a.i == json_integer_value (j)
                                      : false;
-        char *want = json_dumps (j, JSON_ENCODE_ANY | JSON_COMPACT);
-        s_show (&c->field, &a, x1, sizeof x1);
-        s_set (r, ok ? MET : NOT_MET, "%s is %s%s %s", c->field.text, x1, ok ? "," : ", not",
+        char *want = ctx->explain ? json_dumps (j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        s_shown (ctx, &c->field, &a, x1, sizeof x1);
+        s_set (ctx, r, ok ? MET : NOT_MET, "%s is %s%s %s", c->field.text, x1, ok ? "," : ", not",
                want ? want : "?");
         free (want);
         return;
@@ -484,38 +508,46 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
         }
         bool ok = c->op == QP_OP_NOT_IN ? !hit : hit != NULL;
         if (c->op == QP_OP_PREFIX_IN && hit)
-            s_set (r, MET, "%s %s starts with %s", c->field.text, a.s, hit);
+            s_set (ctx, r, MET, "%s %s starts with %s", c->field.text, a.s, hit);
         else if (c->op == QP_OP_PREFIX_IN)
-            s_set (r, NOT_MET, "%s %s starts with none of the %zu prefixes listed", c->field.text,
+            s_set (ctx, r, NOT_MET, "%s %s starts with none of the %zu prefixes listed", c->field.text,
                    a.s, json_array_size (j));
         else
-            s_set (r, ok ? MET : NOT_MET, "%s %s is %s the %zu values listed", c->field.text, a.s,
+            s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s the %zu values listed", c->field.text, a.s,
                    hit ? "among" : "not among", json_array_size (j));
         return;
     }
     case QP_OP_RATIO_LTE:
     case QP_OP_RATIO_GTE: {
+        bool fraction = c->ratio.param || c->ratio.literal;
         if (!s_main (ctx, c, &a, r) || !s_field (ctx, &c->other, &b, r) ||
-            !(j = s_operand (ctx, &c->pct, r)))
+            !(j = s_operand (ctx, fraction ? &c->ratio : &c->pct, r)))
             return;
-        int64_t pct = json_integer_value (j);
-        __int128 left = (__int128)a.i * 100, right = (__int128)b.i * pct;
+        /* a ≤ b × num / den, exactly: a × den ≤ b × num in integers (2/3 is not 66 %). */
+        int64_t num = fraction ? json_integer_value (json_object_get (j, "numerator"))
+                               : json_integer_value (j);
+        int64_t den = fraction ? json_integer_value (json_object_get (j, "denominator")) : 100;
+        __int128 left = (__int128)a.i * den, right = (__int128)b.i * num;
         bool ok = c->op == QP_OP_RATIO_LTE ? left <= right : left >= right;
-        s_show (&c->field, &a, x1, sizeof x1);
-        s_show (&c->other, &b, x2, sizeof x2);
-        s_set (r, ok ? MET : NOT_MET, "%s %s is %s %lld %% of %s %s", c->field.text, x1,
-               c->op == QP_OP_RATIO_LTE ? (ok ? "within" : "more than")
-                                        : (ok ? "at least" : "less than"),
-               (long long)pct, c->other.text, x2);
+        s_shown (ctx, &c->field, &a, x1, sizeof x1);
+        s_shown (ctx, &c->other, &b, x2, sizeof x2);
+        const char *how = c->op == QP_OP_RATIO_LTE ? (ok ? "within" : "more than")
+                                                   : (ok ? "at least" : "less than");
+        if (fraction)
+            s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s %lld/%lld of %s %s", c->field.text, x1,
+                   how, (long long)num, (long long)den, c->other.text, x2);
+        else
+            s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s %lld %% of %s %s", c->field.text, x1,
+                   how, (long long)num, c->other.text, x2);
         return;
     }
     case QP_OP_FIELD_GTE_FIELD: {
         if (!s_main (ctx, c, &a, r) || !s_field (ctx, &c->other, &b, r))
             return;
-        s_show (&c->field, &a, x1, sizeof x1);
-        s_show (&c->other, &b, x2, sizeof x2);
+        s_shown (ctx, &c->field, &a, x1, sizeof x1);
+        s_shown (ctx, &c->other, &b, x2, sizeof x2);
         bool ok = a.i >= b.i;
-        s_set (r, ok ? MET : NOT_MET, "%s %s %s %s %s", c->field.text, x1, ok ? "≥" : "<",
+        s_set (ctx, r, ok ? MET : NOT_MET, "%s %s %s %s %s", c->field.text, x1, ok ? "≥" : "<",
                c->other.text, x2);
         return;
     }
@@ -525,12 +557,12 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
             return;
         int32_t from, to;
         if (!qp_date_parse (a.s, &from) || !qp_date_parse (b.s, &to)) {
-            s_set (r, NOT_MET, "%s or %s is not a date YYYY-MM-DD", c->field.text, c->other.text);
+            s_set (ctx, r, NOT_MET, "%s or %s is not a date YYYY-MM-DD", c->field.text, c->other.text);
             return;
         }
         int64_t n = json_integer_value (j);
         bool ok = to <= s_add_months (from, n);
-        s_set (r, ok ? MET : NOT_MET, "%s %s is %s %lld months before %s %s", c->field.text, a.s,
+        s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s %lld months before %s %s", c->field.text, a.s,
                ok ? "within" : "more than", (long long)n, c->other.text, b.s);
         return;
     }
@@ -542,7 +574,7 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
         qp_date_to_civil (ctx->date, &y, &m, &d);
         int64_t age = y - a.i;
         bool ok = age >= json_integer_value (lo) && age <= json_integer_value (hi);
-        s_set (r, ok ? MET : NOT_MET, "%lld years old in %d (%s %lld), %s %lld–%lld",
+        s_set (ctx, r, ok ? MET : NOT_MET, "%lld years old in %d (%s %lld), %s %lld–%lld",
                (long long)age, y, c->field.text, (long long)a.i, ok ? "within" : "outside",
                (long long)json_integer_value (lo), (long long)json_integer_value (hi));
         return;
@@ -551,18 +583,19 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
         const rules_fact_value_t *f = ctx->facts ? &ctx->facts->facts[c->fact] : NULL;
         const char *name = qp_fact_name (c->fact);
         if (!f || f->value == RULES_UNKNOWN) {
-            snprintf (r->missing_buf, sizeof r->missing_buf, "fact:%s", name);
-            r->missing = r->missing_buf;
-            s_set (r, MISSING, "%s is not known%s%s", name, f && *f->detail ? ": " : "",
+            r->missing = qp_fact_field (c->fact);
+            s_set (ctx, r, MISSING, "%s is not known%s%s", name, f && *f->detail ? ": " : "",
                    f ? f->detail : "");
             return;
         }
-        char *v = s_printf ("fact:%s=%s", name, f->value == RULES_TRUE ? "true" : "false");
-        Qp__V1__CriterionResult *cr = ctx->c;
-        cr->values = realloc (cr->values, (cr->n_values + 1) * sizeof *cr->values);
-        assert (cr->values);
-        cr->values[cr->n_values++] = v;
-        s_set (r, f->value == RULES_TRUE ? MET : NOT_MET, "%s is %s%s%s", name,
+        if (ctx->explain) {
+            char *v = s_printf ("fact:%s=%s", name, f->value == RULES_TRUE ? "true" : "false");
+            Qp__V1__CriterionResult *cr = ctx->c;
+            cr->values = realloc (cr->values, (cr->n_values + 1) * sizeof *cr->values);
+            assert (cr->values);
+            cr->values[cr->n_values++] = v;
+        }
+        s_set (ctx, r, f->value == RULES_TRUE ? MET : NOT_MET, "%s is %s%s%s", name,
                f->value == RULES_TRUE ? "true" : "false", *f->detail ? ": " : "", f->detail);
         return;
     }
@@ -594,12 +627,16 @@ static int64_t s_amount (ctx_t *ctx, Qp__V1__SchemeDecision *d)
     const qp_amount_rule_t *rule = ctx->scheme->amount;
     if (!rule || rule->op == QP_AMOUNT_NONE)
         return 0;
-    ctx->c = s_criterion (d, "computed_amount");
-    ctx->c->outcome = MET;
-    result_t r = {0};
+    if (ctx->explain) {
+        ctx->c = s_criterion (d, "computed_amount");
+        ctx->c->outcome = MET;
+    }
+    result_t r;
+    r.reason[0] = 0;
     value_t v;
     if (!s_field (ctx, &rule->field, &v, &r)) {
-        ctx->c->reason = s_printf ("no amount: %s", r.reason);
+        if (ctx->explain)
+            ctx->c->reason = s_printf ("no amount: %s", r.reason);
         return 0;
     }
     int64_t amount = v.i, pct = 100;
@@ -613,6 +650,8 @@ static int64_t s_amount (ctx_t *ctx, Qp__V1__SchemeDecision *d)
     bool capped = cap && amount > json_integer_value (cap);
     if (capped)
         amount = json_integer_value (cap);
+    if (!ctx->explain)
+        return amount;
     char e1[40], e2[40];
     rules_format_euros (amount, e1, sizeof e1);
     rules_format_euros (v.i, e2, sizeof e2);
@@ -624,31 +663,35 @@ static int64_t s_amount (ctx_t *ctx, Qp__V1__SchemeDecision *d)
     return amount;
 }
 
-Qp__V1__SchemeDecision *rules_evaluate (const qp_scheme_t *scheme, const Qp__V1__Dossier *dossier,
-                                        int32_t date, const rules_facts_t *facts)
+static Qp__V1__SchemeDecision *s_evaluate (const qp_scheme_t *scheme,
+                                           const Qp__V1__Dossier *dossier, int32_t date,
+                                           const rules_facts_t *facts, bool explain)
 {
     Qp__V1__SchemeDecision *d = malloc (sizeof *d);
     assert (d);
     qp__v1__scheme_decision__init (d);
     d->scheme_id = strdup (scheme->id);
-    d->scheme_name = strdup (scheme->name);
+    if (explain)
+        d->scheme_name = strdup (scheme->name);
     d->has_agency = true;
     d->agency = scheme->agency;
     d->has_outcome = true;
-    d->has_amount_cents = true;
+    d->has_amount_cents = explain;
 
-    ctx_t ctx = {scheme, dossier, date, facts, NULL, INT32_MIN};
-    char day[11];
-    qp_date_format (date, day);
+    ctx_t ctx = {scheme, dossier, date, facts, NULL, INT32_MIN, explain};
     qp_param_value_t in_force;
     bool on = qp_catalogue_in_force (scheme, date, &in_force);
-    ctx.c = s_criterion (d, "in_force");
-    if (in_force.name)
-        s_param_used (&ctx, &in_force);
-    ctx.c->outcome = on ? MET : NOT_MET;
-    ctx.c->reason =
-        on ? s_printf ("%s is in force on %s (since %s)", scheme->name, day, in_force.valid_from)
-           : s_printf ("%s is not in force on %s", scheme->name, day);
+    if (explain) {
+        char day[11];
+        qp_date_format (date, day);
+        ctx.c = s_criterion (d, "in_force");
+        if (in_force.name)
+            s_param_used (&ctx, &in_force);
+        ctx.c->outcome = on ? MET : NOT_MET;
+        ctx.c->reason = on ? s_printf ("%s is in force on %s (since %s)", scheme->name, day,
+                                       in_force.valid_from)
+                           : s_printf ("%s is not in force on %s", scheme->name, day);
+    }
     if (!on) {
         d->outcome = QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME;
         d->catalogue_version = strdup (scheme->version);
@@ -657,23 +700,64 @@ Qp__V1__SchemeDecision *rules_evaluate (const qp_scheme_t *scheme, const Qp__V1_
     bool missing = false, not_met = false;
     for (size_t i = 0; i < scheme->n_criteria; i++) {
         const qp_criterion_t *c = &scheme->criteria[i];
-        ctx.c = s_criterion (d, c->id);
-        result_t r = {0};
+        if (explain)
+            ctx.c = s_criterion (d, c->id);
+        result_t r;
+        r.reason[0] = 0, r.missing = NULL;
         s_eval (&ctx, c, &r);
-        ctx.c->outcome = r.outcome;
-        ctx.c->reason = strdup (r.reason);
-        if (r.outcome == MISSING)
-            ctx.c->missing_field = strdup (r.missing ? r.missing : "");
+        if (explain) {
+            ctx.c->outcome = r.outcome;
+            ctx.c->reason = strdup (r.reason);
+            if (r.outcome == MISSING)
+                ctx.c->missing_field = strdup (r.missing ? r.missing : "");
+        } else if (r.outcome != MET) {
+            /* Compact: a bit per criterion (the catalogue holds at most 32 per scheme). */
+            uint32_t bit = 1u << i;
+            if (r.outcome == MISSING)
+                d->criteria_missing |= bit, d->has_criteria_missing = true;
+            else
+                d->criteria_not_met |= bit, d->has_criteria_not_met = true;
+        }
         missing |= r.outcome == MISSING;
         not_met |= r.outcome == NOT_MET;
     }
     d->outcome = not_met   ? QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME
                  : missing ? QP__V1__OUTCOME__INFORMATION_MISSING
                            : QP__V1__OUTCOME__ELIGIBLE_OUTCOME;
-    if (d->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME)
+    if (d->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME) {
         d->amount_cents = s_amount (&ctx, d);
+        d->has_amount_cents = true;
+    }
+    if (!explain) {
+        d->catalogue_version = strdup (scheme->version);
+        return d;
+    }
+    /* Explained: the version and the latest dated value the decision applied. */
     char latest[11];
     qp_date_format (ctx.latest, latest);
     d->catalogue_version = s_printf ("%s@%s", scheme->version, latest);
     return d;
+}
+
+Qp__V1__SchemeDecision *rules_evaluate (const qp_scheme_t *scheme, const Qp__V1__Dossier *dossier,
+                                        int32_t date, const rules_facts_t *facts)
+{
+    return s_evaluate (scheme, dossier, date, facts, true);
+}
+
+Qp__V1__SchemeDecision *rules_decide (const qp_scheme_t *scheme, const Qp__V1__Dossier *dossier,
+                                      int32_t date, const rules_facts_t *facts)
+{
+    return s_evaluate (scheme, dossier, date, facts, false);
+}
+
+Qp__V1__CriterionOutcome rules_compact_outcome (const qp_scheme_t *scheme,
+                                                const Qp__V1__SchemeDecision *d, const char *id)
+{
+    for (size_t i = 0; i < scheme->n_criteria && i < 32; i++)
+        if (!strcmp (scheme->criteria[i].id, id))
+            return d->criteria_missing & (1u << i)   ? MISSING
+                   : d->criteria_not_met & (1u << i) ? NOT_MET
+                                                     : MET;
+    return QP__V1__CRITERION_OUTCOME__CRITERION_UNSPECIFIED;
 }

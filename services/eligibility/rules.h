@@ -28,11 +28,25 @@ void rules_facts_set (rules_facts_t *facts, qp_fact_t fact, rules_truth_t value,
  * service checks the PHQ history. */
 void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier);
 
-/* Evaluates scheme for dossier on date (days since epoch). Returns a new decision (free
- * with qp__v1__scheme_decision__free_unpacked (d, NULL)). facts may be NULL (all
- * unknown). */
+/* Evaluates scheme for dossier on date (days since epoch), explained: every criterion
+ * with its reason, the values read and the dated parameters with their sources, the
+ * amount as a "computed_amount" line, catalogue_version "VERSION@latest date applied".
+ * Returns a new decision (free with qp__v1__scheme_decision__free_unpacked (d, NULL)).
+ * facts may be NULL (all unknown). */
 Qp__V1__SchemeDecision *rules_evaluate (const qp_scheme_t *scheme, const Qp__V1__Dossier *dossier,
                                         int32_t date, const rules_facts_t *facts);
+
+/* The same decision, compact (what is stored and published): outcome, amount (when
+ * eligible), catalogue_version the scheme's version, the criteria NOT_MET or MISSING as
+ * bits (criteria_not_met, criteria_missing: bit i = scheme->criteria[i]), no
+ * CriterionResult and no text. Builds no string: the decision path. */
+Qp__V1__SchemeDecision *rules_decide (const qp_scheme_t *scheme, const Qp__V1__Dossier *dossier,
+                                      int32_t date, const rules_facts_t *facts);
+
+/* The outcome of a compact decision's criterion id of scheme: MET, NOT_MET or MISSING
+ * (from the bits), 0 when the scheme has no such criterion. */
+Qp__V1__CriterionOutcome rules_compact_outcome (const qp_scheme_t *scheme,
+                                                const Qp__V1__SchemeDecision *d, const char *id);
 
 /* "15 000,00 €" into buf (at least 32 bytes). */
 void rules_format_euros (int64_t cents, char *buf, size_t size);

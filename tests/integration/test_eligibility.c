@@ -2,9 +2,13 @@
  * the dossier has coordinates (inside, in a hole, within the boundary-street tolerance),
  * from the declared code otherwise ("declared, not verified"); one PHQ per person per
  * network; the catalogue and the contours reload on SIGHUP, a broken catalogue being
- * refused while the one in force keeps deciding. */
+ * refused while the one in force keeps deciding. The stored decision is compact; an
+ * EligibilityExplainQuery explains every criterion of it and says when the catalogue
+ * changed since. */
+#include "qp/v1/eligibility.pb-c.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "rules.h"
 #include <check.h>
 #include <signal.h>
 #include <string.h>
@@ -113,14 +117,46 @@ static const Qp__V1__SchemeDecision *s_scheme (const Qp__V1__DossierStatusReply 
     return NULL;
 }
 
-/* The outcome of a criterion of a scheme, searching nested criteria by id prefix too. */
+/* The outcome of a criterion of a scheme in the compact decision (its bits, read with the
+ * catalogue the stack decides with). */
 static int s_criterion (const Qp__V1__SchemeDecision *d, const char *id)
 {
-    for (size_t i = 0; i < d->n_criteria; i++)
-        if (!strcmp (d->criteria[i]->criterion, id))
-            return d->criteria[i]->outcome;
-    ck_abort_msg ("%s has no criterion %s", d->scheme_id, id);
-    return -1;
+    char dir[1100];
+    snprintf (dir, sizeof dir, "%s/catalogue", s_data);
+    qp_error_t err;
+    qp_catalogue_t *catalogue = qp_catalogue_load (dir, &err);
+    ck_assert_msg (catalogue, "%s", err.message);
+    ck_assert_int_eq (d->n_criteria, 0); /* no text is stored */
+    int outcome =
+        rules_compact_outcome (qp_catalogue_find (catalogue, d->scheme_id), d, id);
+    qp_catalogue_destroy (&catalogue);
+    ck_assert_msg (outcome, "%s has no criterion %s", d->scheme_id, id);
+    return outcome;
+}
+
+/* Asks eligibility to explain a dossier; the reply stays in m. */
+static Qp__V1__EligibilityExplainReply *s_explain (const char *id, qp_message_t *m)
+{
+    Qp__V1__EligibilityExplainQuery q = QP__V1__ELIGIBILITY_EXPLAIN_QUERY__INIT;
+    q.dossier_id = (char *) id;
+    qp_error_t err;
+    ck_assert_int_eq (qp_test_call (s_stack->work, "eligibility", &q.base, NULL, 5000, m, &err), 0);
+    ck_assert_ptr_eq (m->descriptor, &qp__v1__eligibility_explain_reply__descriptor);
+    return (Qp__V1__EligibilityExplainReply *) m->payload;
+}
+
+/* The explained criterion id of a scheme (top level). */
+static const Qp__V1__CriterionResult *s_explained (const Qp__V1__EligibilityDecided *e,
+                                                   const char *scheme, const char *id)
+{
+    for (size_t i = 0; i < e->n_decisions; i++)
+        for (size_t j = 0; !strcmp (e->decisions[i]->scheme_id, scheme) &&
+                           j < e->decisions[i]->n_criteria;
+             j++)
+            if (!strcmp (e->decisions[i]->criteria[j]->criterion, id))
+                return e->decisions[i]->criteria[j];
+    ck_abort_msg ("%s: no explained criterion %s", scheme, id);
+    return NULL;
 }
 
 START_TEST (test_located_on_the_contours)
@@ -209,6 +245,16 @@ START_TEST (test_one_phq_per_person_per_network)
     ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
     ck_assert_int_eq (s_criterion (phq, "one_per_person_network"),
                       QP__V1__CRITERION_OUTCOME__NOT_MET);
+    /* Explained later, the PHQ history is the one recorded at the decision, though the
+     * explanation claims nothing (the first dossier still holds the slot either way). */
+    char id[QP_ID_HEX + 1];
+    snprintf (id, sizeof id, "%s", st->dossier_id);
+    qp_message_clear (&m);
+    Qp__V1__EligibilityExplainReply *x = s_explain (id, &m);
+    ck_assert (x->matches_stored);
+    const Qp__V1__CriterionResult *c = s_explained (x->explained, "phq", "one_per_person_network");
+    ck_assert_int_eq (c->outcome, QP__V1__CRITERION_OUTCOME__NOT_MET);
+    ck_assert_msg (strstr (c->reason, "another dossier held this person's PHQ"), "%s", c->reason);
     qp_message_clear (&m);
     /* Through another network it is another PHQ. */
     case_t other = first;
@@ -257,6 +303,8 @@ START_TEST (test_reload_on_sighup)
                 .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05902B", .amount = 1200000};
     Qp__V1__DossierStatusReply *st = s_run (&a, &m);
     ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    char first_id[QP_ID_HEX + 1];
+    snprintf (first_id, sizeof first_id, "%s", st->dossier_id);
     qp_message_clear (&m);
 
     /* A valid catalogue whose PHQ maximum is lowered to 10,000 €: 12,000 € is refused. */
@@ -273,8 +321,105 @@ START_TEST (test_reload_on_sighup)
     ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
     ck_assert_int_eq (s_criterion (phq, "amount"), QP__V1__CRITERION_OUTCOME__NOT_MET);
     qp_message_clear (&m);
+    /* The first dossier, explained with the changed catalogue: said not to be the stored
+     * decision, and which scheme differs. */
+    Qp__V1__EligibilityExplainReply *x = s_explain (first_id, &m);
+    ck_assert (x->found && x->explained);
+    ck_assert (!x->matches_stored);
+    ck_assert_msg (x->note && strstr (x->note, "phq was decided ELIGIBLE_OUTCOME"), "%s",
+                   x->note ? x->note : "(no note)");
+    qp_message_clear (&m);
     for (size_t i = 0; i < s_stack->n_procs; i++)
         ck_assert (qp_test_proc_alive (s_stack->procs[i]));
+}
+END_TEST
+
+/* Every scheme and every criterion explained from the compact stored decision, with the
+ * same outcomes; unknown and malformed queries get a precise answer. */
+START_TEST (test_explain)
+{
+    qp_message_t m;
+    case_t c = {.key = "explained", .person = "person-explain-01", .network = QP__V1__NETWORK__ADIE,
+                .has_point = true, .lat = 50.702, .lon = 3.102};
+    Qp__V1__DossierStatusReply *st = s_run (&c, &m);
+    char id[QP_ID_HEX + 1];
+    snprintf (id, sizeof id, "%s", st->dossier_id);
+    size_t n_schemes = st->eligibility->n_decisions;
+    ck_assert_int_gt (n_schemes, 5);
+    Qp__V1__Outcome outcomes[32];
+    for (size_t i = 0; i < n_schemes && i < 32; i++) {
+        outcomes[i] = st->eligibility->decisions[i]->outcome;
+        ck_assert_ptr_null (st->eligibility->decisions[i]->scheme_name);
+    }
+    /* The whole dossier must fit 2 KiB of Redis: the decision stays well under. */
+    ck_assert_int_le (qp__v1__eligibility_decided__get_packed_size (st->eligibility), 600);
+    qp_message_clear (&m);
+
+    Qp__V1__EligibilityExplainReply *x = s_explain (id, &m);
+    ck_assert (x->found);
+    ck_assert (x->has_state && x->state != QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED);
+    ck_assert_msg (x->matches_stored, "%s", x->note ? x->note : "");
+    const Qp__V1__EligibilityDecided *e = x->explained;
+    ck_assert_ptr_nonnull (e);
+    ck_assert_str_eq (e->business_location->qpv_code, "QN05901A");
+    ck_assert_int_eq (e->n_decisions, n_schemes);
+    for (size_t i = 0; i < e->n_decisions; i++) {
+        const Qp__V1__SchemeDecision *d = e->decisions[i];
+        ck_assert_int_eq (d->outcome, outcomes[i]);
+        ck_assert_ptr_nonnull (d->scheme_name);
+        ck_assert_ptr_nonnull (strchr (d->catalogue_version, '@'));
+        ck_assert_int_gt (d->n_criteria, 0);
+        for (size_t j = 0; j < d->n_criteria; j++)
+            ck_assert_msg (d->criteria[j]->reason && *d->criteria[j]->reason, "%s.%s has no reason",
+                           d->scheme_id, d->criteria[j]->criterion);
+    }
+    const Qp__V1__CriterionResult *amount = s_explained (e, "phq", "amount");
+    ck_assert_int_eq (amount->n_parameters, 2);
+    ck_assert_ptr_nonnull (strstr (amount->parameters[0]->source, "fonds-publics.fr"));
+    ck_assert_str_eq (amount->values[0], "project.amount_asked_cents=500000");
+    const Qp__V1__CriterionResult *qpv = s_explained (e, "phq", "qpv");
+    ck_assert_msg (strstr (qpv->reason, "inside QPV QN05901A (official contours)"), "%s",
+                   qpv->reason);
+    qp_message_clear (&m);
+
+    /* qp-ctl explain prints the same, readable: every scheme, reasons, parameters. */
+    char bus[300];
+    snprintf (bus, sizeof bus, "QP_BUS_WORK=%s", s_stack->work);
+    const char *env[] = {bus, NULL};
+    const char *args[] = {"explain", id, NULL};
+    qp_test_proc_t *ctl = qp_test_spawn ("ctl", env, args, NULL);
+    ck_assert_ptr_nonnull (ctl);
+    ck_assert (qp_test_proc_wait (ctl, 20000));
+    ck_assert_int_eq (qp_test_proc_exit_status (ctl), 0);
+    FILE *f = fopen (ctl->out_path, "r");
+    ck_assert_ptr_nonnull (f);
+    char text[65536];
+    size_t n = fread (text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose (f);
+    const char *expected[] = {"Business:  QPV QN05901A Carré Troué (verified on the official contours",
+                              "Prêt d'honneur Quartiers (phq, BPIFRANCE): ELIGIBLE, 5 000,00 €",
+                              "[catalogue phq-2026.1@2024-01-01]",
+                              "[met]     share_of_need",
+                              "is within 2/3 of project.financing_need_cents",
+                              "max_share_of_need = {\"numerator\":2,\"denominator\":3} (from 2024-01-01",
+                              "read project.amount_asked_cents=500000",
+                              NULL};
+    for (int i = 0; expected[i]; i++)
+        ck_assert_msg (strstr (text, expected[i]), "no \"%s\" in:\n%s", expected[i], text);
+    ck_assert_ptr_null (strstr (text, "WARNING"));
+    qp_test_proc_destroy (&ctl);
+
+    x = s_explain ("0000000000000000000000000000000000000000", &m);
+    ck_assert (x->has_found && !x->found && !x->explained);
+    qp_message_clear (&m);
+
+    Qp__V1__EligibilityExplainQuery q = QP__V1__ELIGIBILITY_EXPLAIN_QUERY__INIT;
+    qp_error_t err;
+    ck_assert_int_eq (qp_test_call (s_stack->work, "eligibility", &q.base, NULL, 5000, &m, &err), 0);
+    ck_assert_ptr_eq (m.descriptor, &qp__v1__error__descriptor);
+    ck_assert_str_eq (((Qp__V1__Error *) m.payload)->field, "dossier_id");
+    qp_message_clear (&m);
 }
 END_TEST
 
@@ -287,6 +432,7 @@ int main (void)
     tcase_add_test (tc, test_located_on_the_contours);
     tcase_add_test (tc, test_one_phq_per_person_per_network);
     tcase_add_test (tc, test_reload_on_sighup);
+    tcase_add_test (tc, test_explain);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);

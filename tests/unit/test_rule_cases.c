@@ -174,6 +174,27 @@ START_TEST (test_case)
         ck_assert_msg (found, "%s: case \"%s\": no criterion names %s as missing%s", c->file, name,
                        json_string_value (mf), why);
     }
+    /* The compact decision (stored and published) says the same: outcome, amount, and
+     * exactly the criteria not met, without text. */
+    Qp__V1__SchemeDecision *k = rules_decide (scheme, dossier, day, &facts);
+    ck_assert_msg (k->outcome == d->outcome && k->amount_cents == d->amount_cents,
+                   "%s: case \"%s\": compact %s %lld, explained %s %lld", c->file, name,
+                   s_outcome_name (k->outcome), (long long)k->amount_cents,
+                   s_outcome_name (d->outcome), (long long)d->amount_cents);
+    ck_assert_ptr_null (k->scheme_name);
+    ck_assert_int_eq (k->n_criteria, 0);
+    for (size_t j = 0; j < scheme->n_criteria; j++) {
+        const Qp__V1__CriterionResult *full = NULL;
+        for (size_t x = 0; x < d->n_criteria && !full; x++)
+            if (!strcmp (d->criteria[x]->criterion, scheme->criteria[j].id))
+                full = d->criteria[x];
+        if (!full) /* not in force: no criterion evaluated, no bit */
+            continue;
+        ck_assert_msg (rules_compact_outcome (scheme, k, full->criterion) == full->outcome,
+                       "%s: case \"%s\": compact criterion %s differs", c->file, name,
+                       full->criterion);
+    }
+    qp__v1__scheme_decision__free_unpacked (k, NULL);
     qp__v1__scheme_decision__free_unpacked (d, NULL);
     protobuf_c_message_free_unpacked (&dossier->base, NULL);
 }

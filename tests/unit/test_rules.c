@@ -157,6 +157,44 @@ START_TEST (test_broken_catalogues_are_refused)
         &err));
     ck_assert_msg (strstr (err.message, "criteria[0].criteria[0].fact: unknown fact \"in_qpv\""),
                    "%s", err.message);
+    /* An exact ratio needs a numerator and a positive denominator; pct or ratio, not both. */
+    static const char ratio_head[] =
+        "{\"id\": \"x\", \"name\": \"X\", \"version\": \"1\", \"agency\": \"ANCT\", "
+        "\"axes\": [\"ENTREPRENEURSHIP\"], \"kind\": \"grant\", \"beneficiary\": "
+        "\"business\", \"sources\": [{\"id\": \"s\", \"title\": \"S\", \"checked_on\": "
+        "\"2026-01-01\"}], \"parameters\": {\"in_force\": [{\"from\": \"2024-01-01\", "
+        "\"value\": true, \"source\": \"s\"}], \"share\": [{\"from\": \"2024-01-01\", "
+        "\"value\": %s, \"source\": \"s\"}]}, \"criteria\": [{\"id\": \"r\", \"label\": "
+        "\"R\", \"op\": \"ratio_lte\", \"field\": \"project.amount_asked_cents\", \"of\": "
+        "\"project.financing_need_cents\", %s}], \"amount\": {\"op\": \"none\"}}";
+    static const struct {
+        const char *value, *operand, *expect;
+    } ratios[] = {
+        {"{\"numerator\": 2, \"denominator\": 3}", "\"ratio\": \"@share\"", NULL},
+        {"{\"numerator\": 2}", "\"ratio\": \"@share\"",
+         "parameters.share[0]: a value is an integer, a boolean, a string, a list of strings, a "
+         "fraction {numerator, denominator} or null"},
+        {"{\"numerator\": 2, \"denominator\": 3, \"x\": 1}", "\"ratio\": \"@share\"",
+         "parameters.share[0].value (used by criteria[0].ratio): must be {\"numerator\""},
+        {"{\"numerator\": 2, \"denominator\": 0}", "\"ratio\": \"@share\"",
+         "denominator 1 to 1000000"},
+        {"66", "\"ratio\": \"@share\"", "must be {\"numerator\""},
+        {"{\"numerator\": 2, \"denominator\": 3}", "\"ratio\": \"@share\", \"pct\": 66",
+         "criteria[0]: ratio_lte takes \"pct\" or \"ratio\", not both"},
+    };
+    for (size_t i = 0; i < sizeof ratios / sizeof *ratios; i++) {
+        char text[2048];
+        snprintf (text, sizeof text, ratio_head, ratios[i].value, ratios[i].operand);
+        qp_catalogue_t *c = s_load_text (text, &err);
+        if (!ratios[i].expect) {
+            ck_assert_msg (c != NULL, "%s", err.message);
+            qp_catalogue_destroy (&c);
+            continue;
+        }
+        ck_assert_msg (c == NULL, "accepted ratio %s", ratios[i].value);
+        ck_assert_msg (strstr (err.message, ratios[i].expect), "\"%s\" should say \"%s\"",
+                       err.message, ratios[i].expect);
+    }
     ck_assert_ptr_null (qp_catalogue_load ("/nonexistent/catalogue", &err));
 }
 END_TEST
@@ -226,8 +264,51 @@ START_TEST (test_flow_dossier_decisions)
     ck_assert_ptr_nonnull (first);
     ck_assert_str_eq (first->scheme_id, "phq");
     ck_assert_int_eq (first->amount_cents, 500000);
-    ck_assert_ptr_nonnull (strstr (first->catalogue_version, "phq-"));
-    /* Every criterion explained; the amount's parameter cited with its date and source. */
+    ck_assert_int_eq (first->agency, QP__V1__AGENCY__BPIFRANCE);
+    ck_assert_str_eq (first->catalogue_version, "phq-2026.1");
+    /* Compact: no criterion results and no text anywhere, the criteria not met as bits;
+     * what funding and evaluation read is there; the facts known are recorded. */
+    ck_assert_int_eq (first->criteria_not_met | first->criteria_missing, 0);
+    ck_assert_ptr_null (first->scheme_name);
+    ck_assert_str_eq (e->decided_on, "2025-03-10");
+    for (size_t i = 0; i < e->n_decisions; i++) {
+        const Qp__V1__SchemeDecision *sd = e->decisions[i];
+        ck_assert_int_eq (sd->n_criteria, 0);
+        ck_assert (sd->outcome == QP__V1__OUTCOME__ELIGIBLE_OUTCOME ||
+                   sd->criteria_not_met | sd->criteria_missing);
+        ck_assert ((sd->outcome == QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME) ==
+                   (sd->criteria_not_met != 0));
+    }
+    const qp_scheme_t *cfe = qp_catalogue_find (s_catalogue, "cfe-qpv");
+    const Qp__V1__SchemeDecision *cfe_d = NULL;
+    for (size_t i = 0; i < e->n_decisions; i++)
+        if (!strcmp (e->decisions[i]->scheme_id, "cfe-qpv"))
+            cfe_d = e->decisions[i];
+    ck_assert_int_eq (rules_compact_outcome (cfe, cfe_d, "creation_date"),
+                      QP__V1__CRITERION_OUTCOME__MISSING);
+    ck_assert_int_eq (rules_compact_outcome (cfe, cfe_d, "no_such_criterion"),
+                      QP__V1__CRITERION_OUTCOME__CRITERION_UNSPECIFIED);
+    bool residence = false;
+    for (size_t i = 0; i < e->n_facts_true; i++)
+        residence |= e->facts_true[i] == QP__V1__FACT__FACT_RESIDENCE_IN_QPV;
+    ck_assert (residence);
+    /* The budget of the whole dossier is 2 KiB of Redis: the decision is a small part. */
+    size_t packed = qp__v1__eligibility_decided__get_packed_size (e);
+    ck_assert_msg (packed <= 600, "compact decision is %zu bytes", packed);
+
+    /* Explained again from the compact decision: the same outcomes, every criterion with
+     * its reason, the amount's parameter cited with its date and source. */
+    bool matches = false;
+    char note[300];
+    Qp__V1__EligibilityDecided *x =
+        eligibility_explain (s_catalogue, NULL, &d, e, &matches, note, sizeof note);
+    ck_assert_msg (matches, "%s", note);
+    ck_assert_int_eq (x->n_decisions, e->n_decisions);
+    ck_assert_str_eq (x->decisions[0]->scheme_id, "phq");
+    ck_assert_str_eq (x->decisions[0]->scheme_name, "Prêt d'honneur Quartiers");
+    first = x->decisions[0];
+    ck_assert_str_eq (first->catalogue_version, "phq-2026.1@2024-01-01");
+    ck_assert_int_ge (first->n_criteria, 12);
     bool cited = false;
     for (size_t j = 0; j < first->n_criteria; j++) {
         ck_assert_ptr_nonnull (first->criteria[j]->reason);
@@ -239,6 +320,24 @@ START_TEST (test_flow_dossier_decisions)
         }
     }
     ck_assert (cited);
+    qp__v1__eligibility_decided__free_unpacked (x, NULL);
+
+    /* A stored decision the catalogue no longer gives is said to differ. */
+    e->decisions[0]->outcome = QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME;
+    x = eligibility_explain (s_catalogue, NULL, &d, e, &matches, note, sizeof note);
+    ck_assert (!matches);
+    ck_assert_msg (strstr (note, "phq was decided NOT_ELIGIBLE_OUTCOME"), "%s", note);
+    qp__v1__eligibility_decided__free_unpacked (x, NULL);
+    e->decisions[0]->outcome = QP__V1__OUTCOME__ELIGIBLE_OUTCOME;
+    /* The facts recorded win over what the dossier declares now: PHQ held by another. */
+    e->n_facts_true = 0;
+    Qp__V1__Fact held = QP__V1__FACT__FACT_FIRST_PHQ_FOR_PERSON_NETWORK;
+    e->facts_false = realloc (e->facts_false, sizeof *e->facts_false);
+    e->facts_false[0] = held, e->n_facts_false = 1;
+    x = eligibility_explain (s_catalogue, NULL, &d, e, &matches, note, sizeof note);
+    ck_assert (!matches);
+    ck_assert_int_eq (x->decisions[0]->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
+    qp__v1__eligibility_decided__free_unpacked (x, NULL);
     qp__v1__eligibility_decided__free_unpacked (e, NULL);
 
     p.amount_asked_cents = 2000000, p.financing_need_cents = 8000000, p.bank_loan_cents = 4000000;
@@ -247,6 +346,24 @@ START_TEST (test_flow_dossier_decisions)
         ck_assert_msg (e->decisions[i]->outcome != QP__V1__OUTCOME__ELIGIBLE_OUTCOME,
                        "%s is eligible at 20,000 €", e->decisions[i]->scheme_id);
     qp__v1__eligibility_decided__free_unpacked (e, NULL);
+}
+END_TEST
+
+/* Every fact has its wire value, named after it ("business_in_qpv" is
+ * FACT_BUSINESS_IN_QPV). */
+START_TEST (test_fact_wire_names)
+{
+    for (int f = 0; f < QP_FACT_COUNT; f++) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value (
+            &qp__v1__fact__descriptor, eligibility_fact_wire ((qp_fact_t)f));
+        ck_assert_ptr_nonnull (v);
+        char want[64];
+        snprintf (want, sizeof want, "FACT_%s", qp_fact_name ((qp_fact_t)f));
+        for (char *p = want; *p; p++)
+            *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        ck_assert_str_eq (v->name, want);
+        ck_assert_str_eq (qp_fact_field ((qp_fact_t)f) + 5, qp_fact_name ((qp_fact_t)f));
+    }
 }
 END_TEST
 
@@ -272,6 +389,7 @@ int main (void)
     tcase_add_test (tc, test_empty_dossier_is_information_missing);
     tcase_add_test (tc, test_flow_dossier_decisions);
     tcase_add_test (tc, test_euros);
+    tcase_add_test (tc, test_fact_wire_names);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
