@@ -42,7 +42,8 @@ static const char *const s_decisions[] = {"qp.v1.EligibilityDecided", "qp.v1.Fun
 typedef struct {
     const char *journal;
     const char *work, *partner;
-    double speed; /* 0: max */
+    const char *curve_dir; /* qp-keygen's directory when the partner endpoint has CURVE */
+    double speed;          /* 0: max */
     bool from_is_time, until_is_time;
     uint64_t from_offset, until_offset;
     int64_t from_us, until_us;
@@ -72,6 +73,9 @@ static void s_usage (FILE *f)
              "                         without traffic (default 3000)\n"
              "  --window N             submissions in flight at most (default 2000)\n"
              "  --bus-work E, --bus-partner E   (QP_BUS_WORK, QP_BUS_PARTNER)\n"
+             "  --curve-dir DIR        the partner endpoint has CURVE (QP_CURVE_DIR): the\n"
+             "                         replay partner speaks for each agency with its key\n"
+             "                         DIR/AGENCY.cert_secret and the bus's DIR/bus.cert\n"
              "  --quiet                no progress\n"
              "Exit: 0 all sent and answered, 1 stopped on a bad record or unanswered inputs,\n"
              "2 usage.\n");
@@ -314,6 +318,7 @@ typedef struct {
     knowledge_t k;
     qp_bus_client_t *work;
     zlist_t *partner_clients; /* qp_bus_client_t * */
+    zhash_t *agency_clients;  /* agency name -> a client of partner_clients with its key */
     zlist_t *partner_names;
     zpoller_t *poller;
     type_count_t counts[N_INPUTS];
@@ -327,11 +332,68 @@ typedef struct {
     int64_t next_progress;
 } replay_t;
 
-/* The recorded announcements of every component, to funding. */
+/* A client on the partner endpoint for agency, registered as a worker of service when
+ * not NULL. With CURVE the bus lets a key register and speak for its own agency only,
+ * so each client is made with its agency's key. NULL when that key cannot be read. */
+static qp_bus_client_t *s_partner_client (replay_t *self, const char *agency, const char *service)
+{
+    if (self->o->curve_dir) {
+        char secret[1024], bus[1024];
+        snprintf (secret, sizeof secret, "%s/%s.cert_secret", self->o->curve_dir, agency);
+        snprintf (bus, sizeof bus, "%s/bus.cert", self->o->curve_dir);
+        if (qp_bus_curve_client (self->o->partner, secret, bus) < 0) {
+            fprintf (stderr, "qp-replay: no CURVE key for %s (%s, %s): not served\n", agency,
+                     secret, bus);
+            return NULL;
+        }
+    }
+    qp_bus_client_t *c = qp_bus_client_new (self->o->partner);
+    if (!c)
+        return NULL;
+    if (service)
+        qp_bus_client_ready (c, service);
+    zlist_append (self->partner_clients, c);
+    zpoller_add (self->poller, qp_bus_client_socket (c));
+    if (!zhash_lookup (self->agency_clients, agency))
+        zhash_insert (self->agency_clients, agency, c);
+    return c;
+}
+
+/* The agency a recorded hello or status speaks for ("" when it does not decode). */
+static void s_announced_agency (const char *type, zchunk_t *e, char *out, size_t size)
+{
+    zframe_t *t = zframe_new (type, strlen (type));
+    zframe_t *env = zframe_new (zchunk_data (e), zchunk_size (e));
+    qp_message_t m;
+    qp_error_t err;
+    *out = 0;
+    if (qp_message_decode (t, env, &m, &err) == 0) {
+        Qp__V1__Agency a = m.descriptor == &qp__v1__partner_hello__descriptor
+                               ? ((Qp__V1__PartnerHello *)m.payload)->agency
+                               : ((Qp__V1__PartnerStatus *)m.payload)->agency;
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value (&qp__v1__agency__descriptor, a);
+        snprintf (out, size, "%s", v ? v->name : "");
+        qp_message_clear (&m);
+    }
+    zframe_destroy (&t);
+    zframe_destroy (&env);
+}
+
+/* The recorded announcements of every component, to funding, each through a client of
+ * its agency (a replay partner that announces nothing has no client: live partners). */
 static void s_announce (replay_t *self, zhash_t *which, const char *type)
 {
-    qp_bus_client_t *c = zlist_first (self->partner_clients);
-    for (zchunk_t *e = zhash_first (which); c && e; e = zhash_next (which)) {
+    if (zlist_size (self->partner_clients) == 0)
+        return;
+    for (zchunk_t *e = zhash_first (which); e; e = zhash_next (which)) {
+        char agency[64];
+        s_announced_agency (type, e, agency, sizeof agency);
+        qp_bus_client_t *c = *agency ? zhash_lookup (self->agency_clients, agency) : NULL;
+        if (!c && *agency)
+            c = s_partner_client (self, agency, NULL);
+        if (!c)
+            c = zlist_first (self->partner_clients);
         zmsg_t *out = zmsg_new ();
         zmsg_addstr (out, type);
         zmsg_addmem (out, zchunk_data (e), zchunk_size (e));
@@ -793,17 +855,19 @@ static int s_replay (options_t *o)
     }
     self.poller = zpoller_new (qp_bus_client_socket (self.work), NULL);
     self.partner_clients = zlist_new ();
+    self.agency_clients = zhash_new ();
     if (!o->live_partners) {
-        /* The replay partner: one worker per partner service the recording asked. */
+        /* The replay partner: one worker per partner service the recording asked
+         * ("partner.AGENCY" or "partner.AGENCY.COMPONENT"). */
         for (void *v = zhash_first (self.k.partners); v; v = zhash_next (self.k.partners)) {
             (void)v;
             const char *svc = zhash_cursor (self.k.partners);
-            qp_bus_client_t *c = qp_bus_client_new (o->partner);
-            if (!c)
-                break;
-            qp_bus_client_ready (c, svc);
-            zlist_append (self.partner_clients, c);
-            zpoller_add (self.poller, qp_bus_client_socket (c));
+            char agency[64];
+            snprintf (agency, sizeof agency, "%s", svc + 8);
+            char *dot = strchr (agency, '.');
+            if (dot)
+                *dot = 0;
+            s_partner_client (&self, agency, svc);
         }
     }
     s_made_up_hellos (&self);
@@ -831,6 +895,7 @@ static int s_replay (options_t *o)
         qp_bus_client_destroy (&c);
     }
     zlist_destroy (&self.partner_clients);
+    zhash_destroy (&self.agency_clients);
     zpoller_destroy (&self.poller);
     qp_bus_client_destroy (&self.work);
     s_knowledge_free (&self.k);
@@ -1041,6 +1106,8 @@ int main (int argc, char **argv)
     options_t o = {.speed = 0, .until_offset = UINT64_MAX, .linger_ms = 3000, .window = 2000};
     o.work = getenv ("QP_BUS_WORK") ? getenv ("QP_BUS_WORK") : "tcp://127.0.0.1:7101";
     o.partner = getenv ("QP_BUS_PARTNER") ? getenv ("QP_BUS_PARTNER") : "tcp://127.0.0.1:7102";
+    o.curve_dir =
+        getenv ("QP_CURVE_DIR") && *getenv ("QP_CURVE_DIR") ? getenv ("QP_CURVE_DIR") : NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1092,6 +1159,8 @@ int main (int argc, char **argv)
             o.work = v;
         else if (!strcmp (a, "--bus-partner") && v)
             o.partner = v;
+        else if (!strcmp (a, "--curve-dir") && v)
+            o.curve_dir = *v ? v : NULL;
         else {
             takes = false;
             if (!strcmp (a, "--dry-run"))

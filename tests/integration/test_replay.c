@@ -29,7 +29,10 @@ static const char *const s_replay_ready[] = {"intake", "eligibility", "funding",
 
 typedef qp_test_sample_t sample_t;
 
-static void s_sample (sample_t *s, int i) { qp_test_sample (s, "test-replay", "replay", i); }
+static void s_sample (sample_t *s, int i)
+{
+    qp_test_sample (s, "test-replay", "replay", i);
+}
 
 static int s_partner_workers (qp_test_stack_t *stack)
 {
@@ -47,13 +50,15 @@ static int s_partner_workers (qp_test_stack_t *stack)
     return n;
 }
 
-static qp_test_stack_t *s_start (const char *const *programs, const char *const *ready)
+static qp_test_stack_t *s_start_curve (const char *const *programs, const char *const *ready,
+                                       const char *curve_dir)
 {
-    char territories[1024], data[1024];
+    char territories[1024], data[1024], curve[1100];
     snprintf (territories, sizeof territories,
               "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
     snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, NULL};
+    snprintf (curve, sizeof curve, "QP_CURVE_DIR=%s", curve_dir ? curve_dir : "");
+    const char *env[] = {territories, data, curve_dir ? curve : NULL, NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     bool partners = programs == s_programs;
@@ -62,6 +67,11 @@ static qp_test_stack_t *s_start (const char *const *programs, const char *const 
     if (stack && partners && s_partner_workers (stack) < 4)
         ck_abort_msg ("the four partner components did not register");
     return stack;
+}
+
+static qp_test_stack_t *s_start (const char *const *programs, const char *const *ready)
+{
+    return s_start_curve (programs, ready, NULL);
 }
 
 /* Submits dossiers [from, to) in batches; every one must be accepted. */
@@ -181,13 +191,16 @@ static int s_run (const char *tool, const char *const *env, const char *const *a
     return status;
 }
 
-/* qp-replay JOURNAL into stack with extra args; returns its stdout. */
-static char *s_replay (qp_test_stack_t *stack, const char *journal, const char *speed)
+/* qp-replay JOURNAL into stack at speed (QP_CURVE_DIR=curve_dir when not NULL); returns
+ * its stdout. */
+static char *s_replay_curve (qp_test_stack_t *stack, const char *journal, const char *speed,
+                             const char *curve_dir)
 {
-    char work[80], partner[80];
+    char work[80], partner[80], curve[1100];
     snprintf (work, sizeof work, "QP_BUS_WORK=%s", stack->work);
     snprintf (partner, sizeof partner, "QP_BUS_PARTNER=%s", stack->partner);
-    const char *env[] = {work, partner, NULL};
+    snprintf (curve, sizeof curve, "QP_CURVE_DIR=%s", curve_dir ? curve_dir : "");
+    const char *env[] = {work, partner, curve, NULL};
     const char *args[] = {"--speed", speed, "--linger-ms", "2000", journal, NULL};
     char *out;
     int status = s_run ("replay", env, args, &out);
@@ -195,6 +208,11 @@ static char *s_replay (qp_test_stack_t *stack, const char *journal, const char *
         fprintf (stderr, "%s", out);
     ck_assert_msg (status == 0, "qp-replay exited %d (its output above)", status);
     return out;
+}
+
+static char *s_replay (qp_test_stack_t *stack, const char *journal, const char *speed)
+{
+    return s_replay_curve (stack, journal, speed, NULL);
 }
 
 static int s_n (void)
@@ -288,6 +306,56 @@ START_TEST (test_speed_ten_is_paced)
 }
 END_TEST
 
+/* The partner endpoint with CURVE (as ./qp up runs it): the replay partner registers and
+ * announces each agency's components with that agency's key, the journal answers every
+ * partner request, and the decisions are the same. */
+START_TEST (test_replay_partner_over_curve)
+{
+    char *root = qp_test_tmpdir ("replay-curve");
+    char a[1024], b[1024], keys[1024], cmd[4096];
+    snprintf (a, sizeof a, "%s/a", root);
+    snprintf (b, sizeof b, "%s/b", root);
+    snprintf (keys, sizeof keys, "%s/keys", root);
+    snprintf (cmd, sizeof cmd, "%s/tools/qp-keygen %s >/dev/null", qp_test_build_dir (), keys);
+    ck_assert_int_eq (system (cmd), 0);
+
+    qp_test_stack_t *stack = s_start_curve (s_programs, s_ready, keys);
+    ck_assert_ptr_nonnull (stack);
+    ck_assert_int_eq (qp_test_proc_log_count (stack->bus, "curve_on"), 1);
+    qp_test_proc_t *rec = s_recorder (stack, a);
+    s_submit (stack, 30000, 30060, NULL);
+    ck_assert (s_wait_closed (stack, 60, 120000));
+    s_stop_recorder (rec);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+
+    stack = s_start_curve (s_replay_programs, s_replay_ready, keys);
+    ck_assert_ptr_nonnull (stack);
+    rec = s_recorder (stack, b);
+    char *out = s_replay_curve (stack, a, "max", keys);
+    unsigned long answered = 0, unanswered = 1;
+    const char *p = strstr (out, " partner requests answered from the journal, ");
+    ck_assert_msg (p, "%s", out);
+    while (p > out && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    ck_assert_int_eq (
+        sscanf (p, "%lu partner requests answered from the journal, %lu", &answered, &unanswered),
+        2);
+    ck_assert_msg (answered > 0 && unanswered == 0, "%s", out);
+    free (out);
+    ck_assert (s_wait_closed (stack, 60, 120000));
+    s_stop_recorder (rec);
+    ck_assert_int_eq (qp_test_proc_log_count (stack->bus, "partner_forbidden"), 0);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+
+    int status = s_run ("replay", NULL, (const char *[]){"diff", a, b, NULL}, &out);
+    fprintf (stderr, "%s", out);
+    ck_assert_msg (status == 0 && strstr (out, "identical"), "%s", out);
+    free (out);
+    qp_test_rmtree (root);
+    free (root);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("replay");
@@ -295,6 +363,7 @@ int main (void)
     tcase_set_timeout (tc, 1800);
     tcase_add_test (tc, test_record_replay_diff_identical);
     tcase_add_test (tc, test_speed_ten_is_paced);
+    tcase_add_test (tc, test_replay_partner_over_curve);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
