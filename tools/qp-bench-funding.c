@@ -10,10 +10,13 @@
  * --json FILE writes the same; --smoke runs a few seconds. Asserts nothing.
  *
  *   qp-bench-funding [--smoke] [--json FILE] [--dossiers N] [--funding F] [--pad BYTES]
+ *                    [--rate PER_S]
  *
  * --pad BYTES makes every EligibilityDecided that much larger (a not-eligible decision
  * padded to that size), as eligibility's full decisions were (~17 KB before they were made
- * compact): funding's RSS while a burst waits in its inbox depends on it.
+ * compact): funding's RSS while a burst waits in its inbox depends on it. --rate sends on
+ * a schedule instead of all at once (the figure is then the offered rate at best; RSS
+ * shows what processing keeps, without a burst waiting in the inbox).
  * Environment: QP_BUILD_DIR (programs), QP_SOURCE_DIR (data/catalogue, data/funding.json). */
 #include "qp_bus.h"
 #include "qp_redis.h"
@@ -222,6 +225,7 @@ int main (int argc, char *argv[])
     bool smoke = false;
     const char *json_path = NULL;
     long n = 20000, funding = 2, pad = 0;
+    double rate_arg = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp (argv[i], "--smoke"))
             smoke = true;
@@ -233,9 +237,11 @@ int main (int argc, char *argv[])
             funding = atol (argv[++i]);
         else if (!strcmp (argv[i], "--pad") && i + 1 < argc)
             pad = atol (argv[++i]);
+        else if (!strcmp (argv[i], "--rate") && i + 1 < argc)
+            rate_arg = atof (argv[++i]);
         else {
             fprintf (stderr, "usage: qp-bench-funding [--smoke] [--json FILE] [--dossiers N] "
-                             "[--funding F] [--pad BYTES]\n");
+                             "[--funding F] [--pad BYTES] [--rate PER_S]\n");
             return 2;
         }
     }
@@ -366,6 +372,23 @@ int main (int argc, char *argv[])
         free (buf);
         decided[i] = e;
     }
+    if (rate_arg > 0) {
+        /* Sent on a schedule, a dossier waits up to n / rate for its decision: its ELIGIBLE
+         * lease (10 s from now) must not bring it back through the sweeper first. */
+        char until[24];
+        snprintf (until, sizeof until, "%lld",
+                  (long long) (qp_now_ms () + 10000 + (int64_t) (1000.0 * n / rate_arg)));
+        for (long i = 0; i < n; i += 1000) {
+            const char *argv[3 + 2 * 1000];
+            int argc = 0;
+            argv[argc++] = "ZADD", argv[argc++] = "qp:pending:ELIGIBLE", argv[argc++] = "XX";
+            for (long j = i; j < n && j < i + 1000; j++)
+                argv[argc++] = until, argv[argc++] = ids[j];
+            redisReply *z = qp_redis_argv (redis, argc, argv, NULL);
+            if (z)
+                freeReplyObject (z);
+        }
+    }
     zclock_sleep (500); /* the component's hello is in the partner cache */
 
     qp_redis_t *stats = qp_redis_connect ("127.0.0.1", ports[5], 10000);
@@ -377,6 +400,9 @@ int main (int argc, char *argv[])
     qp_bus_client_t *client = qp_bus_client_new (work);
     double t0 = s_now ();
     for (long i = 0; i < n; i++) {
+        /* --rate: on a schedule (the inbox stays short: RSS is what processing costs). */
+        while (rate_arg > 0 && s_now () - t0 < (double) i / rate_arg)
+            zclock_sleep (1);
         qp_meta_t meta = {.correlation_id = ids[i], .discriminator = ids[i], .event_time_ms = t};
         zmsg_t *m = qp_message_build (&decided[i]->base, &meta, NULL);
         qp_bus_client_send (client, "funding", &m);
@@ -410,8 +436,9 @@ int main (int argc, char *argv[])
     double rate = t1 > 0 ? n / secs : 0;
 
     printf ("funding orchestration (%ld dossiers, %ld funding instance%s, 1 Bpifrance "
-            "component, Redis AOF everysec%s)\n",
-            n, funding, funding > 1 ? "s" : "", pad ? ", padded decisions" : "");
+            "component, Redis AOF everysec%s%s)\n",
+            n, funding, funding > 1 ? "s" : "", pad ? ", padded decisions" : "",
+            rate_arg > 0 ? ", sent on a schedule" : "");
     printf ("  %-40s %12s %12s %14s\n", "figure", "measured", "target", "before batching");
     printf ("  %-40s %12.0f %12.0f %14.0f\n", "dossiers closed per second", rate, TARGET_PER_S,
             BEFORE_PER_S);
@@ -434,10 +461,11 @@ int main (int argc, char *argv[])
         printf ("  not finished: %lld dossiers still open (logs in %s)\n", left, dir);
 
     if (json_path) {
-        json_t *j = json_pack ("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:b}",
+        json_t *j = json_pack ("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:b}",
                                "bench", "funding", "dossiers", (json_int_t) n,
                                "funding_instances", (json_int_t) funding, "pad_bytes",
-                               (json_int_t) pad, "dossiers_per_s", rate, "target_dossiers_per_s",
+                               (json_int_t) pad, "offered_per_s", rate_arg, "dossiers_per_s", rate,
+                               "target_dossiers_per_s",
                                TARGET_PER_S, "seconds", secs, "funded", (json_int_t) funded,
                                "redis_round_trips_per_dossier", trips >= 0 ? trips / n : -1.0,
                                "redis_commands_per_dossier", (double) commands / n,
