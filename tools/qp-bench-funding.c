@@ -5,7 +5,8 @@
  * UNFUNDED by the component's rule). Prints dossiers per second with the issue's target,
  * Redis round trips per dossier (every funding instance's qp_redis_round_trips_total, read
  * from its /metrics), Redis commands per dossier (INFO commandstats: the commands scripts
- * run included) and the ten most frequent, and each funding instance's RSS (VmRSS now,
+ * run included) and the ten most frequent, CPU ms per 1,000 dossiers of each program
+ * (/proc/PID/stat over the timed part), and each funding instance's RSS (VmRSS now,
  * VmHWM peak) next to the 50 MB target, beside the figures of the code before batching;
  * --json FILE writes the same; --smoke runs a few seconds. Asserts nothing.
  *
@@ -170,6 +171,23 @@ static long s_status_kb (pid_t pid, const char *field)
     if (f)
         fclose (f);
     return kb;
+}
+
+/* CPU seconds (user + system) a process used so far, -1 when gone. */
+static double s_cpu_s (pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen (path, "r");
+    size_t len = f ? fread (buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose (f);
+    buf[len] = 0;
+    const char *p = strrchr (buf, ')'); /* the command may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double) (ut + st) / (double) sysconf (_SC_CLK_TCK);
 }
 
 typedef struct {
@@ -398,6 +416,10 @@ int main (int argc, char *argv[])
     long long commands0 = s_commands (redis);
     double trips0 = s_trips (http, funding);
     qp_bus_client_t *client = qp_bus_client_new (work);
+    /* CPU of each program over the timed part: redis, bus, funding..., partner. */
+    double cpu0[16];
+    for (int i = 0; i < s_n_pids; i++)
+        cpu0[i] = s_cpu_s (s_pids[i]);
     double t0 = s_now ();
     for (long i = 0; i < n; i++) {
         /* --rate: on a schedule (the inbox stays short: RSS is what processing costs). */
@@ -433,6 +455,12 @@ int main (int argc, char *argv[])
     if (r)
         freeReplyObject (r);
     double secs = t1 > 0 ? t1 - t0 : s_now () - t0;
+    /* CPU ms per 1,000 dossiers, by program (funding instances summed). */
+    double cpu_redis = s_cpu_s (s_pids[0]) - cpu0[0], cpu_bus = s_cpu_s (s_pids[1]) - cpu0[1];
+    double cpu_funding = 0, cpu_partner = s_cpu_s (s_pids[s_n_pids - 1]) - cpu0[s_n_pids - 1];
+    for (int i = 2; i < s_n_pids - 1; i++)
+        cpu_funding += s_cpu_s (s_pids[i]) - cpu0[i];
+    double per_k = 1e6 / (double) n; /* s per run -> ms per 1,000 dossiers */
     double rate = t1 > 0 ? n / secs : 0;
 
     printf ("funding orchestration (%ld dossiers, %ld funding instance%s, 1 Bpifrance "
@@ -453,6 +481,9 @@ int main (int argc, char *argv[])
             TARGET_RSS_MB);
     printf ("  %-40s %12.1f %12.0f\n", "funding peak RSS (VmHWM), MB", hwm_kb / 1024.0,
             TARGET_RSS_MB);
+    printf ("  CPU ms per 1,000 dossiers: redis %.0f, bus %.0f, funding %.0f (all instances), "
+            "partner %.0f\n",
+            cpu_redis * per_k, cpu_bus * per_k, cpu_funding * per_k, cpu_partner * per_k);
     printf ("  Redis calls per dossier by command:");
     for (size_t i = 0; i < n_top && i < 10; i++)
         printf ("%s %s %.2f", i ? "," : "", top[i].name, (double) top[i].calls / n);
@@ -475,6 +506,10 @@ int main (int argc, char *argv[])
         for (size_t i = 0; i < n_top; i++)
             json_object_set_new (by, top[i].name, json_real ((double) top[i].calls / n));
         json_object_set_new (j, "redis_calls_per_dossier_by_command", by);
+        json_object_set_new (j, "cpu_ms_per_1000_dossiers",
+                             json_pack ("{s:f, s:f, s:f, s:f}", "redis", cpu_redis * per_k, "bus",
+                                        cpu_bus * per_k, "funding", cpu_funding * per_k,
+                                        "partner", cpu_partner * per_k));
         json_t *before = json_pack ("{s:s, s:f, s:f, s:f}", "code", "90056ec (one dossier at a time)",
                                     "dossiers_per_s", BEFORE_PER_S, "redis_round_trips_per_dossier",
                                     BEFORE_TRIPS, "redis_commands_per_dossier", BEFORE_COMMANDS);
