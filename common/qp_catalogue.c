@@ -290,6 +290,7 @@ static int s_operand (ld_t *ld, const char *where, const json_t *j, operand_type
         }
         out->param = s + 1;
         out->literal = NULL;
+        out->ref = p;
         return 0;
     }
     if (s_check_value (ld, where, j, t, field))
@@ -907,6 +908,14 @@ bool qp_catalogue_param_on (const qp_scheme_t *scheme, const char *name, int32_t
                             qp_param_value_t *out)
 {
     const param_t *p = s_param ((const entry_t *)scheme, name);
+    return qp_catalogue_operand_on (scheme, &(qp_operand_t){.param = name, .ref = p}, date, out);
+}
+
+bool qp_catalogue_operand_on (const qp_scheme_t *scheme, const qp_operand_t *operand,
+                              int32_t date, qp_param_value_t *out)
+{
+    const param_t *p =
+        operand->ref ? operand->ref : s_param ((const entry_t *)scheme, operand->param);
     if (!p)
         return false;
     /* The last value whose date is on or before date. */

@@ -85,6 +85,7 @@ typedef struct {
 typedef struct {
     const char *param;     /* parameter name without '@', or NULL */
     const json_t *literal; /* borrowed, when not a parameter; NULL when not given */
+    const void *ref;       /* the parameter, resolved at load (no lookup by name) */
 } qp_operand_t;
 
 typedef struct qp_criterion qp_criterion_t;
@@ -152,6 +153,10 @@ const qp_scheme_t *qp_catalogue_find (const qp_catalogue_t *self, const char *id
  * has no value yet on that date or is not defined; out->value NULL when it is null. */
 bool qp_catalogue_param_on (const qp_scheme_t *scheme, const char *name, int32_t date,
                             qp_param_value_t *out);
+/* The value of an operand's parameter on date: qp_catalogue_param_on without the lookup
+ * by name (the decision path). */
+bool qp_catalogue_operand_on (const qp_scheme_t *scheme, const qp_operand_t *operand,
+                              int32_t date, qp_param_value_t *out);
 /* Whether the scheme exists on date (its "in_force" parameter is true); out (optional)
  * gets the value found, zeroed when the parameter has none yet on that date. */
 bool qp_catalogue_in_force (const qp_scheme_t *scheme, int32_t date, qp_param_value_t *out);

@@ -34,7 +34,8 @@ static void s_locate_one (const eligibility_geo_t *geo, const char *what,
                           const Qp__V1__Coordinates *at, const char *declared,
                           Qp__V1__QpvLocation **slot, rules_facts_t *facts, qp_fact_t fact)
 {
-    char detail[120];
+    char detail[120] = "";
+    bool say = !facts->terse; /* the details are for explanations only */
     if (geo && geo->index && at && at->has_lat && at->has_lon) {
         qp_error_t err;
         qp_qpv_hit_t hit;
@@ -42,17 +43,18 @@ static void s_locate_one (const eligibility_geo_t *geo, const char *what,
             return; /* intake refuses these; leave the fact unknown rather than guess */
         if (qp_qpv_lookup (geo->index, at->lat, at->lon, geo->tolerance_m, &hit)) {
             *slot = s_location (hit.code, hit.name, true, hit.distance_m);
-            if (hit.distance_m > 0)
+            if (say && hit.distance_m > 0)
                 snprintf (detail, sizeof detail, "%s %.0f m from QPV %s (within %.0f m)", what,
                           hit.distance_m, hit.code, geo->tolerance_m);
-            else
+            else if (say)
                 snprintf (detail, sizeof detail, "%s inside QPV %s (official contours)", what,
                           hit.code);
             rules_facts_set (facts, fact, RULES_TRUE, detail);
         } else {
-            snprintf (detail, sizeof detail, "%s (%.5f, %.5f) in no QPV%s%s", what, at->lat,
-                      at->lon, declared && *declared ? ", though declared in " : "",
-                      declared && *declared ? declared : "");
+            if (say)
+                snprintf (detail, sizeof detail, "%s (%.5f, %.5f) in no QPV%s%s", what, at->lat,
+                          at->lon, declared && *declared ? ", though declared in " : "",
+                          declared && *declared ? declared : "");
             rules_facts_set (facts, fact, RULES_FALSE, detail);
         }
         return;
@@ -61,13 +63,15 @@ static void s_locate_one (const eligibility_geo_t *geo, const char *what,
         return; /* unknown: a criterion that needs it says which field is missing */
     const qp_qpv_info_t *info = geo && geo->index ? qp_qpv_find_code (geo->index, declared) : NULL;
     if (geo && geo->index && !info) {
-        snprintf (detail, sizeof detail, "%s declared in %.20s, which is not a current QPV code",
-                  what, declared);
+        if (say)
+            snprintf (detail, sizeof detail, "%s declared in %.20s, which is not a current QPV code",
+                      what, declared);
         rules_facts_set (facts, fact, RULES_FALSE, detail);
         return;
     }
     *slot = s_location (declared, info ? info->name : NULL, false, 0);
-    snprintf (detail, sizeof detail, "%s declared in QPV %.20s, not verified", what, declared);
+    if (say)
+        snprintf (detail, sizeof detail, "%s declared in QPV %.20s, not verified", what, declared);
     rules_facts_set (facts, fact, RULES_TRUE, detail);
 }
 
@@ -105,8 +109,8 @@ Qp__V1__Fact eligibility_fact_wire (qp_fact_t fact)
  * say, then what the caller knows. */
 static Qp__V1__EligibilityDecided *s_begin (const eligibility_geo_t *geo, const char *dossier_id,
                                             const Qp__V1__Dossier *dossier,
-                                            const rules_facts_t *known, int32_t *date,
-                                            rules_facts_t *facts)
+                                            const rules_facts_t *known, bool terse,
+                                            int32_t *date, rules_facts_t *facts)
 {
     Qp__V1__EligibilityDecided *e = malloc (sizeof *e);
     assert (e);
@@ -118,6 +122,8 @@ static Qp__V1__EligibilityDecided *s_begin (const eligibility_geo_t *geo, const 
     char day[11];
     qp_date_format (*date, day);
     e->decided_on = strdup (day);
+    rules_facts_init (facts);
+    facts->terse = terse;
     rules_facts_declared (facts, dossier);
     rules_facts_set (facts, QP_FACT_BUSINESS_IN_QPV, RULES_UNKNOWN, "");
     rules_facts_set (facts, QP_FACT_RESIDENCE_IN_QPV, RULES_UNKNOWN, "");
@@ -136,7 +142,8 @@ Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
 {
     int32_t date;
     rules_facts_t facts;
-    Qp__V1__EligibilityDecided *e = s_begin (geo, dossier_id, dossier, known, &date, &facts);
+    Qp__V1__EligibilityDecided *e =
+        s_begin (geo, dossier_id, dossier, known, true, &date, &facts);
     /* The facts, so that an explanation can decide again exactly as now. */
     size_t n_true = 0, n_false = 0;
     e->facts_true = malloc (QP_FACT_COUNT * sizeof *e->facts_true);
@@ -241,7 +248,8 @@ Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue
     int32_t date;
     rules_facts_t facts;
     Qp__V1__EligibilityDecided *e =
-        s_begin (geo, stored->dossier_id ? stored->dossier_id : "", dossier, NULL, &date, &facts);
+        s_begin (geo, stored->dossier_id ? stored->dossier_id : "", dossier, NULL, false, &date,
+                 &facts);
     /* The facts as they were when deciding; the details say where each comes from. */
     char detail[120];
     for (int f = 0; f < QP_FACT_COUNT; f++) {

@@ -38,26 +38,31 @@ void rules_facts_set (rules_facts_t *facts, qp_fact_t fact, rules_truth_t value,
 {
     assert (fact < QP_FACT_COUNT);
     facts->facts[fact].value = value;
-    snprintf (facts->facts[fact].detail, sizeof facts->facts[fact].detail, "%s",
-              detail ? detail : "");
+    if (facts->terse || !detail)
+        facts->facts[fact].detail[0] = 0;
+    else
+        snprintf (facts->facts[fact].detail, sizeof facts->facts[fact].detail, "%s", detail);
 }
 
 void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier)
 {
-    char detail[120];
-    rules_facts_init (facts);
+    char detail[120] = "";
     const char *business = dossier->business ? dossier->business->declared_qpv : NULL;
     const char *residence = dossier->holder ? dossier->holder->residence_qpv : NULL;
+    bool say = !facts->terse;
     if (business && *business) {
-        snprintf (detail, sizeof detail, "declared in QPV %.20s, not verified", business);
+        if (say)
+            snprintf (detail, sizeof detail, "declared in QPV %.20s, not verified", business);
         rules_facts_set (facts, QP_FACT_BUSINESS_IN_QPV, RULES_TRUE, detail);
     }
     if (residence && *residence) {
-        snprintf (detail, sizeof detail, "declared in QPV %.20s, not verified", residence);
+        if (say)
+            snprintf (detail, sizeof detail, "declared in QPV %.20s, not verified", residence);
         rules_facts_set (facts, QP_FACT_RESIDENCE_IN_QPV, RULES_TRUE, detail);
     }
     if (dossier->territory && *dossier->territory) {
-        snprintf (detail, sizeof detail, "territory %.60s", dossier->territory);
+        if (say)
+            snprintf (detail, sizeof detail, "territory %.60s", dossier->territory);
         rules_facts_set (facts, QP_FACT_IN_PROGRAMME_TERRITORY, RULES_TRUE, detail);
     }
     rules_facts_set (facts, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE,
@@ -293,7 +298,7 @@ static const json_t *s_operand (ctx_t *ctx, const qp_operand_t *o, result_t *r)
         return o->literal;
     qp_param_value_t pv;
     char day[11];
-    if (!qp_catalogue_param_on (ctx->scheme, o->param, ctx->date, &pv) || !pv.value) {
+    if (!qp_catalogue_operand_on (ctx->scheme, o, ctx->date, &pv) || !pv.value) {
         qp_date_format (ctx->date, day);
         s_set (ctx, r, NOT_MET, "parameter %s is not in force on %s", o->param, day);
         return NULL;

@@ -17,15 +17,16 @@ typedef struct {
 /* The facts of one dossier, indexed by qp_fact_t; zeroed = all unknown. */
 typedef struct {
     rules_fact_value_t facts[QP_FACT_COUNT];
+    bool terse; /* keep no detail (the decision path: only explanations show them) */
 } rules_facts_t;
 
 void rules_facts_init (rules_facts_t *facts);
 void rules_facts_set (rules_facts_t *facts, qp_fact_t fact, rules_truth_t value,
                       const char *detail);
-/* What the dossier itself declares, when nothing better is known: a declared QPV code
- * (business, residence) and the territory make the facts true "declared, not verified";
- * the rest stay unknown except first_phq_for_person_network, assumed true until the
- * service checks the PHQ history. */
+/* Adds what the dossier itself declares to facts (initialised by the caller), when
+ * nothing better is known: a declared QPV code (business, residence) and the territory
+ * make the facts true "declared, not verified"; first_phq_for_person_network is assumed
+ * true until the service checks the PHQ history. */
 void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier);
 
 /* Evaluates scheme for dossier on date (days since epoch), explained: every criterion
