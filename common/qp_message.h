@@ -15,8 +15,7 @@
 
 #define QP_SCHEMA_VERSION 1
 /* Largest envelope a service accepts. A SubmitDossier envelope is ~250 bytes (248 for
- * the benchmarks' dossier, docs/benchmarks.md); the largest message is EligibilityDecided
- * with every criterion of every scheme (~17 KB in the first version). */
+ * the benchmarks' dossier, docs/benchmarks.md). */
 #define QP_MAX_ENVELOPE_BYTES (256 * 1024)
 #define QP_ID_HEX 32 /* ids are 128-bit keyed-free BLAKE2b digests in hex */
 

@@ -10,9 +10,9 @@
 #define OUTBOX_SWEEP_MS 1000
 #define OUTBOX_BATCH 256     /* members claimed, or removals piggybacked, at once */
 #define ACK_DELAY_MS 200     /* a publish is trusted once no disconnect followed it this long */
-#define DISTRUST_MS 5000     /* after a disconnect of the publish socket, publishes are not
-                                trusted (the bus may be restarting, subscriptions not back):
-                                their entries stay for the sweeper */
+#define DISTRUST_MS 5000     /* after a connect or disconnect of the publish socket,
+                                publishes are not trusted (the bus's subscriptions may not
+                                have reached us yet): their entries stay for the sweeper */
 
 typedef struct {
     const ProtobufCMessageDescriptor *type;
@@ -111,11 +111,15 @@ qp_service_t *qp_service_new (const char *name, const char *endpoint, const char
             qp_service_destroy (&self);
             return NULL;
         }
-        /* A PUB socket never says whether the bus got a message; a disconnect says it may
-         * not have (the outbox keeps such events for the sweeper). */
+        /* A PUB socket never says whether the bus got a message. It drops what it sends
+         * before the bus's subscriptions have reached it (after a connect), and what was
+         * in flight is lost with a disconnect: the outbox keeps such events for the
+         * sweeper. */
         char ep[64];
         snprintf (ep, sizeof ep, "inproc://qp-pub-monitor-%p", (void *) self);
-        if (zmq_socket_monitor (zsock_resolve (self->pub), ep, ZMQ_EVENT_DISCONNECTED) == 0) {
+        self->distrust_until = zclock_mono () + DISTRUST_MS;
+        if (zmq_socket_monitor (zsock_resolve (self->pub), ep,
+                                ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0) {
             self->monitor = zsock_new (ZMQ_PAIR);
             if (zsock_connect (self->monitor, "%s", ep) != 0)
                 zsock_destroy (&self->monitor);
@@ -242,8 +246,9 @@ static qp_store_blob_t s_member (zmsg_t *frames)
     return b;
 }
 
-/* A disconnect of the publish socket: what went out shortly before may be lost, and
- * what goes out until the bus is back too. Those entries stay in the outbox. */
+/* A connect or disconnect of the publish socket: what went out shortly before may be
+ * lost, and what goes out until the bus's subscriptions are back too. Those entries stay
+ * in the outbox. */
 static void s_watch_publish (qp_service_t *self)
 {
     bool lost = false;
@@ -256,7 +261,7 @@ static void s_watch_publish (qp_service_t *self)
         return;
     self->distrust_until = zclock_mono () + DISTRUST_MS;
     if (self->n_acks)
-        qp_log_info ("outbox_kept", "publish socket disconnected: %zu recent events left for "
+        qp_log_info ("outbox_kept", "publish socket (re)connected: %zu recent events left for "
                      "the outbox sweeper", self->n_acks);
     for (size_t i = 0; i < self->n_acks; i++)
         free (self->acks[i].data);
@@ -268,6 +273,7 @@ static void s_publish_member (qp_service_t *self, zmsg_t **frames_p, qp_store_bl
 {
     zmsg_send (frames_p, self->pub);
     zmsg_destroy (frames_p);
+    s_watch_publish (self);
     int64_t now = zclock_mono ();
     if (now < self->distrust_until) {
         free (member.data);

@@ -254,6 +254,42 @@ char *qp_store_get (qp_redis_t *r, const char *id, const char *field, size_t *le
     return out;
 }
 
+int qp_store_get_fields (qp_redis_t *r, const char *id, const char *const *names, size_t n,
+                         char **values, size_t *lens)
+{
+    char k_d[64];
+    s_key (k_d, sizeof k_d, id, "d");
+    const char *argv[n + 2];
+    argv[0] = "HMGET";
+    argv[1] = k_d;
+    for (size_t i = 0; i < n; i++) {
+        argv[2 + i] = names[i];
+        values[i] = NULL;
+        if (lens)
+            lens[i] = 0;
+    }
+    redisReply *reply = qp_redis_argv (r, (int) n + 2, argv, NULL);
+    int rc = -1;
+    if (s_reply_ok (reply, "dossier_get") && reply->type == REDIS_REPLY_ARRAY &&
+        reply->elements == n) {
+        for (size_t i = 0; i < n; i++) {
+            redisReply *v = reply->element[i];
+            if (v->type != REDIS_REPLY_STRING)
+                continue;
+            values[i] = malloc (v->len + 1);
+            assert (values[i]);
+            memcpy (values[i], v->str, v->len);
+            values[i][v->len] = 0;
+            if (lens)
+                lens[i] = v->len;
+        }
+        rc = 0;
+    }
+    if (reply)
+        freeReplyObject (reply);
+    return rc;
+}
+
 static char *s_dup_field (redisReply *hash, const char *name, size_t *len)
 {
     for (size_t i = 0; i + 1 < hash->elements; i += 2)

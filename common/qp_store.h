@@ -60,6 +60,12 @@ qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,
  * convenience) and its length, or NULL when absent or on error. */
 char *qp_store_get (qp_redis_t *r, const char *id, const char *field, size_t *len);
 
+/* Reads n fields in one round trip (HMGET): values[i] as qp_store_get (malloc'd, NULL when
+ * absent), lens[i] its length (lens may be NULL). Returns 0, or -1 on a Redis error (then
+ * every value is NULL). */
+int qp_store_get_fields (qp_redis_t *r, const char *id, const char *const *names, size_t n,
+                         char **values, size_t *lens);
+
 /* Reads the state and history for a status query. Returns 0 and fills reply (free with
  * qp_store_status_clear), or -1 on a Redis error. reply->found is false when unknown. */
 int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *reply);

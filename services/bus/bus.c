@@ -160,19 +160,24 @@ static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
             s_worker_remove (self, w);
             continue;
         }
-        zmsg_t *m = zmsg_dup (*frames_p);
+        /* No copy of the envelope: the routing frames go in front of the message itself.
+         * With router mandatory an unknown peer fails on the first frame, before anything
+         * is sent, and zmsg_send leaves the message whole. */
+        zmsg_t *m = *frames_p;
         zmsg_pushstr (m, QPB_DELIVER);
         zmsg_pushstr (m, QPB_PROTOCOL);
         zframe_t *id = zframe_dup (w->identity);
         zmsg_prepend (m, &id);
-        if (zmsg_send (&m, w->socket) == 0) {
+        if (zmsg_send (frames_p, w->socket) == 0) {
             w->delivered++;
             s->routed++;
-            zmsg_destroy (frames_p);
             return true;
         }
-        zmsg_destroy (&m);
-        /* EHOSTUNREACH (router mandatory): the peer is gone. */
+        /* EHOSTUNREACH (router mandatory): the peer is gone; take the routing frames off. */
+        for (int i = 0; i < 3; i++) {
+            zframe_t *f = zmsg_pop (m);
+            zframe_destroy (&f);
+        }
         s_worker_remove (self, w);
     }
     return false;

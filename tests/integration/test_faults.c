@@ -6,8 +6,8 @@
  * and the evaluation must count each dossier once. A last phase kills Redis with SIGKILL
  * and only reports what AOF everysec lost (its documented contract: up to 1 s of writes).
  *
- * QP_FAULT_DOSSIERS (default 4000; the issue asks 20000, see docs/reliability.md for why
- * not by default yet) sets the size of the run. Submissions that get no
+ * QP_FAULT_DOSSIERS (default 20000, the issue's size: ~3 minutes here) sets the size of
+ * the run. Submissions that get no
  * reply (intake or the bus down) are sent again with the same channel key, as a real
  * client does: intake is idempotent. Figures go to stderr. */
 #include "qp_date.h"
@@ -359,7 +359,7 @@ static char s_journal_env[1100];
 START_TEST (test_kill_each_program_during_a_run)
 {
     const char *n_env = getenv ("QP_FAULT_DOSSIERS");
-    s_total = n_env ? atoi (n_env) : 4000;
+    s_total = n_env ? atoi (n_env) : 20000;
     ck_assert_int_ge (s_total, 1000);
     s_ids = calloc ((size_t)s_total, sizeof *s_ids);
     s_sent = calloc ((size_t)s_total + 500, 1);
@@ -442,17 +442,27 @@ START_TEST (test_kill_each_program_during_a_run)
                        "after the %s fault: %d dossiers UNFUNDED (funding saw no live component)",
                        name, c.terminal[3]);
         s_check_envelope (stack, &c);
-        /* The evaluation catches up with what its bus delivered; poll a little. Events
-         * are published after the Redis transition and the bus does not keep them: a
-         * closure published while the bus (or the evaluation) was down is missed, and
-         * the rebuild from Redis recovers it (docs/reliability.md). */
+        /* The evaluation catches up with what its bus delivered; poll a little, past the
+         * outbox's grace (events of a step whose process died before publishing them are
+         * published again by the outbox sweeper after 5 s). What the outbox does not cover:
+         * events in the bus when it dies, events fanned out while the evaluation is down,
+         * events the evaluation could not apply while Redis was down; the rebuild from
+         * Redis recovers those (docs/reliability.md). A kill of any other program must
+         * not lose one. */
         bool agree = false;
         int missed = 0;
-        for (int w = 0; w < 25 && !agree; w++) {
+        for (int w = 0; w < 50 && !agree; w++) {
             agree = s_evaluation_agrees (stack, to, &c, false, &missed);
             if (!agree)
                 qp_test_sleep_ms (200);
         }
+        bool outbox_covers = strcmp (name, "bus") != 0 && strcmp (name, "evaluation") != 0 &&
+                             strcmp (name, "redis") != 0;
+        if (!agree && outbox_covers)
+            s_evaluation_agrees (stack, to, &c, true, NULL);
+        ck_assert_msg (agree || !outbox_covers,
+                       "after the %s fault: the evaluation missed %d events (the outbox should "
+                       "have published them again)", name, missed);
         if (!agree) {
             s_evaluation_agrees (stack, to, &c, true, NULL);
             fprintf (stderr,

@@ -208,9 +208,16 @@ START_TEST (test_outbox)
                           0, &state),
                       QP_STORE_APPLIED);
     ck_assert_int_eq (s_zscore_count ("outbox"), 2);
-    char *e = qp_store_get (s_redis, id, "eligibility", NULL);
-    ck_assert_str_eq (e, "E");
-    free (e);
+    const char *names[] = {"eligibility", "nope", "state"};
+    char *v[3];
+    size_t lens[3];
+    ck_assert_int_eq (qp_store_get_fields (s_redis, id, names, 3, v, lens), 0);
+    ck_assert_str_eq (v[0], "E");
+    ck_assert_uint_eq (lens[0], 1);
+    ck_assert_ptr_null (v[1]);
+    ck_assert_str_eq (v[2], "NOT_ELIGIBLE");
+    free (v[0]);
+    free (v[2]);
 
     /* Nothing past its deadline yet; later, both are claimed once. */
     qp_store_blob_t out[4];
