@@ -924,6 +924,109 @@ static uint8_t *s_pack (const ProtobufCMessage *m, size_t *size)
     return buf;
 }
 
+/* ---- A look at the wire format, before decoding ---------------------------------------
+ * Most submissions carry a person key, not an identity: telling so from the tags alone
+ * spares the recorder a decode and a re-encode of each. */
+
+static bool s_varint (const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* 1: the bytes of a message of descriptor d hold a PersonIdentity with content; 0: they
+ * hold none; -1: they do not read as protobuf (the full decode then decides). */
+static int s_wire_identity (const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                            int depth)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint64_t key, v;
+        if (!s_varint (p, n, &i, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX)
+            return -1;
+        switch (key & 7) {
+        case PROTOBUF_C_WIRE_TYPE_VARINT:
+            if (!s_varint (p, n, &i, &v))
+                return -1;
+            break;
+        case PROTOBUF_C_WIRE_TYPE_64BIT:
+            if (n - i < 8)
+                return -1;
+            i += 8;
+            break;
+        case PROTOBUF_C_WIRE_TYPE_32BIT:
+            if (n - i < 4)
+                return -1;
+            i += 4;
+            break;
+        case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED: {
+            if (!s_varint (p, n, &i, &v) || v > n - i)
+                return -1;
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field (d, (unsigned)(key >> 3));
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (f->descriptor == &qp__v1__person_identity__descriptor) {
+                    if (v > 0)
+                        return 1;
+                } else if (depth < S_SCRUB_DEPTH &&
+                           s_descriptor_holds_identity (f->descriptor, 0)) {
+                    int r = s_wire_identity (f->descriptor, p + i, (size_t)v, depth + 1);
+                    if (r != 0)
+                        return r;
+                }
+            }
+            i += (size_t)v;
+            break;
+        }
+        default:
+            return -1; /* groups: not in this contract */
+        }
+    }
+    return 0;
+}
+
+/* 0 when the envelope's payload (of descriptor d) holds no identity for certain. */
+static int s_wire_envelope_identity (const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                                     size_t n)
+{
+    size_t i = 0;
+    const uint8_t *payload = NULL;
+    size_t payload_size = 0;
+    while (i < n) {
+        uint64_t key, v;
+        if (!s_varint (p, n, &i, &key))
+            return -1;
+        int wire = (int)(key & 7);
+        if (wire == PROTOBUF_C_WIRE_TYPE_VARINT) {
+            if (!s_varint (p, n, &i, &v))
+                return -1;
+        } else if (wire == PROTOBUF_C_WIRE_TYPE_64BIT || wire == PROTOBUF_C_WIRE_TYPE_32BIT) {
+            size_t w = wire == PROTOBUF_C_WIRE_TYPE_64BIT ? 8 : 4;
+            if (n - i < w)
+                return -1;
+            i += w;
+        } else if (wire == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
+            if (!s_varint (p, n, &i, &v) || v > n - i)
+                return -1;
+            if (key >> 3 == 8) {
+                if (payload)
+                    return -1; /* twice: let the decoder say which counts */
+                payload = p + i;
+                payload_size = (size_t)v;
+            }
+            i += (size_t)v;
+        } else
+            return -1;
+    }
+    return payload ? s_wire_identity (d, payload, payload_size, 0) : 0;
+}
+
 qp_journal_scrub_t qp_journal_scrub (const char *type, size_t type_len, const uint8_t *envelope,
                                      size_t size, uint8_t **out, size_t *out_size)
 {
@@ -931,6 +1034,8 @@ qp_journal_scrub_t qp_journal_scrub (const char *type, size_t type_len, const ui
     *out_size = 0;
     const ProtobufCMessageDescriptor *d = s_type_descriptor (type, type_len);
     if (!d || !s_descriptor_holds_identity (d, 0))
+        return QP_JOURNAL_CLEAN;
+    if (s_wire_envelope_identity (d, envelope, size) == 0)
         return QP_JOURNAL_CLEAN;
     Qp__V1__Envelope *env = qp__v1__envelope__unpack (NULL, size, envelope);
     if (!env)

@@ -166,9 +166,9 @@ bool qp_journal_type_holds_identity (const char *type, size_t type_len);
 typedef enum {
     QP_JOURNAL_CLEAN = 0,    /* nothing to scrub: record the envelope as it is */
     QP_JOURNAL_SCRUBBED = 1, /* *out holds the envelope with its identities emptied */
-    /* A type that can hold an identity whose envelope or payload does not decode: *out
-     * holds the envelope without its payload (or nothing, when the envelope itself does
-     * not decode). Services refuse such a message anyway (bad_payload). */
+    /* A type that can hold an identity whose bytes cannot be read far enough to tell
+     * (not protobuf): *out holds the envelope without its payload (or nothing, when the
+     * envelope itself does not decode). Services refuse such a message anyway. */
     QP_JOURNAL_DROPPED = 2
 } qp_journal_scrub_t;
 

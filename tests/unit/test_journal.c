@@ -235,8 +235,7 @@ START_TEST (test_truncated_anywhere_in_the_last_record)
         ck_assert_str_eq (p.segment, seg);
         char want[64];
         snprintf (want, sizeof want, "the last %lld bytes", (long long)keep[k]);
-        ck_assert_msg (strstr (p.detail, want), "cut at %lld: '%s'", (long long)keep[k],
-                       p.detail);
+        ck_assert_msg (strstr (p.detail, want), "cut at %lld: '%s'", (long long)keep[k], p.detail);
         ck_assert_int_eq (qp_journal_reader_next (r, &rec, &p), 0);
         qp_journal_reader_close (&r);
         free (seg);
@@ -403,6 +402,56 @@ START_TEST (test_scrub_empties_identity)
 }
 END_TEST
 
+/* The look at the tags that spares a decode agrees with the decoder: a submission without
+ * an identity, or with an empty one, is clean as it is; and whatever prefix of a
+ * submission with an identity is given, what is kept as it is never decodes to one. */
+START_TEST (test_scrub_wire_look_agrees_with_decoder)
+{
+    Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
+    Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
+    Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
+    Qp__V1__PersonIdentity empty = QP__V1__PERSON_IDENTITY__INIT;
+    d.channel = "test-journal";
+    d.channel_key = "no-identity";
+    h.person_key = "0123456789abcdef0123456789abcdef";
+    d.holder = &h;
+    s.dossier = &d;
+    qp_meta_t meta = {.discriminator = "x", .event_time_ms = 1};
+    for (int with_empty = 0; with_empty < 2; with_empty++) {
+        s.identity = with_empty ? &empty : NULL;
+        zmsg_t *m = qp_message_build (&s.base, &meta, NULL);
+        zframe_t *env = zmsg_last (m);
+        uint8_t *out;
+        size_t size;
+        ck_assert_int_eq (qp_journal_scrub ("qp.v1.SubmitDossier", 19, zframe_data (env),
+                                            zframe_size (env), &out, &size),
+                          QP_JOURNAL_CLEAN);
+        ck_assert_ptr_null (out);
+        zmsg_destroy (&m);
+    }
+    zmsg_t *m = s_submission_with_identity (NULL);
+    zframe_t *type = zmsg_first (m), *env = zmsg_next (m);
+    for (size_t cut = 0; cut <= zframe_size (env); cut++) {
+        uint8_t *out;
+        size_t size;
+        qp_journal_scrub_t sc =
+            qp_journal_scrub ("qp.v1.SubmitDossier", 19, zframe_data (env), cut, &out, &size);
+        zframe_t *kept =
+            sc == QP_JOURNAL_CLEAN ? zframe_new (zframe_data (env), cut) : zframe_new (out, size);
+        qp_message_t msg;
+        qp_error_t err;
+        if (qp_message_decode (type, kept, &msg, &err) == 0) {
+            ck_assert_msg (!qp_journal_payload_has_identity (msg.payload),
+                           "cut at %zu: scrub %d kept an identity", cut, sc);
+            qp_message_clear (&msg);
+        }
+        zframe_destroy (&kept);
+        free (out);
+    }
+    zmsg_destroy (&m);
+}
+END_TEST
+
 START_TEST (test_scrub_drops_what_does_not_decode)
 {
     zmsg_t *m = s_submission_with_identity (NULL);
@@ -457,6 +506,7 @@ int main (void)
     tcase_add_test (tc, test_not_a_journal);
     tcase_add_test (tc, test_fsync_always_survives_reopen);
     tcase_add_test (tc, test_scrub_empties_identity);
+    tcase_add_test (tc, test_scrub_wire_look_agrees_with_decoder);
     tcase_add_test (tc, test_scrub_drops_what_does_not_decode);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
