@@ -245,6 +245,21 @@ Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue
                                                  const Qp__V1__EligibilityDecided *stored,
                                                  bool *matches, char *note, size_t note_size)
 {
+    /* Decided before the compact form (every criterion stored with its reason): that is
+     * the explanation, as it was given. */
+    for (size_t i = 0; i < stored->n_decisions; i++)
+        if (stored->decisions[i]->n_criteria) {
+            size_t len = qp__v1__eligibility_decided__get_packed_size (stored);
+            uint8_t *buf = malloc (len ? len : 1);
+            assert (buf);
+            qp__v1__eligibility_decided__pack (stored, buf);
+            Qp__V1__EligibilityDecided *copy = qp__v1__eligibility_decided__unpack (NULL, len, buf);
+            free (buf);
+            *matches = true;
+            snprintf (note, note_size, "stored with its explanation (decided before the compact "
+                                       "form): shown as decided");
+            return copy;
+        }
     int32_t date;
     rules_facts_t facts;
     Qp__V1__EligibilityDecided *e =

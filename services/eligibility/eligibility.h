@@ -61,7 +61,8 @@ Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
  * date with the facts stored, every criterion explained (rules_evaluate), the stored
  * locations. matches: the explanation gives the stored outcomes, amounts, catalogue
  * versions and criteria not met; else note says what differs (the catalogue files
- * changed since). Returns a new message. */
+ * changed since). A decision stored in full (before the compact form) is returned as
+ * it is. Returns a new message. */
 Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue,
                                                  const eligibility_geo_t *geo,
                                                  const Qp__V1__Dossier *dossier,

@@ -320,6 +320,15 @@ START_TEST (test_flow_dossier_decisions)
         }
     }
     ck_assert (cited);
+    /* A decision stored in full (before the compact form) is its own explanation. */
+    Qp__V1__EligibilityDecided *again =
+        eligibility_explain (s_catalogue, NULL, &d, x, &matches, note, sizeof note);
+    ck_assert (matches);
+    ck_assert_ptr_nonnull (strstr (note, "before the compact form"));
+    ck_assert_int_eq (again->n_decisions, x->n_decisions);
+    ck_assert_int_eq (again->decisions[0]->n_criteria, x->decisions[0]->n_criteria);
+    ck_assert_str_eq (again->decisions[0]->catalogue_version, "phq-2026.1@2024-01-01");
+    qp__v1__eligibility_decided__free_unpacked (again, NULL);
     qp__v1__eligibility_decided__free_unpacked (x, NULL);
 
     /* A stored decision the catalogue no longer gives is said to differ. */
