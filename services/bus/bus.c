@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#define DRAIN_BATCH 64 /* messages taken from one ready socket before polling again */
+
 typedef struct {
     zframe_t *identity;  /* routing id on its socket */
     zsock_t *socket;     /* work or partner ROUTER */
@@ -585,16 +587,20 @@ int qp_bus_server_run (qp_bus_server_t *self)
         qp_health_check ("sockets", true);
     while (!zsys_interrupted) {
         zsock_t *which = zpoller_wait (poller, 200);
-        if (which == self->work)
-            s_handle_peer (self, self->work, 'W');
-        else if (which == self->partner)
-            s_handle_peer (self, self->partner, 'P');
-        else if (which == self->xsub)
-            s_forward_event (self);
-        else if (which == self->xpub)
-            s_forward_subscription (self);
-        else if (zpoller_terminated (poller))
+        if (!which && zpoller_terminated (poller))
             break;
+        /* Drain a batch from the ready socket: one poll (and its syscalls) per batch,
+         * not per message. */
+        for (int i = 0; which && i < DRAIN_BATCH && (zsock_events (which) & ZMQ_POLLIN); i++) {
+            if (which == self->work)
+                s_handle_peer (self, self->work, 'W');
+            else if (which == self->partner)
+                s_handle_peer (self, self->partner, 'P');
+            else if (which == self->xsub)
+                s_forward_event (self);
+            else if (which == self->xpub)
+                s_forward_subscription (self);
+        }
         if (zclock_mono () >= next_expiry) {
             s_expire (self);
             s_metrics (self);
