@@ -17,6 +17,74 @@
 /* Refusals are counted under this prefix + message id (never a dossier id: hex only). */
 #define REFUSAL "r-"
 
+/* A list of strings kept in blocks that never move (one malloc per block, not per
+ * string: the two calls of a batch carry ~300 arguments per dossier). */
+typedef struct block {
+    struct block *next;
+    size_t used, size;
+    char data[];
+} block_t;
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+    block_t *blocks; /* newest first */
+} strv_t;
+
+/* A copy of text in self's blocks. */
+static char *s_strv_copy (strv_t *self, const char *text)
+{
+    size_t len = strlen (text) + 1;
+    block_t *b = self->blocks;
+    if (!b || b->size - b->used < len) {
+        size_t size = b ? b->size * 2 : 256;
+        if (size > 65536)
+            size = 65536;
+        if (size < len)
+            size = len;
+        block_t *nb = malloc (sizeof *nb + size);
+        assert (nb);
+        nb->next = b, nb->used = 0, nb->size = size;
+        self->blocks = b = nb;
+    }
+    char *out = b->data + b->used;
+    memcpy (out, text, len);
+    b->used += len;
+    return out;
+}
+
+static void s_strv_add (strv_t *self, const char *text)
+{
+    if (self->n == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 16;
+        self->v = realloc (self->v, self->cap * sizeof *self->v);
+        assert (self->v);
+    }
+    self->v[self->n++] = s_strv_copy (self, text);
+}
+
+static void s_strv_addf (strv_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_strv_addf (strv_t *self, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (text, sizeof text, fmt, ap);
+    va_end (ap);
+    s_strv_add (self, text);
+}
+
+static void s_strv_free (strv_t *self)
+{
+    while (self->blocks) {
+        block_t *next = self->blocks->next;
+        free (self->blocks);
+        self->blocks = next;
+    }
+    free (self->v);
+    memset (self, 0, sizeof *self);
+}
+
 typedef struct {
     size_t first; /* index of its dossier id in args */
     size_t count; /* args it spans */
@@ -26,8 +94,7 @@ typedef struct {
 struct evaluation {
     qp_redis_t *redis;
     qp_service_t *service;
-    char **args;
-    size_t n_args, cap_args;
+    strv_t args; /* the queued events' arguments: id, token, profile, then triples */
     queued_t events[BATCH_EVENTS + 2]; /* an event queues at most 2 */
     size_t n_events;
     json_t *kinds;     /* scheme id -> catalogue kind */
@@ -99,9 +166,7 @@ evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir)
 
 static void s_batch_reset (evaluation_t *self)
 {
-    for (size_t i = 0; i < self->n_args; i++)
-        free (self->args[i]);
-    self->n_args = 0;
+    s_strv_free (&self->args);
     self->n_events = 0;
 }
 
@@ -111,7 +176,6 @@ void evaluation_destroy (evaluation_t **self_p)
     if (!self)
         return;
     s_batch_reset (self);
-    free (self->args);
     json_decref (self->kinds);
     json_decref (self->envelopes);
     json_decref (self->targets);
@@ -123,12 +187,7 @@ void evaluation_destroy (evaluation_t **self_p)
 
 static void s_arg (evaluation_t *self, const char *text)
 {
-    if (self->n_args == self->cap_args) {
-        self->cap_args = self->cap_args ? self->cap_args * 2 : 1024;
-        self->args = realloc (self->args, self->cap_args * sizeof *self->args);
-        assert (self->args);
-    }
-    self->args[self->n_args++] = strdup (text ? text : "");
+    s_strv_add (&self->args, text ? text : "");
 }
 
 /* Profile field values never contain the separator. */
@@ -195,7 +254,7 @@ static void s_begin (evaluation_t *self, const char *dossier_id, const char *tok
 {
     assert (self->n_events < sizeof self->events / sizeof self->events[0]);
     queued_t *e = &self->events[self->n_events++];
-    e->first = self->n_args;
+    e->first = self->args.n;
     snprintf (e->fallback, sizeof e->fallback, "%s", fallback ? fallback : "");
     s_arg (self, dossier_id);
     s_arg (self, token);
@@ -232,14 +291,13 @@ static void s_op (evaluation_t *self, const char *field, long long value, int mo
 static void s_op_text (evaluation_t *self, const char *field, const char *value, int mode)
 {
     s_op (self, field, 0, mode);
-    free (self->args[self->n_args - 2]);
-    self->args[self->n_args - 2] = strdup (value);
+    self->args.v[self->args.n - 2] = s_strv_copy (&self->args, value);
 }
 
 static void s_end (evaluation_t *self)
 {
     queued_t *e = &self->events[self->n_events - 1];
-    e->count = self->n_args - e->first;
+    e->count = self->args.n - e->first;
     if (self->n_events >= BATCH_EVENTS)
         evaluation_flush (self);
 }
@@ -468,40 +526,6 @@ static void s_stored_profile (evaluation_t *self, const char *id, const char *fa
  * is written and the batch is read again). So each fact counts once, also with several
  * instances, and Redis does one HMGET + HSET per key touched instead of one HINCRBY per
  * event, key and field. */
-
-typedef struct {
-    char **v;
-    size_t n, cap;
-} strv_t;
-
-static void s_strv_add (strv_t *self, const char *text)
-{
-    if (self->n == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 1024;
-        self->v = realloc (self->v, self->cap * sizeof *self->v);
-        assert (self->v);
-    }
-    self->v[self->n++] = strdup (text);
-}
-
-static void s_strv_addf (strv_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-static void s_strv_addf (strv_t *self, const char *fmt, ...)
-{
-    char text[256];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (text, sizeof text, fmt, ap);
-    va_end (ap);
-    s_strv_add (self, text);
-}
-
-static void s_strv_free (strv_t *self)
-{
-    for (size_t i = 0; i < self->n; i++)
-        free (self->v[i]);
-    free (self->v);
-    memset (self, 0, sizeof *self);
-}
 
 #define PROFILE_FIELDS 9
 static const char *const s_profile_names[PROFILE_FIELDS] = {"t", "m", "d", "a", "q",
@@ -746,11 +770,11 @@ static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
     return 0;
 }
 
-static char *s_count (size_t n)
+static char *s_count (strv_t *args, size_t n)
 {
     char text[24];
     snprintf (text, sizeof text, "%zu", n);
-    return strdup (text);
+    return s_strv_copy (args, text);
 }
 
 /* The arguments of "apply": expectations and writes per dossier, sums per key. */
@@ -817,8 +841,7 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
             }
         n++;
     }
-    free (args->v[count_at]);
-    args->v[count_at] = s_count (n);
+    args->v[count_at] = s_count (args, n);
     /* index sets, at most 1000 members a call (Lua's unpack has a limit) */
     count_at = args->n, n = 0;
     s_strv_add (args, "0");
@@ -836,8 +859,7 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
                 in_call = 0;
         }
     }
-    free (args->v[count_at]);
-    args->v[count_at] = s_count (n);
+    args->v[count_at] = s_count (args, n);
     s_strv_addf (args, "%zu", s->applied);
     s_strv_add (args, s->as_of);
 }
@@ -850,7 +872,7 @@ static int s_flush_once (evaluation_t *self)
     zhashx_set_destructor (dossiers, s_batch_dossier_free);
     zlistx_t *order = zlistx_new (); /* first appearance order */
     for (size_t i = 0; i < self->n_events; i++) {
-        const char *id = self->args[self->events[i].first];
+        const char *id = self->args.v[self->events[i].first];
         if (zhashx_lookup (dossiers, id))
             continue;
         batch_dossier_t *d = calloc (1, sizeof *d);
@@ -866,7 +888,7 @@ static int s_flush_once (evaluation_t *self)
     zhashx_set_destructor (s.indexes, s_free_hash);
     for (size_t i = 0; rc == 0 && i < self->n_events; i++) {
         const queued_t *e = &self->events[i];
-        char **a = self->args + e->first;
+        char **a = self->args.v + e->first;
         batch_dossier_t *d = zhashx_lookup (dossiers, a[0]);
         if (!*d->profile && *a[2])
             snprintf (d->profile, sizeof d->profile, "%s", a[2]);
@@ -874,7 +896,7 @@ static int s_flush_once (evaluation_t *self)
             /* no profile yet: the one of its DossierReceived later in the batch, else the
              * stored dossier's, else the event's territory and business time */
             for (size_t k = i + 1; k < self->n_events && !*d->profile; k++) {
-                char **b = self->args + self->events[k].first;
+                char **b = self->args.v + self->events[k].first;
                 if (!strcmp (b[0], a[0]) && *b[2])
                     snprintf (d->profile, sizeof d->profile, "%s", b[2]);
             }

@@ -413,6 +413,43 @@ START_TEST (duplicates_in_one_batch_and_two_instances)
 }
 END_TEST
 
+/* 3,000 dossiers (the 20 samples under 150 ids each) into eval, flushed: 18,000 events,
+ * more than two batches, some dossiers' events split between two. */
+static void s_many (evaluation_t *eval)
+{
+    for (int k = 0; k < 150; k++)
+        for (int i = 0; i < N; i++) {
+            char key[48];
+            snprintf (key, sizeof key, "eval-%d-%d", k, i);
+            qp_hash_hex (s_samples[i].id, key, strlen (key));
+            s_events (i, s_apply_one, eval);
+        }
+    ck_assert_int_eq (evaluation_flush (eval), 0);
+    for (int i = 0; i < N; i++)
+        s_sample (i);
+}
+
+START_TEST (many_batches_exact)
+{
+    s_open ();
+    s_many (s_eval);
+    s_many (s_eval); /* all again: nothing changes */
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    Qp__V1__IndicatorReport *r;
+    ck_assert_int_eq (evaluation_indicators (s_eval, &q, &r), 0);
+    const Qp__V1__Figures *t = r->total->figures;
+    ck_assert_uint_eq (t->submitted, 150 * N);
+    ck_assert_uint_eq (t->funded, 150 * N);
+    ck_assert_int_eq (t->committed_cents, 150LL * N * 1000000);
+    ck_assert_int_eq (t->bank_loan_cents, 150LL * N * 4000000);
+    ck_assert_uint_eq (t->followed_y3, 150 * N);
+    ck_assert_uint_eq (t->active_y3, 150 * (N - 2));
+    ck_assert_uint_eq (t->women, 150 * 5);
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+    s_close ();
+}
+END_TEST
+
 /* ---- Rejected at intake ------------------------------------------------------------------ */
 
 static void s_refusal (const char *submission_id, const char *territory, const char *qpv)
@@ -672,6 +709,7 @@ int main (void)
     tcase_add_test (tc, duplicates_replay_and_rebuild_agree);
     tcase_add_test (tc, phases_read_their_dates);
     tcase_add_test (tc, duplicates_in_one_batch_and_two_instances);
+    tcase_add_test (tc, many_batches_exact);
     tcase_add_test (tc, rejected_at_intake_counted_once);
     tcase_add_test (tc, query_period_checked);
     tcase_add_test (tc, follow_up_for_unknown_dossier_refused);
