@@ -226,8 +226,7 @@ static int s_check_value (ld_t *ld, const char *where, const json_t *v, operand_
         const json_t *den = json_object_get (v, "denominator");
         if (!json_is_object (v) || json_object_size (v) != 2 || !json_is_integer (num) ||
             !json_is_integer (den))
-            return s_fail (ld, where,
-                           "must be {\"numerator\": integer, \"denominator\": integer}");
+            return s_fail (ld, where, "must be {\"numerator\": integer, \"denominator\": integer}");
         if (json_integer_value (num) < 0 || json_integer_value (den) <= 0 ||
             json_integer_value (num) > 1000000 || json_integer_value (den) > 1000000)
             return s_fail (ld, where,
@@ -302,10 +301,10 @@ static int s_operand (ld_t *ld, const char *where, const json_t *j, operand_type
 
 /* ---- criteria ---------------------------------------------------------------------- */
 
-static const char *const s_criterion_keys[] = {
-    "id",    "label",  "op",  "field", "other",    "of",   "to",     "min",    "max",
-    "value", "values", "pct", "fact",  "criteria", "note", "status", "source", "if_absent",
-    "ratio"};
+static const char *const s_criterion_keys[] = {"id",     "label",  "op",        "field",    "other",
+                                               "of",     "to",     "min",       "max",      "value",
+                                               "values", "pct",    "fact",      "criteria", "note",
+                                               "status", "source", "if_absent", "ratio"};
 
 static int s_criterion (ld_t *ld, const char *where, json_t *j, qp_criterion_t *c);
 
@@ -911,8 +910,8 @@ bool qp_catalogue_param_on (const qp_scheme_t *scheme, const char *name, int32_t
     return qp_catalogue_operand_on (scheme, &(qp_operand_t){.param = name, .ref = p}, date, out);
 }
 
-bool qp_catalogue_operand_on (const qp_scheme_t *scheme, const qp_operand_t *operand,
-                              int32_t date, qp_param_value_t *out)
+bool qp_catalogue_operand_on (const qp_scheme_t *scheme, const qp_operand_t *operand, int32_t date,
+                              qp_param_value_t *out)
 {
     const param_t *p =
         operand->ref ? operand->ref : s_param ((const entry_t *)scheme, operand->param);

@@ -96,7 +96,7 @@ struct qp_criterion {
     qp_field_path_t field; /* the value tested */
     qp_field_path_t other; /* ratio "of", field_gte_field "other", months "to" */
     qp_operand_t min, max, value, values, pct;
-    qp_operand_t ratio; /* ratio_lte/ratio_gte: {numerator, denominator} instead of pct */
+    qp_operand_t ratio;      /* ratio_lte/ratio_gte: {numerator, denominator} instead of pct */
     const json_t *if_absent; /* value of an absent field ("no deferral" = 0), or NULL */
     qp_fact_t fact;
     qp_criterion_t *children;
@@ -155,8 +155,8 @@ bool qp_catalogue_param_on (const qp_scheme_t *scheme, const char *name, int32_t
                             qp_param_value_t *out);
 /* The value of an operand's parameter on date: qp_catalogue_param_on without the lookup
  * by name (the decision path). */
-bool qp_catalogue_operand_on (const qp_scheme_t *scheme, const qp_operand_t *operand,
-                              int32_t date, qp_param_value_t *out);
+bool qp_catalogue_operand_on (const qp_scheme_t *scheme, const qp_operand_t *operand, int32_t date,
+                              qp_param_value_t *out);
 /* Whether the scheme exists on date (its "in_force" parameter is true); out (optional)
  * gets the value found, zeroed when the parameter has none yet on that date. */
 bool qp_catalogue_in_force (const qp_scheme_t *scheme, int32_t date, qp_param_value_t *out);

@@ -210,8 +210,8 @@ static double s_explained (const qp_catalogue_t *catalogue, dossier_t *dossiers,
                 eligibility_decide (catalogue, NULL, "bench", &dossiers[i].d, NULL);
             bool matches;
             char note[300];
-            Qp__V1__EligibilityDecided *x =
-                eligibility_explain (catalogue, NULL, &dossiers[i].d, m, &matches, note, sizeof note);
+            Qp__V1__EligibilityDecided *x = eligibility_explain (catalogue, NULL, &dossiers[i].d, m,
+                                                                 &matches, note, sizeof note);
             if (!done)
                 packed += qp__v1__eligibility_decided__get_packed_size (x);
             qp__v1__eligibility_decided__free_unpacked (x, NULL);
@@ -252,7 +252,8 @@ static void s_flow_bytes (const qp_catalogue_t *catalogue, size_t *compact, size
     rules_facts_t known;
     rules_facts_init (&known);
     rules_facts_set (&known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE, "first");
-    Qp__V1__EligibilityDecided *m = eligibility_decide (catalogue, NULL, "0123456789abcdef0123456789abcdef01234567", &d, &known);
+    Qp__V1__EligibilityDecided *m = eligibility_decide (
+        catalogue, NULL, "0123456789abcdef0123456789abcdef01234567", &d, &known);
     bool matches;
     char note[300];
     Qp__V1__EligibilityDecided *x =
@@ -395,36 +396,37 @@ int main (int argc, char *argv[])
         struct {
             const char *name;
             double value;
-        } figures[] = {{"load_s", load_s},
-                       {"index_memory_mb", memory_mb},
-                       {"rss_delta_mb", rss_delta_kb / 1024.0},
-                       {"peak_rss_delta_mb", peak_delta_kb / 1024.0},
-                       {"lookups_in_boxes_per_s", in_boxes.per_second},
-                       {"lookups_in_boxes_hit_rate", in_boxes.hit_rate},
-                       {"lookups_in_france_per_s", in_france.per_second},
-                       {"lookups_in_france_hit_rate", in_france.hit_rate},
-                       {"lookups_mixed_per_s", in_mix.per_second},
-                       {"lookups_mixed_hit_rate", in_mix.hit_rate},
-                       {"lookups_in_boxes_15m_per_s", in_boxes_tol.per_second},
-                       {"lookups_in_boxes_15m_hit_rate", in_boxes_tol.hit_rate},
-                       {"assessments_per_s", assessments},
-                       {"assessments_eligible_share", eligible_share},
-                       {"decisions_alone_per_s", decisions},
-                       {"explained_per_s", explained},
-                       {"decision_bytes_compact", compact_bytes},
-                       {"decision_bytes_explained", explained_bytes},
-                       {"flow_decision_bytes_compact", flow_compact ? (double)flow_compact : -1},
-                       {"flow_decision_bytes_explained", flow_explained ? (double)flow_explained : -1},
-                       {"assessment_rss_growth_mb", rss_growth_mb},
-                       {"assessment_peak_rss_growth_mb", hwm_growth_mb}};
+        } figures[] = {
+            {"load_s", load_s},
+            {"index_memory_mb", memory_mb},
+            {"rss_delta_mb", rss_delta_kb / 1024.0},
+            {"peak_rss_delta_mb", peak_delta_kb / 1024.0},
+            {"lookups_in_boxes_per_s", in_boxes.per_second},
+            {"lookups_in_boxes_hit_rate", in_boxes.hit_rate},
+            {"lookups_in_france_per_s", in_france.per_second},
+            {"lookups_in_france_hit_rate", in_france.hit_rate},
+            {"lookups_mixed_per_s", in_mix.per_second},
+            {"lookups_mixed_hit_rate", in_mix.hit_rate},
+            {"lookups_in_boxes_15m_per_s", in_boxes_tol.per_second},
+            {"lookups_in_boxes_15m_hit_rate", in_boxes_tol.hit_rate},
+            {"assessments_per_s", assessments},
+            {"assessments_eligible_share", eligible_share},
+            {"decisions_alone_per_s", decisions},
+            {"explained_per_s", explained},
+            {"decision_bytes_compact", compact_bytes},
+            {"decision_bytes_explained", explained_bytes},
+            {"flow_decision_bytes_compact", flow_compact ? (double)flow_compact : -1},
+            {"flow_decision_bytes_explained", flow_explained ? (double)flow_explained : -1},
+            {"assessment_rss_growth_mb", rss_growth_mb},
+            {"assessment_peak_rss_growth_mb", hwm_growth_mb}};
         for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
             json_object_set_new (out, figures[i].name,
                                  figures[i].value < 0 ? json_null ()
                                                       : json_real (figures[i].value));
-        json_t *targets = json_pack ("{s:f, s:f, s:f, s:f, s:f}", "load_s", TARGET_LOAD_S,
-                                     "index_memory_mb", TARGET_MEMORY_MB, "lookups_per_s",
-                                     TARGET_LOOKUPS, "assessments_per_s", TARGET_ASSESSMENTS,
-                                     "dossier_bytes", TARGET_DOSSIER_BYTES);
+        json_t *targets =
+            json_pack ("{s:f, s:f, s:f, s:f, s:f}", "load_s", TARGET_LOAD_S, "index_memory_mb",
+                       TARGET_MEMORY_MB, "lookups_per_s", TARGET_LOOKUPS, "assessments_per_s",
+                       TARGET_ASSESSMENTS, "dossier_bytes", TARGET_DOSSIER_BYTES);
         json_object_set_new (out, "targets", targets);
         if (json_dump_file (out, json_path, JSON_INDENT (2)) != 0)
             fprintf (stderr, "qp-bench-eligibility: cannot write %s\n", json_path);

@@ -1,9 +1,9 @@
 /* Eligibility: decisions, the RECEIVED -> ELIGIBLE | NOT_ELIGIBLE step, the sweeper. */
 #include "eligibility.h"
+#include "qp/v1/eligibility.pb-c.h"
 #include "qp_date.h"
 #include "qp_log.h"
 #include "qp_store.h"
-#include "qp/v1/eligibility.pb-c.h"
 #include "rules.h"
 #include <signal.h>
 #include <string.h>
@@ -64,8 +64,8 @@ static void s_locate_one (const eligibility_geo_t *geo, const char *what,
     const qp_qpv_info_t *info = geo && geo->index ? qp_qpv_find_code (geo->index, declared) : NULL;
     if (geo && geo->index && !info) {
         if (say)
-            snprintf (detail, sizeof detail, "%s declared in %.20s, which is not a current QPV code",
-                      what, declared);
+            snprintf (detail, sizeof detail,
+                      "%s declared in %.20s, which is not a current QPV code", what, declared);
         rules_facts_set (facts, fact, RULES_FALSE, detail);
         return;
     }
@@ -109,8 +109,8 @@ Qp__V1__Fact eligibility_fact_wire (qp_fact_t fact)
  * say, then what the caller knows. */
 static Qp__V1__EligibilityDecided *s_begin (const eligibility_geo_t *geo, const char *dossier_id,
                                             const Qp__V1__Dossier *dossier,
-                                            const rules_facts_t *known, bool terse,
-                                            int32_t *date, rules_facts_t *facts)
+                                            const rules_facts_t *known, bool terse, int32_t *date,
+                                            rules_facts_t *facts)
 {
     Qp__V1__EligibilityDecided *e = malloc (sizeof *e);
     assert (e);
@@ -142,8 +142,7 @@ Qp__V1__EligibilityDecided *eligibility_decide (const qp_catalogue_t *catalogue,
 {
     int32_t date;
     rules_facts_t facts;
-    Qp__V1__EligibilityDecided *e =
-        s_begin (geo, dossier_id, dossier, known, true, &date, &facts);
+    Qp__V1__EligibilityDecided *e = s_begin (geo, dossier_id, dossier, known, true, &date, &facts);
     /* The facts, so that an explanation can decide again exactly as now. */
     size_t n_true = 0, n_false = 0;
     e->facts_true = malloc (QP_FACT_COUNT * sizeof *e->facts_true);
@@ -170,8 +169,8 @@ static Qp__V1__QpvLocation *s_location_copy (const Qp__V1__QpvLocation *l)
 {
     if (!l)
         return NULL;
-    Qp__V1__QpvLocation *c = s_location (l->qpv_code ? l->qpv_code : "", l->qpv_name, l->verified,
-                                         l->distance_m);
+    Qp__V1__QpvLocation *c =
+        s_location (l->qpv_code ? l->qpv_code : "", l->qpv_name, l->verified, l->distance_m);
     c->has_verified = l->has_verified;
     c->has_distance_m = l->has_distance_m;
     return c;
@@ -216,8 +215,8 @@ static bool s_same (const qp_scheme_t *scheme, const Qp__V1__SchemeDecision *sto
     if (stored->outcome != now->outcome || stored->amount_cents != now->amount_cents) {
         snprintf (note, size, "%s was decided %s (%lld cents), the catalogue now gives %s (%lld)",
                   stored->scheme_id, s_outcome_name (stored->outcome),
-                  (long long) stored->amount_cents, s_outcome_name (now->outcome),
-                  (long long) now->amount_cents);
+                  (long long)stored->amount_cents, s_outcome_name (now->outcome),
+                  (long long)now->amount_cents);
         return false;
     }
     /* The bits of the explained criteria, as the compact decision has them. */
@@ -256,21 +255,21 @@ Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue
             Qp__V1__EligibilityDecided *copy = qp__v1__eligibility_decided__unpack (NULL, len, buf);
             free (buf);
             *matches = true;
-            snprintf (note, note_size, "stored with its explanation (decided before the compact "
-                                       "form): shown as decided");
+            snprintf (note, note_size,
+                      "stored with its explanation (decided before the compact "
+                      "form): shown as decided");
             return copy;
         }
     int32_t date;
     rules_facts_t facts;
-    Qp__V1__EligibilityDecided *e =
-        s_begin (geo, stored->dossier_id ? stored->dossier_id : "", dossier, NULL, false, &date,
-                 &facts);
+    Qp__V1__EligibilityDecided *e = s_begin (geo, stored->dossier_id ? stored->dossier_id : "",
+                                             dossier, NULL, false, &date, &facts);
     /* The facts as they were when deciding; the details say where each comes from. */
     char detail[120];
     for (int f = 0; f < QP_FACT_COUNT; f++) {
-        rules_truth_t was = s_stored_fact (stored, (qp_fact_t) f);
+        rules_truth_t was = s_stored_fact (stored, (qp_fact_t)f);
         if (f == QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK && was != RULES_UNKNOWN)
-            rules_facts_set (&facts, (qp_fact_t) f, was,
+            rules_facts_set (&facts, (qp_fact_t)f, was,
                              was == RULES_TRUE
                                  ? "no other PHQ of this person through this network when decided"
                                  : "another dossier held this person's PHQ through this network "
@@ -281,7 +280,7 @@ Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue
                       : was == RULES_FALSE ? "false"
                                            : "unknown",
                       stored->decided_on ? stored->decided_on : "?");
-            rules_facts_set (&facts, (qp_fact_t) f, was, detail);
+            rules_facts_set (&facts, (qp_fact_t)f, was, detail);
         }
     }
     /* The locations decided, even if the contours changed since. */
@@ -368,9 +367,9 @@ static int s_phq_fact (eligibility_t *self, const char *id, const Qp__V1__Dossie
 {
     const Qp__V1__ProjectHolder *h = d->holder;
     const ProtobufCEnumValue *net =
-        h && h->has_network ? protobuf_c_enum_descriptor_get_value (&qp__v1__network__descriptor,
-                                                                   h->network)
-                            : NULL;
+        h && h->has_network
+            ? protobuf_c_enum_descriptor_get_value (&qp__v1__network__descriptor, h->network)
+            : NULL;
     if (!h || !h->person_key || !*h->person_key || !net || h->network <= 1) {
         rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_UNKNOWN,
                          "needs the holder's person key and network");
@@ -423,12 +422,10 @@ static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier
     if (!eligible)
         s_refusal (self->catalogue, e, reason, sizeof reason);
     qp_store_field_t fields[] = {{"eligibility", packed, len}};
-    qp_meta_t meta = {.correlation_id = id,
-                      .causation_id = cause,
-                      .event_time_ms = time_ms,
-                      .discriminator = id};
+    qp_meta_t meta = {
+        .correlation_id = id, .causation_id = cause, .event_time_ms = time_ms, .discriminator = id};
     Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
-    closed.dossier_id = (char *) id;
+    closed.dossier_id = (char *)id;
     closed.has_final_state = true;
     closed.final_state = QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
     closed.territory = e->territory;
@@ -461,7 +458,7 @@ static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier
 static void s_on_received (qp_request_t *req, void *arg)
 {
     eligibility_t *self = arg;
-    Qp__V1__DossierReceived *m = (Qp__V1__DossierReceived *) req->msg.payload;
+    Qp__V1__DossierReceived *m = (Qp__V1__DossierReceived *)req->msg.payload;
     Qp__V1__Envelope *env = req->msg.envelope;
     if (!m->dossier_id || !m->dossier) {
         qp_error_t err;
@@ -479,10 +476,11 @@ static void s_on_received (qp_request_t *req, void *arg)
 static void s_on_explain (qp_request_t *req, void *arg)
 {
     eligibility_t *self = arg;
-    Qp__V1__EligibilityExplainQuery *q = (Qp__V1__EligibilityExplainQuery *) req->msg.payload;
+    Qp__V1__EligibilityExplainQuery *q = (Qp__V1__EligibilityExplainQuery *)req->msg.payload;
     qp_error_t err;
     if (!q->dossier_id || !*q->dossier_id) {
-        qp_error_set (&err, "invalid_field", "dossier_id", "EligibilityExplainQuery needs dossier_id");
+        qp_error_set (&err, "invalid_field", "dossier_id",
+                      "EligibilityExplainQuery needs dossier_id");
         qp_service_reply_error (req, &err);
         return;
     }
@@ -490,9 +488,9 @@ static void s_on_explain (qp_request_t *req, void *arg)
     char *state = qp_store_get (self->redis, q->dossier_id, "state", NULL);
     char *dpacked = state ? qp_store_get (self->redis, q->dossier_id, "dossier", &dlen) : NULL;
     char *epacked = state ? qp_store_get (self->redis, q->dossier_id, "eligibility", &elen) : NULL;
-    Qp__V1__Dossier *d = dpacked ? qp__v1__dossier__unpack (NULL, dlen, (uint8_t *) dpacked) : NULL;
+    Qp__V1__Dossier *d = dpacked ? qp__v1__dossier__unpack (NULL, dlen, (uint8_t *)dpacked) : NULL;
     Qp__V1__EligibilityDecided *stored =
-        epacked ? qp__v1__eligibility_decided__unpack (NULL, elen, (uint8_t *) epacked) : NULL;
+        epacked ? qp__v1__eligibility_decided__unpack (NULL, elen, (uint8_t *)epacked) : NULL;
     Qp__V1__EligibilityExplainReply reply = QP__V1__ELIGIBILITY_EXPLAIN_REPLY__INIT;
     reply.dossier_id = q->dossier_id;
     reply.has_found = true;
@@ -538,7 +536,7 @@ static volatile sig_atomic_t s_reload_asked;
 
 static void s_on_sighup (int sig)
 {
-    (void) sig;
+    (void)sig;
     s_reload_asked = 1;
 }
 
@@ -584,7 +582,7 @@ int eligibility_reload (eligibility_t *self, qp_error_t *err)
 /* Re-decides dossiers left in RECEIVED past their lease, from what Redis holds. */
 static void s_sweep (qp_service_t *service, void *arg)
 {
-    (void) service;
+    (void)service;
     eligibility_t *self = arg;
     if (s_reload_asked && self->catalogue_dir) {
         s_reload_asked = 0;
@@ -599,12 +597,12 @@ static void s_sweep (qp_service_t *service, void *arg)
         char *packed = qp_store_get (self->redis, ids[i], "dossier", &len);
         char *source = qp_store_get (self->redis, ids[i], "source_msg", NULL);
         char *time_s = qp_store_get (self->redis, ids[i], "event_time_ms", NULL);
-        Qp__V1__Dossier *d =
-            packed ? qp__v1__dossier__unpack (NULL, len, (uint8_t *) packed) : NULL;
+        Qp__V1__Dossier *d = packed ? qp__v1__dossier__unpack (NULL, len, (uint8_t *)packed) : NULL;
         if (d && source) {
             char cause[QP_ID_HEX + 1];
             qp_message_make_id (cause, qp__v1__dossier_received__descriptor.name, source, ids[i]);
-            qp_log_info ("redispatch", "dossier %s: RECEIVED lease expired, deciding again", ids[i]);
+            qp_log_info ("redispatch", "dossier %s: RECEIVED lease expired, deciding again",
+                         ids[i]);
             s_decide (self, ids[i], d, cause, time_s ? atoll (time_s) : 0);
         }
         if (d)

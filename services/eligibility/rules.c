@@ -472,7 +472,8 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
             s_set (ctx, r, MET, "%s %s within %s – %s", c->field.text, x1, x2, x3);
         } else {
             s_shown_ordinal (ctx, &c->field, date, lo ? ilo : ihi, x2, sizeof x2);
-            s_set (ctx, r, MET, "%s %s %s %s", c->field.text, x1, lo ? "≥ minimum" : "≤ maximum", x2);
+            s_set (ctx, r, MET, "%s %s %s %s", c->field.text, x1, lo ? "≥ minimum" : "≤ maximum",
+                   x2);
         }
         return;
     }
@@ -515,11 +516,11 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
         if (c->op == QP_OP_PREFIX_IN && hit)
             s_set (ctx, r, MET, "%s %s starts with %s", c->field.text, a.s, hit);
         else if (c->op == QP_OP_PREFIX_IN)
-            s_set (ctx, r, NOT_MET, "%s %s starts with none of the %zu prefixes listed", c->field.text,
-                   a.s, json_array_size (j));
+            s_set (ctx, r, NOT_MET, "%s %s starts with none of the %zu prefixes listed",
+                   c->field.text, a.s, json_array_size (j));
         else
-            s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s the %zu values listed", c->field.text, a.s,
-                   hit ? "among" : "not among", json_array_size (j));
+            s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s the %zu values listed", c->field.text,
+                   a.s, hit ? "among" : "not among", json_array_size (j));
         return;
     }
     case QP_OP_RATIO_LTE:
@@ -562,13 +563,14 @@ static void s_eval (ctx_t *ctx, const qp_criterion_t *c, result_t *r)
             return;
         int32_t from, to;
         if (!qp_date_parse (a.s, &from) || !qp_date_parse (b.s, &to)) {
-            s_set (ctx, r, NOT_MET, "%s or %s is not a date YYYY-MM-DD", c->field.text, c->other.text);
+            s_set (ctx, r, NOT_MET, "%s or %s is not a date YYYY-MM-DD", c->field.text,
+                   c->other.text);
             return;
         }
         int64_t n = json_integer_value (j);
         bool ok = to <= s_add_months (from, n);
-        s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s %lld months before %s %s", c->field.text, a.s,
-               ok ? "within" : "more than", (long long)n, c->other.text, b.s);
+        s_set (ctx, r, ok ? MET : NOT_MET, "%s %s is %s %lld months before %s %s", c->field.text,
+               a.s, ok ? "within" : "more than", (long long)n, c->other.text, b.s);
         return;
     }
     case QP_OP_YEAR_AGE_BETWEEN: {

@@ -30,9 +30,9 @@ static void s_setup (void)
               qp_test_source_dir ());
     static const char *env[4];
     env[0] = territories, env[1] = data, env[2] = contours, env[3] = NULL;
-    static const char *const programs[] = {"intake", "eligibility", "funding", "evaluation",
-                                           "partner-anct", "partner-anru", "partner-bdt",
-                                           "partner-bpifrance", NULL};
+    static const char *const programs[] = {"intake",      "eligibility",       "funding",
+                                           "evaluation",  "partner-anct",      "partner-anru",
+                                           "partner-bdt", "partner-bpifrance", NULL};
     static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
     s_stack = qp_test_stack_start (&opts);
@@ -62,11 +62,11 @@ static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
     Qp__V1__Business b = QP__V1__BUSINESS__INIT;
     Qp__V1__Project p = QP__V1__PROJECT__INIT;
     Qp__V1__Coordinates at = QP__V1__COORDINATES__INIT;
-    d.channel = "test-eligibility", d.channel_key = (char *) c->key, d.submitted_on = "2025-06-02";
-    h.person_key = (char *) c->person, h.residence_qpv = (char *) c->residence_qpv;
+    d.channel = "test-eligibility", d.channel_key = (char *)c->key, d.submitted_on = "2025-06-02";
+    h.person_key = (char *)c->person, h.residence_qpv = (char *)c->residence_qpv;
     h.has_accompanied = true, h.accompanied = true;
     h.has_network = true, h.network = c->network;
-    b.insee_commune = "59512", b.declared_qpv = (char *) c->declared_qpv;
+    b.insee_commune = "59512", b.declared_qpv = (char *)c->declared_qpv;
     if (c->has_point) {
         at.has_lat = true, at.lat = c->lat, at.has_lon = true, at.lon = c->lon;
         b.location = &at;
@@ -87,7 +87,7 @@ static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
     qp_error_t err;
     ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s.base, NULL, 5000, reply, &err), 0);
     ck_assert_ptr_eq (reply->descriptor, &qp__v1__submit_dossier_reply__descriptor);
-    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) reply->payload;
+    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply->payload;
     ck_assert_msg (r->accepted, "%s rejected: %s", c->key,
                    r->n_errors ? r->errors[0]->message : "?");
     char id[QP_ID_HEX + 1];
@@ -98,7 +98,7 @@ static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
     for (int i = 0; i < 100; i++) {
         ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &q.base, NULL, 5000, reply, &err),
                           0);
-        Qp__V1__DossierStatusReply *st = (Qp__V1__DossierStatusReply *) reply->payload;
+        Qp__V1__DossierStatusReply *st = (Qp__V1__DossierStatusReply *)reply->payload;
         if (st->found && st->eligibility)
             return st;
         qp_message_clear (reply);
@@ -127,8 +127,7 @@ static int s_criterion (const Qp__V1__SchemeDecision *d, const char *id)
     qp_catalogue_t *catalogue = qp_catalogue_load (dir, &err);
     ck_assert_msg (catalogue, "%s", err.message);
     ck_assert_int_eq (d->n_criteria, 0); /* no text is stored */
-    int outcome =
-        rules_compact_outcome (qp_catalogue_find (catalogue, d->scheme_id), d, id);
+    int outcome = rules_compact_outcome (qp_catalogue_find (catalogue, d->scheme_id), d, id);
     qp_catalogue_destroy (&catalogue);
     ck_assert_msg (outcome, "%s has no criterion %s", d->scheme_id, id);
     return outcome;
@@ -138,11 +137,11 @@ static int s_criterion (const Qp__V1__SchemeDecision *d, const char *id)
 static Qp__V1__EligibilityExplainReply *s_explain (const char *id, qp_message_t *m)
 {
     Qp__V1__EligibilityExplainQuery q = QP__V1__ELIGIBILITY_EXPLAIN_QUERY__INIT;
-    q.dossier_id = (char *) id;
+    q.dossier_id = (char *)id;
     qp_error_t err;
     ck_assert_int_eq (qp_test_call (s_stack->work, "eligibility", &q.base, NULL, 5000, m, &err), 0);
     ck_assert_ptr_eq (m->descriptor, &qp__v1__eligibility_explain_reply__descriptor);
-    return (Qp__V1__EligibilityExplainReply *) m->payload;
+    return (Qp__V1__EligibilityExplainReply *)m->payload;
 }
 
 /* The explained criterion id of a scheme (top level). */
@@ -150,9 +149,8 @@ static const Qp__V1__CriterionResult *s_explained (const Qp__V1__EligibilityDeci
                                                    const char *scheme, const char *id)
 {
     for (size_t i = 0; i < e->n_decisions; i++)
-        for (size_t j = 0; !strcmp (e->decisions[i]->scheme_id, scheme) &&
-                           j < e->decisions[i]->n_criteria;
-             j++)
+        for (size_t j = 0;
+             !strcmp (e->decisions[i]->scheme_id, scheme) && j < e->decisions[i]->n_criteria; j++)
             if (!strcmp (e->decisions[i]->criteria[j]->criterion, id))
                 return e->decisions[i]->criteria[j];
     ck_abort_msg ("%s: no explained criterion %s", scheme, id);
@@ -163,8 +161,12 @@ START_TEST (test_located_on_the_contours)
 {
     qp_message_t m;
     /* Inside the square QPV QN05901A. */
-    case_t inside = {.key = "inside", .person = "person-inside-0001", .network = QP__V1__NETWORK__ADIE,
-                     .has_point = true, .lat = 50.702, .lon = 3.102};
+    case_t inside = {.key = "inside",
+                     .person = "person-inside-0001",
+                     .network = QP__V1__NETWORK__ADIE,
+                     .has_point = true,
+                     .lat = 50.702,
+                     .lon = 3.102};
     Qp__V1__DossierStatusReply *st = s_run (&inside, &m);
     Qp__V1__QpvLocation *l = st->eligibility->business_location;
     ck_assert_ptr_nonnull (l);
@@ -177,9 +179,14 @@ START_TEST (test_located_on_the_contours)
 
     /* In its hole: outside, even with a (wrong) declared code; coordinates win. The
      * residence's declared code is no QPV of the index: neither place is in a QPV. */
-    case_t hole = {.key = "hole", .person = "person-hole-00001", .network = QP__V1__NETWORK__ADIE,
-                   .declared_qpv = "QN05901A", .residence_qpv = "QN05999Z", .has_point = true,
-                   .lat = 50.705, .lon = 3.105};
+    case_t hole = {.key = "hole",
+                   .person = "person-hole-00001",
+                   .network = QP__V1__NETWORK__ADIE,
+                   .declared_qpv = "QN05901A",
+                   .residence_qpv = "QN05999Z",
+                   .has_point = true,
+                   .lat = 50.705,
+                   .lon = 3.105};
     st = s_run (&hole, &m);
     ck_assert_ptr_null (st->eligibility->business_location);
     const Qp__V1__SchemeDecision *phq = s_scheme (st, "phq");
@@ -188,8 +195,12 @@ START_TEST (test_located_on_the_contours)
     qp_message_clear (&m);
 
     /* 10 m east of QN05903C's edge (lon 3.15): within the 20 m boundary-street tolerance. */
-    case_t near = {.key = "near", .person = "person-near-00001", .network = QP__V1__NETWORK__ADIE,
-                   .has_point = true, .lat = 50.7025, .lon = 3.15 + 10.0 / 70600.0};
+    case_t near = {.key = "near",
+                   .person = "person-near-00001",
+                   .network = QP__V1__NETWORK__ADIE,
+                   .has_point = true,
+                   .lat = 50.7025,
+                   .lon = 3.15 + 10.0 / 70600.0};
     st = s_run (&near, &m);
     l = st->eligibility->business_location;
     ck_assert_ptr_nonnull (l);
@@ -200,8 +211,10 @@ START_TEST (test_located_on_the_contours)
     qp_message_clear (&m);
 
     /* No coordinates: the declared code, named from the index, not verified. */
-    case_t declared = {.key = "declared", .person = "person-declared-01",
-                       .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05902B"};
+    case_t declared = {.key = "declared",
+                       .person = "person-declared-01",
+                       .network = QP__V1__NETWORK__ADIE,
+                       .declared_qpv = "QN05902B"};
     st = s_run (&declared, &m);
     l = st->eligibility->business_location;
     ck_assert_ptr_nonnull (l);
@@ -212,19 +225,24 @@ START_TEST (test_located_on_the_contours)
     qp_message_clear (&m);
 
     /* A declared code that is no QPV of the index. */
-    case_t unknown = {.key = "unknown-code", .person = "person-unknown-01",
-                      .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05999Z",
+    case_t unknown = {.key = "unknown-code",
+                      .person = "person-unknown-01",
+                      .network = QP__V1__NETWORK__ADIE,
+                      .declared_qpv = "QN05999Z",
                       .residence_qpv = "QN05999Z"};
     st = s_run (&unknown, &m);
     ck_assert_ptr_null (st->eligibility->business_location);
-    ck_assert_int_eq (s_criterion (s_scheme (st, "phq"), "qpv"), QP__V1__CRITERION_OUTCOME__NOT_MET);
+    ck_assert_int_eq (s_criterion (s_scheme (st, "phq"), "qpv"),
+                      QP__V1__CRITERION_OUTCOME__NOT_MET);
     qp_message_clear (&m);
 
     /* Nothing at all: information missing, never a silent "not eligible" (likewise when
      * one place is outside and the other unknown). */
-    case_t nothing = {.key = "nothing", .person = "person-nothing-01", .network = QP__V1__NETWORK__ADIE};
+    case_t nothing = {
+        .key = "nothing", .person = "person-nothing-01", .network = QP__V1__NETWORK__ADIE};
     st = s_run (&nothing, &m);
-    ck_assert_int_eq (s_criterion (s_scheme (st, "phq"), "qpv"), QP__V1__CRITERION_OUTCOME__MISSING);
+    ck_assert_int_eq (s_criterion (s_scheme (st, "phq"), "qpv"),
+                      QP__V1__CRITERION_OUTCOME__MISSING);
     qp_message_clear (&m);
 }
 END_TEST
@@ -232,8 +250,10 @@ END_TEST
 START_TEST (test_one_phq_per_person_per_network)
 {
     qp_message_t m;
-    case_t first = {.key = "first", .person = "person-twice-00001",
-                    .network = QP__V1__NETWORK__INITIATIVE_FRANCE, .declared_qpv = "QN05902B"};
+    case_t first = {.key = "first",
+                    .person = "person-twice-00001",
+                    .network = QP__V1__NETWORK__INITIATIVE_FRANCE,
+                    .declared_qpv = "QN05902B"};
     Qp__V1__DossierStatusReply *st = s_run (&first, &m);
     ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
     qp_message_clear (&m);
@@ -299,8 +319,11 @@ START_TEST (test_reload_on_sighup)
     s_sighup ();
     ck_assert (s_wait_log ("catalogue_refused", 1));
     qp_message_t m;
-    case_t a = {.key = "during-broken", .person = "person-reload-0001",
-                .network = QP__V1__NETWORK__ADIE, .declared_qpv = "QN05902B", .amount = 1200000};
+    case_t a = {.key = "during-broken",
+                .person = "person-reload-0001",
+                .network = QP__V1__NETWORK__ADIE,
+                .declared_qpv = "QN05902B",
+                .amount = 1200000};
     Qp__V1__DossierStatusReply *st = s_run (&a, &m);
     ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
     char first_id[QP_ID_HEX + 1];
@@ -339,8 +362,12 @@ END_TEST
 START_TEST (test_explain)
 {
     qp_message_t m;
-    case_t c = {.key = "explained", .person = "person-explain-01", .network = QP__V1__NETWORK__ADIE,
-                .has_point = true, .lat = 50.702, .lon = 3.102};
+    case_t c = {.key = "explained",
+                .person = "person-explain-01",
+                .network = QP__V1__NETWORK__ADIE,
+                .has_point = true,
+                .lat = 50.702,
+                .lon = 3.102};
     Qp__V1__DossierStatusReply *st = s_run (&c, &m);
     char id[QP_ID_HEX + 1];
     snprintf (id, sizeof id, "%s", st->dossier_id);
@@ -397,14 +424,15 @@ START_TEST (test_explain)
     size_t n = fread (text, 1, sizeof text - 1, f);
     text[n] = 0;
     fclose (f);
-    const char *expected[] = {"Business:  QPV QN05901A Carré Troué (verified on the official contours",
-                              "Prêt d'honneur Quartiers (phq, BPIFRANCE): ELIGIBLE, 5 000,00 €",
-                              "[catalogue phq-2026.1@2024-01-01]",
-                              "[met]     share_of_need",
-                              "is within 2/3 of project.financing_need_cents",
-                              "max_share_of_need = {\"numerator\":2,\"denominator\":3} (from 2024-01-01",
-                              "read project.amount_asked_cents=500000",
-                              NULL};
+    const char *expected[] = {
+        "Business:  QPV QN05901A Carré Troué (verified on the official contours",
+        "Prêt d'honneur Quartiers (phq, BPIFRANCE): ELIGIBLE, 5 000,00 €",
+        "[catalogue phq-2026.1@2024-01-01]",
+        "[met]     share_of_need",
+        "is within 2/3 of project.financing_need_cents",
+        "max_share_of_need = {\"numerator\":2,\"denominator\":3} (from 2024-01-01",
+        "read project.amount_asked_cents=500000",
+        NULL};
     for (int i = 0; expected[i]; i++)
         ck_assert_msg (strstr (text, expected[i]), "no \"%s\" in:\n%s", expected[i], text);
     ck_assert_ptr_null (strstr (text, "WARNING"));
@@ -416,9 +444,10 @@ START_TEST (test_explain)
 
     Qp__V1__EligibilityExplainQuery q = QP__V1__ELIGIBILITY_EXPLAIN_QUERY__INIT;
     qp_error_t err;
-    ck_assert_int_eq (qp_test_call (s_stack->work, "eligibility", &q.base, NULL, 5000, &m, &err), 0);
+    ck_assert_int_eq (qp_test_call (s_stack->work, "eligibility", &q.base, NULL, 5000, &m, &err),
+                      0);
     ck_assert_ptr_eq (m.descriptor, &qp__v1__error__descriptor);
-    ck_assert_str_eq (((Qp__V1__Error *) m.payload)->field, "dossier_id");
+    ck_assert_str_eq (((Qp__V1__Error *)m.payload)->field, "dossier_id");
     qp_message_clear (&m);
 }
 END_TEST
