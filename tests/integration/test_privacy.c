@@ -601,6 +601,10 @@ START_TEST (test_journal_scrub_tool)
     ck_assert_msg (strstr (out, "offset 0: personal_data"), "%s", out);
     ck_assert_msg (strstr (out, " 4 records with a person's identity"), "%s", out);
     free (out);
+    ck_assert_int_eq (s_run ("journal", NULL, (const char *[]){"stats", old, NULL}, &out), 0);
+    ck_assert_msg (strstr (out, "identities 4 records hold a person's identity (qp-journal scrub"),
+                   "%s", out);
+    free (out);
     ck_assert_int_eq (s_run ("journal", NULL, (const char *[]){"scrub", old, clean, NULL}, &out),
                       0);
     ck_assert_msg (strstr (out, "5 records written, 4 with a person's identity emptied"), "%s",
@@ -613,6 +617,9 @@ START_TEST (test_journal_scrub_tool)
     ck_assert_int_eq (s_run ("journal", NULL, (const char *[]){"verify", clean, NULL}, &out), 0);
     ck_assert_msg (strstr (out, " 5 records, 1 gaps (2 messages missing), 0 problems, 0 records"),
                    "%s", out);
+    free (out);
+    ck_assert_int_eq (s_run ("journal", NULL, (const char *[]){"stats", clean, NULL}, &out), 0);
+    ck_assert_msg (strstr (out, "identities 0 records hold a person's identity\n"), "%s", out);
     free (out);
     s_hits = 0;
     s_found[0] = 0;
