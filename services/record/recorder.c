@@ -213,9 +213,9 @@ int recorder_run (recorder_t *self, volatile bool *stop)
             break;
     }
 done:
-    /* What the bus already sent before the stop is in the socket: take it too. */
-    zmsg_t *m;
-    while (rc == 0 && (m = zmsg_recv_nowait (self->tap)))
+    /* What the bus already sent before the stop is in the socket: take it too (a
+     * declaration may not follow a label before C23: clang refuses it). */
+    for (zmsg_t *m; rc == 0 && (m = zmsg_recv_nowait (self->tap));)
         if (recorder_handle (self, &m) < 0)
             rc = 1;
     zpoller_destroy (&poller);
