@@ -195,6 +195,23 @@ START_TEST (test_broken_catalogues_are_refused)
         ck_assert_msg (strstr (err.message, ratios[i].expect), "\"%s\" should say \"%s\"",
                        err.message, ratios[i].expect);
     }
+    /* The compact decision has a bit per top-level criterion: 33 are refused. */
+    char many[16384];
+    int len =
+        snprintf (many, sizeof many, "%s",
+                  "{\"id\": \"x\", \"name\": \"X\", \"version\": \"1\", \"agency\": \"ANCT\", "
+                  "\"axes\": [\"ENTREPRENEURSHIP\"], \"kind\": \"grant\", \"beneficiary\": "
+                  "\"business\", \"sources\": [{\"id\": \"s\", \"title\": \"S\", \"checked_on\": "
+                  "\"2026-01-01\"}], \"parameters\": {\"in_force\": [{\"from\": \"2024-01-01\", "
+                  "\"value\": true, \"source\": \"s\"}]}, \"criteria\": [");
+    for (int i = 0; i < 33; i++)
+        len += snprintf (many + len, sizeof many - (size_t)len,
+                         "%s{\"id\": \"c%d\", \"label\": \"C\", \"op\": \"present\", "
+                         "\"field\": \"business.siret\"}",
+                         i ? ", " : "", i);
+    snprintf (many + len, sizeof many - (size_t)len, "], \"amount\": {\"op\": \"none\"}}");
+    ck_assert_ptr_null (s_load_text (many, &err));
+    ck_assert_msg (strstr (err.message, "criteria: at most 32 criteria"), "%s", err.message);
     ck_assert_ptr_null (qp_catalogue_load ("/nonexistent/catalogue", &err));
 }
 END_TEST
