@@ -681,6 +681,7 @@ START_TEST (dashboard_in_headless_chromium)
     } shown[] = {{"funnel-submitted", (long long) t->submitted},
                  {"funnel-eligible", (long long) t->eligible},
                  {"funnel-funded", (long long) t->funded},
+                 {"funnel-rejected_at_intake", (long long) t->rejected_at_intake},
                  {"kpi-funded", (long long) t->funded},
                  {"kpi-committed", (long long) t->committed_cents},
                  {"envelope-phq-committed", (long long) r->envelopes[0]->committed_cents},
