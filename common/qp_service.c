@@ -346,10 +346,8 @@ static void s_outbox_sweep (qp_service_t *self, void *arg)
         zmsg_addmem (m, nul + 1, claimed[i].len - tlen - 1);
         s_publish_member (self, &m, claimed[i]);
     }
-    if (n) {
+    if (n) /* removed like any publish: with the next step, or at the next tick */
         qp_log_info ("outbox_republish", "published again %zu events left in the outbox", n);
-        s_flush_acks (self, true);
-    }
 }
 
 void qp_service_outbox (qp_service_t *self, qp_redis_t *r)
