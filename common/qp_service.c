@@ -9,7 +9,7 @@
 #define MAX_TIMERS 8
 #define OUTBOX_SWEEP_MS 1000
 #define OUTBOX_BATCH 256     /* members claimed, or removals piggybacked, at once */
-#define ACK_DELAY_MS 200     /* a publish is trusted once no disconnect followed it this long */
+#define ACK_DELAY_MS 1000    /* a publish is trusted once no disconnect followed it this long */
 #define DISTRUST_MS 5000     /* after a connect or disconnect of the publish socket,
                                 publishes are not trusted (the bus's subscriptions may not
                                 have reached us yet): their entries stay for the sweeper */
