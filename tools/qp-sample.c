@@ -614,6 +614,29 @@ static json_t *s_dossier (const places_t *pl, uint64_t seed, uint64_t index, int
     if (flaw != NOT_IN_QPV && s_chance (r, 0.8))
         json_object_set_new (business, "declared_qpv", json_string (q->code));
     json_object_set_new (business, "commercial_activity", json_boolean (naf->commercial));
+    /* The facts no source checks, declared on some dossiers, from a draw of their own so
+     * that every other field stays what it was for a seed: a fifth of the set-ups declare
+     * the ZFU-TE conditions, a fifth of the holders a target group, a tenth of the
+     * businesses an NPNRU renewal project. */
+    rng_t dr = {s_mix (seed ^ 0x2545f4914f6cdd1dULL) ^ s_mix (index * 3 + 7)};
+    if (stage != 0 && s_chance (&dr, 0.2)) {
+        json_object_set_new (business, "declared_in_zfu_te", json_boolean (s_chance (&dr, 0.7)));
+        json_object_set_new (business, "declared_independent_sme",
+                             json_boolean (s_chance (&dr, 0.9)));
+        json_object_set_new (business, "declared_zfu_resident_employees_half",
+                             json_boolean (s_chance (&dr, 0.6)));
+    }
+    if (s_chance (&dr, 0.2)) {
+        static const char *groups[] = {"NO_TARGET_GROUP",        "UNEMPLOYMENT_BENEFIT",
+                                       "MINIMUM_SOCIAL_BENEFIT", "DISABLED_UNDER_29",
+                                       "LONG_TERM_JOBSEEKER",    "CAPE"};
+        static const double group_w[] = {40, 25, 15, 3, 12, 5};
+        json_object_set_new (holder, "declared_target_group",
+                             json_string (groups[s_pick (&dr, group_w, 6)]));
+    }
+    if (s_chance (&dr, 0.1))
+        json_object_set_new (business, "declared_premises_in_npnru",
+                             json_boolean (s_chance (&dr, 0.5)));
     json_object_set_new (d, "business", business);
 
     /* Money: honour loan mostly 1-15 k€, need 3-10 times it, the bank lends most of the

@@ -44,6 +44,19 @@ void rules_facts_set (rules_facts_t *facts, qp_fact_t fact, rules_truth_t value,
         snprintf (facts->facts[fact].detail, sizeof facts->facts[fact].detail, "%s", detail);
 }
 
+/* A fact the applicant declares with a bool: true or false "declared, not verified",
+ * absent stays unknown (the criterion is "information missing"). */
+static void s_declared_bool (rules_facts_t *facts, qp_fact_t fact, bool has, bool value,
+                             const char *field)
+{
+    if (!has)
+        return;
+    char detail[120] = "";
+    if (!facts->terse)
+        snprintf (detail, sizeof detail, "declared, not verified (%s)", field);
+    rules_facts_set (facts, fact, value ? RULES_TRUE : RULES_FALSE, detail);
+}
+
 void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier)
 {
     char detail[120] = "";
@@ -67,6 +80,34 @@ void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier)
     }
     rules_facts_set (facts, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE,
                      "assumed: earlier PHQ of the person not checked yet");
+    /* No source can check these yet: the applicant's word, said as such. */
+    const Qp__V1__Business *b = dossier->business;
+    if (b) {
+        s_declared_bool (facts, QP_FACT_BUSINESS_IN_ZFU_TE, b->has_declared_in_zfu_te,
+                         b->declared_in_zfu_te, "business.declared_in_zfu_te");
+        s_declared_bool (facts, QP_FACT_ZFU_RESIDENT_EMPLOYEES_HALF,
+                         b->has_declared_zfu_resident_employees_half,
+                         b->declared_zfu_resident_employees_half,
+                         "business.declared_zfu_resident_employees_half");
+        s_declared_bool (facts, QP_FACT_INDEPENDENT_SME, b->has_declared_independent_sme,
+                         b->declared_independent_sme, "business.declared_independent_sme");
+        s_declared_bool (facts, QP_FACT_PREMISES_IN_NPNRU_PROJECT,
+                         b->has_declared_premises_in_npnru, b->declared_premises_in_npnru,
+                         "business.declared_premises_in_npnru");
+    }
+    const Qp__V1__ProjectHolder *h = dossier->holder;
+    if (h && h->has_declared_target_group && h->declared_target_group) {
+        const ProtobufCEnumValue *g = protobuf_c_enum_descriptor_get_value (
+            &qp__v1__target_group__descriptor, h->declared_target_group);
+        if (g) { /* intake refuses an unknown group; unknown stays unknown */
+            bool none = h->declared_target_group == QP__V1__TARGET_GROUP__NO_TARGET_GROUP;
+            if (say)
+                snprintf (detail, sizeof detail,
+                          "declared, not verified (holder.declared_target_group %s)", g->name);
+            rules_facts_set (facts, QP_FACT_HOLDER_IN_TARGET_GROUP, none ? RULES_FALSE : RULES_TRUE,
+                             detail);
+        }
+    }
 }
 
 /* ---- reading the dossier -------------------------------------------------------------- */

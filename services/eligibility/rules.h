@@ -26,7 +26,11 @@ void rules_facts_set (rules_facts_t *facts, qp_fact_t fact, rules_truth_t value,
 /* Adds what the dossier itself declares to facts (initialised by the caller), when
  * nothing better is known: a declared QPV code (business, residence) and the territory
  * make the facts true "declared, not verified"; first_phq_for_person_network is assumed
- * true until the service checks the PHQ history. */
+ * true until the service checks the PHQ history. The facts no source checks yet
+ * (business_in_zfu_te, zfu_resident_employees_half, independent_sme,
+ * premises_in_npnru_project from business.declared_*, holder_in_target_group from
+ * holder.declared_target_group) are true or false "declared, not verified" when the
+ * dossier declares them, unknown when it does not. */
 void rules_facts_declared (rules_facts_t *facts, const Qp__V1__Dossier *dossier);
 
 /* Evaluates scheme for dossier on date (days since epoch), explained: every criterion

@@ -341,10 +341,31 @@ static void s_join (char *out, size_t size, const char *path, const char *name)
     snprintf (out, size, "%s%s%s", path, *path ? "." : "", name);
 }
 
-/* Every string must be UTF-8 of a sane length, every enum a value this version knows. */
-static void s_walk (const ProtobufCMessage *m, const char *path, intake_errors_t *errors)
+/* Fields of the Dossier (or a FollowUp) this version does not know are refused, not kept:
+ * they would be stored and forwarded as sent, unread by anyone here, and a newer front end
+ * may put personal data in them (docs/protocol.md). Named by their number. */
+static void s_unknown_fields (const ProtobufCMessage *m, const char *path, intake_errors_t *errors)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+        char field[64];
+        snprintf (field, sizeof field, "%s%s#%u", path, *path ? "." : "",
+                  (unsigned)m->unknown_fields[i].tag);
+        intake_errors_add (errors, field, "unknown",
+                           "%s%sfield number %u is not in qp.v1.%s of this intake: refused "
+                           "rather than stored unread",
+                           path, *path ? " " : "", (unsigned)m->unknown_fields[i].tag,
+                           m->descriptor->short_name);
+    }
+}
+
+/* Every string must be UTF-8 of a sane length, every enum a value this version knows;
+ * with unknown, every field one this version knows. */
+static void s_walk (const ProtobufCMessage *m, const char *path, bool unknown,
+                    intake_errors_t *errors)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (unknown)
+        s_unknown_fields (m, path, errors);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const uint8_t *member = (const uint8_t *) m + f->offset;
@@ -364,14 +385,21 @@ static void s_walk (const ProtobufCMessage *m, const char *path, intake_errors_t
                        && *(const protobuf_c_boolean *) ((const uint8_t *) m + f->quantifier_offset);
             int v = *(const int *) member;
             if (has && !protobuf_c_enum_descriptor_get_value (f->descriptor, v)) {
+                /* Name the values allowed, so the sender can fix it without the .proto. */
                 const ProtobufCEnumDescriptor *ed = f->descriptor;
-                intake_errors_add (errors, field, "unknown", "%d is not a known %s value", v,
-                                   ed->name);
+                char allowed[160] = "";
+                size_t used = 0;
+                for (unsigned k = 0; k < ed->n_values && used < sizeof allowed; k++)
+                    if (ed->values[k].value != 0)
+                        used += (size_t)snprintf (allowed + used, sizeof allowed - used, "%s%s",
+                                                  used ? ", " : "", ed->values[k].name);
+                intake_errors_add (errors, field, "unknown",
+                                   "%d is not a known %s value: one of %s", v, ed->name, allowed);
             }
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
             const ProtobufCMessage *sub = *(ProtobufCMessage *const *) member;
             if (sub)
-                s_walk (sub, field, errors);
+                s_walk (sub, field, unknown, errors);
         }
     }
 }
@@ -668,9 +696,11 @@ size_t intake_validate_submission (const Qp__V1__SubmitDossier *s, intake_errors
         return errors->count + errors->dropped - before;
     }
     const Qp__V1__Dossier *d = s->dossier;
-    s_walk (&d->base, "", errors);
+    s_walk (&d->base, "", true, errors);
+    /* The identity stops at intake (only its keyed hash goes on): unknown fields in it are
+     * dropped with it, not refused. */
     if (s->identity)
-        s_walk (&s->identity->base, "identity", errors);
+        s_walk (&s->identity->base, "identity", false, errors);
 
     s_channel_text (errors, "channel", d->channel);
     s_channel_text (errors, "channel_key", d->channel_key);
@@ -704,7 +734,7 @@ size_t intake_validate_submission (const Qp__V1__SubmitDossier *s, intake_errors
 size_t intake_validate_follow_up (const Qp__V1__FollowUp *f, intake_errors_t *errors)
 {
     size_t before = errors->count + errors->dropped;
-    s_walk (&f->base, "", errors);
+    s_walk (&f->base, "", true, errors); /* stored as sent, like the dossier */
     if (!s_present (f->dossier_id))
         intake_errors_add (errors, "dossier_id", "required", "dossier_id is required");
     else if (!intake_dossier_id_valid (f->dossier_id))

@@ -4,7 +4,7 @@
  * network; the catalogue and the contours reload on SIGHUP, a broken catalogue being
  * refused while the one in force keeps deciding. The stored decision is compact; an
  * EligibilityExplainQuery explains every criterion of it and says when the catalogue
- * changed since. */
+ * changed since. Facts the applicant declares (ZFU-TE) count "declared, not verified". */
 #include "qp/v1/eligibility.pb-c.h"
 #include "qp_store.h"
 #include "qp_test.h"
@@ -52,6 +52,9 @@ typedef struct {
     bool has_point;
     double lat, lon;
     int64_t amount;
+    /* A ZFU-TE business set up in 2024: 1 declares every ZFU-TE condition met, -1 declares
+     * the business outside any ZFU-TE, 0 declares nothing about it. */
+    int zfu;
 } case_t;
 
 /* Submits the case and waits for its eligibility decision; returns the status reply. */
@@ -70,6 +73,15 @@ static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
     if (c->has_point) {
         at.has_lat = true, at.lat = c->lat, at.has_lon = true, at.lon = c->lon;
         b.location = &at;
+    }
+    if (c->zfu) {
+        b.creation_date = "2024-02-01";
+        b.has_employees = true, b.employees = 4;
+        b.has_turnover_cents = true, b.turnover_cents = 20000000;
+        b.has_declared_in_zfu_te = true, b.declared_in_zfu_te = c->zfu > 0;
+        b.has_declared_independent_sme = true, b.declared_independent_sme = true;
+        b.has_declared_zfu_resident_employees_half = true;
+        b.declared_zfu_resident_employees_half = true;
     }
     p.has_axis = true, p.axis = QP__V1__AXIS__ENTREPRENEURSHIP;
     p.has_stage = true, p.stage = QP__V1__STAGE__CREATION;
@@ -452,6 +464,77 @@ START_TEST (test_explain)
 }
 END_TEST
 
+/* The facts no source checks yet, declared by the applicant: decided on the declaration,
+ * recorded with the decision, explained as "declared, not verified"; undeclared, still
+ * "information missing". */
+START_TEST (test_declared_zfu_te)
+{
+    qp_message_t m;
+    case_t c = {.key = "zfu-declared",
+                .person = "person-zfu-te-01",
+                .network = QP__V1__NETWORK__INITIATIVE_FRANCE,
+                .declared_qpv = "QN05981M",
+                .zfu = 1};
+    Qp__V1__DossierStatusReply *st = s_run (&c, &m);
+    char id[QP_ID_HEX + 1];
+    snprintf (id, sizeof id, "%s", st->dossier_id);
+    const Qp__V1__SchemeDecision *zfu = s_scheme (st, "zfu-te");
+    ck_assert_int_eq (zfu->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (zfu, "in_zfu_te"), QP__V1__CRITERION_OUTCOME__MET);
+    bool recorded = false;
+    for (size_t i = 0; i < st->eligibility->n_facts_true; i++)
+        recorded |= st->eligibility->facts_true[i] == QP__V1__FACT__FACT_BUSINESS_IN_ZFU_TE;
+    ck_assert_msg (recorded, "business_in_zfu_te is not among the facts of the decision");
+    qp_message_clear (&m);
+
+    Qp__V1__EligibilityExplainReply *x = s_explain (id, &m);
+    ck_assert (x->found);
+    ck_assert_msg (x->matches_stored, "%s", x->note ? x->note : "");
+    const Qp__V1__CriterionResult *in = s_explained (x->explained, "zfu-te", "in_zfu_te");
+    ck_assert_int_eq (in->outcome, QP__V1__CRITERION_OUTCOME__MET);
+    ck_assert_msg (strstr (in->reason, "declared, not verified"), "%s", in->reason);
+    qp_message_clear (&m);
+
+    char bus[300];
+    snprintf (bus, sizeof bus, "QP_BUS_WORK=%s", s_stack->work);
+    const char *env[] = {bus, NULL};
+    const char *args[] = {"explain", id, NULL};
+    qp_test_proc_t *ctl = qp_test_spawn ("ctl", env, args, NULL);
+    ck_assert_ptr_nonnull (ctl);
+    ck_assert (qp_test_proc_wait (ctl, 20000));
+    ck_assert_int_eq (qp_test_proc_exit_status (ctl), 0);
+    FILE *f = fopen (ctl->out_path, "r");
+    ck_assert_ptr_nonnull (f);
+    char text[65536];
+    size_t n = fread (text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose (f);
+    const char *expected[] = {
+        "(zfu-te, ANCT): ELIGIBLE",
+        "business_in_zfu_te is true: declared, not verified (business.declared_in_zfu_te)",
+        "independent_sme is true: declared, not verified (business.declared_independent_sme)",
+        NULL};
+    for (int i = 0; expected[i]; i++)
+        ck_assert_msg (strstr (text, expected[i]), "no \"%s\" in:\n%s", expected[i], text);
+    ck_assert_ptr_null (strstr (text, "WARNING"));
+    qp_test_proc_destroy (&ctl);
+
+    /* Declared outside: not met. Not declared: information missing, naming the fact. */
+    c.key = "zfu-declared-outside", c.zfu = -1;
+    st = s_run (&c, &m);
+    zfu = s_scheme (st, "zfu-te");
+    ck_assert_int_eq (zfu->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (zfu, "in_zfu_te"), QP__V1__CRITERION_OUTCOME__NOT_MET);
+    qp_message_clear (&m);
+    c.key = "zfu-not-declared", c.zfu = 0;
+    st = s_run (&c, &m);
+    zfu = s_scheme (st, "zfu-te");
+    ck_assert_int_eq (zfu->outcome, QP__V1__OUTCOME__INFORMATION_MISSING);
+    ck_assert_int_eq (s_criterion (zfu, "in_zfu_te"), QP__V1__CRITERION_OUTCOME__MISSING);
+    qp_message_clear (&m);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("eligibility");
@@ -462,6 +545,7 @@ int main (void)
     tcase_add_test (tc, test_one_phq_per_person_per_network);
     tcase_add_test (tc, test_reload_on_sighup);
     tcase_add_test (tc, test_explain);
+    tcase_add_test (tc, test_declared_zfu_te);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);

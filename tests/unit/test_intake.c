@@ -1,6 +1,7 @@
 /* Intake's logic in-process against a real redis-server (no bus): territory derivation,
  * acceptance, idempotence on (channel, key), the identity turned into a person key and
- * never stored, follow-ups only on funded dossiers, and Redis down. */
+ * never stored, follow-ups only on funded dossiers, Redis down, fields unknown to this
+ * version refused, the declared facts stored as sent. */
 #include "intake/intake.h"
 #include "qp_json.h"
 #include "qp_store.h"
@@ -302,6 +303,99 @@ START_TEST (test_redis_down)
 }
 END_TEST
 
+/* s as a front end of a newer schema sends it: with a phone number in a field this
+ * version does not know, in the business (in_identity false) or in the identity. */
+static Qp__V1__SubmitDossier *s_with_unknown_field (Qp__V1__SubmitDossier *s, bool in_identity)
+{
+    static uint8_t phone[] = "\x0a"
+                             "0612345678"; /* the length, then the bytes */
+    ProtobufCMessageUnknownField extra = {
+        .tag = 99, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = 11, .data = phone};
+    ProtobufCMessage *m = in_identity ? &s->identity->base : &s->dossier->business->base;
+    m->n_unknown_fields = 1, m->unknown_fields = &extra;
+    size_t len = qp__v1__submit_dossier__get_packed_size (s);
+    uint8_t *buf = malloc (len);
+    ck_assert_ptr_nonnull (buf);
+    qp__v1__submit_dossier__pack (s, buf);
+    m->n_unknown_fields = 0, m->unknown_fields = NULL;
+    ck_assert_ptr_nonnull (memmem (buf, len, "0612345678", 10));
+    /* What intake's handler gets: the decoded wire bytes, unknown field kept. */
+    Qp__V1__SubmitDossier *sent = qp__v1__submit_dossier__unpack (NULL, len, buf);
+    free (buf);
+    ck_assert_ptr_nonnull (sent);
+    return sent;
+}
+
+START_TEST (test_unknown_fields_refused)
+{
+    Qp__V1__SubmitDossier *s = s_submission ("{\"dossier\": {\"channel_key\": \"K10\"}}");
+    Qp__V1__SubmitDossier *sent = s_with_unknown_field (s, false);
+    ck_assert_uint_eq (sent->dossier->business->base.n_unknown_fields, 1);
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, sent, "msg-10", 0, &res), INTAKE_REJECTED);
+    const intake_field_error_t *e = intake_errors_find (&res.errors, "business.#99");
+    ck_assert_msg (e, "no finding on business.#99 (%zu findings, first %s)", res.errors.count,
+                   res.errors.count ? res.errors.items[0].field : "-");
+    ck_assert_str_eq (e->code, "unknown");
+    ck_assert_ptr_nonnull (strstr (e->message, "99"));
+    ck_assert_ptr_nonnull (strstr (e->message, "Business"));
+    ck_assert_uint_eq (res.errors.count, 1); /* the rest of the dossier is valid */
+    intake_result_clear (&res);
+    char id[QP_ID_HEX + 1];
+    qp_store_dossier_id (id, "test-intake", "K10");
+    redisReply *x = qp_redis_command (r, "EXISTS qp:{%s}:d", id);
+    ck_assert_int_eq (x->integer, 0);
+    freeReplyObject (x);
+    qp__v1__submit_dossier__free_unpacked (sent, NULL);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+
+    /* In the identity, which stops at intake, an unknown field goes with it: accepted,
+     * and the stored dossier holds neither the field nor its value. */
+    s = s_submission (
+        "{\"dossier\": {\"channel_key\": \"K11\", \"holder\": {\"person_key\": null}}, "
+        "\"identity\": {\"family_name\": \"Zorglub\", \"given_names\": \"Marie\", "
+        "\"birth_date\": \"1994-03-02\"}}");
+    sent = s_with_unknown_field (s, true);
+    ck_assert_int_eq (intake_submit (intake, sent, "msg-11", 0, &res), INTAKE_ACCEPTED);
+    intake_result_clear (&res);
+    size_t len;
+    char *packed = qp_store_get (r, res.dossier_id, "dossier", &len);
+    ck_assert_ptr_nonnull (packed);
+    ck_assert_ptr_null (memmem (packed, len, "0612345678", 10));
+    Qp__V1__Dossier *d = qp__v1__dossier__unpack (NULL, len, (uint8_t *)packed);
+    ck_assert_uint_eq (d->base.n_unknown_fields, 0);
+    ck_assert_uint_eq (d->holder->base.n_unknown_fields, 0);
+    qp__v1__dossier__free_unpacked (d, NULL);
+    free (packed);
+    qp__v1__submit_dossier__free_unpacked (sent, NULL);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
+START_TEST (test_declared_facts_stored)
+{
+    Qp__V1__SubmitDossier *s = s_submission (
+        "{\"dossier\": {\"channel_key\": \"K12\", \"holder\": {\"declared_target_group\": "
+        "\"LONG_TERM_JOBSEEKER\"}, \"business\": {\"declared_in_zfu_te\": true, "
+        "\"declared_independent_sme\": false}}}");
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, "msg-12", 0, &res), INTAKE_ACCEPTED);
+    intake_result_clear (&res);
+    size_t len;
+    char *packed = qp_store_get (r, res.dossier_id, "dossier", &len);
+    ck_assert_ptr_nonnull (packed);
+    Qp__V1__Dossier *d = qp__v1__dossier__unpack (NULL, len, (uint8_t *)packed);
+    ck_assert (d->holder->has_declared_target_group);
+    ck_assert_int_eq (d->holder->declared_target_group, QP__V1__TARGET_GROUP__LONG_TERM_JOBSEEKER);
+    ck_assert (d->business->has_declared_in_zfu_te && d->business->declared_in_zfu_te);
+    ck_assert (d->business->has_declared_independent_sme && !d->business->declared_independent_sme);
+    ck_assert (!d->business->has_declared_premises_in_npnru); /* absent stays absent */
+    qp__v1__dossier__free_unpacked (d, NULL);
+    free (packed);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("intake");
@@ -314,6 +408,8 @@ int main (void)
     tcase_add_test (tc, test_follow_up);
     tcase_add_test (tc, test_status);
     tcase_add_test (tc, test_redis_down);
+    tcase_add_test (tc, test_unknown_fields_refused);
+    tcase_add_test (tc, test_declared_facts_stored);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);

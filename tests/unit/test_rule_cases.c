@@ -129,6 +129,10 @@ START_TEST (test_case)
                              "given by the test case");
         }
     }
+    /* "declared": true: what the dossier declares then applies, as in the service
+     * (declared QPV codes, business.declared_*, holder.declared_target_group). */
+    if (json_is_true (json_object_get (c->kase, "declared")))
+        rules_facts_declared (&facts, dossier);
     int32_t day;
     ck_assert_msg (qp_date_parse (date, &day), "%s: %s: bad date %s", c->file, name, date);
     Qp__V1__SchemeDecision *d = rules_evaluate (scheme, dossier, day, &facts);
@@ -164,6 +168,17 @@ START_TEST (test_case)
             ck_assert_msg (cr->missing_field && *cr->missing_field,
                            "%s: case \"%s\": criterion %s is MISSING without naming the field",
                            c->file, name, id);
+    }
+    /* "reasons": {criterion: text the criterion's reason must contain}. */
+    json_object_foreach (json_object_get (expect, "reasons"), id, want)
+    {
+        const Qp__V1__CriterionResult *cr = NULL;
+        for (size_t k = 0; k < d->n_criteria && !cr; k++)
+            if (!strcmp (d->criteria[k]->criterion, id))
+                cr = d->criteria[k];
+        ck_assert_msg (cr && cr->reason && strstr (cr->reason, json_string_value (want)),
+                       "%s: case \"%s\": the reason of %s does not say \"%s\"%s", c->file, name, id,
+                       json_string_value (want), why);
     }
     json_t *mf = json_object_get (expect, "missing_field");
     if (mf) {

@@ -485,6 +485,62 @@ START_TEST (test_enums)
 }
 END_TEST
 
+/* The facts no source checks yet, declared by the applicant: bools, and a target group
+ * that must be one this version knows (the finding names the values allowed). */
+START_TEST (test_declared_facts)
+{
+    OK ("{\"dossier\": {\"business\": {\"declared_in_zfu_te\": true, "
+        "\"declared_zfu_resident_employees_half\": false, \"declared_independent_sme\": true, "
+        "\"declared_premises_in_npnru\": false}, \"holder\": {\"declared_target_group\": "
+        "\"MINIMUM_SOCIAL_BENEFIT\"}}}");
+    OK ("{\"dossier\": {\"holder\": {\"declared_target_group\": \"NO_TARGET_GROUP\"}}}");
+    OK ("{\"dossier\": {\"holder\": {\"declared_target_group\": \"TARGET_GROUP_UNSPECIFIED\"}}}");
+    Qp__V1__SubmitDossier *s = s_submission (NULL);
+    s->dossier->holder->has_declared_target_group = true;
+    s->dossier->holder->declared_target_group = 17;
+    intake_errors_t e;
+    intake_errors_init (&e);
+    ck_assert_uint_eq (intake_validate_submission (s, &e), 1);
+    const intake_field_error_t *f = intake_errors_find (&e, "holder.declared_target_group");
+    ck_assert_ptr_nonnull (f);
+    ck_assert_str_eq (f->code, "unknown");
+    ck_assert_msg (strstr (f->message, "17") && strstr (f->message, "NO_TARGET_GROUP") &&
+                       strstr (f->message, "UNEMPLOYMENT_BENEFIT") && strstr (f->message, "CAPE") &&
+                       !strstr (f->message, "UNSPECIFIED"),
+                   "message: %s", f->message);
+    s_free (s);
+}
+END_TEST
+
+/* A field this version does not know, anywhere in the dossier, is refused by number. */
+START_TEST (test_unknown_fields)
+{
+    static uint8_t varint[] = {0x01};
+    ProtobufCMessageUnknownField extra[2] = {
+        {.tag = 40, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .len = 1, .data = varint},
+        {.tag = 41, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .len = 1, .data = varint}};
+    Qp__V1__SubmitDossier *s = s_submission (NULL);
+    s->dossier->holder->residence->base.n_unknown_fields = 2;
+    s->dossier->holder->residence->base.unknown_fields = extra;
+    s->dossier->base.n_unknown_fields = 1;
+    s->dossier->base.unknown_fields = extra;
+    s_expect_on (s, "holder.residence.#40", "unknown");
+    s_expect_on (s, "holder.residence.#41", "unknown");
+    s_expect_on (s, "#40", "unknown");
+    /* Not in the identity (it stops at intake) nor around the dossier. */
+    s->dossier->holder->residence->base.n_unknown_fields = 0;
+    s->dossier->holder->residence->base.unknown_fields = NULL;
+    s->dossier->base.n_unknown_fields = 0;
+    s->dossier->base.unknown_fields = NULL;
+    s->base.n_unknown_fields = 1;
+    s->base.unknown_fields = extra;
+    s_expect_on (s, NULL, NULL);
+    s->base.n_unknown_fields = 0;
+    s->base.unknown_fields = NULL;
+    s_free (s);
+}
+END_TEST
+
 START_TEST (test_text)
 {
     /* protobuf-c does not check UTF-8: intake does, on every string. */
@@ -589,6 +645,16 @@ START_TEST (test_follow_up)
     ck_assert_uint_eq (intake_validate_follow_up (&empty, &e), 3);
     ck_assert_str_eq (intake_errors_find (&e, "dossier_id")->code, "required");
     ck_assert_str_eq (intake_errors_find (&e, "reported_on")->code, "required");
+    /* Stored as sent, like the dossier: a field this version does not know is refused. */
+    static uint8_t varint[] = {0x05};
+    ProtobufCMessageUnknownField extra = {
+        .tag = 30, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .len = 1, .data = varint};
+    f.dossier_id = "0123456789abcdef0123456789abcdef";
+    f.has_year = true, f.year = 1, f.reported_on = "2025-06-30", f.network = 1;
+    f.base.n_unknown_fields = 1, f.base.unknown_fields = &extra;
+    intake_errors_init (&e);
+    ck_assert_uint_eq (intake_validate_follow_up (&f, &e), 1);
+    ck_assert_str_eq (intake_errors_find (&e, "#30")->code, "unknown");
 }
 END_TEST
 
@@ -611,6 +677,8 @@ int main (void)
     tcase_add_test (tc, test_months_and_percent);
     tcase_add_test (tc, test_dates_and_years);
     tcase_add_test (tc, test_enums);
+    tcase_add_test (tc, test_declared_facts);
+    tcase_add_test (tc, test_unknown_fields);
     tcase_add_test (tc, test_text);
     tcase_add_test (tc, test_every_error_at_once);
     tcase_add_test (tc, test_follow_up);
