@@ -10,6 +10,7 @@
 #define OUTBOX_SWEEP_MS 1000
 #define OUTBOX_BATCH 256     /* members claimed, or removals piggybacked, at once */
 #define ACK_DELAY_MS 1000    /* a publish is trusted once no disconnect followed it this long */
+#define WATCH_MS 100         /* the publish socket's monitor is read at most this often */
 #define DISTRUST_MS 5000     /* after a connect or disconnect of the publish socket,
                                 publishes are not trusted (the bus's subscriptions may not
                                 have reached us yet): their entries stay for the sweeper */
@@ -51,6 +52,7 @@ struct qp_service {
     size_t n_acks, cap_acks;
     zsock_t *monitor;        /* disconnects of the publish socket */
     int64_t distrust_until;  /* publishes before this (mono ms) are left to the sweeper */
+    int64_t watched;         /* last look at the monitor (mono ms) */
     long steps;              /* steps that recorded events */
     long fault_after;        /* QP_FAULT_AFTER_TRANSITION (test hook), 0: off */
 };
@@ -251,6 +253,12 @@ static qp_store_blob_t s_member (zmsg_t *frames)
  * in the outbox. */
 static void s_watch_publish (qp_service_t *self)
 {
+    /* Each look costs a poll and a getpid in libzmq: at most every WATCH_MS, well within
+     * ACK_DELAY_MS, so acks are still held when an event is seen. */
+    int64_t now = zclock_mono ();
+    if (now - self->watched < WATCH_MS)
+        return;
+    self->watched = now;
     bool lost = false;
     while (self->monitor && (zsock_events (self->monitor) & ZMQ_POLLIN)) {
         zmsg_t *m = zmsg_recv (self->monitor);
