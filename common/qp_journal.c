@@ -885,10 +885,25 @@ static ProtobufCMessage **s_slots (ProtobufCMessage *m, const ProtobufCFieldDesc
     return (ProtobufCMessage **)(base + f->offset);
 }
 
-/* Empties every PersonIdentity under m (free_unpacked-owned). true when one held data. */
+/* Drops the fields of m this version does not know: a newer front end's field may hold a
+ * phone number or a name, and nothing tells which (intake refuses them anyway). */
+static bool s_drop_unknown_fields (ProtobufCMessage *m)
+{
+    if (m->n_unknown_fields == 0)
+        return false;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        free (m->unknown_fields[i].data);
+    free (m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+    return true;
+}
+
+/* Empties every PersonIdentity under m and drops every unknown field (free_unpacked-owned).
+ * true when something was removed. */
 static bool s_scrub_message (ProtobufCMessage *m, int depth)
 {
-    bool changed = false;
+    bool changed = s_drop_unknown_fields (m);
     const ProtobufCMessageDescriptor *d = m->descriptor;
     for (unsigned i = 0; depth < S_SCRUB_DEPTH && i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -950,6 +965,10 @@ static int s_wire_identity (const ProtobufCMessageDescriptor *d, const uint8_t *
         uint64_t key, v;
         if (!s_varint (p, n, &i, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX)
             return -1;
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field (d, (unsigned)(key >> 3));
+        if (!f)
+            return 1; /* an unknown field may hold anything: decoded and dropped */
         switch (key & 7) {
         case PROTOBUF_C_WIRE_TYPE_VARINT:
             if (!s_varint (p, n, &i, &v))
@@ -968,14 +987,11 @@ static int s_wire_identity (const ProtobufCMessageDescriptor *d, const uint8_t *
         case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED: {
             if (!s_varint (p, n, &i, &v) || v > n - i)
                 return -1;
-            const ProtobufCFieldDescriptor *f =
-                protobuf_c_message_descriptor_get_field (d, (unsigned)(key >> 3));
-            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (f->descriptor == &qp__v1__person_identity__descriptor) {
                     if (v > 0)
                         return 1;
-                } else if (depth < S_SCRUB_DEPTH &&
-                           s_descriptor_holds_identity (f->descriptor, 0)) {
+                } else if (depth < S_SCRUB_DEPTH) {
                     int r = s_wire_identity (f->descriptor, p + i, (size_t)v, depth + 1);
                     if (r != 0)
                         return r;

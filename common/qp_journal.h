@@ -155,7 +155,8 @@ size_t qp_journal_reader_segments (const qp_journal_reader_t *self, uint64_t *by
  * the keyed-hash person key and forgets it, and so must the journal. The recorder passes
  * every captured envelope through qp_journal_scrub before appending it: each
  * PersonIdentity of the payload, at any depth, is replaced by an empty one (present, no
- * field, no unknown field), the mark that one was given. Nothing else changes; a replay
+ * field, no unknown field), the mark that one was given, and every field of the payload
+ * this version does not know is dropped (it may hold anything). Nothing else changes; a replay
  * takes the person key intake derived from the journal's DossierReceived
  * (docs/replay.md), so the recorder needs no pepper. */
 
