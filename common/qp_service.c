@@ -368,8 +368,8 @@ void qp_service_outbox (qp_service_t *self, qp_redis_t *r)
 }
 
 typedef struct {
-    zmsg_t *frames[8];
-    qp_store_blob_t members[8];
+    zmsg_t *frames[QP_SERVICE_MAX_EVENTS];
+    qp_store_blob_t members[QP_SERVICE_MAX_EVENTS];
     size_t n;
 } staged_t;
 
@@ -377,7 +377,7 @@ typedef struct {
 static void s_stage (qp_service_t *self, qp_redis_t *r, const qp_event_t *events, size_t n,
                      staged_t *st)
 {
-    assert (n <= 8);
+    assert (n <= QP_SERVICE_MAX_EVENTS);
     st->n = 0;
     if (!self || !self->pub)
         return;

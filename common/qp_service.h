@@ -57,6 +57,8 @@ uint64_t qp_service_handled (const qp_service_t *self);
  *
  * Test hook: QP_FAULT_AFTER_TRANSITION=N makes the process _exit (70) right after its
  * Nth step that records events, before publishing them (tests/integration/test_outbox.c). */
+#define QP_SERVICE_MAX_EVENTS 8 /* events recorded with one step */
+
 typedef struct {
     const ProtobufCMessage *payload;
     qp_meta_t meta;
@@ -68,7 +70,8 @@ qp_store_result_t qp_service_create (qp_service_t *self, qp_redis_t *r, const ch
                                      int64_t event_time_ms, const char *message_id,
                                      const qp_event_t *events, size_t n_events,
                                      Qp__V1__DossierState *state);
-/* qp_store_transition, and events (e.g. DossierClosed) published when it applies. */
+/* qp_store_transition, and events (e.g. DossierClosed) published when it applies.
+ * n_events <= QP_SERVICE_MAX_EVENTS (for both functions). */
 qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, const char *id,
                                          Qp__V1__DossierState expected,
                                          Qp__V1__DossierState next, int64_t at_ms,
