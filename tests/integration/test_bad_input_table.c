@@ -397,6 +397,21 @@ static ProtobufCMessage *s_decision_unknown_request (void)
     return &s_pd.base;
 }
 
+static Qp__V1__IndicatorQuery s_query;
+static ProtobufCMessage *s_query_month_13 (void)
+{
+    qp__v1__indicator_query__init (&s_query);
+    s_query.from = "2025-13-01";
+    return &s_query.base;
+}
+static ProtobufCMessage *s_query_until_before_from (void)
+{
+    qp__v1__indicator_query__init (&s_query);
+    s_query.from = "2026-03";
+    s_query.until = "2025-12";
+    return &s_query.base;
+}
+
 /* ---- The table --------------------------------------------------------------------- */
 
 #define GENERIC(at, svc, type)                                                                     \
@@ -475,9 +490,11 @@ static const row_t s_rows[] = {
      s_decided_unknown, "unknown_dossier", "dossier_id"},
     {"partner endpoint: decision on an unknown request", AT_PARTNER, "funding", NULL, MESSAGE,
      s_decision_unknown_request, "unknown_request", "request_id"},
-    /* evaluation's queries: an IndicatorQuery with from "2025-13-01", or until before
-     * from, is answered with a report today (no error): reported in docs/reliability.md,
-     * rows to add once evaluation checks its query dates. */
+    /* evaluation's queries: impossible periods. */
+    {"evaluation: IndicatorQuery from month 13", AT_WORK, "evaluation", NULL, MESSAGE,
+     s_query_month_13, "invalid_field", "from"},
+    {"evaluation: IndicatorQuery until before from", AT_WORK, "evaluation", NULL, MESSAGE,
+     s_query_until_before_from, "invalid_field", "until"},
 };
 
 /* The program serving service, still alive and still a worker of the bus. */
