@@ -311,6 +311,8 @@ static size_t s_ripe_acks (qp_service_t *self, bool all)
 /* Forgets the first n acks: Redis has removed them. */
 static void s_drop_acks (qp_service_t *self, size_t n)
 {
+    if (n == 0)
+        return; /* acks may be NULL: memmove of NULL is undefined even for 0 bytes */
     for (size_t i = 0; i < n; i++)
         free (self->acks[i].data);
     memmove (self->acks, self->acks + n, (self->n_acks - n) * sizeof *self->acks);
