@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define DRAIN_BATCH 64 /* messages taken from one ready socket before polling again */
+#define OWED_MAX 1024   /* requesters remembered per partner worker (short-lived clients) */
 
 typedef struct {
     zframe_t *identity;  /* routing id on its socket */
@@ -19,6 +20,7 @@ typedef struct {
     char *service;
     int64_t expiry;
     uint64_t delivered;
+    zhash_t *owed;       /* partner workers: requester peer -> requests not REPLYed yet */
 } worker_t;
 
 typedef struct {
@@ -43,6 +45,7 @@ static void s_worker_destroy (void *arg)
 {
     worker_t *w = arg;
     zframe_destroy (&w->identity);
+    zhash_destroy (&w->owed);
     free (w->service);
     free (w);
 }
@@ -121,8 +124,15 @@ static void s_capture (qp_bus_server_t *self, const char *origin, zframe_t *type
     zmsg_destroy (&m);
 }
 
+/* Every refusal is counted as the services count theirs (qp_errors_total by reason). */
 static void s_error (zsock_t *sock, zframe_t *identity, const char *code, const char *fmt, ...)
 {
+    char labels[128];
+    qp_metrics_labels (labels, sizeof labels, "service", "bus", "reason", code, NULL);
+    qp_metric_add (qp_metrics_counter ("qp_errors_total",
+                                       "messages refused or answered with an error, by reason",
+                                       labels),
+                   1);
     char detail[256];
     va_list ap;
     va_start (ap, fmt);
@@ -150,6 +160,32 @@ static void s_worker_remove (qp_bus_server_t *self, worker_t *w)
     zhash_delete (self->workers, w->peer);
 }
 
+/* One more request from peer that worker w may answer with a REPLY. Short-lived clients
+ * each leave an entry until the worker leaves: past OWED_MAX they are all forgotten. */
+static void s_owe (worker_t *w, const char *peer)
+{
+    uintptr_t n = w->owed ? (uintptr_t) zhash_lookup (w->owed, peer) : 0;
+    if (!n && w->owed && zhash_size (w->owed) >= OWED_MAX)
+        zhash_destroy (&w->owed);
+    if (!w->owed)
+        w->owed = zhash_new ();
+    if (n)
+        zhash_update (w->owed, peer, (void *) (n + 1));
+    else
+        zhash_insert (w->owed, peer, (void *) (uintptr_t) 1);
+}
+
+/* Takes one owed request of peer off worker w's account; false if it owes none. */
+static bool s_repay (worker_t *w, const char *peer)
+{
+    uintptr_t n = w && w->owed ? (uintptr_t) zhash_lookup (w->owed, peer) : 0;
+    if (n > 1)
+        zhash_update (w->owed, peer, (void *) (n - 1));
+    else if (n == 1)
+        zhash_delete (w->owed, peer);
+    return n > 0;
+}
+
 /* Delivers [from][type][env] (taken) to one live worker of s; false if none took it. */
 static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
 {
@@ -166,6 +202,14 @@ static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
          * With router mandatory an unknown peer fails on the first frame, before anything
          * is sent, and zmsg_send leaves the message whole. */
         zmsg_t *m = *frames_p;
+        /* A partner may REPLY only to whoever asked it: note the requester (first frame). */
+        char from[64] = "";
+        if (w->socket == self->partner) {
+            zframe_t *f = zmsg_first (m);
+            size_t n = f && zframe_size (f) < sizeof from ? zframe_size (f) : 0;
+            memcpy (from, n ? zframe_data (f) : (byte *) "", n);
+            from[n] = 0;
+        }
         zmsg_pushstr (m, QPB_DELIVER);
         zmsg_pushstr (m, QPB_PROTOCOL);
         zframe_t *id = zframe_dup (w->identity);
@@ -173,6 +217,8 @@ static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
         if (zmsg_send (frames_p, w->socket) == 0) {
             w->delivered++;
             s->routed++;
+            if (*from)
+                s_owe (w, from);
             return true;
         }
         /* EHOSTUNREACH (router mandatory): the peer is gone; take the routing frames off. */
@@ -272,6 +318,29 @@ static bool s_speaks_for (zmsg_t *m, const char *agency)
     return ok;
 }
 
+/* The partner protocol's messages (docs/partner-protocol.md): announcements and decisions
+ * sent to funding, and an Error as the answer to a request it cannot read. Anything else
+ * from a partner would be handled by funding as one of the services' own messages. */
+static bool s_partner_type_ok (const char *cmd, zframe_t *type)
+{
+    if (!strcmp (cmd, QPB_REPLY))
+        return zframe_streq (type, qp__v1__error__descriptor.name);
+    return zframe_streq (type, qp__v1__partner_hello__descriptor.name) ||
+           zframe_streq (type, qp__v1__partner_status__descriptor.name) ||
+           zframe_streq (type, qp__v1__partner_decision__descriptor.name);
+}
+
+/* A type frame fit for an error detail and a log line: printable, bounded. */
+static void s_type_name (char *out, size_t size, zframe_t *type)
+{
+    size_t n = zframe_size (type) < size - 1 ? zframe_size (type) : size - 1;
+    for (size_t i = 0; i < n; i++) {
+        byte c = zframe_data (type)[i];
+        out[i] = c >= 0x20 && c < 0x7f && c != '"' ? (char) c : '?';
+    }
+    out[n] = 0;
+}
+
 /* One frame set from a peer on the work or partner ROUTER. */
 static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
 {
@@ -355,12 +424,32 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
             s_error (sock, identity, "forbidden", "partner components may only send to funding");
             goto cleanup;
         }
+        if (origin == 'P' && !s_partner_type_ok (cmd, zmsg_first (m))) {
+            char type[80];
+            s_type_name (type, sizeof type, zmsg_first (m));
+            s_error (sock, identity, "forbidden",
+                     "the partner endpoint carries no %s %s: SEND PartnerHello, PartnerStatus or "
+                     "PartnerDecision, REPLY Error",
+                     cmd, type);
+            qp_log_warn ("partner_forbidden", "peer %s (%s) tried to %s a %s", peer,
+                         agency ? agency : "no agency", cmd, type);
+            goto cleanup;
+        }
         if (origin == 'P' && self->auth && !s_speaks_for (m, agency)) {
             s_error (sock, identity, "forbidden",
                      "this key belongs to %s: it may announce and answer for %s only",
                      agency ? agency : "no agency", agency ? agency : "?");
             qp_log_warn ("partner_forbidden", "peer %s (%s) spoke for another agency", peer,
                          agency ? agency : "no agency");
+            goto cleanup;
+        }
+        /* A partner answers the requests it was given, not any peer id it has seen. */
+        if (origin == 'P' && !strcmp (cmd, QPB_REPLY) &&
+            !s_repay (zhash_lookup (self->workers, peer), arg)) {
+            s_error (sock, identity, "forbidden",
+                     "REPLY to %s: no request from that peer is waiting for an answer", arg);
+            qp_log_warn ("partner_forbidden", "peer %s (%s) replied to %s, which asked it nothing",
+                         peer, agency ? agency : "no agency", arg);
             goto cleanup;
         }
         /* Two statements: argument evaluation order is unspecified. */
@@ -387,6 +476,7 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
                 s_error (sock, identity, "malformed_frame", "REPLY to an invalid peer id");
                 goto cleanup;
             }
+
             zmsg_pushstr (m, QPB_DELIVER);
             zmsg_pushstr (m, QPB_PROTOCOL);
             zmsg_prepend (m, &to_id);

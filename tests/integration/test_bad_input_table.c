@@ -454,7 +454,22 @@ static const row_t s_rows[] = {
     GENERIC (AT_WORK, "eligibility", "qp.v1.DossierReceived"),
     GENERIC (AT_WORK, "funding", "qp.v1.EligibilityDecided"),
     GENERIC (AT_WORK, "evaluation", "qp.v1.ReportQuery"),
-    GENERIC (AT_PARTNER, "funding", "qp.v1.PartnerDecision"),
+    /* The partner endpoint: a decision's envelope and payload reach funding; a type that
+     * is not the partner protocol's is the bus's "forbidden" (an unknown one too). */
+    {"funding envelope not protobuf", AT_PARTNER, "funding", "qp.v1.PartnerDecision",
+     ENV_NOT_PROTOBUF, NULL, "bad_envelope", NULL},
+    {"funding envelope truncated", AT_PARTNER, "funding", "qp.v1.PartnerDecision", ENV_TRUNCATED,
+     NULL, "bad_envelope", NULL},
+    {"funding envelope oversized", AT_PARTNER, "funding", "qp.v1.PartnerDecision", ENV_OVERSIZED,
+     NULL, "too_large", NULL},
+    {"funding schema version 2", AT_PARTNER, "funding", "qp.v1.PartnerDecision", ENV_WRONG_VERSION,
+     NULL, "unsupported_version", "schema_version"},
+    {"partner endpoint: unknown type", AT_PARTNER, "funding", "qp.v1.PartnerDecision",
+     ENV_UNKNOWN_TYPE, NULL, "forbidden", NULL},
+    {"partner endpoint: a FollowUp frame", AT_PARTNER, "funding", "qp.v1.PartnerDecision",
+     ENV_TYPE_MISMATCH, NULL, "forbidden", NULL},
+    {"funding payload not protobuf", AT_PARTNER, "funding", "qp.v1.PartnerDecision",
+     PAYLOAD_NOT_PROTOBUF, NULL, "bad_payload", "payload"},
     /* Content: intake's SubmitDossier. */
     {"intake: no dossier", AT_WORK, "intake", NULL, MESSAGE, s_no_dossier, "required", "dossier"},
     {"intake: negative amount", AT_WORK, "intake", NULL, MESSAGE, s_negative_amount, "range",

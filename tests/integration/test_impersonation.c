@@ -15,12 +15,9 @@
  * after all three is funded through the real component.
  *
  * A fourth: a known key sends funding eligibility's message (an EligibilityDecided).
- * Only hellos, statuses and decisions belong on the partner endpoint. KNOWN GAP: the bus
- * routes it today (funding answers it); the check belongs in services/bus/bus.c (a SEND
- * from the partner endpoint carries PartnerHello, PartnerStatus or PartnerDecision, a
- * REPLY an Error). Until then a routed message is printed, not failed; set
- * PARTNER_TYPES_KNOWN_GAP to 0 with the fix. Any answer other than routing must be
- * "forbidden". */
+ * Only hellos, statuses and decisions belong on the partner endpoint: the bus answers
+ * "forbidden" and funding never sees it. And a partner answers with REPLY only a request
+ * it was given and has not answered yet, and only with an Error. */
 #include "qp_bus.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
@@ -29,8 +26,6 @@
 #include <string.h>
 
 /* The four agencies' components, each with its own key from the same qp-keygen run. */
-#define PARTNER_TYPES_KNOWN_GAP 1
-
 static const char *const s_programs[] = {
     "intake",       "eligibility", "funding",           "partner-anct",
     "partner-anru", "partner-bdt", "partner-bpifrance", NULL};
@@ -81,6 +76,26 @@ static zmsg_t *s_hello_frames (const char *component)
     zmsg_pushstr (m, QPB_SEND);
     zmsg_pushstr (m, QPB_PROTOCOL);
     return m;
+}
+
+static qp_test_proc_t *s_proc (qp_test_stack_t *stack, const char *name)
+{
+    for (size_t i = 0; i < stack->n_procs; i++)
+        if (!strcmp (stack->procs[i]->name, name))
+            return stack->procs[i];
+    ck_abort_msg ("no program %s in the stack", name);
+    return NULL;
+}
+
+/* A partner's REPLY of payload (an Error when NULL) to peer to. */
+static void s_reply (qp_bus_client_t *partner, zframe_t *to, const ProtobufCMessage *payload)
+{
+    qp_error_t err;
+    qp_error_set (&err, "invalid_field", "request_id", "test reply");
+    qp_meta_t meta = {.discriminator = "impersonation-reply"};
+    zmsg_t *m = payload ? qp_message_build (payload, &meta, NULL)
+                        : qp_message_build_error (&err, NULL, NULL, 0);
+    ck_assert_int_eq (qp_bus_client_reply (partner, to, &m), 0);
 }
 
 /* Whatever the bus sends this socket within wait_ms: the ERROR code (malloc'd), "" for
@@ -238,13 +253,74 @@ START_TEST (test_three_intruders_refused)
     zmsg_pushstr (m, QPB_PROTOCOL);
     zmsg_send (&m, qp_bus_client_socket (anct));
     code = s_answer (qp_bus_client_socket (anct), 10000);
-    ck_assert_ptr_nonnull (code); /* refused by the bus, or answered by funding */
-    if (PARTNER_TYPES_KNOWN_GAP && !*code)
-        fprintf (stderr, "KNOWN GAP: the bus routed an EligibilityDecided from a partner "
-                         "component to funding (funding answered it)\n");
-    else
-        ck_assert_str_eq (code, "forbidden");
+    ck_assert_ptr_nonnull (code);
+    ck_assert_str_eq (code, "forbidden");
     free (code);
+    /* Funding never saw it (it logs an EligibilityDecided for an unknown dossier). */
+    ck_assert_int_eq (qp_test_proc_log_count (s_proc (stack, "funding"), e.dossier_id), 0);
+    ck_assert_int_ge (qp_test_proc_log_count (stack->bus, "partner_forbidden"), 3);
+
+    /* 5. REPLY: under its own agency the key is a worker; a client asks it something. */
+    ck_assert_int_eq (qp_bus_client_ready (anct, "partner.ANCT.mimic"), 0);
+    ck_assert (qp_test_bus_wait_workers (stack->work, "partner.ANCT.mimic", 1, 10000));
+    qp_bus_client_t *asker = qp_bus_client_new (stack->work);
+    ck_assert_ptr_nonnull (asker);
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = e.dossier_id;
+    qp_meta_t qmeta = {.discriminator = "impersonation-ask"};
+    m = qp_message_build (&q.base, &qmeta, NULL);
+    ck_assert_int_eq (qp_bus_client_send (asker, "partner.ANCT.mimic", &m), 0);
+    zpoller_t *poller = zpoller_new (qp_bus_client_socket (anct), NULL);
+    ck_assert_ptr_nonnull (zpoller_wait (poller, 10000));
+    zpoller_destroy (&poller);
+    qp_bus_frame_t f = {0};
+    ck_assert_int_eq (qp_bus_client_recv (anct, &f), 0);
+    ck_assert_str_eq (f.kind, QPB_DELIVER);
+    /* Anything but an Error is refused, even to the peer that asked. */
+    Qp__V1__DossierStatusReply fake = QP__V1__DOSSIER_STATUS_REPLY__INIT;
+    fake.dossier_id = e.dossier_id;
+    fake.has_found = true, fake.found = true;
+    s_reply (anct, f.from, &fake.base);
+    code = s_answer (qp_bus_client_socket (anct), 10000);
+    ck_assert_ptr_nonnull (code);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    /* An Error reaches the asker, once. */
+    s_reply (anct, f.from, NULL);
+    qp_bus_frame_t got = {0};
+    poller = zpoller_new (qp_bus_client_socket (asker), NULL);
+    ck_assert_ptr_nonnull (zpoller_wait (poller, 10000));
+    ck_assert_int_eq (qp_bus_client_recv (asker, &got), 0);
+    ck_assert_str_eq (got.kind, QPB_DELIVER);
+    ck_assert (zframe_streq (got.type, "qp.v1.Error"));
+    qp_bus_frame_clear (&got);
+    s_reply (anct, f.from, NULL);
+    code = s_answer (qp_bus_client_socket (anct), 10000);
+    ck_assert_ptr_nonnull (code);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    /* Nor to a peer id that never asked it anything. */
+    zframe_t *stranger = zframe_new ("W00112233", 9);
+    s_reply (anct, stranger, NULL);
+    zframe_destroy (&stranger);
+    code = s_answer (qp_bus_client_socket (anct), 10000);
+    ck_assert_ptr_nonnull (code);
+    ck_assert_str_eq (code, "forbidden");
+    free (code);
+    /* The refused replies never reached the asker: the bus would have sent them before
+     * answering the asker's STATUS, so the STATUS comes next. */
+    zsock_send (qp_bus_client_socket (asker), "ss", QPB_PROTOCOL, QPB_STATUS);
+    ck_assert_ptr_nonnull (zpoller_wait (poller, 10000));
+    ck_assert_int_eq (qp_bus_client_recv (asker, &got), 0);
+    ck_assert_str_eq (got.kind, QPB_STATUS);
+    qp_bus_frame_clear (&got);
+    zpoller_destroy (&poller);
+    qp_bus_frame_clear (&f);
+    qp_bus_client_bye (anct);
+    for (int i = 0; i < 100 && qp_test_bus_workers (stack->work, "partner.ANCT.mimic") > 0; i++)
+        qp_test_sleep_ms (100);
+    ck_assert_int_eq (qp_test_bus_workers (stack->work, "partner.ANCT.mimic"), 0);
+    qp_bus_client_destroy (&asker);
     qp_bus_client_destroy (&anct);
 
     /* The real component is still the only Bpifrance worker, and still funds. */
