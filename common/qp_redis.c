@@ -377,3 +377,116 @@ redisReply *qp_redis_script (qp_redis_t *self, qp_lua_script_t script, int nkeys
     }
     return NULL;
 }
+
+/* Appends one script call (EVALSHA) to the pipeline. */
+static int s_append_script (qp_redis_t *self, const qp_redis_call_t *c)
+{
+    int argc = 3 + c->nkeys + c->nargs;
+    const char **argv = malloc ((size_t) argc * sizeof *argv);
+    size_t *lens = malloc ((size_t) argc * sizeof *lens);
+    assert (argv && lens);
+    char nk[16];
+    snprintf (nk, sizeof nk, "%d", c->nkeys);
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = self->sha[c->script], lens[1] = 40;
+    argv[2] = nk, lens[2] = strlen (nk);
+    for (int i = 0; i < c->nkeys; i++)
+        argv[3 + i] = c->keys[i], lens[3 + i] = strlen (c->keys[i]);
+    for (int i = 0; i < c->nargs; i++) {
+        argv[3 + c->nkeys + i] = c->args[i];
+        lens[3 + c->nkeys + i] = c->arglens ? c->arglens[i] : strlen (c->args[i]);
+    }
+    int rc = redisAppendCommandArgv (self->ctx, argc, argv, lens);
+    free (argv);
+    free (lens);
+    return rc;
+}
+
+int qp_redis_scripts (qp_redis_t *self, const qp_redis_call_t *calls, size_t n,
+                      redisReply **replies)
+{
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    size_t *sent = malloc ((n ? n : 1) * sizeof *sent);
+    assert (sent);
+    int64_t start = s_now_ms ();
+    int lost = 0, noscript = 0, replays = 0;
+    for (;;) {
+        size_t todo = 0;
+        for (size_t i = 0; i < n; i++)
+            todo += !replies[i];
+        /* Retries as s_run (connection) and qp_redis_script (NOSCRIPT, replication). */
+        if (!todo || noscript > 1 ||
+            (lost > 0 && (self->sentinels ? s_now_ms () - start >= FAILOVER_BUDGET_MS : lost >= 2)))
+            break;
+        if (!self->ctx && s_open (self) != 0) {
+            lost++;
+            usleep (self->sentinels ? 250000 : 200000);
+            continue;
+        }
+        /* Scripts are loaded before anything is appended: SCRIPT LOAD reads its own reply. */
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++) {
+            assert (calls[i].script >= 0 && calls[i].script < QP_LUA_COUNT);
+            if (!replies[i] && !self->sha[calls[i].script][0] &&
+                s_load (self, calls[i].script) != 0)
+                ok = false;
+        }
+        if (!ok || !self->ctx)
+            break; /* cannot load a script (s_run already retried the connection) */
+        size_t n_sent = 0;
+        for (size_t i = 0; i < n && ok; i++) {
+            if (replies[i])
+                continue;
+            if (s_append_script (self, &calls[i]) != REDIS_OK)
+                ok = false;
+            else
+                sent[n_sent++] = i;
+        }
+        self->round_trips++;
+        qp_metric_add (self->m_trips, 1);
+        bool dropped = false, again = false;
+        for (size_t j = 0; j < n_sent; j++) {
+            redisReply *r = NULL;
+            if (!dropped && redisGetReply (self->ctx, (void **) &r) != REDIS_OK)
+                r = NULL;
+            if (!r) {
+                dropped = true;
+                continue;
+            }
+            if (r->type == REDIS_REPLY_ERROR && !strncmp (r->str, "NOSCRIPT", 8)) {
+                self->sha[calls[sent[j]].script][0] = 0; /* after a restart or failover */
+                freeReplyObject (r);
+                again = true;
+            } else if (self->sentinels && r->type == REDIS_REPLY_ERROR &&
+                       !strncmp (r->str, "READONLY", 8)) {
+                freeReplyObject (r);
+                dropped = true;
+            } else
+                replies[sent[j]] = r;
+        }
+        if (dropped || !ok) {
+            qp_log_warn ("redis_error", "Redis connection lost in a pipeline: %s",
+                         self->ctx->errstr[0] ? self->ctx->errstr : "demoted");
+            qp_metric_add (self->m_lost, 1);
+            qp_health_check ("redis", false);
+            redisFree (self->ctx);
+            self->ctx = NULL;
+            lost++;
+            continue;
+        }
+        noscript += again;
+        /* Master lost before replication: run the pipeline again (guarded scripts). */
+        if (s_replicated (self) < 0 && replays++ < 5)
+            for (size_t j = 0; j < n_sent; j++)
+                if (replies[sent[j]]) {
+                    freeReplyObject (replies[sent[j]]);
+                    replies[sent[j]] = NULL;
+                }
+    }
+    free (sent);
+    for (size_t i = 0; i < n; i++)
+        if (!replies[i])
+            return -1;
+    return 0;
+}

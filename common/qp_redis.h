@@ -45,6 +45,25 @@ redisReply *qp_redis_argv (qp_redis_t *self, int argc, const char **argv, const 
 redisReply *qp_redis_script (qp_redis_t *self, qp_lua_script_t script, int nkeys,
                              const char **keys, int nargs, const char **args, const size_t *arglens);
 
+/* One script call of a pipeline (arguments as qp_redis_script). */
+typedef struct {
+    qp_lua_script_t script;
+    int nkeys;
+    const char **keys;
+    int nargs;
+    const char **args;
+    const size_t *arglens;
+} qp_redis_call_t;
+
+/* Runs n script calls in one round trip (pipelined EVALSHAs): each script is atomic on
+ * its own, nothing is atomic across them. replies[i] is what qp_redis_script would have
+ * returned for calls[i] (NULL: Redis unreachable). A call whose script was not loaded
+ * (NOSCRIPT: it did not run) or whose connection was lost before its reply is sent again,
+ * like qp_redis_script does, so only guarded (idempotent) scripts belong here. Counts one
+ * round trip per pipeline sent. Returns 0, or -1 when some reply is NULL. */
+int qp_redis_scripts (qp_redis_t *self, const qp_redis_call_t *calls, size_t n,
+                      redisReply **replies);
+
 /* Round trips made so far (for metrics and benchmarks). */
 uint64_t qp_redis_round_trips (const qp_redis_t *self);
 #endif

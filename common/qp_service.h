@@ -79,6 +79,26 @@ qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, cons
                                          const qp_store_field_t *fields, size_t n_fields,
                                          const qp_event_t *events, size_t n_events,
                                          Qp__V1__DossierState *state);
+/* One step of qp_service_transitions: qp_service_transition's arguments and answer. */
+typedef struct {
+    const char *id;
+    Qp__V1__DossierState expected, next;
+    int64_t at_ms;
+    const char *message_id, *note;
+    const qp_store_field_t *fields;
+    size_t n_fields;
+    const qp_event_t *events; /* n_events <= QP_SERVICE_MAX_EVENTS */
+    size_t n_events;
+    qp_store_result_t result;   /* out: as qp_service_transition returns */
+    Qp__V1__DossierState state; /* out: as its *state */
+} qp_service_step_t;
+
+/* n qp_service_transition in one Redis round trip (qp_store_transitions): each step is
+ * guarded and applied on its own with its events recorded in the outbox, and the events
+ * of the steps that applied are published, in order, after the round trip. Returns how
+ * many applied. */
+size_t qp_service_transitions (qp_service_t *self, qp_redis_t *r, qp_service_step_t *steps,
+                               size_t n);
 /* Runs the outbox sweeper (every second) on r from now on; the first
  * qp_service_create/qp_service_transition does it too. */
 void qp_service_outbox (qp_service_t *self, qp_redis_t *r);

@@ -178,51 +178,117 @@ qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__
                                         NULL, 0, NULL, 0, state);
 }
 
+/* A transition's script call, built once (keys and args point into it: do not move it). */
+typedef struct {
+    char k_d[64], k_h[64], k_from[64], k_to[64], deadline[24], ob_deadline[24], ne[24], na[24];
+    const char *keys[5];
+    uint8_t *hist;
+    const char **args;
+    size_t *lens;
+    qp_redis_call_t call;
+} transition_call_t;
+
+static void s_transition_build (transition_call_t *c, const char *id,
+                                Qp__V1__DossierState expected, Qp__V1__DossierState next,
+                                int64_t at_ms, const char *message_id, const char *note,
+                                const qp_store_field_t *fields, size_t n_fields,
+                                const qp_store_blob_t *events, size_t n_events,
+                                const qp_store_blob_t *acks, size_t n_acks)
+{
+    bool outbox = n_events || n_acks;
+    s_key (c->k_d, sizeof c->k_d, id, "d");
+    s_key (c->k_h, sizeof c->k_h, id, "h");
+    s_pending_key (c->k_from, sizeof c->k_from, expected);
+    s_pending_key (c->k_to, sizeof c->k_to, next);
+    c->deadline[0] = 0;
+    if (!qp_store_state_terminal (next))
+        snprintf (c->deadline, sizeof c->deadline, "%lld",
+                  (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
+    size_t hlen;
+    c->hist = s_history_entry (expected, next, at_ms, message_id, note, &hlen);
+
+    size_t n = 5 + (outbox ? 3 + n_events + n_acks : 0) + 2 * n_fields;
+    c->args = malloc (n * sizeof *c->args);
+    c->lens = malloc (n * sizeof *c->lens);
+    assert (c->args && c->lens);
+    const char **args = c->args;
+    size_t *lens = c->lens;
+    args[0] = id;
+    args[1] = qp_store_state_name (expected);
+    args[2] = qp_store_state_name (next);
+    args[3] = c->deadline;
+    args[4] = (const char *) c->hist;
+    for (size_t i = 0; i < 4; i++)
+        lens[i] = strlen (args[i]);
+    lens[4] = hlen;
+    size_t k = 5;
+    if (outbox)
+        k += s_outbox_args (args + k, lens + k, c->ob_deadline, sizeof c->ob_deadline, c->ne,
+                            c->na, events, n_events, acks, n_acks);
+    for (size_t i = 0; i < n_fields; i++) {
+        args[k] = fields[i].name, lens[k++] = strlen (fields[i].name);
+        args[k] = fields[i].value, lens[k++] = fields[i].len;
+    }
+    c->keys[0] = c->k_d, c->keys[1] = c->k_h, c->keys[2] = c->k_from, c->keys[3] = c->k_to;
+    c->keys[4] = QP_STORE_OUTBOX_KEY;
+    c->call = (qp_redis_call_t){QP_LUA_DOSSIER_TRANSITION, outbox ? 5 : 4, c->keys, (int) n,
+                                c->args, c->lens};
+}
+
+static void s_transition_free (transition_call_t *c)
+{
+    free (c->hist);
+    free (c->args);
+    free (c->lens);
+}
+
 qp_store_result_t qp_store_transition_with_events (
     qp_redis_t *r, const char *id, Qp__V1__DossierState expected, Qp__V1__DossierState next,
     int64_t at_ms, const char *message_id, const char *note, const qp_store_field_t *fields,
     size_t n_fields, const qp_store_blob_t *events, size_t n_events, const qp_store_blob_t *acks,
     size_t n_acks, Qp__V1__DossierState *state)
 {
-    bool outbox = n_events || n_acks;
-    char k_d[64], k_h[64], k_from[64], k_to[64], deadline[24] = "", ob_deadline[24], ne[24], na[24];
-    s_key (k_d, sizeof k_d, id, "d");
-    s_key (k_h, sizeof k_h, id, "h");
-    s_pending_key (k_from, sizeof k_from, expected);
-    s_pending_key (k_to, sizeof k_to, next);
-    if (!qp_store_state_terminal (next))
-        snprintf (deadline, sizeof deadline, "%lld",
-                  (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
-    size_t hlen;
-    uint8_t *hist = s_history_entry (expected, next, at_ms, message_id, note, &hlen);
-
-    size_t n = 5 + (outbox ? 3 + n_events + n_acks : 0) + 2 * n_fields;
-    const char *args[n];
-    size_t lens[n];
-    args[0] = id;
-    args[1] = qp_store_state_name (expected);
-    args[2] = qp_store_state_name (next);
-    args[3] = deadline;
-    args[4] = (const char *) hist;
-    for (size_t i = 0; i < 4; i++)
-        lens[i] = strlen (args[i]);
-    lens[4] = hlen;
-    size_t k = 5;
-    if (outbox)
-        k += s_outbox_args (args + k, lens + k, ob_deadline, sizeof ob_deadline, ne, na, events,
-                            n_events, acks, n_acks);
-    for (size_t i = 0; i < n_fields; i++) {
-        args[k] = fields[i].name, lens[k++] = strlen (fields[i].name);
-        args[k] = fields[i].value, lens[k++] = fields[i].len;
-    }
-    const char *keys[] = {k_d, k_h, k_from, k_to, QP_STORE_OUTBOX_KEY};
-    redisReply *reply =
-        qp_redis_script (r, QP_LUA_DOSSIER_TRANSITION, outbox ? 5 : 4, keys, (int) n, args, lens);
+    transition_call_t c;
+    s_transition_build (&c, id, expected, next, at_ms, message_id, note, fields, n_fields, events,
+                        n_events, acks, n_acks);
+    redisReply *reply = qp_redis_script (r, c.call.script, c.call.nkeys, c.call.keys,
+                                         c.call.nargs, c.call.args, c.call.arglens);
     qp_store_result_t rc = s_result (reply, state, "dossier_transition");
     if (reply)
         freeReplyObject (reply);
-    free (hist);
+    s_transition_free (&c);
     return rc;
+}
+
+size_t qp_store_transitions (qp_redis_t *r, qp_store_step_t *steps, size_t n,
+                             const qp_store_blob_t *acks, size_t n_acks)
+{
+    if (!n)
+        return 0;
+    transition_call_t *c = malloc (n * sizeof *c);
+    qp_redis_call_t *calls = malloc (n * sizeof *calls);
+    redisReply **replies = malloc (n * sizeof *replies);
+    assert (c && calls && replies);
+    for (size_t i = 0; i < n; i++) {
+        qp_store_step_t *s = &steps[i];
+        /* The acks ride with the first step: removed once, whatever the others do. */
+        s_transition_build (&c[i], s->id, s->expected, s->next, s->at_ms, s->message_id, s->note,
+                            s->fields, s->n_fields, s->events, s->n_events, i ? NULL : acks,
+                            i ? 0 : n_acks);
+        calls[i] = c[i].call;
+    }
+    qp_redis_scripts (r, calls, n, replies);
+    size_t applied = 0;
+    for (size_t i = 0; i < n; i++) {
+        steps[i].state = 0;
+        steps[i].result = s_result (replies[i], &steps[i].state, "dossier_transition");
+        applied += steps[i].result == QP_STORE_APPLIED;
+        if (replies[i])
+            freeReplyObject (replies[i]);
+        s_transition_free (&c[i]);
+    }
+    free (c), free (calls), free (replies);
+    return applied;
 }
 
 qp_store_result_t qp_store_transition (qp_redis_t *r, const char *id,

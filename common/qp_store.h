@@ -106,6 +106,27 @@ qp_store_result_t qp_store_transition_with_events (
     int64_t at_ms, const char *message_id, const char *note, const qp_store_field_t *fields,
     size_t n_fields, const qp_store_blob_t *events, size_t n_events, const qp_store_blob_t *acks,
     size_t n_acks, Qp__V1__DossierState *state);
+/* One step of qp_store_transitions: the arguments of qp_store_transition_with_events, and
+ * its answer (result, and state as *state there). */
+typedef struct {
+    const char *id;
+    Qp__V1__DossierState expected, next;
+    int64_t at_ms;
+    const char *message_id, *note;
+    const qp_store_field_t *fields;
+    size_t n_fields;
+    const qp_store_blob_t *events;
+    size_t n_events;
+    qp_store_result_t result;   /* out */
+    Qp__V1__DossierState state; /* out */
+} qp_store_step_t;
+
+/* n qp_store_transition_with_events in one round trip (pipelined): each step is still
+ * its own script, guarded by its expected state and recording its events with it; steps
+ * do not depend on each other (one refused leaves the others as they are). acks are
+ * removed with the first step. Returns how many applied. */
+size_t qp_store_transitions (qp_redis_t *r, qp_store_step_t *steps, size_t n,
+                             const qp_store_blob_t *acks, size_t n_acks);
 /* Removes published members (one command). 0, or -1 when Redis failed. */
 int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n);
 /* Claims up to limit members past their deadline (pushed forward by the grace period, so

@@ -428,6 +428,20 @@ static const char *s_territory (const plan_t *p)
 
 #define MAX_EVENTS 8
 
+/* What a dossier's closing step refers to, kept until the batch's transitions are done. */
+typedef struct {
+    Qp__V1__FundingSettled settled[MAX_LEGS];
+    char disc[MAX_LEGS][QP_ID_HEX + 80];
+    qp_event_t events[MAX_LEGS + 1];
+    size_t n_events, in_step;
+    qp_event_t step_events[MAX_EVENTS];
+    Qp__V1__FundingSettled s;
+    Qp__V1__DossierClosed closed;
+    char final[1200], c[24], closed_id[QP_ID_HEX + 1];
+    uint8_t *packed;
+    qp_store_field_t fields[3];
+} closing_t;
+
 /* Every leg of these dossiers is final: commit the approved reservations, release the
  * others (all of them when a leg the plan depends on failed: compensation), close each
  * dossier once, with its FundingSettled and DossierClosed events in the same step. */
@@ -458,6 +472,9 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
     }
     const char **closed_ids = malloc (k * sizeof *closed_ids);
     size_t n_closed = 0;
+    closing_t *cl = calloc (k, sizeof *cl);
+    qp_service_step_t *steps = calloc (k, sizeof *steps);
+    assert (cl && steps);
     for (size_t d = 0; d < k; d++) {
         plan_t *p = ds[d].plan;
         const char *id = ds[d].id, *territory = s_territory (p);
@@ -468,9 +485,9 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
         const Qp__V1__FundingLeg *main_leg = NULL;
         char reason[1024] = "";
         size_t rl = 0;
-        Qp__V1__FundingSettled settled[MAX_LEGS];
-        char disc[MAX_LEGS][QP_ID_HEX + 80];
-        qp_event_t events[MAX_LEGS + 1];
+        Qp__V1__FundingSettled *settled = cl[d].settled;
+        char (*disc)[QP_ID_HEX + 80] = cl[d].disc;
+        qp_event_t *events = cl[d].events;
         size_t n_events = 0;
         for (int i = 0; i < p->n; i++) {
             Qp__V1__FundingLeg *leg = p->legs[i].leg;
@@ -537,12 +554,12 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
             to = QP__V1__DOSSIER_STATE__FUNDED;
         else
             to = declined ? QP__V1__DOSSIER_STATE__DECLINED : QP__V1__DOSSIER_STATE__UNFUNDED;
-        char final[1200];
+        char *final = cl[d].final;
         if (failed_anchor)
-            snprintf (final, sizeof final, "%s failed, the plan depends on it: %s",
+            snprintf (final, sizeof cl[d].final, "%s failed, the plan depends on it: %s",
                       failed_anchor->scheme_id, reason);
         else
-            snprintf (final, sizeof final, "%s", reason);
+            snprintf (final, sizeof cl[d].final, "%s", reason);
 
         Qp__V1__FundingSettled s = QP__V1__FUNDING_SETTLED__INIT;
         s.dossier_id = (char *) id;
@@ -555,45 +572,53 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
         s.territory = (char *) territory;
         s.reason = final;
         size_t len = qp__v1__funding_settled__get_packed_size (&s);
-        uint8_t *packed = malloc (len ? len : 1);
+        uint8_t *packed = cl[d].packed = malloc (len ? len : 1);
         qp__v1__funding_settled__pack (&s, packed);
-        char c[24];
-        snprintf (c, sizeof c, "%lld", (long long) committed);
-        qp_store_field_t fields[] = {{"settlement", packed, len},
-                                     {"committed_cents", c, strlen (c)},
-                                     {"final_reason", final, strlen (final)}};
-        char closed_id[QP_ID_HEX + 1];
+        char *c = cl[d].c;
+        snprintf (c, sizeof cl[d].c, "%lld", (long long) committed);
+        qp_store_field_t *fields = cl[d].fields;
+        fields[0] = (qp_store_field_t){"settlement", packed, len};
+        fields[1] = (qp_store_field_t){"committed_cents", c, strlen (c)};
+        fields[2] = (qp_store_field_t){"final_reason", final, strlen (final)};
+        char *closed_id = cl[d].closed_id;
         qp_message_make_id (closed_id, qp__v1__dossier_closed__descriptor.name, ds[d].cause, id);
-        Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
-        closed.dossier_id = (char *) id;
-        closed.has_final_state = true, closed.final_state = to;
-        closed.territory = (char *) territory;
-        closed.reason = final;
-        closed.has_committed_cents = true, closed.committed_cents = committed;
+        Qp__V1__DossierClosed *closed = &cl[d].closed;
+        qp__v1__dossier_closed__init (closed);
+        closed->dossier_id = (char *) id;
+        closed->has_final_state = true, closed->final_state = to;
+        closed->territory = (char *) territory;
+        closed->reason = final;
+        closed->has_committed_cents = true, closed->committed_cents = committed;
         /* The events report the closing step: recorded with it (the outbox), at most
          * MAX_EVENTS; a larger plan's remaining settlements are published after it. */
         size_t in_step = n_events < MAX_EVENTS ? n_events : MAX_EVENTS - 1;
-        qp_event_t step_events[MAX_EVENTS];
+        qp_event_t *step_events = cl[d].step_events;
         memcpy (step_events, events, in_step * sizeof *events);
-        step_events[in_step] = (qp_event_t){&closed.base,
+        step_events[in_step] = (qp_event_t){&closed->base,
                                             {.correlation_id = id, .causation_id = ds[d].cause,
                                              .event_time_ms = ds[d].time_ms, .discriminator = id}};
-        Qp__V1__DossierState now;
-        qp_store_result_t rc = qp_service_transition (self->service, self->redis, id, ds[d].from,
-                                                      to, ds[d].time_ms, closed_id, final, fields,
-                                                      3, step_events, in_step + 1, &now);
-        free (packed);
+        cl[d].n_events = n_events, cl[d].in_step = in_step;
+        steps[d] = (qp_service_step_t){.id = id, .expected = ds[d].from, .next = to,
+                                       .at_ms = ds[d].time_ms, .message_id = closed_id,
+                                       .note = final, .fields = fields, .n_fields = 3,
+                                       .events = step_events, .n_events = in_step + 1};
+    }
+    /* Every closing step of the batch in one round trip, each guarded on its own. */
+    qp_service_transitions (self->service, self->redis, steps, k);
+    for (size_t d = 0; d < k; d++) {
+        qp_store_result_t rc = steps[d].result;
         if (rc == QP_STORE_APPLIED) {
-            for (size_t i = in_step; i < n_events; i++)
-                qp_service_publish (self->service, events[i].payload, &events[i].meta);
-            for (int i = 0; i < p->n; i++)
-                s_count_leg (p->legs[i].leg->state);
+            for (size_t i = cl[d].in_step; i < cl[d].n_events; i++)
+                qp_service_publish (self->service, cl[d].events[i].payload, &cl[d].events[i].meta);
+            for (int i = 0; i < ds[d].plan->n; i++)
+                s_count_leg (ds[d].plan->legs[i].leg->state);
         }
         if (rc == QP_STORE_APPLIED || rc == QP_STORE_ALREADY)
-            closed_ids[n_closed++] = id;
+            closed_ids[n_closed++] = ds[d].id;
+        free (cl[d].packed);
     }
     s_due_remove (self, closed_ids, n_closed);
-    free (closed_ids), free (ops), free (first_op);
+    free (closed_ids), free (ops), free (first_op), free (cl), free (steps);
 }
 
 /* ---- routing and the saga -------------------------------------------------------------- */
@@ -882,8 +907,8 @@ typedef struct {
 } decided_t;
 
 /* For each decision: the plan (once), the reservations (once each), then
- * FUNDING_REQUESTED and the first requests. One round trip per step for the whole batch,
- * but the transitions (one per dossier). */
+ * FUNDING_REQUESTED and the first requests. One round trip per step for the whole batch
+ * (the transitions pipelined: one script per dossier, in one round trip). */
 static void s_request_many (funding_t *self, decided_t *dc, size_t k)
 {
     if (!k)
@@ -1018,7 +1043,13 @@ static void s_request_many (funding_t *self, decided_t *dc, size_t k)
     }
     /* What Redis holds is the plan: ours, or the one another instance wrote first. */
     dossier_t *fin = malloc (k * sizeof *fin), *drive = malloc (k * sizeof *drive);
-    size_t n_fin = 0, n_drive = 0;
+    size_t n_fin = 0, n_drive = 0, n_steps = 0;
+    /* FUNDING_REQUESTED for the batch in one round trip: what each step refers to. */
+    qp_service_step_t *steps = calloc (k, sizeof *steps);
+    qp_store_field_t *sfields = calloc (k, sizeof *sfields);
+    char (*request_msgs)[QP_ID_HEX + 1] = malloc (k * sizeof *request_msgs);
+    dossier_t *asked = malloc (k * sizeof *asked);
+    assert (steps && sfields && request_msgs && asked);
     kk = 0;
     for (size_t i = 0; i < k; i++) {
         plan_t *p = &plans[i];
@@ -1047,19 +1078,24 @@ static void s_request_many (funding_t *self, decided_t *dc, size_t k)
             fin[n_fin++] = dd;
             continue;
         }
-        char request_msg[QP_ID_HEX + 1];
+        char *request_msg = request_msgs[n_steps];
         qp_message_make_id (request_msg, qp__v1__funding_request__descriptor.name, dc[i].cause,
                             ids[i]);
-        qp_store_field_t fields[] = {{"scheme", lists[i], strlen (lists[i])}};
-        Qp__V1__DossierState now;
-        qp_store_result_t rc = qp_service_transition (
-            self->service, self->redis, ids[i], QP__V1__DOSSIER_STATE__ELIGIBLE,
-            QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, dc[i].time_ms, request_msg,
-            "funding plan: amounts reserved, partners to ask", fields, 1, NULL, 0, &now);
-        if (rc == QP_STORE_APPLIED ||
-            (rc == QP_STORE_ALREADY && now == QP__V1__DOSSIER_STATE__FUNDING_REQUESTED))
-            drive[n_drive++] = dd;
+        sfields[n_steps] = (qp_store_field_t){"scheme", lists[i], strlen (lists[i])};
+        steps[n_steps] = (qp_service_step_t){
+            .id = ids[i], .expected = QP__V1__DOSSIER_STATE__ELIGIBLE,
+            .next = QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, .at_ms = dc[i].time_ms,
+            .message_id = request_msg, .note = "funding plan: amounts reserved, partners to ask",
+            .fields = &sfields[n_steps], .n_fields = 1};
+        asked[n_steps++] = dd;
     }
+    qp_service_transitions (self->service, self->redis, steps, n_steps);
+    for (size_t j = 0; j < n_steps; j++)
+        if (steps[j].result == QP_STORE_APPLIED ||
+            (steps[j].result == QP_STORE_ALREADY &&
+             steps[j].state == QP__V1__DOSSIER_STATE__FUNDING_REQUESTED))
+            drive[n_drive++] = asked[j];
+    free (steps), free (sfields), free (request_msgs), free (asked);
     free (lists);
     freeReplyObject (r);
     r = NULL;

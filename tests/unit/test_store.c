@@ -232,6 +232,101 @@ START_TEST (test_outbox)
 }
 END_TEST
 
+/* Many transitions in one round trip: each guarded on its own (applied, refused, unknown,
+ * and a duplicate of an earlier step of the same batch), events recorded only with the
+ * ones that applied, acks removed once; after SCRIPT FLUSH (a Redis restart) it still runs. */
+START_TEST (test_batched_transitions)
+{
+    char a[QP_ID_HEX + 1], b[QP_ID_HEX + 1], c[QP_ID_HEX + 1];
+    s_create ("bt-a", a, QP_STORE_APPLIED);
+    s_create ("bt-b", b, QP_STORE_APPLIED);
+    s_create ("bt-c", c, QP_STORE_APPLIED);
+    Qp__V1__DossierState now = 0;
+    ck_assert_int_eq (qp_store_transition (s_redis, a, QP__V1__DOSSIER_STATE__RECEIVED,
+                                           QP__V1__DOSSIER_STATE__ELIGIBLE, 5, "m-a1", NULL, NULL,
+                                           0, &now),
+                      QP_STORE_APPLIED);
+    qp_store_blob_t old = {"qp.v1.DossierReceived\0env-old", 29};
+    /* an event published earlier, to remove with the batch */
+    redisReply *r = qp_redis_command (s_redis, "ZADD %s 1 %b", QP_STORE_OUTBOX_KEY, old.data,
+                                      old.len);
+    freeReplyObject (r);
+
+    qp_store_blob_t ev_a = {"qp.v1.FundingRequest\0env-a", 26};
+    qp_store_blob_t ev_b = {"qp.v1.FundingRequest\0env-b", 26};
+    qp_store_blob_t ev_c[] = {{"qp.v1.EligibilityDecided\0env-c1", 31},
+                              {"qp.v1.DossierClosed\0env-c2", 26}};
+    qp_store_blob_t ev_dup = {"qp.v1.FundingRequest\0env-dup", 28};
+    qp_store_field_t scheme[] = {{"scheme", "PHQ", 3}};
+    qp_store_step_t steps[] = {
+        {a, QP__V1__DOSSIER_STATE__ELIGIBLE, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, 10, "m-a2",
+         "asked", scheme, 1, &ev_a, 1, QP_STORE_ERROR, 0},
+        /* b is still RECEIVED: refused, says so, records nothing */
+        {b, QP__V1__DOSSIER_STATE__ELIGIBLE, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, 10, "m-b2",
+         "asked", scheme, 1, &ev_b, 1, QP_STORE_ERROR, 0},
+        {"dunknown", QP__V1__DOSSIER_STATE__ELIGIBLE, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, 10,
+         "m-x", NULL, NULL, 0, &ev_b, 1, QP_STORE_ERROR, 0},
+        {c, QP__V1__DOSSIER_STATE__RECEIVED, QP__V1__DOSSIER_STATE__ELIGIBLE, 11, "m-c2", "ok",
+         NULL, 0, ev_c, 2, QP_STORE_ERROR, 0},
+        /* the first step again, in the same batch: it sees the first one's write */
+        {a, QP__V1__DOSSIER_STATE__ELIGIBLE, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, 12, "m-a3",
+         "again", scheme, 1, &ev_dup, 1, QP_STORE_ERROR, 0},
+    };
+    uint64_t trips = qp_redis_round_trips (s_redis);
+    ck_assert_uint_eq (qp_store_transitions (s_redis, steps, 5, &old, 1), 2);
+    ck_assert_uint_eq (qp_redis_round_trips (s_redis) - trips, 1);
+    ck_assert_int_eq (steps[0].result, QP_STORE_APPLIED);
+    ck_assert_int_eq (steps[0].state, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED);
+    ck_assert_int_eq (steps[1].result, QP_STORE_ALREADY);
+    ck_assert_int_eq (steps[1].state, QP__V1__DOSSIER_STATE__RECEIVED);
+    ck_assert_int_eq (steps[2].result, QP_STORE_UNKNOWN);
+    ck_assert_int_eq (steps[3].result, QP_STORE_APPLIED);
+    ck_assert_int_eq (steps[4].result, QP_STORE_ALREADY);
+    ck_assert_int_eq (steps[4].state, QP__V1__DOSSIER_STATE__FUNDING_REQUESTED);
+
+    /* The outbox holds exactly the applied steps' events; the ack is gone. */
+    r = qp_redis_command (s_redis, "ZRANGE %s 0 -1", QP_STORE_OUTBOX_KEY);
+    ck_assert_uint_eq (r->elements, 3);
+    qp_store_blob_t want[] = {ev_a, ev_c[0], ev_c[1]};
+    for (size_t i = 0; i < 3; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < r->elements; j++)
+            seen |= r->element[j]->len == want[i].len &&
+                    !memcmp (r->element[j]->str, want[i].data, want[i].len);
+        ck_assert_msg (seen, "event %zu not recorded", i);
+    }
+    freeReplyObject (r);
+    ck_assert_int_eq (s_zscore_count ("FUNDING_REQUESTED"), 1);
+    ck_assert_int_eq (s_zscore_count ("ELIGIBLE"), 1);
+    ck_assert_int_eq (s_zscore_count ("RECEIVED"), 1);
+    char *v = qp_store_get (s_redis, a, "scheme", NULL);
+    ck_assert_str_eq (v, "PHQ");
+    free (v);
+    ck_assert_ptr_null (qp_store_get (s_redis, b, "scheme", NULL));
+    Qp__V1__DossierStatusReply st;
+    ck_assert_int_eq (qp_store_status (s_redis, a, &st), 0);
+    ck_assert_uint_eq (st.n_history, 3); /* applied once */
+    ck_assert_str_eq (st.history[2]->message_id, "m-a2");
+    qp_store_status_clear (&st);
+
+    /* Scripts gone (a restart): loaded again, and the batch runs. */
+    r = qp_redis_command (s_redis, "SCRIPT FLUSH");
+    freeReplyObject (r);
+    qp_store_step_t more[] = {
+        {b, QP__V1__DOSSIER_STATE__RECEIVED, QP__V1__DOSSIER_STATE__ELIGIBLE, 13, "m-b3", NULL,
+         NULL, 0, NULL, 0, QP_STORE_ERROR, 0},
+        {c, QP__V1__DOSSIER_STATE__ELIGIBLE, QP__V1__DOSSIER_STATE__DECLINED, 14, "m-c3", NULL,
+         NULL, 0, NULL, 0, QP_STORE_ERROR, 0},
+    };
+    ck_assert_uint_eq (qp_store_transitions (s_redis, more, 2, NULL, 0), 2);
+    ck_assert_int_eq (more[0].result, QP_STORE_APPLIED);
+    ck_assert_int_eq (more[1].result, QP_STORE_APPLIED);
+    ck_assert_int_eq (s_zscore_count ("ELIGIBLE"), 1);
+    ck_assert_int_eq (s_zscore_count ("RECEIVED"), 0);
+    ck_assert_uint_eq (qp_store_transitions (s_redis, more, 0, NULL, 0), 0);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("store");
@@ -243,6 +338,7 @@ int main (void)
     tcase_add_test (tc, test_guarded_transitions);
     tcase_add_test (tc, test_claim_expired);
     tcase_add_test (tc, test_outbox);
+    tcase_add_test (tc, test_batched_transitions);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
