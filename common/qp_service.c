@@ -185,6 +185,20 @@ void qp_service_every (qp_service_t *self, int interval_ms, qp_timer_fn *timer, 
     self->timers[self->n_timers++] = (timer_t_){interval_ms, zclock_mono () + interval_ms, timer, arg};
 }
 
+static void s_ping_redis (qp_service_t *self, void *arg)
+{
+    (void) self;
+    redisReply *reply = qp_redis_command ((qp_redis_t *) arg, "PING"); /* sets "redis" */
+    if (reply)
+        freeReplyObject (reply);
+}
+
+void qp_service_watch_redis (qp_service_t *self, qp_redis_t *r)
+{
+    if (r && qp_config_setting ("http"))
+        qp_service_every (self, 1000, s_ping_redis, r);
+}
+
 void qp_service_stop (qp_service_t *self) { self->stop = true; }
 uint64_t qp_service_handled (const qp_service_t *self) { return self->handled; }
 

@@ -33,6 +33,10 @@ void qp_service_subscribe (qp_service_t *self, const ProtobufCMessageDescriptor 
                            qp_handler_fn *handler, void *arg);
 void qp_service_every (qp_service_t *self, int interval_ms, qp_timer_fn *timer, void *arg);
 
+/* With probes on (QP_HTTP), PINGs Redis every second so /readyz sees Redis go away (and
+ * come back) while the service is idle: otherwise only a failed command would say so. */
+void qp_service_watch_redis (qp_service_t *self, qp_redis_t *r);
+
 /* Runs until interrupted (or qp_service_stop). Returns 0. */
 int qp_service_run (qp_service_t *self);
 void qp_service_stop (qp_service_t *self);

@@ -44,6 +44,7 @@ int main (int argc, char **argv)
     rc = 1;
     if (self.service) {
         eligibility_register (&self);
+        qp_service_watch_redis (self.service, self.redis);
         rc = qp_service_run (self.service);
     }
     qp_service_destroy (&self.service);

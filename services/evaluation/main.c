@@ -31,6 +31,7 @@ int main (int argc, char **argv)
         service = qp_service_new ("evaluation", c.bus_work, c.bus_publish, c.bus_subscribe);
     if (service) {
         evaluation_attach (self, service);
+        qp_service_watch_redis (service, redis);
         rc = qp_service_run (service);
         evaluation_flush (self);
     }

@@ -41,6 +41,7 @@ int main (int argc, char **argv)
         self.service = qp_service_new ("funding", c.bus_work, c.bus_publish, NULL);
     if (self.service) {
         funding_register (&self);
+        qp_service_watch_redis (self.service, self.redis);
         rc = qp_service_run (self.service);
         funding_flush (&self); /* the last burst read before the signal */
     }

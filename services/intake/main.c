@@ -52,6 +52,7 @@ int main (int argc, char **argv)
         return 1;
     }
     intake_attach (intake, service);
+    qp_service_watch_redis (service, redis);
     qp_service_run (service);
     qp_service_destroy (&service);
     intake_destroy (&intake);

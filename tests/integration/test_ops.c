@@ -306,6 +306,43 @@ START_TEST (test_bad_http_address_is_refused_and_service_runs)
 }
 END_TEST
 
+/* The status of a program's /readyz once it settles on `want` (polled up to 15 s). */
+static int s_readiness (const qp_test_proc_t *p, int want)
+{
+    int port = qp_test_http_port_in_log (p->log_path, 5000);
+    ck_assert_msg (port > 0, "%s logged no HTTP port", p->name);
+    int status = 0;
+    for (int i = 0; i < 150; i++) {
+        status = qp_test_http_get (port, "/readyz", NULL);
+        if (status == want)
+            break;
+        qp_test_sleep_ms (100);
+    }
+    return status;
+}
+
+START_TEST (test_idle_services_see_redis_go_and_come_back)
+{
+    /* No work at all: readiness must still follow Redis (a PING a second). */
+    const char *const programs[] = {"intake", "eligibility", "funding", "evaluation", NULL};
+    qp_test_stack_t *stack = s_start (programs);
+    ck_assert_ptr_nonnull (stack);
+    for (size_t i = 0; i < stack->n_procs; i++)
+        ck_assert_int_eq (s_readiness (stack->procs[i], 200), 200);
+    ck_assert_int_eq (qp_test_redis_down (stack->redis, SIGKILL), 0);
+    for (size_t i = 0; i < stack->n_procs; i++)
+        ck_assert_msg (s_readiness (stack->procs[i], 503) == 503,
+                       "%s still ready with Redis down", stack->procs[i]->name);
+    ck_assert_int_eq (qp_test_redis_up (stack->redis), 0);
+    for (size_t i = 0; i < stack->n_procs; i++) {
+        ck_assert_msg (s_readiness (stack->procs[i], 200) == 200,
+                       "%s not ready again after Redis came back", stack->procs[i]->name);
+        ck_assert (qp_test_proc_alive (stack->procs[i]));
+    }
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("ops");
@@ -313,6 +350,7 @@ int main (void)
     tcase_set_timeout (tc, 600);
     tcase_add_test (tc, test_scaled_topology_spreads_work_and_matches_single);
     tcase_add_test (tc, test_bad_http_address_is_refused_and_service_runs);
+    tcase_add_test (tc, test_idle_services_see_redis_go_and_come_back);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
