@@ -292,8 +292,10 @@ Qp__V1__EligibilityDecided *eligibility_explain (const qp_catalogue_t *catalogue
     e->facts_true = malloc ((e->n_facts_true + 1) * sizeof *e->facts_true);
     e->facts_false = malloc ((e->n_facts_false + 1) * sizeof *e->facts_false);
     assert (e->facts_true && e->facts_false);
-    memcpy (e->facts_true, stored->facts_true, e->n_facts_true * sizeof *e->facts_true);
-    memcpy (e->facts_false, stored->facts_false, e->n_facts_false * sizeof *e->facts_false);
+    if (e->n_facts_true) /* facts_* are NULL when empty: memcpy of NULL is undefined */
+        memcpy (e->facts_true, stored->facts_true, e->n_facts_true * sizeof *e->facts_true);
+    if (e->n_facts_false)
+        memcpy (e->facts_false, stored->facts_false, e->n_facts_false * sizeof *e->facts_false);
 
     size_t n = qp_catalogue_size (catalogue);
     e->decisions = calloc (n ? n : 1, sizeof *e->decisions);
