@@ -55,6 +55,10 @@ struct qp_service {
     int64_t watched;         /* last look at the monitor (mono ms) */
     long steps;              /* steps that recorded events */
     long fault_after;        /* QP_FAULT_AFTER_TRANSITION (test hook), 0: off */
+    bool producer_acks;      /* QP_OUTBOX_ACK=producer: we remove what we published (no
+                                evaluation deployed); else the evaluation removes what it
+                                counted */
+    qp_metric_t *outbox_size; /* events in the outbox, seen by our sweeper */
 };
 
 /* Metrics carry the service name, or the program's for a sender-only program. */
@@ -129,6 +133,8 @@ qp_service_t *qp_service_new (const char *name, const char *endpoint, const char
     }
     const char *fault = getenv ("QP_FAULT_AFTER_TRANSITION");
     self->fault_after = fault ? atol (fault) : 0;
+    const char *ack = getenv ("QP_OUTBOX_ACK");
+    self->producer_acks = ack && !strcmp (ack, "producer");
     if (subscribe) {
         self->sub = zsock_new (ZMQ_SUB);
         zsock_set_rcvhwm (self->sub, 1000000);
@@ -290,11 +296,16 @@ static void s_watch_publish (qp_service_t *self)
     self->n_acks = 0;
 }
 
-/* Publishes a member and remembers to remove it (unless publishes are not trusted now). */
+/* Publishes a member. The evaluation removes it once counted; with QP_OUTBOX_ACK=producer
+ * we remember to remove it ourselves (unless publishes are not trusted now). */
 static void s_publish_member (qp_service_t *self, zmsg_t **frames_p, qp_store_blob_t member)
 {
     zmsg_send (frames_p, self->pub);
     zmsg_destroy (frames_p);
+    if (!self->producer_acks) {
+        free (member.data);
+        return;
+    }
     s_watch_publish (self);
     int64_t now = zclock_mono ();
     if (now < self->distrust_until) {
@@ -346,13 +357,27 @@ static void s_flush_acks (qp_service_t *self, bool all)
 }
 
 /* Publishes again what steps recorded and nobody removed past its deadline (a process
- * killed between a step and its publish, or a publish the bus may not have had). */
+ * killed between a step and its publish, a publish the bus may not have had, an event the
+ * evaluation missed: it was down, or Redis was when it got it). At most OUTBOX_BATCH a
+ * tick, each claimed for QP_STORE_OUTBOX_REDELIVER_MS: a lagging evaluation's backlog is
+ * not published again wholesale. */
 static void s_outbox_sweep (qp_service_t *self, void *arg)
 {
     (void) arg;
     s_flush_acks (self, false);
     if (!self->outbox || !self->pub)
         return;
+    long long size = qp_store_outbox_size (self->outbox);
+    if (size >= 0) {
+        if (!self->outbox_size) {
+            char labels[256];
+            qp_metrics_labels (labels, sizeof labels, "service", s_label_name (self), NULL);
+            self->outbox_size = qp_metrics_gauge (
+                "qp_outbox_events", "events recorded in the outbox and not yet counted by the "
+                "evaluation (grows while it is down)", labels);
+        }
+        qp_metric_set (self->outbox_size, (double) size);
+    }
     qp_store_blob_t claimed[OUTBOX_BATCH];
     size_t n = qp_store_outbox_claim (self->outbox, qp_now_ms (), claimed, OUTBOX_BATCH);
     for (size_t i = 0; i < n; i++) {
@@ -552,7 +577,7 @@ static void s_on_event (qp_service_t *self)
         return;
     zframe_t *type = zmsg_first (m);
     if (zmsg_size (m) == 2 && !zframe_streq (type, self->probe_topic)) {
-        qp_request_t req = {.service = self, .from = NULL};
+        qp_request_t req = {.service = self, .from = NULL, .frames = m};
         qp_error_t err;
         if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0) {
             qp_log_warn ("event_refused", "%s: %s", err.code, err.message);

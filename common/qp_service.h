@@ -16,6 +16,8 @@ typedef struct {
     qp_service_t *service;
     zframe_t *from;    /* work: the sending peer (to reply to); NULL for an event */
     qp_message_t msg;  /* decoded envelope and payload */
+    zmsg_t *frames;    /* an event: the frame set as received (type, envelope), which
+                          with a NUL between is its outbox member; NULL for work */
 } qp_request_t;
 
 typedef void (qp_handler_fn) (qp_request_t *req, void *arg);

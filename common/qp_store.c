@@ -491,7 +491,8 @@ size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *ou
 {
     char now[24], deadline[24], lim[16];
     snprintf (now, sizeof now, "%lld", (long long) now_ms);
-    snprintf (deadline, sizeof deadline, "%lld", (long long) (now_ms + QP_STORE_OUTBOX_GRACE_MS));
+    snprintf (deadline, sizeof deadline, "%lld",
+              (long long) (now_ms + QP_STORE_OUTBOX_REDELIVER_MS));
     snprintf (lim, sizeof lim, "%zu", limit);
     const char *keys[] = {QP_STORE_OUTBOX_KEY};
     const char *args[] = {now, deadline, lim};
@@ -506,6 +507,17 @@ size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *ou
                 memcpy (out[n].data, reply->element[i]->str, out[n].len);
                 n++;
             }
+    if (reply)
+        freeReplyObject (reply);
+    return n;
+}
+
+long long qp_store_outbox_size (qp_redis_t *r)
+{
+    redisReply *reply = qp_redis_command (r, "ZCARD %s", QP_STORE_OUTBOX_KEY);
+    long long n = s_reply_ok (reply, "outbox_size") && reply->type == REDIS_REPLY_INTEGER
+                      ? reply->integer
+                      : -1;
     if (reply)
         freeReplyObject (reply);
     return n;

@@ -78,12 +78,18 @@ size_t qp_store_claim_expired (qp_redis_t *r, Qp__V1__DossierState state, int64_
 
 /* ---- The outbox (docs/architecture.md) -----------------------------------------------
  * An event is written by the same script as the step it reports, so a process killed
- * between the step and its publish loses nothing: the service publishes it at once and
- * removes it later (its next step carries the removals, or its timer within a second); a
- * sweeper of any instance publishes entries left past their deadline again. Subscribers
- * dedupe by message id. qp_service_create/qp_service_transition do all this. */
+ * between the step and its publish loses nothing: the service publishes it at once; the
+ * evaluation, its subscriber, removes it with the batch that counts it (eval_apply.lua),
+ * so an event it missed (it was down, or Redis was when it got it) stays. A sweeper of
+ * any instance publishes entries left past their deadline again. Subscribers dedupe.
+ * With QP_OUTBOX_ACK=producer (no evaluation deployed) the producer removes what it
+ * published instead (its next step carries the removals, or its timer within a second).
+ * qp_service_create/qp_service_transition do all this. */
 #define QP_STORE_OUTBOX_KEY "qp:pending:outbox"
 #define QP_STORE_OUTBOX_GRACE_MS 5000 /* an entry not removed within this is published again */
+#define QP_STORE_OUTBOX_REDELIVER_MS 30000 /* and then again this long after each claim: a
+                                              lagging evaluation's backlog is not
+                                              republished every few seconds */
 
 /* A binary value: an outbox member. */
 typedef struct {
@@ -129,7 +135,10 @@ size_t qp_store_transitions (qp_redis_t *r, qp_store_step_t *steps, size_t n,
                              const qp_store_blob_t *acks, size_t n_acks);
 /* Removes published members (one command). 0, or -1 when Redis failed. */
 int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n);
-/* Claims up to limit members past their deadline (pushed forward by the grace period, so
- * two sweepers do not publish them at once). Returns how many; out[i].data is malloc'd. */
+/* Claims up to limit members past their deadline (pushed forward by
+ * QP_STORE_OUTBOX_REDELIVER_MS, so two sweepers do not publish them at once and a member
+ * nobody removes comes back at that pace). Returns how many; out[i].data is malloc'd. */
 size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *out, size_t limit);
+/* Members in the outbox (ZCARD), or -1 when Redis failed. */
+long long qp_store_outbox_size (qp_redis_t *r);
 #endif

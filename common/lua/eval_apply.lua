@@ -13,14 +13,17 @@
 --   nk, then per counter vector: key, n, n times "INCRBY" "i64" "#SLOT" increment;
 --   ns, then per index set: key, n, n members (KEYS[1] the cells, KEYS[2] the
 --       territories, a cell's dimensions, a territory's days);
---   applied; as_of.
+--   applied; as_of;
+--   na, then na outbox members (type NUL envelope) of the events the batch carried,
+--       counted now or already: removed from KEYS[4] with the counts (the subscriber's
+--       ack, docs/reliability.md), so what is never counted stays for the sweeper.
 --   Every expectation of every dossier is checked before anything is written: if one
 --   fails (another instance counted the dossier meanwhile) nothing is written and the
 --   1-based ordinals of the dossiers at fault are returned, so the service reads again.
 --   Counters are vectors of signed 64-bit integers (one string per cell and breakdown,
 --   slot = the field number of qp.v1.Figures): one BITFIELD call adds every increment
 --   of a vector, where a hash would take one HINCRBY per field.
--- KEYS[1] set of cell keys, KEYS[2] set of territories, KEYS[3] meta hash
+-- KEYS[1] set of cell keys, KEYS[2] set of territories, KEYS[3] meta hash, KEYS[4] outbox
 if ARGV[1] == 'read' then
   local out = {}
   for i = 2, #ARGV do out[#out + 1] = redis.call('HGETALL', 'qp:eval:d:' .. ARGV[i]) end
@@ -72,5 +75,11 @@ if applied > 0 then
   redis.call('HINCRBY', KEYS[3], 'applied', applied)
   local last = redis.call('HGET', KEYS[3], 'as_of') or ''
   if as_of > last then redis.call('HSET', KEYS[3], 'as_of', as_of) end
+end
+i = i + 2
+local na = tonumber(ARGV[i] or '0') or 0
+-- at most 1000 members a call (Lua's unpack has a limit)
+for a = i + 1, i + na, 1000 do
+  redis.call('ZREM', KEYS[4], unpack(ARGV, a, math.min(a + 999, i + na)))
 end
 return {}

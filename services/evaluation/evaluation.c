@@ -97,6 +97,8 @@ struct evaluation {
     strv_t args; /* the queued events' arguments: id, token, profile, then triples */
     queued_t events[BATCH_EVENTS + 2]; /* an event queues at most 2 */
     size_t n_events;
+    qp_store_blob_t *acks; /* outbox members of the events queued (evaluation_ack) */
+    size_t n_acks, cap_acks;
     json_t *kinds;     /* scheme id -> catalogue kind */
     json_t *envelopes; /* data/envelopes.json "envelopes" */
     json_t *targets;   /* data/targets.json */
@@ -168,6 +170,9 @@ static void s_batch_reset (evaluation_t *self)
 {
     s_strv_free (&self->args);
     self->n_events = 0;
+    for (size_t i = 0; i < self->n_acks; i++)
+        free (self->acks[i].data);
+    self->n_acks = 0;
 }
 
 void evaluation_destroy (evaluation_t **self_p)
@@ -176,6 +181,7 @@ void evaluation_destroy (evaluation_t **self_p)
     if (!self)
         return;
     s_batch_reset (self);
+    free (self->acks);
     json_decref (self->kinds);
     json_decref (self->envelopes);
     json_decref (self->targets);
@@ -716,14 +722,38 @@ static void s_sum_event (sums_t *s, batch_dossier_t *d, char **ops, size_t n)
 
 static redisReply *s_script (evaluation_t *self, strv_t *args)
 {
-    const char *keys[] = {K_CELLS, K_TERRITORIES, K_META};
-    return qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 3, keys, (int) args->n,
+    const char *keys[] = {K_CELLS, K_TERRITORIES, K_META, QP_STORE_OUTBOX_KEY};
+    return qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) args->n,
                             (const char **) args->v, NULL);
+}
+
+/* "apply" with the batch's outbox members after its arguments (binary: with lengths). */
+static redisReply *s_script_acked (evaluation_t *self, strv_t *args)
+{
+    size_t n = args->n + 1 + self->n_acks;
+    const char **argv = malloc (n * sizeof *argv);
+    size_t *lens = malloc (n * sizeof *lens);
+    assert (argv && lens);
+    char na[24];
+    snprintf (na, sizeof na, "%zu", self->n_acks);
+    size_t k = 0;
+    for (size_t i = 0; i < args->n; i++)
+        argv[k] = args->v[i], lens[k++] = strlen (args->v[i]);
+    argv[k] = na, lens[k++] = strlen (na);
+    for (size_t i = 0; i < self->n_acks; i++)
+        argv[k] = self->acks[i].data, lens[k++] = self->acks[i].len;
+    const char *keys[] = {K_CELLS, K_TERRITORIES, K_META, QP_STORE_OUTBOX_KEY};
+    redisReply *r = qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) n, argv, lens);
+    free (argv);
+    free (lens);
+    return r;
 }
 
 /* The batch's dossiers, as Redis has them. -1 when Redis failed. */
 static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
 {
+    if (!zlistx_size (order))
+        return 0; /* only acks to pass on */
     strv_t args = {0};
     s_strv_add (&args, "read");
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
@@ -927,10 +957,10 @@ static int s_flush_once (evaluation_t *self)
         d->applied++;
         s.applied++;
     }
-    if (rc == 0 && s.applied) {
+    if (rc == 0 && (s.applied || self->n_acks)) {
         strv_t args = {0};
         s_apply_args (order, &s, &args);
-        redisReply *r = s_script (self, &args);
+        redisReply *r = s_script_acked (self, &args);
         s_strv_free (&args);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             qp_log_error ("eval_apply_failed", "%s", r && r->str ? r->str : "Redis unreachable");
@@ -949,7 +979,7 @@ static int s_flush_once (evaluation_t *self)
 
 int evaluation_flush (evaluation_t *self)
 {
-    if (!self->n_events)
+    if (!self->n_events && !self->n_acks)
         return 0;
     int rc = 1;
     /* a conflict means another instance counted one of these dossiers between the read
@@ -957,10 +987,31 @@ int evaluation_flush (evaluation_t *self)
     for (int attempt = 0; attempt < 8 && rc == 1; attempt++)
         rc = s_flush_once (self);
     if (rc)
-        qp_log_error ("eval_lost", "%zu events not counted (rebuild recovers them): %s",
-                      self->n_events, rc < 0 ? "Redis failed" : "still conflicting after 8 reads");
+        qp_log_error ("eval_lost", "%zu events not counted now (%zu of them stay in the outbox, "
+                      "published again by its sweeper): %s", self->n_events, self->n_acks,
+                      rc < 0 ? "Redis failed" : "still conflicting after 8 reads");
     s_batch_reset (self);
     return rc ? -1 : 0;
+}
+
+void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, const void *envelope,
+                     size_t envelope_len)
+{
+    if (self->n_acks == self->cap_acks) {
+        self->cap_acks = self->cap_acks ? 2 * self->cap_acks : 1024;
+        self->acks = realloc (self->acks, self->cap_acks * sizeof *self->acks);
+        assert (self->acks);
+    }
+    qp_store_blob_t *b = &self->acks[self->n_acks++];
+    b->len = type_len + 1 + envelope_len;
+    b->data = malloc (b->len);
+    assert (b->data);
+    memcpy (b->data, type, type_len);
+    ((char *) b->data)[type_len] = 0;
+    if (envelope_len) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy ((char *) b->data + type_len + 1, envelope, envelope_len);
+    if (self->n_acks >= BATCH_EVENTS)
+        evaluation_flush (self);
 }
 
 /* ---- Rebuild ------------------------------------------------------------------------------ */
@@ -1924,6 +1975,13 @@ void evaluation_report_clear (Qp__V1__ReportReply *report)
 static void s_on_event (qp_request_t *req, void *arg)
 {
     evaluation_apply (arg, &req->msg);
+    /* after the apply: a batch it filled is flushed without this ack, never before the
+     * count */
+    zframe_t *type = req->frames ? zmsg_first (req->frames) : NULL;
+    zframe_t *env = type ? zmsg_next (req->frames) : NULL;
+    if (env)
+        evaluation_ack (arg, zframe_data (type), zframe_size (type), zframe_data (env),
+                        zframe_size (env));
 }
 
 static void s_on_timer (qp_service_t *service, void *arg)
@@ -2020,4 +2078,7 @@ void evaluation_attach (evaluation_t *self, qp_service_t *service)
     qp_service_on (service, &qp__v1__indicator_query__descriptor, s_on_indicators, self);
     qp_service_on (service, &qp__v1__territory_phase__descriptor, s_on_phase, self);
     qp_service_every (service, 5, s_on_timer, self);
+    /* Our own sweeper too: what we have not counted is published again even when no
+     * producer has stepped since it started. */
+    qp_service_outbox (service, self->redis);
 }

@@ -25,8 +25,13 @@ void evaluation_attach (evaluation_t *self, qp_service_t *service);
 /* Queues one decoded event (DossierReceived, EligibilityDecided, FundingRequest,
  * FundingSettled, DossierClosed, FollowUp, SubmissionRefused); other types are ignored. */
 void evaluation_apply (evaluation_t *self, const qp_message_t *msg);
+/* Queues the outbox member of an event given to evaluation_apply (its type and packed
+ * envelope frames): removed from the outbox by the flush that counts the event, so an
+ * event not counted (Redis failed) stays there for the sweeper (docs/reliability.md). */
+void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, const void *envelope,
+                     size_t envelope_len);
 /* Applies what is queued. Returns 0, or -1 when Redis failed (the batch is dropped and
- * logged: a rebuild recovers it). */
+ * logged; its acks too, so the outbox sweeper publishes its events again). */
 int evaluation_flush (evaluation_t *self);
 
 /* Recomputes every counter from the dossiers stored in Redis (phases are kept).

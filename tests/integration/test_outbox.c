@@ -11,6 +11,7 @@
 #include "qp_test_sample.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,9 +63,11 @@ static void s_revive (qp_test_stack_t *stack)
     }
 }
 
-/* Sends every dossier until intake acknowledges it (a submission without a reply is sent
- * again with the same channel key: intake answers it with the same dossier id). */
-static void s_submit_all (qp_test_stack_t *stack)
+/* Sends dossiers [from, to) until intake acknowledges each (a submission without a reply
+ * is sent again with the same channel key: intake answers it with the same dossier id);
+ * with revive, the programs the hook killed are started again on the way. */
+static void s_submit_range (qp_test_stack_t *stack, char (*ids)[QP_ID_HEX + 1], int from, int to,
+                            bool revive)
 {
     static qp_test_sample_t samples[BATCH];
     const ProtobufCMessage *payloads[BATCH];
@@ -75,13 +78,14 @@ static void s_submit_all (qp_test_stack_t *stack)
     int64_t deadline = s_now_ms () + 120000;
     while (true) {
         int n = 0;
-        for (int i = 0; i < DOSSIERS && n < BATCH; i++)
-            if (!s_ids[i][0])
+        for (int i = from; i < to && n < BATCH; i++)
+            if (!ids[i][0])
                 which[n++] = i;
         if (n == 0)
             return;
         ck_assert_msg (s_now_ms () < deadline, "dossiers not acknowledged in 120 s");
-        s_revive (stack);
+        if (revive)
+            s_revive (stack);
         ck_assert (qp_test_bus_wait_workers (stack->work, "intake", 1, 30000));
         for (int j = 0; j < n; j++) {
             qp_test_sample (&samples[j], "test-outbox", "outbox", which[j]);
@@ -102,11 +106,16 @@ static void s_submit_all (qp_test_stack_t *stack)
                 ck_assert_msg (r->accepted || (r->n_errors && !strcmp (r->errors[0]->code, "internal")),
                                "dossier %d refused", which[j]);
                 if (r->accepted)
-                    snprintf (s_ids[which[j]], QP_ID_HEX + 1, "%s", r->dossier_id);
+                    snprintf (ids[which[j]], QP_ID_HEX + 1, "%s", r->dossier_id);
             }
             qp_message_clear (&replies[j]);
         }
     }
+}
+
+static void s_submit_all (qp_test_stack_t *stack)
+{
+    s_submit_range (stack, s_ids, 0, DOSSIERS, true);
 }
 
 /* What Redis holds: terminal dossiers by state (NOT_ELIGIBLE, FUNDED, DECLINED, UNFUNDED). */
@@ -116,13 +125,13 @@ typedef struct {
     int64_t committed;
 } census_t;
 
-static void s_census (qp_test_stack_t *stack, census_t *c)
+static void s_census_of (qp_test_stack_t *stack, char (*ids)[QP_ID_HEX + 1], int n, census_t *c)
 {
     memset (c, 0, sizeof *c);
     redisContext *rc = redisConnect (stack->redis->host, stack->redis->port);
     ck_assert (rc && !rc->err);
-    for (int i = 0; i < DOSSIERS; i++) {
-        redisReply *r = redisCommand (rc, "HMGET qp:{%s}:d state committed_cents", s_ids[i]);
+    for (int i = 0; i < n; i++) {
+        redisReply *r = redisCommand (rc, "HMGET qp:{%s}:d state committed_cents", ids[i]);
         ck_assert (r && r->type == REDIS_REPLY_ARRAY);
         Qp__V1__DossierState st = qp_store_state_parse (r->element[0]->str);
         if (qp_store_state_terminal (st)) {
@@ -133,6 +142,11 @@ static void s_census (qp_test_stack_t *stack, census_t *c)
         freeReplyObject (r);
     }
     redisFree (rc);
+}
+
+static void s_census (qp_test_stack_t *stack, census_t *c)
+{
+    s_census_of (stack, s_ids, DOSSIERS, c);
 }
 
 static long long s_outbox_size (qp_test_stack_t *stack)
@@ -148,7 +162,8 @@ static long long s_outbox_size (qp_test_stack_t *stack)
 }
 
 /* The evaluation's totals equal what Redis holds (never more: no double count). */
-static bool s_evaluation_exact (qp_test_stack_t *stack, const census_t *c, bool print)
+static bool s_evaluation_exact_of (qp_test_stack_t *stack, int dossiers, const census_t *c,
+                                   bool print)
 {
     Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
     qp_message_t reply = {0};
@@ -158,13 +173,13 @@ static bool s_evaluation_exact (qp_test_stack_t *stack, const census_t *c, bool 
     bool exact = false;
     if (reply.descriptor == &qp__v1__report_reply__descriptor) {
         Qp__V1__TerritoryFigures *t = ((Qp__V1__ReportReply *) reply.payload)->total;
-        ck_assert_uint_le (t->submitted, DOSSIERS);
-        ck_assert_uint_le (t->closed, DOSSIERS);
+        ck_assert_uint_le (t->submitted, (uint64_t) dossiers);
+        ck_assert_uint_le (t->closed, (uint64_t) dossiers);
         ck_assert_uint_le (t->not_eligible, (uint64_t) c->terminal[0]);
         ck_assert_uint_le (t->funded, (uint64_t) c->terminal[1]);
         ck_assert_uint_le (t->declined, (uint64_t) c->terminal[2]);
         ck_assert_int_le (t->committed_cents, c->committed);
-        exact = t->submitted == DOSSIERS && t->closed == DOSSIERS &&
+        exact = t->submitted == (uint64_t) dossiers && t->closed == (uint64_t) dossiers &&
                 t->not_eligible == (uint64_t) c->terminal[0] &&
                 t->funded == (uint64_t) c->terminal[1] &&
                 t->declined == (uint64_t) c->terminal[2] &&
@@ -177,11 +192,16 @@ static bool s_evaluation_exact (qp_test_stack_t *stack, const census_t *c, bool 
                      (unsigned long long) t->submitted, (unsigned long long) t->closed,
                      (unsigned long long) t->not_eligible, (unsigned long long) t->funded,
                      (unsigned long long) t->declined, (unsigned long long) t->unfunded,
-                     (long long) t->committed_cents, DOSSIERS, c->terminal[0], c->terminal[1],
+                     (long long) t->committed_cents, dossiers, c->terminal[0], c->terminal[1],
                      c->terminal[2], c->terminal[3], (long long) c->committed);
     }
     qp_message_clear (&reply);
     return exact;
+}
+
+static bool s_evaluation_exact (qp_test_stack_t *stack, const census_t *c, bool print)
+{
+    return s_evaluation_exact_of (stack, DOSSIERS, c, print);
 }
 
 START_TEST (test_events_survive_a_death_between_step_and_publish)
@@ -248,6 +268,116 @@ START_TEST (test_events_survive_a_death_between_step_and_publish)
 }
 END_TEST
 
+/* ---- The evaluation away ------------------------------------------------------------
+ * The evaluation removes an event from the outbox once it has counted it (its apply
+ * script), not the producer: events published while the evaluation is dead, or received
+ * while Redis is down under it, stay in the outbox and the sweeper publishes them again.
+ * No rebuild: the totals must come out exact from the stream alone. */
+#define AWAY_DOSSIERS 360
+static char s_away_ids[AWAY_DOSSIERS][QP_ID_HEX + 1];
+
+static int s_slot_of (qp_test_stack_t *stack, const char *name)
+{
+    for (size_t i = 0; i < stack->n_procs; i++)
+        if (!strcmp (stack->procs[i]->name, name) && qp_test_proc_alive (stack->procs[i]))
+            return (int) i;
+    ck_abort_msg ("no live %s", name);
+    return -1;
+}
+
+/* Every dossier of [0, upto) terminal in Redis (or 120 s). */
+static void s_wait_terminal (qp_test_stack_t *stack, int upto, census_t *c)
+{
+    int64_t deadline = s_now_ms () + 120000;
+    do {
+        s_census_of (stack, s_away_ids, upto, c);
+        if (c->open)
+            qp_test_sleep_ms (300);
+    } while (c->open && s_now_ms () < deadline);
+    ck_assert_msg (c->open == 0, "%d dossiers not terminal after 120 s", c->open);
+}
+
+/* The evaluation's totals become exact for [0, upto), with no rebuild (or 90 s: the
+ * sweeper publishes again what the evaluation has not counted, REDELIVER_MS apart). */
+static void s_wait_exact (qp_test_stack_t *stack, int upto, const census_t *c, const char *after)
+{
+    bool exact = false;
+    int64_t deadline = s_now_ms () + 90000;
+    while (!exact && s_now_ms () < deadline) {
+        exact = s_evaluation_exact_of (stack, upto, c, false);
+        if (!exact)
+            qp_test_sleep_ms (300);
+    }
+    s_evaluation_exact_of (stack, upto, c, true);
+    ck_assert_msg (exact, "after %s: the evaluation does not count every dossier exactly once "
+                          "(events lost for it)", after);
+}
+
+START_TEST (test_events_wait_for_the_evaluation)
+{
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, NULL};
+    const char *const programs[] = {"intake", "eligibility", "funding", "evaluation",
+                                    "partner-bpifrance", NULL};
+    const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
+                                 "partner.BPIFRANCE.bpifrance-default", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (stack);
+    census_t c;
+    int third = AWAY_DOSSIERS / 3;
+    /* Past the producers' first seconds, when they leave every event to the sweeper
+     * anyway (the bus's subscriptions may not have reached them yet). */
+    qp_test_sleep_ms (6000);
+
+    /* 1. The evaluation killed while dossiers flow; the rest of the flow while it is dead. */
+    s_submit_range (stack, s_away_ids, 0, third, false);
+    int e = s_slot_of (stack, "evaluation");
+    qp_test_proc_t *old = stack->procs[e];
+    qp_test_proc_kill (old);
+    qp_test_proc_destroy (&old);
+    s_submit_range (stack, s_away_ids, third, 2 * third, false);
+    s_wait_terminal (stack, 2 * third, &c);
+    qp_test_proc_t *p = qp_test_stack_spawn (stack, "evaluation", NULL);
+    ck_assert_ptr_nonnull (p);
+    stack->procs[e] = p;
+    stack->n_procs--;
+    ck_assert (qp_test_bus_wait_workers (stack->work, "evaluation", 1, 30000));
+    s_wait_exact (stack, 2 * third, &c, "the evaluation was killed");
+
+    /* 2. Redis down under the evaluation: it is held (SIGSTOP) while the last third flows,
+     * Redis stops, then the evaluation receives the events and cannot apply them. */
+    p = stack->procs[e];
+    ck_assert_int_eq (kill (p->pid, SIGSTOP), 0);
+    s_submit_range (stack, s_away_ids, 2 * third, AWAY_DOSSIERS, false);
+    s_wait_terminal (stack, AWAY_DOSSIERS, &c);
+    int lost0 = qp_test_proc_log_count (p, "eval_lost");
+    ck_assert_int_eq (qp_test_redis_down (stack->redis, SIGTERM), 0);
+    ck_assert_int_eq (kill (p->pid, SIGCONT), 0);
+    int64_t deadline = s_now_ms () + 20000;
+    while (qp_test_proc_log_count (p, "eval_lost") == lost0 && s_now_ms () < deadline)
+        qp_test_sleep_ms (100);
+    int failed = qp_test_proc_log_count (p, "eval_lost") - lost0;
+    qp_test_sleep_ms (1500); /* the rest of what it had queued, failing too */
+    ck_assert_int_eq (qp_test_redis_up (stack->redis), 0);
+    ck_assert_msg (failed > 0, "the evaluation never failed to apply a batch: the fault did not "
+                               "happen as meant");
+    s_wait_exact (stack, AWAY_DOSSIERS, &c, "Redis was down under the evaluation");
+    long long left = -1;
+    deadline = s_now_ms () + 60000;
+    while ((left = s_outbox_size (stack)) != 0 && s_now_ms () < deadline)
+        qp_test_sleep_ms (300);
+    fprintf (stderr, "outbox: %d dossiers, evaluation killed, then Redis down under it: "
+                     "exact without rebuild; %lld events left in the outbox\n",
+             AWAY_DOSSIERS, left);
+    ck_assert_msg (left == 0, "%lld events left in the outbox", left);
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("outbox");
@@ -255,6 +385,10 @@ int main (void)
     tcase_set_timeout (tc, 600);
     tcase_add_test (tc, test_events_survive_a_death_between_step_and_publish);
     suite_add_tcase (s, tc);
+    TCase *away = tcase_create ("away");
+    tcase_set_timeout (away, 600);
+    tcase_add_test (away, test_events_wait_for_the_evaluation);
+    suite_add_tcase (s, away);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
     int failed = srunner_ntests_failed (sr);
