@@ -1,11 +1,15 @@
 /* Client side of QPB/1. */
 #include "qp_bus.h"
 #include "qp_log.h"
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct qp_bus_client {
     zsock_t *dealer;
     char *service; /* registered service name, or NULL */
+    long window;   /* flow control: work the bus may have given us unreturned; 0: off */
+    long owed;     /* work handled whose credit has not gone back yet */
 };
 
 void qp_bus_socket_defaults (zsock_t *sock)
@@ -73,27 +77,80 @@ void qp_bus_client_destroy (qp_bus_client_t **self_p)
 
 zsock_t *qp_bus_client_socket (qp_bus_client_t *self) { return self->dealer; }
 
-static int s_send_control (qp_bus_client_t *self, const char *cmd, const char *arg)
+/* [QPB1][cmd][arg][count]: arg and count only when given (count only when >= 0). */
+static int s_send_command (qp_bus_client_t *self, const char *cmd, const char *arg, long count)
 {
     zmsg_t *m = zmsg_new ();
     zmsg_addstr (m, QPB_PROTOCOL);
     zmsg_addstr (m, cmd);
     if (arg)
         zmsg_addstr (m, arg);
+    if (arg && count >= 0)
+        zmsg_addstrf (m, "%ld", count);
     return zmsg_send (&m, self->dealer);
+}
+
+static int s_send_control (qp_bus_client_t *self, const char *cmd, const char *arg)
+{
+    return s_send_command (self, cmd, arg, -1);
+}
+
+/* READY carries the window when flow controlled. */
+static int s_send_ready (qp_bus_client_t *self)
+{
+    return s_send_command (self, QPB_READY, self->service, self->window > 0 ? self->window : -1);
 }
 
 int qp_bus_client_ready (qp_bus_client_t *self, const char *service)
 {
     free (self->service);
     self->service = strdup (service);
-    return s_send_control (self, QPB_READY, service);
+    return s_send_ready (self);
 }
 
 void qp_bus_client_heartbeat (qp_bus_client_t *self)
 {
-    if (self->service)
-        s_send_control (self, QPB_READY, self->service);
+    if (self->service) {
+        s_send_ready (self);
+        qp_bus_client_credit (self);
+    }
+}
+
+long qp_bus_window (void)
+{
+    const char *v = getenv ("QP_BUS_WINDOW");
+    if (!v)
+        return QPB_WINDOW_DEFAULT;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol (v, &end, 10);
+    if (errno || !*v || *end || n < 0 || n > QPB_WINDOW_MAX) {
+        qp_log_warn ("bad_setting", "QP_BUS_WINDOW \"%.32s\" is not an integer in [0, %d]: "
+                     "window %d", v, QPB_WINDOW_MAX, QPB_WINDOW_DEFAULT);
+        return QPB_WINDOW_DEFAULT;
+    }
+    return n;
+}
+
+void qp_bus_client_window (qp_bus_client_t *self, long window)
+{
+    self->window = window > 0 && window <= QPB_WINDOW_MAX ? window : 0;
+}
+
+void qp_bus_client_credit (qp_bus_client_t *self)
+{
+    if (self->owed > 0 && self->service)
+        s_send_command (self, QPB_CREDIT, self->service, self->owed);
+    self->owed = 0;
+}
+
+void qp_bus_client_done (qp_bus_client_t *self)
+{
+    /* A quarter of the window: the bus still has three quarters on their way to us, so
+     * the worker never waits for its own credit to travel. */
+    long batch = self->window / 4 > 0 ? self->window / 4 : 1;
+    if (++self->owed >= batch)
+        qp_bus_client_credit (self);
 }
 
 void qp_bus_client_bye (qp_bus_client_t *self)
@@ -147,8 +204,10 @@ int qp_bus_client_recv (qp_bus_client_t *self, qp_bus_frame_t *out)
                      QPB_PROTOCOL);
         goto cleanup;
     }
-    snprintf (out->kind, sizeof out->kind, "%s", kind);
-    if (!strcmp (kind, QPB_DELIVER) && zmsg_size (m) == 3) {
+    /* Callers handle work like any delivery; work says it took credit. */
+    out->work = !strcmp (kind, QPB_WORK);
+    snprintf (out->kind, sizeof out->kind, "%s", out->work ? QPB_DELIVER : kind);
+    if (!strcmp (out->kind, QPB_DELIVER) && zmsg_size (m) == 3) {
         out->from = zmsg_pop (m);
         out->type = zmsg_pop (m);
         out->envelope = zmsg_pop (m);
@@ -160,9 +219,13 @@ int qp_bus_client_recv (qp_bus_client_t *self, qp_bus_frame_t *out)
     } else if (!strcmp (kind, QPB_STATUS)) {
         out->text = zmsg_popstr (m);
         rc = 0;
-    } else
+    } else {
         qp_log_warn ("bus_frame_dropped", "unexpected %s frame set with %zu frames", kind,
                      zmsg_size (m));
+        if (out->work) /* dropped work is done work: its credit goes back */
+            qp_bus_client_done (self);
+        out->work = false;
+    }
 cleanup:
     free (proto);
     free (kind);

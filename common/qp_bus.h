@@ -4,13 +4,23 @@
  * work endpoint (services) or to the partner endpoint (partner components) and speak:
  *
  *   peer -> bus   ["QPB1", "READY", service]             register / heartbeat as a worker
+ *                 ["QPB1", "READY", service, window]     the same, flow controlled (below)
+ *                 ["QPB1", "CREDIT", service, n]         n work messages handled (below)
  *                 ["QPB1", "BYE", service]               leave
  *                 ["QPB1", "SEND", service, type, env]   to exactly one worker of service
  *                 ["QPB1", "REPLY", peer-id, type, env]  to one peer (answer to a DELIVER)
  *                 ["QPB1", "STATUS"]                     ask for the routing table (JSON)
  *   bus -> peer   ["QPB1", "DELIVER", from-id, type, env]
+ *                 ["QPB1", "WORK", from-id, type, env]   work, to a flow-controlled worker
  *                 ["QPB1", "ERROR", code, detail]        the bus could not route a frame set
  *                 ["QPB1", "STATUS", json]
+ *
+ * Flow control (credit): a worker that announces a window (decimal, 1..QPB_WINDOW_MAX) with
+ * its READY gets its work as WORK instead of DELIVER, and at most window WORK frame sets it
+ * has not returned as CREDIT; the rest waits in the bus's queue of the service. Replies to
+ * the worker's own requests stay DELIVERs and take no credit. The bus caps what comes back
+ * at what it sent (a bus restart forgets the worker: old credits cannot inflate it). A
+ * READY without a window (older peers, the Python partner) gets everything at once.
  *
  * Events: publishers connect a PUB to the publish endpoint (XSUB), subscribers a SUB to the
  * subscribe endpoint (XPUB); frames are [type, env] and subscriptions are type prefixes.
@@ -29,10 +39,14 @@
 #define QPB_STATUS "STATUS"
 #define QPB_DELIVER "DELIVER"
 #define QPB_ERROR "ERROR"
+#define QPB_CREDIT "CREDIT"
+#define QPB_WORK "WORK"
 
 #define QPB_HEARTBEAT_MS 1000
 #define QPB_WORKER_EXPIRY_MS 3500 /* a worker silent this long leaves routing */
 #define QPB_HWM 200000
+#define QPB_WINDOW_DEFAULT 512 /* two of qp_service's 256-message batches */
+#define QPB_WINDOW_MAX 65536
 
 /* Sets the options every bus socket uses (high-water marks, linger). */
 void qp_bus_socket_defaults (zsock_t *sock);
@@ -55,13 +69,27 @@ int qp_bus_client_ready (qp_bus_client_t *self, const char *service);
 void qp_bus_client_heartbeat (qp_bus_client_t *self);
 void qp_bus_client_bye (qp_bus_client_t *self);
 
+/* The window of flow-controlled workers: QP_BUS_WINDOW from the environment (0: no flow
+ * control), else QPB_WINDOW_DEFAULT; a bad value is logged and the default used. */
+long qp_bus_window (void);
+/* Opts in to flow control with this window (0: off) for the READYs sent from now on.
+ * The caller then calls qp_bus_client_done once per frame set received with work set. */
+void qp_bus_client_window (qp_bus_client_t *self, long window);
+/* One work frame set handled: its credit goes back to the bus, in batches of a quarter
+ * of the window (so the bus always has work on its way while credits travel). */
+void qp_bus_client_done (qp_bus_client_t *self);
+/* Sends the credit not returned yet now (the heartbeat does too). */
+void qp_bus_client_credit (qp_bus_client_t *self);
+
 /* Takes the frames [type][env] (and nulls the caller's pointer). */
 int qp_bus_client_send (qp_bus_client_t *self, const char *service, zmsg_t **frames_p);
 int qp_bus_client_reply (qp_bus_client_t *self, zframe_t *to, zmsg_t **frames_p);
 
-/* A frame set from the bus. kind is QPB_DELIVER, QPB_ERROR or QPB_STATUS. */
+/* A frame set from the bus. kind is QPB_DELIVER, QPB_ERROR or QPB_STATUS; a WORK frame
+ * set comes as QPB_DELIVER with work set (it took credit: qp_bus_client_done). */
 typedef struct {
     char kind[16];
+    bool work;           /* DELIVER: work under flow control */
     zframe_t *from;      /* DELIVER: sender peer id */
     zframe_t *type;      /* DELIVER: type frame */
     zframe_t *envelope;  /* DELIVER: envelope frame */

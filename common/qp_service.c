@@ -108,6 +108,8 @@ qp_service_t *qp_service_new (const char *name, const char *endpoint, const char
         qp_service_destroy (&self);
         return NULL;
     }
+    /* Flow control: the backlog of a burst waits in the bus, not in our receive pipe. */
+    qp_bus_client_window (self->bus, qp_bus_window ());
     if (publish) {
         self->pub = zsock_new (ZMQ_PUB);
         zsock_set_sndhwm (self->pub, 1000000);
@@ -567,6 +569,8 @@ static void s_on_work (qp_service_t *self)
         }
     }
     qp_message_clear (&req.msg);
+    if (f.work) /* handled, refused or queued by the handler: the bus may send more */
+        qp_bus_client_done (self->bus);
     qp_bus_frame_clear (&f);
 }
 

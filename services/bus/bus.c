@@ -20,6 +20,8 @@ typedef struct {
     char *service;
     int64_t expiry;
     uint64_t delivered;
+    long window;         /* flow control: most WORK not returned as CREDIT; 0: none */
+    long inflight;       /* WORK sent and not returned as CREDIT yet */
     zhash_t *owed;       /* partner workers: requester peer -> requests not REPLYed yet */
 } worker_t;
 
@@ -186,11 +188,14 @@ static bool s_repay (worker_t *w, const char *peer)
     return n > 0;
 }
 
-/* Delivers [from][type][env] (taken) to one live worker of s; false if none took it. */
+/* Delivers [from][type][env] (taken) to one live worker of s with credit; false if none
+ * took it. */
 static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
 {
     int64_t now = zclock_mono ();
-    while (zlistx_size (s->workers) > 0) {
+    /* Each worker is looked at once: the ones without credit are passed over. */
+    for (size_t tries = zlistx_size (s->workers); tries > 0 && zlistx_size (s->workers) > 0;
+         tries--) {
         worker_t *w = zlistx_first (s->workers);
         /* Rotate for round robin. */
         zlistx_move_end (s->workers, zlistx_cursor (s->workers));
@@ -198,6 +203,8 @@ static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
             s_worker_remove (self, w);
             continue;
         }
+        if (w->window && w->inflight >= w->window)
+            continue;
         /* No copy of the envelope: the routing frames go in front of the message itself.
          * With router mandatory an unknown peer fails on the first frame, before anything
          * is sent, and zmsg_send leaves the message whole. */
@@ -210,12 +217,16 @@ static bool s_deliver (qp_bus_server_t *self, service_t *s, zmsg_t **frames_p)
             memcpy (from, n ? zframe_data (f) : (byte *) "", n);
             from[n] = 0;
         }
-        zmsg_pushstr (m, QPB_DELIVER);
+        /* A flow-controlled worker tells work (which takes credit) from the replies to its
+         * own requests (which do not) by the command. */
+        zmsg_pushstr (m, w->window ? QPB_WORK : QPB_DELIVER);
         zmsg_pushstr (m, QPB_PROTOCOL);
         zframe_t *id = zframe_dup (w->identity);
         zmsg_prepend (m, &id);
         if (zmsg_send (frames_p, w->socket) == 0) {
             w->delivered++;
+            if (w->window)
+                w->inflight++;
             s->routed++;
             if (*from)
                 s_owe (w, from);
@@ -243,6 +254,27 @@ static void s_flush_queue (qp_bus_server_t *self, service_t *s)
     }
 }
 
+/* Work in flight at the live workers of s and the credit they have left (flow-controlled
+ * workers only). */
+static void s_inflight (service_t *s, int64_t now, size_t *live, long *inflight, long *credit)
+{
+    *live = 0, *inflight = 0, *credit = 0;
+    for (worker_t *w = zlistx_first (s->workers); w; w = zlistx_next (s->workers))
+        if (w->expiry >= now) {
+            (*live)++;
+            *inflight += w->inflight;
+            *credit += w->window > w->inflight ? w->window - w->inflight : 0;
+        }
+}
+
+/* A count frame of READY (window) or CREDIT: 1..QPB_WINDOW_MAX, else -1. */
+static long s_count_frame (const char *text)
+{
+    char *end = NULL;
+    long n = text && *text ? strtol (text, &end, 10) : -1;
+    return end && !*end && n >= 1 && n <= QPB_WINDOW_MAX ? n : -1;
+}
+
 static void s_status (qp_bus_server_t *self, zsock_t *sock, zframe_t *identity)
 {
     zhash_t *copy = self->services;
@@ -254,11 +286,14 @@ static void s_status (qp_bus_server_t *self, zsock_t *sock, zframe_t *identity)
     int first = 1;
     int64_t now = zclock_mono ();
     for (service_t *s = zhash_first (copy); s; s = zhash_next (copy)) {
-        size_t live = 0;
-        for (worker_t *w = zlistx_first (s->workers); w; w = zlistx_next (s->workers))
-            live += w->expiry >= now;
-        fprintf (f, "%s\"%s\":{\"workers\":%zu,\"queued\":%zu,\"routed\":%llu}", first ? "" : ",",
-                 s->name, live, zlist_size (s->queue), (unsigned long long) s->routed);
+        size_t live;
+        long inflight, credit;
+        s_inflight (s, now, &live, &inflight, &credit);
+        fprintf (f,
+                 "%s\"%s\":{\"workers\":%zu,\"queued\":%zu,\"routed\":%llu,\"inflight\":%ld,"
+                 "\"credit\":%ld}",
+                 first ? "" : ",", s->name, live, zlist_size (s->queue),
+                 (unsigned long long) s->routed, inflight, credit);
         first = 0;
     }
     fprintf (f, "}}");
@@ -377,6 +412,19 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
         goto cleanup;
     }
     if (!strcmp (cmd, QPB_READY)) {
+        /* An optional window: the worker is flow controlled. */
+        long window = 0;
+        if (zmsg_size (m) > 0) {
+            char *text = zmsg_popstr (m);
+            window = s_count_frame (text);
+            free (text);
+            if (window < 0 || zmsg_size (m) > 0) {
+                s_error (sock, identity, "malformed_frame",
+                         "READY %s: the window frame must be an integer in [1, %d] and the last "
+                         "frame", arg, QPB_WINDOW_MAX);
+                goto cleanup;
+            }
+        }
         /* Partner components may only register as "partner.<AGENCY>" workers, and with
          * CURVE only as workers of the agency their key belongs to. */
         if (origin == 'P' && strncmp (arg, "partner.", 8) != 0) {
@@ -408,8 +456,27 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
             zlistx_add_end (s_service (self, arg)->workers, w);
             qp_log_info ("worker_ready", "worker %s ready for %s", peer, arg);
         }
+        w->window = window;
         w->expiry = zclock_mono () + QPB_WORKER_EXPIRY_MS;
         s_flush_queue (self, s_service (self, arg));
+    } else if (!strcmp (cmd, QPB_CREDIT)) {
+        char *text = zmsg_popstr (m);
+        long n = s_count_frame (text);
+        free (text);
+        if (n < 0 || zmsg_size (m) > 0) {
+            s_error (sock, identity, "malformed_frame",
+                     "CREDIT %s: the count frame must be an integer in [1, %d] and the last frame",
+                     arg, QPB_WINDOW_MAX);
+            goto cleanup;
+        }
+        /* Credit of a worker the bus does not know (it restarted, or the worker expired)
+         * is dropped: its READY starts it afresh with a whole window. Never more credit
+         * than the window: what comes back is capped at what was sent. */
+        worker_t *w = zhash_lookup (self->workers, peer);
+        if (w && !strcmp (w->service, arg)) {
+            w->inflight = n < w->inflight ? w->inflight - n : 0;
+            s_flush_queue (self, s_service (self, arg));
+        }
     } else if (!strcmp (cmd, QPB_BYE)) {
         worker_t *w = zhash_lookup (self->workers, peer);
         if (w)
@@ -459,14 +526,16 @@ static void s_handle_peer (qp_bus_server_t *self, zsock_t *sock, char origin)
         zmsg_pushstr (m, peer);
         if (!strcmp (cmd, QPB_SEND)) {
             service_t *s = s_service (self, arg);
-            if (!s_deliver (self, s, &m)) {
+            /* Behind what already waits (order), else straight to a worker with credit. */
+            if (zlist_size (s->queue) > 0 || !s_deliver (self, s, &m)) {
                 if ((long) zlist_size (s->queue) >= self->queue_max) {
                     s_error (sock, identity, "overloaded",
-                             "service %s has no worker and %zu messages waiting", arg,
-                             zlist_size (s->queue));
+                             "service %s has no worker with credit and %zu messages waiting",
+                             arg, zlist_size (s->queue));
                 } else {
                     zlist_append (s->queue, m);
                     m = NULL;
+                    s_flush_queue (self, s);
                 }
             }
         } else {
@@ -534,10 +603,19 @@ static void s_metrics (qp_bus_server_t *self)
     char labels[128];
     int64_t now = zclock_mono ();
     for (service_t *s = zhash_first (self->services); s; s = zhash_next (self->services)) {
-        size_t live = 0;
-        for (worker_t *w = zlistx_first (s->workers); w; w = zlistx_next (s->workers))
-            live += w->expiry >= now;
+        size_t live;
+        long inflight, credit;
+        s_inflight (s, now, &live, &inflight, &credit);
         qp_metrics_labels (labels, sizeof labels, "service", s->name, NULL);
+        qp_metric_set (qp_metrics_gauge ("qp_bus_inflight",
+                                         "work at flow-controlled workers not credited back yet",
+                                         labels),
+                       (double) inflight);
+        qp_metric_set (qp_metrics_gauge ("qp_bus_credit",
+                                         "work the bus may still send to the service's "
+                                         "flow-controlled workers",
+                                         labels),
+                       (double) credit);
         qp_metric_set (qp_metrics_gauge ("qp_bus_workers", "live workers, by service", labels),
                        (double) live);
         qp_metric_set (qp_metrics_gauge ("qp_bus_queued", "messages waiting for a worker", labels),
