@@ -1,6 +1,7 @@
-/* Honour-loan terms and repayment schedule. */
+/* Honour-loan terms, and the repayment schedule derived from them. */
 #include "terms.h"
 #include "qp_date.h"
+#include <assert.h>
 #include <string.h>
 
 int terms_check (const terms_bounds_t *b, const Qp__V1__LoanTerms *t, qp_error_t *err)
@@ -41,24 +42,46 @@ void terms_honour_loan (const Qp__V1__LoanTerms *t, int64_t bank_loan_cents, int
     char day[11];
     qp_date_format (decided_on, day);
     out->decided_on = strdup (day);
+    assert (out->decided_on);
+}
+
+int terms_schedule (Qp__V1__HonourLoanTerms *h)
+{
+    if (h->n_schedule)
+        return 0; /* stored before issue 8: kept as it was */
+    int32_t decided_on;
+    if (!h->decided_on || !qp_date_parse (h->decided_on, &decided_on) || !h->has_duration_months ||
+        !h->duration_months)
+        return -1;
+    uint32_t n = h->duration_months;
     int year, month, mday;
     qp_date_to_civil (decided_on, &year, &month, &mday);
-    int64_t base = t->amount_cents / n, extra = t->amount_cents % n, left = t->amount_cents;
-    out->n_schedule = n;
-    out->schedule = calloc (n, sizeof *out->schedule);
+    int64_t base = h->amount_cents / n, extra = h->amount_cents % n, left = h->amount_cents;
+    h->schedule = calloc (n, sizeof *h->schedule);
+    assert (h->schedule);
     for (uint32_t k = 0; k < n; k++) {
         Qp__V1__Repayment *r = calloc (1, sizeof *r);
+        assert (r);
         qp__v1__repayment__init (r);
-        uint32_t m = t->deferral_months + k + 1;
+        uint32_t m = h->deferral_months + k + 1;
         int months = (month - 1) + (int) m;
+        char day[11];
         qp_date_format (qp_date_from_civil (year + months / 12, months % 12 + 1, 1), day);
         r->has_month = true, r->month = m;
         r->due_on = strdup (day);
+        assert (r->due_on);
         r->has_amount_cents = true, r->amount_cents = base + ((int64_t) k < extra ? 1 : 0);
         left -= r->amount_cents;
         r->has_remaining_cents = true, r->remaining_cents = left;
-        out->schedule[k] = r;
+        h->schedule[k] = r;
     }
+    h->n_schedule = n;
+    return 0;
+}
+
+int terms_leg_schedule (Qp__V1__FundingLeg *leg)
+{
+    return leg && leg->honour_loan ? terms_schedule (leg->honour_loan) : -1;
 }
 
 void terms_clear (Qp__V1__HonourLoanTerms *t)

@@ -2,6 +2,7 @@
  * the test's envelopes and short timeouts from tests/data/funding) and either the test
  * playing a partner component on the partner endpoint or the real default components.
  * The test plays eligibility: it stores an ELIGIBLE dossier and sends EligibilityDecided. */
+#include "funding/terms.h"
 #include "qp_bus.h"
 #include "qp_store.h"
 #include "qp_test.h"
@@ -324,7 +325,17 @@ START_TEST (test_answers_refused_approval_settles_once)
     Qp__V1__FundingLeg *leg = s_leg ("d1", "phq");
     ck_assert_int_eq (leg->state, QP__V1__LEG_STATE__LEG_APPROVED);
     ck_assert_ptr_nonnull (leg->honour_loan);
+    /* Stored: the terms; the schedule is derived from them when asked (issue 8). */
+    ck_assert_uint_eq (leg->honour_loan->n_schedule, 0);
+    ck_assert_str_eq (leg->honour_loan->decided_on, "2025-03-10");
+    ck_assert_int_eq (terms_leg_schedule (leg), 0);
     ck_assert_uint_eq (leg->honour_loan->n_schedule, 24);
+    /* A final leg keeps of its request only the territory the closing step reads. */
+    ck_assert_ptr_nonnull (leg->request);
+    ck_assert_ptr_null (leg->request->request_id);
+    ck_assert_ptr_null (leg->request->terms);
+    ck_assert_str_eq (leg->request->summary->territory, "roubaix");
+    ck_assert_str_eq (leg->request_id, rq->request_id);
     ck_assert_uint_eq (leg->honour_loan->rate_bp, 0);
     ck_assert_uint_eq (leg->honour_loan->leverage_permille, 2500);
     ck_assert_uint_eq (leg->honour_loan->schedule[0]->month, 4);

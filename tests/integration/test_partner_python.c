@@ -2,6 +2,7 @@
  * against the real stack over CURVE: redis-server, qp-bus --curve-dir, qp-funding, and
  * /usr/bin/python3 examples/partner_initiative.py with modules protoc generates here.
  * The test plays eligibility (an ELIGIBLE dossier and its EligibilityDecided). */
+#include "funding/terms.h"
 #include "qp_bus.h"
 #include "qp_store.h"
 #include "qp_test.h"
@@ -131,6 +132,7 @@ START_TEST (test_python_component_over_curve)
     ck_assert_ptr_nonnull (leg);
     ck_assert_str_eq (leg->component_id, "initiative-france-py");
     ck_assert_int_eq (leg->amount_cents, 600000);
+    ck_assert_int_eq (terms_leg_schedule (leg), 0); /* derived from the stored terms */
     ck_assert_uint_eq (leg->honour_loan->n_schedule, 48);
     ck_assert_uint_eq (leg->honour_loan->leverage_permille, 4000);
     qp__v1__funding_leg__free_unpacked (leg, NULL);
