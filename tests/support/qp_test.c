@@ -560,11 +560,14 @@ int qp_test_redis_up (qp_test_redis_t *self)
     }
     char port[16];
     snprintf (port, sizeof port, "%d", self->port);
+    /* hash-max-listpack-value as in deploy/ and ./qp up (docs/operations.md): a dossier's
+     * hashes stay compact listpacks with their packed values (issue 8). */
     const char *args[] = {"--port",       port,     "--bind",
                           self->host,     "--save", "",
                           "--appendonly", "yes",    "--appendfsync",
                           "everysec",     "--dir",  self->dir,
-                          "--daemonize",  "no",     NULL};
+                          "--daemonize",  "no",     "--hash-max-listpack-value",
+                          "2048",         NULL};
     self->proc = qp_test_spawn (bin, NULL, args, self->dir);
     free (bin);
     if (!self->proc)
