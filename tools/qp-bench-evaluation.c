@@ -4,10 +4,15 @@
  * follow-up), then the time of a territory report and of the territory's indicators
  * with breakdowns once every dossier is counted. Prints the figures with issue 5's
  * targets beside them, writes them as JSON with --json FILE; --smoke runs a few seconds.
- * Asserts nothing. Usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] [--json FILE]
- * (--ordered: dossiers in business-time order instead of each its own month). */
+ * Asserts nothing. Usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] [--no-acks]
+ * [--json FILE] (--ordered: dossiers in business-time order instead of each its own month;
+ * --no-acks: without the outbox acks the service sends with each batch, to see their cost).
+ * Then the outbox sweeper with a lagging evaluation: a backlog of due members, four
+ * sweepers ticking each second (simulated clock, real Redis and claim script): how many
+ * are published again per second, with the redelivery delay of 30 s and with the former 5 s. */
 #include "evaluation.h"
 #include "qp_date.h"
+#include "qp_store.h"
 #include "qp_test.h"
 #include <jansson.h>
 #include <stdio.h>
@@ -34,9 +39,28 @@ static int s_cmp_double (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static bool s_acks = true;
+
 static void s_apply (evaluation_t *eval, const ProtobufCMessage *m, const char *id, int64_t t,
                      const char *what)
 {
+    if (s_acks) {
+        /* as the service does: count the event, then ack its frames (its outbox member) */
+        qp_meta_t meta = {.correlation_id = id, .event_time_ms = t, .discriminator = what,
+                          .producer = "bench"};
+        zmsg_t *frames = qp_message_build (m, &meta, NULL);
+        qp_message_t msg;
+        qp_error_t err;
+        zframe_t *type = zmsg_first (frames), *env = zmsg_next (frames);
+        if (qp_message_decode (type, env, &msg, &err) == 0) {
+            evaluation_apply (eval, &msg);
+            evaluation_ack (eval, zframe_data (type), zframe_size (type), zframe_data (env),
+                            zframe_size (env));
+            qp_message_clear (&msg);
+        }
+        zmsg_destroy (&frames);
+        return;
+    }
     Qp__V1__Envelope env = QP__V1__ENVELOPE__INIT;
     char mid[QP_ID_HEX + 1];
     qp_message_make_id (mid, m->descriptor->name, id, what);
@@ -121,6 +145,78 @@ static void s_dossier_events (evaluation_t *eval, long i)
     fu.has_jobs_created = true, fu.jobs_created = fu.active ? 2 : 0;
     fu.reported_on = "2026-06-01";
     s_apply (eval, &fu.base, id, t, "bench");
+}
+
+/* ---- The outbox sweeper with a lagging evaluation --------------------------------------- */
+
+#define SWEEPERS 4    /* intake, eligibility, funding, evaluation */
+#define SWEEP_BATCH 256 /* OUTBOX_BATCH of common/qp_service.c */
+
+/* The claim of qp_store_outbox_claim with another redelivery delay. */
+static size_t s_claim (qp_redis_t *redis, int64_t now, int64_t redeliver_ms)
+{
+    if (redeliver_ms == QP_STORE_OUTBOX_REDELIVER_MS) {
+        qp_store_blob_t out[SWEEP_BATCH];
+        size_t n = qp_store_outbox_claim (redis, now, out, SWEEP_BATCH);
+        for (size_t i = 0; i < n; i++)
+            free (out[i].data);
+        return n;
+    }
+    char now_s[24], deadline[24], lim[16];
+    snprintf (now_s, sizeof now_s, "%lld", (long long) now);
+    snprintf (deadline, sizeof deadline, "%lld", (long long) (now + redeliver_ms));
+    snprintf (lim, sizeof lim, "%d", SWEEP_BATCH);
+    const char *keys[] = {QP_STORE_OUTBOX_KEY};
+    const char *args[] = {now_s, deadline, lim};
+    redisReply *r = qp_redis_script (redis, QP_LUA_PENDING_CLAIM, 1, keys, 3, args, NULL);
+    size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    if (r)
+        freeReplyObject (r);
+    return n;
+}
+
+/* backlog members due now (~200 bytes each, as a DossierClosed), SWEEPERS sweepers ticking
+ * every second for seconds: members published again per second. */
+static double s_sweep_rate (qp_redis_t *redis, long backlog, int seconds, int64_t redeliver_ms)
+{
+    redisReply *r = qp_redis_command (redis, "DEL %s", QP_STORE_OUTBOX_KEY);
+    if (r)
+        freeReplyObject (r);
+    int64_t base = qp_now_ms ();
+    char member[200];
+    memset (member, 'x', sizeof member);
+    memcpy (member, "qp.v1.DossierClosed", 20); /* with its NUL */
+    const char *argv[2 + 2 * 1000];
+    size_t lens[2 + 2 * 1000];
+    char scores[1000][24], ids[1000][16];
+    for (long done = 0; done < backlog;) {
+        int k = 2;
+        argv[0] = "ZADD", lens[0] = 4;
+        argv[1] = QP_STORE_OUTBOX_KEY, lens[1] = strlen (QP_STORE_OUTBOX_KEY);
+        for (int j = 0; j < 1000 && done < backlog; j++, done++) {
+            /* due since the lag began: the oldest first */
+            snprintf (scores[j], sizeof scores[j], "%lld", (long long) (base - 60000 + done % 60000));
+            snprintf (ids[j], sizeof ids[j], "%015ld", done);
+            char *m = malloc (sizeof member);
+            memcpy (m, member, sizeof member);
+            memcpy (m + 20, ids[j], 15);
+            argv[k] = scores[j], lens[k++] = strlen (scores[j]);
+            argv[k] = m, lens[k++] = sizeof member;
+        }
+        r = qp_redis_argv (redis, k, argv, lens);
+        if (r)
+            freeReplyObject (r);
+        for (int j = 3; j < k; j += 2)
+            free ((void *) argv[j]);
+    }
+    long claimed = 0;
+    for (int sec = 0; sec < seconds; sec++)
+        for (int w = 0; w < SWEEPERS; w++)
+            claimed += (long) s_claim (redis, base + 1000LL * sec, redeliver_ms);
+    r = qp_redis_command (redis, "DEL %s", QP_STORE_OUTBOX_KEY);
+    if (r)
+        freeReplyObject (r);
+    return (double) claimed / seconds;
 }
 
 /* Median and max of QUERIES runs of one query, in ms. */
@@ -220,9 +316,11 @@ int main (int argc, char **argv)
             dossiers = atol (argv[++i]);
         else if (strcmp (argv[i], "--ordered") == 0)
             s_ordered = true;
+        else if (strcmp (argv[i], "--no-acks") == 0)
+            s_acks = false;
         else {
             fprintf (stderr, "usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] "
-                             "[--json FILE]\n");
+                             "[--no-acks] [--json FILE]\n");
             return 2;
         }
     }
@@ -273,6 +371,12 @@ int main (int argc, char **argv)
 
     timing_t report = s_time_reports (eval, false);
     timing_t indicators = s_time_reports (eval, true);
+    /* the sweeper: a large backlog (evaluation tens of seconds behind a replay) and a
+     * small one, for 60 simulated seconds */
+    long big = smoke ? 20000 : 1000000, small = 10000;
+    double sweep_big = s_sweep_rate (redis, big, 60, QP_STORE_OUTBOX_REDELIVER_MS);
+    double sweep_small = s_sweep_rate (redis, small, 60, QP_STORE_OUTBOX_REDELIVER_MS);
+    double sweep_small_5s = s_sweep_rate (redis, small, 60, 5000);
 
     printf ("evaluation: %ld dossiers (%.0f events), %d territories, %s, redis AOF everysec\n",
             dossiers, events, TERRITORIES,
@@ -292,6 +396,15 @@ int main (int argc, char **argv)
     printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns p50 (ms)", indicators.p50, "-");
     printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns max (ms)", indicators.max, "<= 50");
     printf ("  %-38s %14.1f %14s\n", "redis used_memory (MiB)", used / 1048576.0, "-");
+    printf ("  %-38s %14s %14s\n", "outbox acks with each batch", s_acks ? "yes" : "no", "-");
+    printf ("outbox sweeper, evaluation lagging: %d sweepers, %d a tick, redelivery %d s\n",
+            SWEEPERS, SWEEP_BATCH, QP_STORE_OUTBOX_REDELIVER_MS / 1000);
+    char label[64];
+    snprintf (label, sizeof label, "published again /s, backlog %ld", big);
+    printf ("  %-38s %14.0f %14s\n", label, sweep_big, "bounded");
+    snprintf (label, sizeof label, "published again /s, backlog %ld", small);
+    printf ("  %-38s %14.0f %14s\n", label, sweep_small, "-");
+    printf ("  %-38s %14.0f %14s\n", "  the same with redelivery 5 s", sweep_small_5s, "-");
     if (failed)
         printf ("  (a flush failed: see the log above)\n");
 
@@ -305,6 +418,15 @@ int main (int argc, char **argv)
             "redis_used_memory_bytes", (json_int_t)used, "redis_busy_s", redis_s, "ordered", s_ordered,
             "service_cpu_s", cpu_s, "redis_cpu_s", redis_cpu_s, "targets",
             "events_per_s", TARGET_EVENTS_PER_S, "report_ms", TARGET_REPORT_MS);
+        json_object_set_new (j, "outbox_acks", json_boolean (s_acks));
+        json_object_set_new (j, "outbox_sweep",
+                             json_pack ("{s:i, s:i, s:i, s:I, s:f, s:I, s:f, s:f}", "sweepers",
+                                        SWEEPERS, "per_tick", SWEEP_BATCH, "redeliver_s",
+                                        QP_STORE_OUTBOX_REDELIVER_MS / 1000, "backlog_large",
+                                        (json_int_t) big, "republished_per_s_large", sweep_big,
+                                        "backlog_small", (json_int_t) small,
+                                        "republished_per_s_small", sweep_small,
+                                        "republished_per_s_small_redeliver_5s", sweep_small_5s));
         if (!j || json_dump_file (j, json_path, JSON_INDENT (2)) != 0)
             fprintf (stderr, "qp-bench-evaluation: cannot write %s\n", json_path);
         json_decref (j);
