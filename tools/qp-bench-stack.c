@@ -12,18 +12,26 @@
  *      omission): p50, p99, p99.9, max.
  * The ratio to raw one-hop ZeroMQ reads limits.json next to --json FILE (qp bench runs
  * qp-bench-limits first). Prints figures, asserts nothing.
- * Usage: qp-bench-stack [--smoke] [--dossiers N] [--json FILE] */
+ *   4. where the CPU goes: per program (Redis, bus, services, partners, the bench itself),
+ *      CPU microseconds, context switches and (--syscalls, perf stat) syscalls per dossier
+ *      over the throughput run; their sum over the cores is the machine's ceiling.
+ * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--json FILE] */
 #include "qp_bus.h"
 #include "qp_date.h"
 #include "qp_redis.h"
 #include "qp_test.h"
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WINDOW 1000
 #define STALL_S 30.0 /* no DossierClosed for this long: the stack is stuck, stop */
@@ -315,6 +323,247 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
     return out;
 }
 
+/* ---- where the CPU goes: per program, per dossier --------------------------------------- */
+
+#define MAX_PROGRAMS (QP_TEST_STACK_MAX + 3)
+
+/* One program's counters at one instant: CPU (user + system, all its threads), context
+ * switches (summed over /proc/PID/task/ * /status: the process's own status only counts its
+ * main thread, and ZeroMQ's I/O thread is where most of the switching happens). */
+typedef struct {
+    char name[80]; /* the harness's name (64) and "#N" */
+    pid_t pid;
+    double cpu_us, user_us;
+    long voluntary, involuntary;
+    long long syscalls; /* from perf stat, -1 when not counted */
+    pid_t perf;         /* the perf stat counting its syscalls, 0 when none */
+    char perf_out[128];
+} usage_t;
+
+/* utime + stime of /proc/PID/stat (fields 14 and 15, in clock ticks). */
+static int s_proc_cpu (pid_t pid, double *cpu_us, double *user_us)
+{
+    char path[64], buf[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen (path, "r");
+    size_t n = f ? fread (buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose (f);
+    buf[n] = 0;
+    char *p = strrchr (buf, ')'); /* the command name may hold spaces */
+    unsigned long long utime, stime;
+    if (!p || sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                      &stime) != 2)
+        return -1;
+    double tick_us = 1e6 / (double)sysconf (_SC_CLK_TCK);
+    *cpu_us = (double)(utime + stime) * tick_us;
+    *user_us = (double)utime * tick_us;
+    return 0;
+}
+
+static void s_proc_switches (pid_t pid, long *voluntary, long *involuntary)
+{
+    char path[300], line[256];
+    *voluntary = *involuntary = 0;
+    snprintf (path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir (path);
+    struct dirent *e;
+    while (dir && (e = readdir (dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf (path, sizeof path, "/proc/%d/task/%s/status", (int)pid, e->d_name);
+        FILE *f = fopen (path, "r");
+        while (f && fgets (line, sizeof line, f)) {
+            if (!strncmp (line, "voluntary_ctxt_switches:", 24))
+                *voluntary += atol (line + 24);
+            else if (!strncmp (line, "nonvoluntary_ctxt_switches:", 27))
+                *involuntary += atol (line + 27);
+        }
+        if (f)
+            fclose (f);
+    }
+    if (dir)
+        closedir (dir);
+}
+
+static double s_info_double (qp_redis_t *redis, const char *section, const char *field)
+{
+    redisReply *r = qp_redis_command (redis, "INFO %s", section);
+    double v = 0;
+    char needle[96];
+    snprintf (needle, sizeof needle, "\n%s:", field);
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr (r->str, needle);
+        if (p)
+            v = atof (p + strlen (needle));
+    }
+    if (r)
+        freeReplyObject (r);
+    return v;
+}
+
+/* Redis's own account (INFO cpu): the server (children false) or its AOF rewrite
+ * children (counted once a rewrite has ended: one still running at the end is not). */
+static void s_redis_cpu (qp_redis_t *redis, bool children, double *cpu_us, double *user_us)
+{
+    double user =
+        s_info_double (redis, "cpu", children ? "used_cpu_user_children" : "used_cpu_user");
+    double sys = s_info_double (redis, "cpu", children ? "used_cpu_sys_children" : "used_cpu_sys");
+    *cpu_us = (user + sys) * 1e6;
+    *user_us = user * 1e6;
+}
+
+/* Redis, its AOF rewrites, every program of the stack, then the bench itself (the
+ * generator: it must not be the bottleneck it measures). Second instances get "#2". */
+#define ROW_REDIS 0
+#define ROW_REWRITE 1
+#define ROW_BUS 2
+static size_t s_programs (const qp_test_stack_t *stack, usage_t *out)
+{
+    size_t n = 0;
+    const qp_test_proc_t *procs[MAX_PROGRAMS];
+    procs[n++] = stack->redis->proc;
+    procs[n++] = stack->redis->proc;
+    procs[n++] = stack->bus;
+    for (size_t k = 0; k < stack->n_procs && n < MAX_PROGRAMS - 1; k++)
+        procs[n++] = stack->procs[k];
+    for (size_t k = 0; k < n; k++) {
+        memset (&out[k], 0, sizeof out[k]);
+        out[k].pid = procs[k]->pid;
+        out[k].syscalls = -1;
+        int same = 1;
+        for (size_t j = 0; j < k; j++)
+            same += !strcmp (procs[j]->name, procs[k]->name);
+        if (same > 1)
+            snprintf (out[k].name, sizeof out[k].name, "%s#%d", procs[k]->name, same);
+        else
+            snprintf (out[k].name, sizeof out[k].name, "%s", procs[k]->name);
+    }
+    snprintf (out[ROW_REWRITE].name, sizeof out[ROW_REWRITE].name, "redis AOF rewrites");
+    memset (&out[n], 0, sizeof out[n]);
+    snprintf (out[n].name, sizeof out[n].name, "bench (generator)");
+    out[n].pid = getpid ();
+    out[n].syscalls = -1;
+    return n + 1;
+}
+
+static void s_sample (qp_redis_t *redis, usage_t *u, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (k == ROW_REDIS || k == ROW_REWRITE)
+            s_redis_cpu (redis, k == ROW_REWRITE, &u[k].cpu_us, &u[k].user_us);
+        else
+            s_proc_cpu (u[k].pid, &u[k].cpu_us, &u[k].user_us);
+        if (k != ROW_REWRITE)
+            s_proc_switches (u[k].pid, &u[k].voluntary, &u[k].involuntary);
+    }
+}
+
+/* --syscalls: one `perf stat -e raw_syscalls:sys_enter -p PID` per program over the run
+ * (counting only, no sampling: far lighter than strace, still not free, so it is asked
+ * for, never on by default). */
+static void s_perf_start (usage_t *u, size_t n, const char *dir)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (k == ROW_REWRITE)
+            continue; /* perf on the server follows its threads, not its forks */
+        char pid[16];
+        snprintf (pid, sizeof pid, "%d", (int)u[k].pid);
+        snprintf (u[k].perf_out, sizeof u[k].perf_out, "%s/syscalls-%d.csv", dir, (int)u[k].pid);
+        pid_t child = fork ();
+        if (child == 0) {
+            int null = open ("/dev/null", O_RDWR);
+            dup2 (null, 0), dup2 (null, 1), dup2 (null, 2);
+            execlp ("perf", "perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pid, "-o",
+                    u[k].perf_out, (char *)NULL);
+            _exit (127);
+        }
+        u[k].perf = child > 0 ? child : 0;
+    }
+    zclock_sleep (500); /* perf attaches */
+}
+
+static void s_perf_stop (usage_t *u, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (u[k].perf > 0)
+            kill (u[k].perf, SIGINT);
+    for (size_t k = 0; k < n; k++) {
+        if (u[k].perf <= 0)
+            continue;
+        int status;
+        waitpid (u[k].perf, &status, 0);
+        u[k].perf = 0;
+        FILE *f = fopen (u[k].perf_out, "r");
+        char line[256];
+        while (f && fgets (line, sizeof line, f))
+            if (strstr (line, "raw_syscalls:sys_enter") && isdigit ((unsigned char)line[0]))
+                u[k].syscalls = atoll (line);
+        if (f)
+            fclose (f);
+        unlink (u[k].perf_out);
+    }
+}
+
+/* What the bus has seen: every frame set on its capture tap, and the events among them. */
+static int s_bus_counts (const qp_test_stack_t *stack, double *captured, double *events)
+{
+    json_t *st = qp_test_bus_status (stack->work, 5000);
+    if (!st)
+        return -1;
+    *captured = json_number_value (json_object_get (st, "captured"));
+    *events = json_number_value (json_object_get (st, "events"));
+    json_decref (st);
+    return 0;
+}
+
+/* Prints the table (after - before, per closed dossier) and returns it as JSON, with the
+ * machine's ceiling: cores / CPU seconds per dossier of all the programs together. */
+static json_t *s_cpu_report (const usage_t *before, const usage_t *after, size_t n, long closed,
+                             double seconds)
+{
+    json_t *programs = json_array ();
+    long cores = sysconf (_SC_NPROCESSORS_ONLN);
+    double sum = 0, stack_sum = 0;
+    printf ("  per dossier over the run (%ld closed, %.2f s): CPU us (user+sys), context switches "
+            "(voluntary/involuntary), syscalls\n",
+            closed, seconds);
+    printf ("    %-30s %10s %8s %8s %8s %10s %6s\n", "program", "cpu_us", "user_us", "vol_cs",
+            "invol_cs", "syscalls", "%cpu");
+    for (size_t k = 0; k < n && closed > 0; k++) {
+        double cpu = (after[k].cpu_us - before[k].cpu_us) / closed;
+        double user = (after[k].user_us - before[k].user_us) / closed;
+        double vol = (double)(after[k].voluntary - before[k].voluntary) / closed;
+        double invol = (double)(after[k].involuntary - before[k].involuntary) / closed;
+        double sys = after[k].syscalls >= 0 ? (double)after[k].syscalls / closed : -1;
+        double load = seconds > 0 ? 100.0 * cpu * closed / 1e6 / seconds : 0;
+        char sys_text[32] = "-";
+        if (sys >= 0)
+            snprintf (sys_text, sizeof sys_text, "%.1f", sys);
+        printf ("    %-30s %10.1f %8.1f %8.2f %8.2f %10s %5.0f%%\n", after[k].name, cpu, user, vol,
+                invol, sys_text, load);
+        sum += cpu;
+        if (k < n - 1)
+            stack_sum += cpu;
+        json_t *row = json_pack ("{s:s, s:f, s:f, s:f, s:f, s:f}", "program", after[k].name,
+                                 "cpu_us_per_dossier", cpu, "user_us_per_dossier", user,
+                                 "voluntary_cs_per_dossier", vol, "involuntary_cs_per_dossier",
+                                 invol, "cpu_percent", load);
+        if (sys >= 0)
+            json_object_set_new (row, "syscalls_per_dossier", json_real (sys));
+        json_array_append_new (programs, row);
+    }
+    double ceiling = sum > 0 ? cores * 1e6 / sum : 0;
+    double stack_ceiling = stack_sum > 0 ? cores * 1e6 / stack_sum : 0;
+    printf ("    %-30s %10.1f   -> ceiling %.0f dossiers/s on %ld cores (stack without the "
+            "generator: %.1f us, %.0f /s)\n",
+            "sum", sum, ceiling, cores, stack_sum, stack_ceiling);
+    return json_pack ("{s:o, s:f, s:f, s:i, s:f, s:f}", "programs", programs,
+                      "sum_cpu_us_per_dossier", sum, "stack_cpu_us_per_dossier", stack_sum, "cores",
+                      (int)cores, "ceiling_dossiers_per_s", ceiling, "stack_ceiling_dossiers_per_s",
+                      stack_ceiling);
+}
+
 /* ---- stack ------------------------------------------------------------------------------ */
 
 static qp_test_stack_t *s_stack (int instances)
@@ -367,7 +616,7 @@ static long long s_info (qp_redis_t *redis, const char *section, const char *fie
 
 /* Redis calls per closed dossier, by command (INFO commandstats: cmdstat_X:calls=N,...),
  * since the counters were reset; printed on one line and returned as JSON. */
-static json_t *s_commandstats (qp_redis_t *redis, long closed)
+static json_t *s_commandstats (qp_redis_t *redis, long closed, json_t *usec_out)
 {
     json_t *out = json_object ();
     redisReply *r = qp_redis_command (redis, "INFO commandstats");
@@ -379,6 +628,20 @@ static json_t *s_commandstats (qp_redis_t *redis, long closed)
             if (sscanf (p, "cmdstat_%63[^:]:calls=%ld", name, &calls) == 2 && calls > closed / 10) {
                 printf (" %s %.2f", name, (double)calls / closed);
                 json_object_set_new (out, name, json_real ((double)calls / closed));
+            }
+        }
+        /* Time inside each command (a script's usec includes the commands it runs, which
+         * are counted under their own names too); what is left of Redis's CPU is reading,
+         * parsing, replying and the AOF. */
+        printf ("\n  redis usec per dossier inside commands:");
+        for (char *p = strstr (r->str, "cmdstat_"); p; p = strstr (p + 1, "cmdstat_")) {
+            char name[64];
+            long calls;
+            long long usec;
+            if (sscanf (p, "cmdstat_%63[^:]:calls=%ld,usec=%lld", name, &calls, &usec) == 3 &&
+                usec > closed) {
+                printf (" %s %.1f", name, (double)usec / closed);
+                json_object_set_new (usec_out, name, json_real ((double)usec / closed));
             }
         }
         printf ("\n");
@@ -419,7 +682,7 @@ static double s_zmq_limit (const char *json_path)
 
 int main (int argc, char **argv)
 {
-    bool smoke = false;
+    bool smoke = false, syscalls = false;
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
     long dossiers = 100000;
@@ -429,10 +692,13 @@ int main (int argc, char **argv)
             smoke = true, dossiers = 300, latency_s = 0.2;
         else if (strcmp (argv[i], "--json") == 0 && i + 1 < argc)
             json_path = argv[++i];
+        else if (strcmp (argv[i], "--syscalls") == 0)
+            syscalls = true;
         else if (strcmp (argv[i], "--dossiers") == 0 && i + 1 < argc)
             dossiers = atol (argv[++i]);
         else {
-            fprintf (stderr, "usage: qp-bench-stack [--smoke] [--dossiers N] [--json FILE]\n");
+            fprintf (stderr,
+                     "usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--json FILE]\n");
             return 2;
         }
     }
@@ -460,8 +726,26 @@ int main (int argc, char **argv)
             freeReplyObject (reset);
         run_t r;
         double rate = 0;
-        if (s_run_open (&r, stack) == 0)
+        usage_t before[MAX_PROGRAMS + 1], after[MAX_PROGRAMS + 1];
+        size_t np = s_programs (stack, before);
+        memcpy (after, before, sizeof before);
+        if (syscalls)
+            s_perf_start (before, np, stack->dir);
+        long long rewrites0 = s_info (redis, "persistence", "aof_rewrites");
+        double captured0 = 0, events0 = 0;
+        s_bus_counts (stack, &captured0, &events0);
+        int opened = s_run_open (&r, stack);
+        s_sample (redis, before, np);
+        double t_start = s_now ();
+        if (opened == 0)
             rate = s_throughput (&r, dossiers, run_no++);
+        s_sample (redis, after, np);
+        double t_end = s_now ();
+        if (syscalls) {
+            s_perf_stop (before, np);
+            for (size_t k = 0; k < np; k++)
+                after[k].syscalls = before[k].syscalls;
+        }
         long closed = r.closed, rejected = r.rejected;
         s_run_close (&r);
         long long mem1 = s_info (redis, "memory", "used_memory");
@@ -478,11 +762,31 @@ int main (int argc, char **argv)
                                           "closed", (json_int_t)closed, "dossiers_per_s", rate,
                                           "redis_bytes_per_dossier", bytes,
                                           "redis_commands_per_dossier", cmds));
+        json_t *cpu = s_cpu_report (before, after, np, closed, t_end - t_start);
+        long long rewrites = s_info (redis, "persistence", "aof_rewrites") - rewrites0;
+        printf ("    redis AOF rewrites during the run: %lld\n", rewrites);
+        json_object_set_new (cpu, "redis_aof_rewrites", json_integer (rewrites));
+        double captured1 = 0, events1 = 0;
+        if (closed > 0 && s_bus_counts (stack, &captured1, &events1) == 0) {
+            double sets = (captured1 - captured0) / closed, events = (events1 - events0) / closed;
+            printf ("    bus: %.1f frame sets per dossier (%.1f of them events)", sets, events);
+            if (after[ROW_BUS].syscalls >= 0 && sets > 0)
+                printf (", %.1f bus syscalls per frame set",
+                        (double)after[ROW_BUS].syscalls / closed / sets);
+            printf ("\n");
+            json_object_set_new (cpu, "bus_frame_sets_per_dossier", json_real (sets));
+            json_object_set_new (cpu, "bus_events_per_dossier", json_real (events));
+        }
+        json_object_set_new (json_array_get (json_object_get (out, "scaling"), instances - 1),
+                             "cpu", cpu);
         if (instances == 1) {
             /* Peak RSS of every program after the throughput run. */
             json_t *mem = json_object_get (out, "memory");
             json_object_set_new (mem, "redis_bytes_per_dossier", json_real (bytes));
-            json_object_set_new (out, "redis_calls_per_dossier", s_commandstats (redis, closed));
+            json_t *usec = json_object ();
+            json_object_set_new (out, "redis_calls_per_dossier",
+                                 s_commandstats (redis, closed, usec));
+            json_object_set_new (out, "redis_usec_per_dossier", usec);
             json_t *rss = json_object ();
             printf ("  peak RSS (MB, target <= %.0f per service beyond the QPV index):",
                     TARGET_RSS_MB);
