@@ -4,7 +4,6 @@
  * evaluation counters and the budget envelope must match what was submitted. */
 #include "qp_test.h"
 #include "qp_test_sample.h"
-#include "qp_date.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <string.h>
@@ -32,10 +31,6 @@ static expect_t s_expect (int i)
 
 static int64_t s_amount (int i) { return qp_test_sample_amount (i); }
 
-typedef qp_test_sample_t sample_t;
-
-static void s_sample (sample_t *s, int i) { qp_test_sample (s, "test-flow", "flow", i); }
-
 static qp_test_stack_t *s_start (const char *const *programs, const char *const *ready)
 {
     char territories[1024], data[1024];
@@ -50,42 +45,10 @@ static qp_test_stack_t *s_start (const char *const *programs, const char *const 
 /* Submits dossiers [from, to) in batches; every one must be accepted. */
 static void s_submit (qp_test_stack_t *stack, int from, int to, char ids[][QP_ID_HEX + 1])
 {
-    qp_test_client_t *client = qp_test_client_new (stack->work);
-    ck_assert_ptr_nonnull (client);
-    static sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
-    qp_message_t replies[BATCH];
-    char disc[BATCH][64];
-    for (int base = from; base < to; base += BATCH) {
-        int n = to - base < BATCH ? to - base : BATCH;
-        for (int j = 0; j < n; j++) {
-            s_sample (&samples[j], base + j);
-            payloads[j] = &samples[j].submit.base;
-            snprintf (disc[j], sizeof disc[j], "test-flow\n%s", samples[j].key);
-            int32_t day;
-            qp_date_parse (samples[j].day, &day);
-            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
-        }
-        size_t got = qp_test_client_call_many (client, "intake", payloads, metas, (size_t) n,
-                                               30000, replies);
-        ck_assert_uint_eq (got, (size_t) n);
-        for (int j = 0; j < n; j++) {
-            ck_assert_ptr_eq (replies[j].descriptor, &qp__v1__submit_dossier_reply__descriptor);
-            Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) replies[j].payload;
-            if (!r->accepted && r->n_errors)
-                ck_abort_msg ("dossier %d rejected: %s: %s", base + j, r->errors[0]->field,
-                              r->errors[0]->message);
-            ck_assert (r->accepted);
-            ck_assert_str_eq (r->dossier_id, replies[j].envelope->correlation_id
-                                                 ? replies[j].envelope->correlation_id
-                                                 : r->dossier_id);
-            if (ids)
-                snprintf (ids[base + j - from], QP_ID_HEX + 1, "%s", r->dossier_id);
-            qp_message_clear (&replies[j]);
-        }
-    }
-    qp_test_client_destroy (&client);
+    char why[512];
+    int bad = qp_test_sample_submit_all (stack->work, "test-flow", "flow", from, to, BATCH, 30000,
+                                         ids, why, sizeof why);
+    ck_assert_msg (bad < 0, "dossier %d: %s", bad, why);
 }
 
 static Qp__V1__TerritoryFigures *s_report (qp_test_stack_t *stack, qp_message_t *reply)
@@ -99,28 +62,13 @@ static Qp__V1__TerritoryFigures *s_report (qp_test_stack_t *stack, qp_message_t 
     return ((Qp__V1__ReportReply *) reply->payload)->total;
 }
 
-/* Waits until the evaluation has seen `closed` dossiers closed. */
-static bool s_wait_closed (qp_test_stack_t *stack, uint64_t closed, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
-        qp_message_t reply = {0};
-        Qp__V1__TerritoryFigures *t = s_report (stack, &reply);
-        bool done = t && t->closed >= closed;
-        qp_message_clear (&reply);
-        if (done)
-            return true;
-        qp_test_sleep_ms (200);
-    }
-    return false;
-}
-
 START_TEST (test_thousand_dossiers_end_to_end)
 {
     qp_test_stack_t *stack = s_start (s_programs, s_ready);
     ck_assert_ptr_nonnull (stack);
     static char ids[N_DOSSIERS][QP_ID_HEX + 1];
     s_submit (stack, 0, N_DOSSIERS, ids);
-    if (!s_wait_closed (stack, N_DOSSIERS, 120000)) {
+    if (!qp_test_wait_closed (stack->work, N_DOSSIERS, 120000)) {
         qp_test_stack_dump (stack, 30);
         ck_abort_msg ("not every dossier was closed");
     }
@@ -132,15 +80,9 @@ START_TEST (test_thousand_dossiers_end_to_end)
     int counts[3] = {0};
     qp_test_client_t *client = qp_test_client_new (stack->work);
     for (int i = 0; i < N_DOSSIERS; i++) {
-        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-        q.dossier_id = ids[i];
-        qp_message_t reply = {0};
-        qp_error_t err;
-        ck_assert_int_eq (
-            qp_test_client_call (client, "intake", &q.base, NULL, 5000, &reply, &err, NULL), 0);
-        ck_assert_ptr_eq (reply.descriptor, &qp__v1__dossier_status_reply__descriptor);
-        Qp__V1__DossierStatusReply *s = (Qp__V1__DossierStatusReply *) reply.payload;
-        ck_assert (s->found);
+        qp_message_t reply;
+        Qp__V1__DossierStatusReply *s = qp_test_dossier_status (client, ids[i], &reply);
+        ck_assert_msg (s, "dossier %s: no status", ids[i]);
         expect_t e = s_expect (i);
         Qp__V1__DossierState want = e == EXPECT_FUNDED        ? QP__V1__DOSSIER_STATE__FUNDED
                                     : e == EXPECT_DECLINED     ? QP__V1__DOSSIER_STATE__DECLINED
@@ -243,7 +185,7 @@ START_TEST (test_second_instance_shares_the_work)
     ck_assert_ptr_nonnull (stack);
     ck_assert (qp_test_bus_wait_workers (stack->work, "eligibility", 2, 10000));
     s_submit (stack, 0, 200, NULL);
-    ck_assert (s_wait_closed (stack, 200, 60000));
+    ck_assert (qp_test_wait_closed (stack->work, 200, 60000));
     qp_test_proc_t *a = stack->procs[1], *b = stack->procs[2];
     ck_assert_str_eq (a->name, b->name);
     int status;

@@ -32,22 +32,6 @@ static const char *const s_programs[] = {
 static const char *const s_ready[] = {"intake", "eligibility", "funding",
                                       "partner.BPIFRANCE.bpifrance-default", NULL};
 
-static int s_partner_workers (qp_test_stack_t *stack)
-{
-    json_t *status = qp_test_bus_status (stack->work, 2000);
-    int n = 0;
-    const char *name;
-    json_t *svc;
-    json_object_foreach (json_object_get (status, "services"), name, svc)
-    {
-        if (!strncmp (name, "partner.", 8) &&
-            json_integer_value (json_object_get (svc, "workers")) > 0)
-            n++;
-    }
-    json_decref (status);
-    return n;
-}
-
 /* Frames a component sends: READY as a Bpifrance worker, then its hello to funding. */
 static zmsg_t *s_ready_frames (const char *service)
 {
@@ -164,11 +148,8 @@ START_TEST (test_three_intruders_refused)
 {
     char *keys = qp_test_tmpdir ("qp-imp-keys");
     char *other = qp_test_tmpdir ("qp-imp-other");
-    char cmd[4096];
-    snprintf (cmd, sizeof cmd,
-              "%s/tools/qp-keygen %s >/dev/null && %s/tools/qp-keygen %s BPIFRANCE >/dev/null",
-              qp_test_build_dir (), keys, qp_test_build_dir (), other);
-    ck_assert_int_eq (system (cmd), 0);
+    ck_assert_int_eq (qp_test_keygen (keys, NULL), 0);
+    ck_assert_int_eq (qp_test_keygen (other, "BPIFRANCE"), 0);
     char curve[1100], territories[1100], data[1100];
     snprintf (curve, sizeof curve, "QP_CURVE_DIR=%s", keys);
     snprintf (territories, sizeof territories,
@@ -179,9 +160,9 @@ START_TEST (test_three_intruders_refused)
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     ck_assert_ptr_nonnull (stack);
     ck_assert_int_eq (qp_test_proc_log_count (stack->bus, "curve_on"), 1);
-    for (int i = 0; i < 150 && s_partner_workers (stack) < 4; i++)
+    for (int i = 0; i < 150 && qp_test_bus_partner_workers (stack->work) < 4; i++)
         qp_test_sleep_ms (100);
-    ck_assert_int_eq (s_partner_workers (stack), 4);
+    ck_assert_int_eq (qp_test_bus_partner_workers (stack->work), 4);
     /* The real component, with its key: a dossier is funded through it. */
     ck_assert_int_eq (s_submit_and_wait (stack, 2), QP__V1__DOSSIER_STATE__FUNDED);
 
@@ -325,7 +306,7 @@ START_TEST (test_three_intruders_refused)
 
     /* The real component is still the only Bpifrance worker, and still funds. */
     ck_assert_int_eq (qp_test_bus_workers (stack->work, "partner.BPIFRANCE.bpifrance-default"), 1);
-    ck_assert_int_eq (s_partner_workers (stack), 4);
+    ck_assert_int_eq (qp_test_bus_partner_workers (stack->work), 4);
     ck_assert_int_eq (s_submit_and_wait (stack, 3), QP__V1__DOSSIER_STATE__FUNDED);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
     qp_test_rmtree (keys);

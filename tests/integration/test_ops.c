@@ -4,7 +4,6 @@
  * stack and the scaled one: the outcomes must be equal, the work spread over every
  * instance, and every program's /healthz, /readyz and /metrics must answer, in the text
  * format, with counters that moved. */
-#include "qp_date.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
 #include "qp_test_http.h"
@@ -30,10 +29,6 @@ static const char *const s_agencies[] = {"agency=\"ANCT\"", "agency=\"ANRU\"",
                                          "agency=\"BANQUE_DES_TERRITOIRES\"",
                                          "agency=\"BPIFRANCE\"", NULL};
 
-typedef qp_test_sample_t sample_t;
-
-static void s_sample (sample_t *s, int i) { qp_test_sample (s, "test-ops", "ops", i); }
-
 static qp_test_stack_t *s_start (const char *const *programs)
 {
     char territories[1024], data[1024];
@@ -55,52 +50,10 @@ static qp_test_stack_t *s_start (const char *const *programs)
 /* Submits every dossier; all must be accepted. ids get the dossier ids. */
 static void s_submit (qp_test_stack_t *stack, char ids[][QP_ID_HEX + 1])
 {
-    qp_test_client_t *client = qp_test_client_new (stack->work);
-    ck_assert_ptr_nonnull (client);
-    static sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
-    qp_message_t replies[BATCH];
-    char disc[BATCH][64];
-    for (int base = 0; base < N_DOSSIERS; base += BATCH) {
-        for (int j = 0; j < BATCH; j++) {
-            s_sample (&samples[j], base + j);
-            payloads[j] = &samples[j].submit.base;
-            snprintf (disc[j], sizeof disc[j], "test-ops\n%s", samples[j].key);
-            int32_t day;
-            qp_date_parse (samples[j].day, &day);
-            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
-        }
-        ck_assert_uint_eq (
-            qp_test_client_call_many (client, "intake", payloads, metas, BATCH, 30000, replies),
-            BATCH);
-        for (int j = 0; j < BATCH; j++) {
-            ck_assert_ptr_eq (replies[j].descriptor, &qp__v1__submit_dossier_reply__descriptor);
-            Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) replies[j].payload;
-            ck_assert_msg (r->accepted, "dossier %d refused", base + j);
-            snprintf (ids[base + j], QP_ID_HEX + 1, "%s", r->dossier_id);
-            qp_message_clear (&replies[j]);
-        }
-    }
-    qp_test_client_destroy (&client);
-}
-
-static bool s_wait_closed (qp_test_stack_t *stack, uint64_t closed, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
-        Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
-        qp_message_t reply = {0};
-        qp_error_t err;
-        bool done = qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, &reply, &err) == 0 &&
-                    reply.descriptor == &qp__v1__report_reply__descriptor &&
-                    ((Qp__V1__ReportReply *) reply.payload)->total &&
-                    ((Qp__V1__ReportReply *) reply.payload)->total->closed >= closed;
-        qp_message_clear (&reply);
-        if (done)
-            return true;
-        qp_test_sleep_ms (200);
-    }
-    return false;
+    char why[512];
+    int bad = qp_test_sample_submit_all (stack->work, "test-ops", "ops", 0, N_DOSSIERS, BATCH,
+                                         30000, ids, why, sizeof why);
+    ck_assert_msg (bad < 0, "dossier %d: %s", bad, why);
 }
 
 /* What a run produced: each dossier's final state and granted amount, and the totals. */
@@ -115,15 +68,9 @@ static void s_outcome (qp_test_stack_t *stack, char ids[][QP_ID_HEX + 1], outcom
 {
     qp_test_client_t *client = qp_test_client_new (stack->work);
     for (int i = 0; i < N_DOSSIERS; i++) {
-        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-        q.dossier_id = ids[i];
-        qp_message_t reply = {0};
-        qp_error_t err;
-        ck_assert_int_eq (
-            qp_test_client_call (client, "intake", &q.base, NULL, 5000, &reply, &err, NULL), 0);
-        ck_assert_ptr_eq (reply.descriptor, &qp__v1__dossier_status_reply__descriptor);
-        Qp__V1__DossierStatusReply *s = (Qp__V1__DossierStatusReply *) reply.payload;
-        ck_assert (s->found);
+        qp_message_t reply;
+        Qp__V1__DossierStatusReply *s = qp_test_dossier_status (client, ids[i], &reply);
+        ck_assert_msg (s, "dossier %s: no status", ids[i]);
         o->state[i] = s->state;
         o->granted[i] = s->n_settlements ? s->settlements[0]->amount_cents : 0;
         qp_message_clear (&reply);
@@ -176,7 +123,8 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
     qp_test_stack_t *stack = s_start (s_single);
     ck_assert_ptr_nonnull (stack);
     s_submit (stack, ids_single);
-    ck_assert_msg (s_wait_closed (stack, N_DOSSIERS, 120000), "single: not every dossier closed");
+    ck_assert_msg (qp_test_wait_closed (stack->work, N_DOSSIERS, 120000),
+                   "single: not every dossier closed");
     s_outcome (stack, ids_single, &single);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 
@@ -192,7 +140,8 @@ START_TEST (test_scaled_topology_spreads_work_and_matches_single)
     ck_assert (qp_test_bus_wait_workers (stack->work, "funding", 2, 15000));
     ck_assert (qp_test_bus_wait_workers (stack->work, "intake", 2, 15000));
     s_submit (stack, ids_scaled);
-    ck_assert_msg (s_wait_closed (stack, N_DOSSIERS, 120000), "scaled: not every dossier closed");
+    ck_assert_msg (qp_test_wait_closed (stack->work, N_DOSSIERS, 120000),
+                   "scaled: not every dossier closed");
     s_outcome (stack, ids_scaled, &scaled);
 
     /* Same dossiers, same ids, same outcomes. */

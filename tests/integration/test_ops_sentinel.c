@@ -3,7 +3,6 @@
  * master through Sentinel (QP_REDIS_SENTINELS). The master is killed (SIGKILL) in the
  * middle of a run; every dossier intake acknowledged must still reach a terminal state,
  * on the promoted replica. */
-#include "qp_date.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
 #include "qp_test_http.h"
@@ -59,23 +58,11 @@ static bool s_field_is (const char *host, int port, const char *section, const c
 static int s_submit (const char *work, int from, int to, bool *accepted)
 {
     qp_test_client_t *client = qp_test_client_new (work);
-    static sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
     qp_message_t replies[BATCH];
-    char disc[BATCH][64];
     int n_ok = 0;
     for (int base = from; base < to; base += BATCH) {
         int n = to - base < BATCH ? to - base : BATCH;
-        for (int j = 0; j < n; j++) {
-            s_sample (&samples[j], base + j);
-            payloads[j] = &samples[j].submit.base;
-            snprintf (disc[j], sizeof disc[j], "test-ops\n%s", samples[j].key);
-            int32_t day;
-            qp_date_parse (samples[j].day, &day);
-            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
-        }
-        qp_test_client_call_many (client, "intake", payloads, metas, (size_t) n, 60000, replies);
+        qp_test_sample_send (client, "test-ops", "ops", NULL, base, (size_t) n, 60000, replies);
         for (int j = 0; j < n; j++) {
             if (replies[j].descriptor == &qp__v1__submit_dossier_reply__descriptor &&
                 ((Qp__V1__SubmitDossierReply *) replies[j].payload)->accepted) {
@@ -97,11 +84,7 @@ static int s_state (const char *work, int i)
      * the status query of the id it gave; we kept only acceptance, so resubmit (an
      * idempotent create) to learn the id. */
     Qp__V1__SubmitDossier *payload = &s.submit;
-    char disc[64];
-    snprintf (disc, sizeof disc, "test-ops\n%s", s.key);
-    int32_t day;
-    qp_date_parse (s.day, &day);
-    qp_meta_t meta = {.discriminator = disc, .event_time_ms = qp_date_to_ms (day)};
+    qp_meta_t meta = qp_test_sample_meta (&s);
     qp_message_t reply = {0};
     qp_error_t err;
     int state = -1;

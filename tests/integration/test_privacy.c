@@ -288,14 +288,8 @@ static qp_test_stack_t *s_start (const char *const *programs, const char *const 
 /* The recorder into journal, once subscribed. */
 static qp_test_proc_t *s_recorder (qp_test_stack_t *stack, const char *journal)
 {
-    char jenv[1100];
-    snprintf (jenv, sizeof jenv, "QP_JOURNAL=%s", journal);
-    const char *renv[] = {jenv, NULL};
-    qp_test_proc_t *rec = qp_test_stack_spawn (stack, "record", renv);
-    ck_assert_ptr_nonnull (rec);
-    for (int i = 0; i < 100 && qp_test_proc_log_count (rec, "recorder_started") == 0; i++)
-        qp_test_sleep_ms (100);
-    ck_assert_int_eq (qp_test_proc_log_count (rec, "recorder_started"), 1);
+    qp_test_proc_t *rec = qp_test_stack_recorder (stack, journal);
+    ck_assert_msg (rec, "the recorder did not start (its log above)");
     return rec;
 }
 
@@ -353,15 +347,9 @@ static void s_wait_decided (qp_test_stack_t *stack, char ids[][QP_ID_HEX + 1], i
     for (int i = from; i < to; i++) {
         bool terminal = false;
         for (int w = 0; w < 300 && !terminal; w++) {
-            Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-            q.dossier_id = ids[i];
-            qp_message_t reply = {0};
-            qp_error_t err;
-            ck_assert_int_eq (
-                qp_test_client_call (client, "intake", &q.base, NULL, 5000, &reply, &err, NULL), 0);
-            ck_assert_ptr_eq (reply.descriptor, &qp__v1__dossier_status_reply__descriptor);
-            Qp__V1__DossierStatusReply *s = (Qp__V1__DossierStatusReply *)reply.payload;
-            ck_assert (s->found);
+            qp_message_t reply;
+            Qp__V1__DossierStatusReply *s = qp_test_dossier_status (client, ids[i], &reply);
+            ck_assert_msg (s, "dossier %s: no status", ids[i]);
             terminal = s->state >= QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
             if (terminal) {
                 uint8_t buf[65536];
@@ -387,31 +375,18 @@ static void s_wait_decided (qp_test_stack_t *stack, char ids[][QP_ID_HEX + 1], i
 }
 
 /* Runs a tool to its end; its exit status; its stdout in *out (malloc'd), its output
- * files scanned for markers. */
+ * and its log scanned for markers. */
 static int s_run (const char *tool, const char *const *env, const char *const *args, char **out)
 {
-    qp_test_proc_t *p = qp_test_spawn (tool, env, args, NULL);
-    ck_assert_ptr_nonnull (p);
-    if (!qp_test_proc_wait (p, 300000)) {
-        qp_test_proc_dump (p, 40);
-        ck_abort_msg ("%s did not finish", tool);
-    }
-    int status = qp_test_proc_exit_status (p);
-    FILE *f = fopen (p->out_path, "r");
-    size_t size = 0;
-    FILE *mem = open_memstream (out, &size);
-    char buf[4096];
-    size_t n;
-    while (f && (n = fread (buf, 1, sizeof buf, f)) > 0)
-        fwrite (buf, 1, n, mem);
-    if (f)
-        fclose (f);
-    fclose (mem);
-    s_scan_file (p->out_path);
-    s_scan_file (p->log_path);
-    if (status != 0)
-        qp_test_proc_dump (p, 40);
-    qp_test_proc_destroy (&p);
+    char *log;
+    int status = qp_test_run (tool, env, args, 300000, out, &log);
+    ck_assert_msg (status >= 0, "%s did not finish", tool);
+    char where[64];
+    snprintf (where, sizeof where, "qp-%s's output", tool);
+    s_scan_bytes (where, *out, strlen (*out));
+    snprintf (where, sizeof where, "qp-%s's log", tool);
+    s_scan_bytes (where, log, strlen (log));
+    free (log);
     return status;
 }
 

@@ -3,7 +3,6 @@
  * inputs into a fresh stack with no partner component (the replay partner answers from
  * the journal), a second recorder records that; `qp-replay diff` finds the decisions
  * identical. A paced run replayed at speed 10 is paced, not sent at once. */
-#include "qp_date.h"
 #include "qp_journal.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
@@ -24,31 +23,8 @@ static const char *const s_replay_programs[] = {"intake", "eligibility", "fundin
 static const char *const s_replay_ready[] = {"intake", "eligibility", "funding", "evaluation",
                                              NULL};
 
-/* The mix of test_flow: i % 10 == 0 asks over the PHQ maximum (not eligible), i % 10 == 1
- * is declined by the Bpifrance component, the rest is funded. */
-
-typedef qp_test_sample_t sample_t;
-
-static void s_sample (sample_t *s, int i)
-{
-    qp_test_sample (s, "test-replay", "replay", i);
-}
-
-static int s_partner_workers (qp_test_stack_t *stack)
-{
-    json_t *status = qp_test_bus_status (stack->work, 2000);
-    int n = 0;
-    const char *name;
-    json_t *svc;
-    json_object_foreach (json_object_get (status, "services"), name, svc)
-    {
-        if (!strncmp (name, "partner.", 8) &&
-            json_integer_value (json_object_get (svc, "workers")) > 0)
-            n++;
-    }
-    json_decref (status);
-    return n;
-}
+/* The mix of test_flow (qp_test_sample): i % 10 == 0 asks over the PHQ maximum (not
+ * eligible), i % 10 == 1 is declined by the Bpifrance component, the rest is funded. */
 
 static qp_test_stack_t *s_start_curve (const char *const *programs, const char *const *ready,
                                        const char *curve_dir)
@@ -62,9 +38,10 @@ static qp_test_stack_t *s_start_curve (const char *const *programs, const char *
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     bool partners = programs == s_programs;
-    for (int i = 0; stack && partners && i < 150 && s_partner_workers (stack) < 4; i++)
+    for (int i = 0;
+         stack && partners && i < 150 && qp_test_bus_partner_workers (stack->work) < 4; i++)
         qp_test_sleep_ms (100);
-    if (stack && partners && s_partner_workers (stack) < 4)
+    if (stack && partners && qp_test_bus_partner_workers (stack->work) < 4)
         ck_abort_msg ("the four partner components did not register");
     return stack;
 }
@@ -77,81 +54,17 @@ static qp_test_stack_t *s_start (const char *const *programs, const char *const 
 /* Submits dossiers [from, to) in batches; every one must be accepted. */
 static void s_submit (qp_test_stack_t *stack, int from, int to, char ids[][QP_ID_HEX + 1])
 {
-    qp_test_client_t *client = qp_test_client_new (stack->work);
-    ck_assert_ptr_nonnull (client);
-    static sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
-    qp_message_t replies[BATCH];
-    char disc[BATCH][64];
-    for (int base = from; base < to; base += BATCH) {
-        int n = to - base < BATCH ? to - base : BATCH;
-        for (int j = 0; j < n; j++) {
-            s_sample (&samples[j], base + j);
-            payloads[j] = &samples[j].submit.base;
-            snprintf (disc[j], sizeof disc[j], "test-replay\n%s", samples[j].key);
-            int32_t day;
-            qp_date_parse (samples[j].day, &day);
-            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
-        }
-        size_t got =
-            qp_test_client_call_many (client, "intake", payloads, metas, (size_t)n, 30000, replies);
-        ck_assert_uint_eq (got, (size_t)n);
-        for (int j = 0; j < n; j++) {
-            ck_assert_ptr_eq (replies[j].descriptor, &qp__v1__submit_dossier_reply__descriptor);
-            Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)replies[j].payload;
-            if (!r->accepted && r->n_errors)
-                ck_abort_msg ("dossier %d rejected: %s: %s", base + j, r->errors[0]->field,
-                              r->errors[0]->message);
-            ck_assert (r->accepted);
-            ck_assert_str_eq (r->dossier_id, replies[j].envelope->correlation_id
-                                                 ? replies[j].envelope->correlation_id
-                                                 : r->dossier_id);
-            if (ids)
-                snprintf (ids[base + j - from], QP_ID_HEX + 1, "%s", r->dossier_id);
-            qp_message_clear (&replies[j]);
-        }
-    }
-    qp_test_client_destroy (&client);
-}
-
-static Qp__V1__TerritoryFigures *s_report (qp_test_stack_t *stack, qp_message_t *reply)
-{
-    Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
-    qp_error_t err;
-    if (qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, reply, &err) != 0)
-        return NULL;
-    if (reply->descriptor != &qp__v1__report_reply__descriptor)
-        return NULL;
-    return ((Qp__V1__ReportReply *)reply->payload)->total;
-}
-
-/* Waits until the evaluation has seen `closed` dossiers closed. */
-static bool s_wait_closed (qp_test_stack_t *stack, uint64_t closed, int timeout_ms)
-{
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
-        qp_message_t reply = {0};
-        Qp__V1__TerritoryFigures *t = s_report (stack, &reply);
-        bool done = t && t->closed >= closed;
-        qp_message_clear (&reply);
-        if (done)
-            return true;
-        qp_test_sleep_ms (200);
-    }
-    return false;
+    char why[512];
+    int bad = qp_test_sample_submit_all (stack->work, "test-replay", "replay", from, to, BATCH,
+                                         30000, ids, why, sizeof why);
+    ck_assert_msg (bad < 0, "dossier %d: %s", bad, why);
 }
 
 /* Starts the recorder into dir and waits until it is subscribed. */
 static qp_test_proc_t *s_recorder (qp_test_stack_t *stack, const char *dir)
 {
-    char journal[1024];
-    snprintf (journal, sizeof journal, "QP_JOURNAL=%s", dir);
-    const char *env[] = {journal, NULL};
-    qp_test_proc_t *p = qp_test_stack_spawn (stack, "record", env);
-    ck_assert_ptr_nonnull (p);
-    for (int i = 0; i < 100 && qp_test_proc_log_count (p, "recorder_started") == 0; i++)
-        qp_test_sleep_ms (100);
-    ck_assert_int_eq (qp_test_proc_log_count (p, "recorder_started"), 1);
+    qp_test_proc_t *p = qp_test_stack_recorder (stack, dir);
+    ck_assert_msg (p, "the recorder did not start (its log above)");
     return p;
 }
 
@@ -168,26 +81,8 @@ static void s_stop_recorder (qp_test_proc_t *p)
 /* Runs a tool to its end; returns its exit status, its stdout in *out (malloc'd). */
 static int s_run (const char *tool, const char *const *env, const char *const *args, char **out)
 {
-    qp_test_proc_t *p = qp_test_spawn (tool, env, args, NULL);
-    ck_assert_ptr_nonnull (p);
-    if (!qp_test_proc_wait (p, 900000)) {
-        qp_test_proc_dump (p, 40);
-        ck_abort_msg ("%s did not finish", tool);
-    }
-    int status = qp_test_proc_exit_status (p);
-    FILE *f = fopen (p->out_path, "r");
-    size_t size = 0;
-    FILE *mem = open_memstream (out, &size);
-    char buf[4096];
-    size_t n;
-    while (f && (n = fread (buf, 1, sizeof buf, f)) > 0)
-        fwrite (buf, 1, n, mem);
-    if (f)
-        fclose (f);
-    fclose (mem);
-    if (status != 0)
-        qp_test_proc_dump (p, 40);
-    qp_test_proc_destroy (&p);
+    int status = qp_test_run (tool, env, args, 900000, out, NULL);
+    ck_assert_msg (status >= 0, "%s did not finish", tool);
     return status;
 }
 
@@ -233,7 +128,7 @@ START_TEST (test_record_replay_diff_identical)
     ck_assert_ptr_nonnull (stack);
     qp_test_proc_t *rec = s_recorder (stack, a);
     s_submit (stack, 0, n, NULL);
-    ck_assert (s_wait_closed (stack, (uint64_t)n, 600000));
+    ck_assert (qp_test_wait_closed (stack->work, (uint64_t)n, 600000));
     s_stop_recorder (rec);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 
@@ -250,7 +145,7 @@ START_TEST (test_record_replay_diff_identical)
     snprintf (want, sizeof want, "sent %d inputs", n);
     ck_assert_msg (strstr (out, want), "%s", out);
     free (out);
-    ck_assert (s_wait_closed (stack, (uint64_t)n, 600000));
+    ck_assert (qp_test_wait_closed (stack->work, (uint64_t)n, 600000));
     s_stop_recorder (rec);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 
@@ -280,7 +175,7 @@ START_TEST (test_speed_ten_is_paced)
         s_submit (stack, 20000 + i * 20, 20000 + i * 20 + 20, NULL);
         qp_test_sleep_ms (400);
     }
-    ck_assert (s_wait_closed (stack, 200, 120000));
+    ck_assert (qp_test_wait_closed (stack->work, 200, 120000));
     s_stop_recorder (rec);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 
@@ -298,7 +193,7 @@ START_TEST (test_speed_ten_is_paced)
      * machine's load, so it is printed, not asserted (no timing asserts in tests). */
     ck_assert_double_ge (span, 3.0);
     ck_assert_double_ge (took, span / 10 / 2);
-    ck_assert (s_wait_closed (stack, 200, 120000));
+    ck_assert (qp_test_wait_closed (stack->work, 200, 120000));
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
     free (out);
     qp_test_rmtree (root);
@@ -312,19 +207,18 @@ END_TEST
 START_TEST (test_replay_partner_over_curve)
 {
     char *root = qp_test_tmpdir ("replay-curve");
-    char a[1024], b[1024], keys[1024], cmd[4096];
+    char a[1024], b[1024], keys[1024];
     snprintf (a, sizeof a, "%s/a", root);
     snprintf (b, sizeof b, "%s/b", root);
     snprintf (keys, sizeof keys, "%s/keys", root);
-    snprintf (cmd, sizeof cmd, "%s/tools/qp-keygen %s >/dev/null", qp_test_build_dir (), keys);
-    ck_assert_int_eq (system (cmd), 0);
+    ck_assert_int_eq (qp_test_keygen (keys, NULL), 0);
 
     qp_test_stack_t *stack = s_start_curve (s_programs, s_ready, keys);
     ck_assert_ptr_nonnull (stack);
     ck_assert_int_eq (qp_test_proc_log_count (stack->bus, "curve_on"), 1);
     qp_test_proc_t *rec = s_recorder (stack, a);
     s_submit (stack, 30000, 30060, NULL);
-    ck_assert (s_wait_closed (stack, 60, 120000));
+    ck_assert (qp_test_wait_closed (stack->work, 60, 120000));
     s_stop_recorder (rec);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
 
@@ -342,7 +236,7 @@ START_TEST (test_replay_partner_over_curve)
         2);
     ck_assert_msg (answered > 0 && unanswered == 0, "%s", out);
     free (out);
-    ck_assert (s_wait_closed (stack, 60, 120000));
+    ck_assert (qp_test_wait_closed (stack->work, 60, 120000));
     s_stop_recorder (rec);
     ck_assert_int_eq (qp_test_proc_log_count (stack->bus, "partner_forbidden"), 0);
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);

@@ -1064,3 +1064,126 @@ int qp_test_call (const char *endpoint, const char *service, const ProtobufCMess
     qp_test_client_destroy (&c);
     return rc;
 }
+
+/* ---- Tools, keys and the recorder ------------------------------------------------- */
+
+int qp_test_bus_partner_workers (const char *work_endpoint)
+{
+    json_t *status = qp_test_bus_status (work_endpoint, 2000);
+    if (!status)
+        return -1;
+    int n = 0;
+    const char *name;
+    json_t *svc;
+    json_object_foreach (json_object_get (status, "services"), name, svc)
+    {
+        if (!strncmp (name, "partner.", 8) &&
+            json_integer_value (json_object_get (svc, "workers")) > 0)
+            n++;
+    }
+    json_decref (status);
+    return n;
+}
+
+/* The whole of path, malloc'd ("" when it cannot be read). */
+static char *s_slurp (const char *path)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream (&text, &size);
+    FILE *f = fopen (path, "rb");
+    char buf[4096];
+    size_t n;
+    while (f && (n = fread (buf, 1, sizeof buf, f)) > 0)
+        fwrite (buf, 1, n, mem);
+    if (f)
+        fclose (f);
+    fclose (mem);
+    return text;
+}
+
+int qp_test_run (const char *program, const char *const *env, const char *const *args,
+                 int timeout_ms, char **out, char **err)
+{
+    *out = NULL;
+    if (err)
+        *err = NULL;
+    qp_test_proc_t *p = qp_test_spawn (program, env, args, NULL);
+    if (!p)
+        return -1;
+    int status = -1;
+    if (qp_test_proc_wait (p, timeout_ms))
+        status = qp_test_proc_exit_status (p);
+    *out = s_slurp (p->out_path);
+    if (err)
+        *err = s_slurp (p->log_path);
+    if (status != 0)
+        qp_test_proc_dump (p, 40);
+    qp_test_proc_destroy (&p);
+    return status;
+}
+
+int qp_test_keygen (const char *dir, const char *agency)
+{
+    char *keygen = qp_test_program_path ("keygen");
+    if (!keygen)
+        return -1;
+    const char *args[] = {dir, agency, NULL};
+    char *out, *err;
+    int status = qp_test_run (keygen, NULL, args, 60000, &out, &err);
+    free (keygen);
+    free (out);
+    free (err);
+    return status;
+}
+
+qp_test_proc_t *qp_test_stack_recorder (qp_test_stack_t *self, const char *journal)
+{
+    char env_journal[1100];
+    snprintf (env_journal, sizeof env_journal, "QP_JOURNAL=%s", journal);
+    const char *env[] = {env_journal, NULL};
+    qp_test_proc_t *p = qp_test_stack_spawn (self, "record", env);
+    for (int i = 0; p && i < 100 && qp_test_proc_log_count (p, "recorder_started") == 0; i++)
+        qp_test_sleep_ms (100);
+    if (p && qp_test_proc_log_count (p, "recorder_started") != 1) {
+        qp_test_proc_dump (p, 40);
+        return NULL;
+    }
+    return p;
+}
+
+bool qp_test_wait_closed (const char *work_endpoint, uint64_t closed, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        Qp__V1__ReportQuery q = QP__V1__REPORT_QUERY__INIT;
+        qp_message_t reply = {0};
+        qp_error_t err;
+        bool done = qp_test_call (work_endpoint, "evaluation", &q.base, NULL, 5000, &reply,
+                                  &err) == 0 &&
+                    reply.descriptor == &qp__v1__report_reply__descriptor &&
+                    ((Qp__V1__ReportReply *)reply.payload)->total &&
+                    ((Qp__V1__ReportReply *)reply.payload)->total->closed >= closed;
+        qp_message_clear (&reply);
+        if (done)
+            return true;
+        qp_test_sleep_ms (200);
+    }
+    return false;
+}
+
+Qp__V1__DossierStatusReply *qp_test_dossier_status (qp_test_client_t *client, const char *id,
+                                                    qp_message_t *reply)
+{
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = (char *)id;
+    qp_error_t err;
+    memset (reply, 0, sizeof *reply);
+    if (qp_test_client_call (client, "intake", &q.base, NULL, 5000, reply, &err, NULL) != 0)
+        return NULL;
+    if (reply->descriptor != &qp__v1__dossier_status_reply__descriptor ||
+        !((Qp__V1__DossierStatusReply *)reply->payload)->found) {
+        qp_message_clear (reply);
+        return NULL;
+    }
+    return (Qp__V1__DossierStatusReply *)reply->payload;
+}

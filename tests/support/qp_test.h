@@ -174,4 +174,28 @@ size_t qp_test_client_call_many (qp_test_client_t *self, const char *service,
 /* One-shot qp_test_client_call on a fresh client. */
 int qp_test_call (const char *endpoint, const char *service, const ProtobufCMessage *payload,
                   const qp_meta_t *meta, int timeout_ms, qp_message_t *reply, qp_error_t *err);
+
+/* ---- Tools, keys and the recorder ------------------------------------------------- */
+
+/* Partner components live on the bus: services named "partner.*" with a live worker;
+ * -1 when the bus does not answer. */
+int qp_test_bus_partner_workers (const char *work_endpoint);
+/* Runs program (as qp_test_spawn, logs in a fresh dir) to its end within timeout_ms.
+ * Returns its exit status (as qp_test_proc_exit_status), -1 when it could not start or
+ * did not finish (then killed); *out gets its stdout and *err (err may be NULL) its
+ * stderr, malloc'd. Its logs are dumped when the status is not 0. */
+int qp_test_run (const char *program, const char *const *env, const char *const *args,
+                 int timeout_ms, char **out, char **err);
+/* qp-keygen DIR [AGENCY] (agency NULL: the bus's key and every agency's); 0 on success. */
+int qp_test_keygen (const char *dir, const char *agency);
+/* qp-record into the journal dir, started on the stack; returned once it is subscribed
+ * (one "recorder_started" in its log), NULL when not within 10 s (its log dumped). */
+qp_test_proc_t *qp_test_stack_recorder (qp_test_stack_t *self, const char *journal);
+/* Polls evaluation's ReportQuery until its total counts at least `closed` dossiers
+ * closed. false on timeout. */
+bool qp_test_wait_closed (const char *work_endpoint, uint64_t closed, int timeout_ms);
+/* intake's status of dossier id (5 s), in reply (to clear); NULL (reply cleared) when
+ * no reply, another type or not found. */
+Qp__V1__DossierStatusReply *qp_test_dossier_status (qp_test_client_t *client, const char *id,
+                                                    qp_message_t *reply);
 #endif
