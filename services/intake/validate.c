@@ -505,6 +505,25 @@ static void s_address (intake_errors_t *errors, const char *path, const Qp__V1__
             "an INSEE commune code (\"75056\", \"2A004\", \"97411\")");
 }
 
+/* One coordinate: a finite number of degrees within [-bound, bound]. */
+static bool s_degrees (intake_errors_t *errors, const char *field, double v, int bound)
+{
+    if (!isfinite (v)) {
+        intake_errors_add (errors, field, "format", "%s must be a finite number of degrees",
+                           field);
+        return false;
+    }
+    if (v < -bound || v > bound) {
+        intake_errors_add (errors, field, "range", "%s is %g, outside -%d..%d degrees", field, v,
+                           bound, bound);
+        return false;
+    }
+    return true;
+}
+
+/* Every error names lat or lon, the one at fault: the missing one of the pair, one that
+ * is not a number of degrees, else, for a point in no territory, lat when no territory
+ * lies at that latitude, lon when one does but not at that longitude. */
 static void s_coordinates (intake_errors_t *errors, const char *path, const Qp__V1__Coordinates *c)
 {
     if (!c || (!c->has_lat && !c->has_lon))
@@ -513,23 +532,30 @@ static void s_coordinates (intake_errors_t *errors, const char *path, const Qp__
     s_join (lat, sizeof lat, path, "lat");
     s_join (lon, sizeof lon, path, "lon");
     if (c->has_lat != c->has_lon) {
-        intake_errors_add (errors, path, "inconsistent", "%s needs both lat and lon", path);
+        const char *missing = c->has_lat ? lon : lat, *given = c->has_lat ? lat : lon;
+        intake_errors_add (errors, missing, "inconsistent",
+                           "%s is missing: %s is given and a position needs both", missing,
+                           given);
         return;
     }
-    bool finite = true;
-    if (!isfinite (c->lat)) {
-        intake_errors_add (errors, lat, "format", "%s must be a finite number", lat);
-        finite = false;
-    }
-    if (!isfinite (c->lon)) {
-        intake_errors_add (errors, lon, "format", "%s must be a finite number", lon);
-        finite = false;
-    }
-    if (finite && !intake_zone_of (c->lat, c->lon))
-        intake_errors_add (errors, path, "range",
-                           "%s is outside metropolitan France and the overseas departments "
-                           "(swapped lat and lon?)",
-                           path);
+    bool lat_ok = s_degrees (errors, lat, c->lat, 90);
+    bool lon_ok = s_degrees (errors, lon, c->lon, 180);
+    if (!lat_ok || !lon_ok || intake_zone_of (c->lat, c->lon))
+        return;
+    bool latitude_of_some = false;
+    for (size_t i = 0; i < sizeof s_zones / sizeof s_zones[0]; i++)
+        if (c->lat >= s_zones[i].lat_min && c->lat <= s_zones[i].lat_max)
+            latitude_of_some = true;
+    if (!latitude_of_some)
+        intake_errors_add (errors, lat, "range",
+                           "%s %g is at no latitude of metropolitan France or the overseas "
+                           "departments (swapped lat and lon?)",
+                           lat, c->lat);
+    else
+        intake_errors_add (errors, lon, "range",
+                           "%s %g is outside metropolitan France and the overseas departments "
+                           "at latitude %g (swapped lat and lon?)",
+                           lon, c->lon, c->lat);
 }
 
 static void s_enum_chosen (intake_errors_t *errors, const char *field, bool has, int value)

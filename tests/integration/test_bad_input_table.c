@@ -10,6 +10,7 @@
 #include "qp_store.h"
 #include "qp_test.h"
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -327,6 +328,31 @@ static ProtobufCMessage *s_lon_out_of_range (void)
     s_b.location = &s_loc;
     return &s_submit.base;
 }
+static ProtobufCMessage *s_lat_nan (void)
+{
+    s_dossier ("lat-nan");
+    qp__v1__coordinates__init (&s_loc);
+    s_loc.has_lat = true, s_loc.lat = NAN, s_loc.has_lon = true, s_loc.lon = 2.3;
+    s_b.location = &s_loc;
+    return &s_submit.base;
+}
+static ProtobufCMessage *s_lon_alone (void)
+{
+    s_dossier ("lon-alone");
+    qp__v1__coordinates__init (&s_loc);
+    s_loc.has_lon = true, s_loc.lon = 2.3;
+    s_b.location = &s_loc;
+    return &s_submit.base;
+}
+/* Paris with lat and lon swapped: 2.35 is a latitude of Guyane, 48.85 no longitude of it. */
+static ProtobufCMessage *s_swapped (void)
+{
+    s_dossier ("swapped");
+    qp__v1__coordinates__init (&s_loc);
+    s_loc.has_lat = true, s_loc.lat = 2.35, s_loc.has_lon = true, s_loc.lon = 48.85;
+    s_b.location = &s_loc;
+    return &s_submit.base;
+}
 static ProtobufCMessage *s_invalid_utf8 (void)
 {
     s_dossier ("utf8")->dossier->business->naf_code = "\xc3\x28";
@@ -484,9 +510,15 @@ static const row_t s_rows[] = {
     {"intake: date in 2999", AT_WORK, "intake", NULL, MESSAGE, s_future_date, "range",
      "submitted_on"},
     {"intake: latitude 91.5", AT_WORK, "intake", NULL, MESSAGE, s_lat_out_of_range, "range",
-     "business.location"},
+     "business.location.lat"},
     {"intake: longitude -181", AT_WORK, "intake", NULL, MESSAGE, s_lon_out_of_range, "range",
-     "business.location"},
+     "business.location.lon"},
+    {"intake: latitude NaN", AT_WORK, "intake", NULL, MESSAGE, s_lat_nan, "format",
+     "business.location.lat"},
+    {"intake: longitude without latitude", AT_WORK, "intake", NULL, MESSAGE, s_lon_alone,
+     "inconsistent", "business.location.lat"},
+    {"intake: lat and lon swapped", AT_WORK, "intake", NULL, MESSAGE, s_swapped, "range",
+     "business.location.lon"},
     {"intake: invalid UTF-8 in naf_code", AT_WORK, "intake", NULL, MESSAGE, s_invalid_utf8,
      "format", "business.naf_code"},
     {"intake: invalid UTF-8 in channel_key", AT_WORK, "intake", NULL, MESSAGE, s_invalid_utf8_key,

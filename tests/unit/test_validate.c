@@ -334,44 +334,47 @@ START_TEST (test_coordinates)
     char patch[300];
     struct {
         const char *lat, *lon;
-        bool ok;
+        const char *bad; /* the field named, NULL when accepted */
     } cases[] = {
-        {"41.3", "9.0", true},       /* southern edge of metropolitan France */
-        {"41.2", "9.0", false},
-        {"51.1", "2.5", true},
-        {"51.2", "2.5", false},
-        {"48.0", "-5.2", true},
-        {"48.0", "-5.3", false},
-        {"43.0", "9.6", true},
-        {"43.0", "9.7", false},
-        {"41.92", "8.74", true},     /* Ajaccio */
-        {"-21.0", "55.5", true},     /* Saint-Louis, La Réunion */
-        {"16.25", "-61.55", true},   /* Guadeloupe */
-        {"14.6", "-61.05", true},    /* Martinique */
-        {"4.93", "-52.33", true},    /* Cayenne */
-        {"-12.78", "45.23", true},   /* Mayotte */
-        {"46.78", "-56.17", true},   /* Saint-Pierre */
-        {"18.07", "-63.05", true},   /* Saint-Martin */
-        {"2.35", "48.85", false},    /* Paris with lat and lon swapped */
-        {"0", "0", false},
-        {"-91", "0", false},
+        {"41.3", "9.0", NULL},       /* southern edge of metropolitan France */
+        {"41.2", "9.0", "lat"},
+        {"51.1", "2.5", NULL},
+        {"51.2", "2.5", "lat"},
+        {"48.0", "-5.2", NULL},
+        {"48.0", "-5.3", "lon"},
+        {"43.0", "9.6", NULL},
+        {"43.0", "9.7", "lon"},
+        {"41.92", "8.74", NULL},     /* Ajaccio */
+        {"-21.0", "55.5", NULL},     /* Saint-Louis, La Réunion */
+        {"16.25", "-61.55", NULL},   /* Guadeloupe */
+        {"14.6", "-61.05", NULL},    /* Martinique */
+        {"4.93", "-52.33", NULL},    /* Cayenne */
+        {"-12.78", "45.23", NULL},   /* Mayotte */
+        {"46.78", "-56.17", NULL},   /* Saint-Pierre */
+        {"18.07", "-63.05", NULL},   /* Saint-Martin */
+        {"2.35", "48.85", "lon"},    /* Paris swapped: 2.35 is a latitude of Guyane */
+        {"0", "0", "lat"},
+        {"-91", "0", "lat"},        /* out of -90..90 */
+        {"45", "180.5", "lon"},     /* out of -180..180 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf (patch, sizeof patch, fmt, cases[i].lat, cases[i].lon);
-        if (cases[i].ok)
+        char field[64];
+        snprintf (field, sizeof field, "business.location.%s", cases[i].bad ? cases[i].bad : "");
+        if (!cases[i].bad)
             OK (patch);
         else
-            s_expect (patch, "business.location", "range");
+            s_expect (patch, field, "range");
     }
     ck_assert_str_eq (intake_zone_of (-21.0, 55.5), "La Réunion");
     ck_assert_str_eq (intake_zone_of (48.85, 2.35), "metropolitan France");
     ck_assert (intake_zone_of (2.35, 48.85) == NULL);
 
-    /* Both or neither. */
+    /* Both or neither: the missing one is named. */
     s_expect ("{\"dossier\": {\"business\": {\"location\": {\"lat\": 50.69, \"lon\": null}}}}",
-              "business.location", "inconsistent");
+              "business.location.lon", "inconsistent");
     s_expect ("{\"dossier\": {\"holder\": {\"residence_location\": {\"lat\": null}}}}",
-              "holder.residence_location", "inconsistent");
+              "holder.residence_location.lat", "inconsistent");
     OK ("{\"dossier\": {\"business\": {\"location\": {\"lat\": null, \"lon\": null}}}}");
     /* Finite. */
     s_expect ("{\"dossier\": {\"business\": {\"location\": {\"lat\": \"NaN\"}}}}",
@@ -586,7 +589,7 @@ START_TEST (test_every_error_at_once)
     intake_errors_init (&e);
     size_t n = intake_validate_submission (s, &e);
     const char *fields[] = {"channel", "submitted_on", "holder.person_key", "holder.birth_year",
-                            "business.siret", "business.naf_code", "business.location",
+                            "business.siret", "business.naf_code", "business.location.lat",
                             "project.axis", "project.stage", "project.financing_need_cents",
                             "project.amount_asked_cents"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
