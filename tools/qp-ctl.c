@@ -183,13 +183,107 @@ static void s_emit (submit_t *s, json_t *line)
     json_decref (line);
 }
 
+/* At most max bytes of text into out, printable ASCII as is and any other byte as \xNN,
+ * "..." when cut: what a user wrote can be quoted back, short and harmless. */
+static void s_escape (char *out, size_t size, const char *text, size_t max)
+{
+    size_t o = 0, i = 0;
+    for (; text[i] && i < max && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf (out + o, size - o, "\\x%02x", c);
+    }
+    if (text[i] && o + 4 < size)
+        memcpy (out + o, "...", 3), o += 3;
+    out[o] = 0;
+}
+
 static void s_emit_error (submit_t *s, long line, const char *code, const char *message,
                           const char *field)
 {
-    json_t *e = json_pack ("{s:s, s:s}", "code", code, "message", message ? message : "");
-    if (field && *field)
-        json_object_set_new (e, "field", json_string (field));
+    json_t *e = json_pack ("{s:s}", "code", code);
+    char safe[400];
+    json_t *m = json_string (message ? message : "");
+    if (!m) { /* cut inside a UTF-8 sequence: said in escapes rather than lost */
+        s_escape (safe, sizeof safe, message, sizeof safe);
+        m = json_string (safe);
+    }
+    json_object_set_new (e, "message", m);
+    if (field && *field) {
+        json_t *f = json_string (field);
+        if (!f) {
+            s_escape (safe, sizeof safe, field, sizeof safe);
+            f = json_string (safe);
+        }
+        json_object_set_new (e, "field", f);
+    }
     s_emit (s, json_pack ("{s:i, s:o}", "line", (json_int_t)line, "error", e));
+}
+
+/* The enum field at a qp_json error path ("dossier.project.axis", "a[2].b") of desc, and
+ * the JSON value found there; NULL when the path leads elsewhere. */
+static const ProtobufCFieldDescriptor *s_enum_at (const ProtobufCMessageDescriptor *desc,
+                                                  const json_t *json, const char *path,
+                                                  const json_t **value)
+{
+    const ProtobufCFieldDescriptor *f = NULL;
+    while (desc && *path) {
+        char name[128];
+        size_t len = strcspn (path, ".[");
+        if (len == 0 || len >= sizeof name)
+            return NULL;
+        memcpy (name, path, len), name[len] = 0;
+        path += len;
+        f = protobuf_c_message_descriptor_get_field_by_name (desc, name);
+        if (!f)
+            return NULL;
+        json = json_object_get (json, name);
+        if (*path == '[') {
+            char *end;
+            unsigned long i = strtoul (path + 1, &end, 10);
+            if (*end != ']')
+                return NULL;
+            json = json_array_get (json, i);
+            path = end + 1;
+        }
+        if (*path == '.')
+            path++;
+        desc = f->type == PROTOBUF_C_TYPE_MESSAGE ? f->descriptor : NULL;
+    }
+    if (*path || !f || f->type != PROTOBUF_C_TYPE_ENUM)
+        return NULL;
+    *value = json;
+    return f;
+}
+
+/* An enum field's error says what was given (quoted short and escaped) and every value
+ * allowed, instead of qp_json's message that quotes the whole string. */
+static void s_enum_error (const ProtobufCMessageDescriptor *desc, const json_t *json,
+                          qp_error_t *err, char *out, size_t size)
+{
+    const json_t *value = NULL;
+    const ProtobufCFieldDescriptor *f = s_enum_at (desc, json, err->field, &value);
+    snprintf (out, size, "%s", err->message);
+    if (!f)
+        return;
+    const ProtobufCEnumDescriptor *ed = f->descriptor;
+    size_t o;
+    if (json_is_string (value)) {
+        char quoted[160];
+        s_escape (quoted, sizeof quoted, json_string_value (value), 32);
+        o = (size_t)snprintf (out, size, "unknown value \"%s\"", quoted);
+    } else
+        o = (size_t)snprintf (out, size, "%s", err->message);
+    const char *sep = "; one of ";
+    for (unsigned i = 0; i < ed->n_values && o < size; i++) {
+        /* The zero value only says "not given". */
+        if (ed->values[i].value == 0)
+            continue;
+        o += (size_t)snprintf (out + o, size - o, "%s%s", sep, ed->values[i].name);
+        sep = ", ";
+    }
 }
 
 static void s_list_destroy (void **item)
@@ -226,12 +320,17 @@ static void s_submit_line (submit_t *s, qp_bus_client_t *client, const char *tex
         wrapper.dossier = (Qp__V1__Dossier *)parsed;
         submit = &wrapper;
     }
-    json_decref (json);
     if (!parsed) {
-        s_emit_error (s, line, err.code[0] ? err.code : "invalid_field", err.message, err.field);
+        char message[1024];
+        s_enum_error (json_object_get (json, "dossier") ? &qp__v1__submit_dossier__descriptor
+                                                          : &qp__v1__dossier__descriptor,
+                      json, &err, message, sizeof message);
+        json_decref (json);
+        s_emit_error (s, line, err.code[0] ? err.code : "invalid_field", message, err.field);
         s->unparsed++;
         return;
     }
+    json_decref (json);
     const Qp__V1__Dossier *d = submit->dossier;
     char disc[512] = "";
     qp_meta_t meta = {.producer = "qp-ctl"};
