@@ -11,7 +11,9 @@
 #include "evaluation.h"
 #include "qp_date.h"
 #include "qp_report_html.h"
+#include "qp_store.h"
 #include <check.h>
+#include <signal.h>
 #include <string.h>
 
 #define N 20
@@ -513,6 +515,93 @@ START_TEST (rejected_at_intake_counted_once)
 }
 END_TEST
 
+/* ---- The outbox acknowledgement ------------------------------------------------------- */
+
+/* Dossier i's events as the service gets them from the bus: each decoded, applied, then
+ * its frame set acknowledged; with record, each member also put in the outbox first (as
+ * the step's script does). */
+static void s_deliver_one (const ProtobufCMessage *m, const char *id, int64_t t, void *arg)
+{
+    qp_meta_t meta = {.correlation_id = id, .event_time_ms = t, .discriminator = "test",
+                      .producer = "test"};
+    zmsg_t *frames = qp_message_build (m, &meta, NULL);
+    zframe_t *type = zmsg_first (frames), *env = zmsg_next (frames);
+    if (arg) {
+        size_t tl = zframe_size (type), el = zframe_size (env);
+        char member[tl + 1 + el];
+        memcpy (member, zframe_data (type), tl);
+        member[tl] = 0;
+        memcpy (member + tl + 1, zframe_data (env), el);
+        redisReply *r = qp_redis_command (s_client, "ZADD %s 1 %b", QP_STORE_OUTBOX_KEY, member,
+                                          tl + 1 + el);
+        ck_assert (r && r->type == REDIS_REPLY_INTEGER);
+        freeReplyObject (r);
+    }
+    qp_message_t msg;
+    qp_error_t err;
+    ck_assert_int_eq (qp_message_decode (type, env, &msg, &err), 0);
+    evaluation_apply (s_eval, &msg);
+    evaluation_ack (s_eval, zframe_data (type), zframe_size (type), zframe_data (env),
+                    zframe_size (env));
+    qp_message_clear (&msg);
+    zmsg_destroy (&frames);
+}
+
+static long long s_outbox_size (void)
+{
+    redisReply *r = qp_redis_command (s_client, "ZCARD %s", QP_STORE_OUTBOX_KEY);
+    ck_assert (r && r->type == REDIS_REPLY_INTEGER);
+    long long n = r->integer;
+    freeReplyObject (r);
+    return n;
+}
+
+static uint64_t s_submitted (void)
+{
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    Qp__V1__IndicatorReport *r;
+    ck_assert_int_eq (evaluation_indicators (s_eval, &q, &r), 0);
+    uint64_t n = r->total->figures->submitted;
+    qp__v1__indicator_report__free_unpacked (r, NULL);
+    return n;
+}
+
+/* The evaluation removes an event from the outbox with the batch that counts it, never
+ * before: a batch Redis refused keeps its events there (the sweeper publishes them again),
+ * and a batch of events already counted still removes them. */
+START_TEST (outbox_acks_follow_the_counts)
+{
+    s_open ();
+    int per = 0;
+    s_events (0, s_deliver_one, (void *) 1); /* into the outbox, applied, acked */
+    per = (int) s_outbox_size ();
+    ck_assert_int_eq (evaluation_flush (s_eval), 0);
+    ck_assert_int_gt (per, 0);
+    ck_assert_int_eq (s_outbox_size (), 0);
+    ck_assert_uint_eq (s_submitted (), 1);
+
+    /* dossier 1's events recorded, then Redis goes away before the evaluation's batch */
+    s_events (1, s_deliver_one, (void *) 1);
+    ck_assert_int_eq (qp_test_redis_down (s_redis, SIGTERM), 0);
+    ck_assert_int_eq (evaluation_flush (s_eval), -1);
+    ck_assert_int_eq (qp_test_redis_up (s_redis), 0);
+    ck_assert_int_eq (s_outbox_size (), per); /* kept: nothing was counted */
+    ck_assert_uint_eq (s_submitted (), 1);
+    /* the sweeper publishes them again: counted now, and removed */
+    s_events (1, s_deliver_one, NULL);
+    ck_assert_int_eq (evaluation_flush (s_eval), 0);
+    ck_assert_int_eq (s_outbox_size (), 0);
+    ck_assert_uint_eq (s_submitted (), 2);
+
+    /* published again though already counted (a sweep raced the ack): removed, once */
+    s_events (1, s_deliver_one, (void *) 1);
+    ck_assert_int_eq (evaluation_flush (s_eval), 0);
+    ck_assert_int_eq (s_outbox_size (), 0);
+    ck_assert_uint_eq (s_submitted (), 2);
+    s_close ();
+}
+END_TEST
+
 START_TEST (query_period_checked)
 {
     struct {
@@ -713,6 +802,7 @@ int main (void)
     tcase_add_test (tc, many_batches_exact);
     tcase_add_test (tc, rejected_at_intake_counted_once);
     tcase_add_test (tc, query_period_checked);
+    tcase_add_test (tc, outbox_acks_follow_the_counts);
     tcase_add_test (tc, follow_up_for_unknown_dossier_refused);
     tcase_add_test (tc, dashboard_in_headless_chromium);
     suite_add_tcase (s, tc);

@@ -256,10 +256,12 @@ START_TEST (test_events_survive_a_death_between_step_and_publish)
         qp_test_sleep_ms (300);
     ck_assert_msg (left == 0, "%lld events left in the outbox", left);
 
+    /* the sweeps of the dead, and of every live program (the evaluation sweeps too) */
     int republished = 0;
     for (int f = 0; f < N_FAULTY; f++)
-        republished += s_faulty[f].republished +
-                       qp_test_proc_log_count (stack->procs[s_faulty[f].slot], "outbox_republish");
+        republished += s_faulty[f].republished;
+    for (size_t i = 0; i < stack->n_procs; i++)
+        republished += qp_test_proc_log_count (stack->procs[i], "outbox_republish");
     fprintf (stderr, "outbox: %d dossiers, intake, eligibility and funding each died once after "
                      "a step; %d sweeps published left events again; outbox empty\n",
              DOSSIERS, republished);
@@ -378,6 +380,63 @@ START_TEST (test_events_wait_for_the_evaluation)
 }
 END_TEST
 
+/* ---- No evaluation deployed -------------------------------------------------------------
+ * Nobody removes the events: the outbox keeps every one (docs/operations.md). With
+ * QP_OUTBOX_ACK=producer the producers remove what they published, and it empties. */
+#define ALONE_DOSSIERS 60
+static char s_alone_ids[ALONE_DOSSIERS][QP_ID_HEX + 1];
+
+static long long s_run_alone (const char *ack_env)
+{
+    char territories[1024], data[1024];
+    snprintf (territories, sizeof territories,
+              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    const char *env[] = {territories, data, ack_env, NULL};
+    const char *const programs[] = {"intake", "eligibility", "funding", "partner-bpifrance", NULL};
+    const char *const ready[] = {"intake", "eligibility", "funding",
+                                 "partner.BPIFRANCE.bpifrance-default", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (stack);
+    memset (s_alone_ids, 0, sizeof s_alone_ids);
+    s_submit_range (stack, s_alone_ids, 0, ALONE_DOSSIERS, false);
+    census_t c;
+    int64_t deadline = s_now_ms () + 120000;
+    do {
+        s_census_of (stack, s_alone_ids, ALONE_DOSSIERS, &c);
+        if (c.open)
+            qp_test_sleep_ms (300);
+    } while (c.open && s_now_ms () < deadline);
+    ck_assert_msg (c.open == 0, "%d dossiers not terminal after 120 s", c.open);
+    /* past the grace, a sweep and the producers' ack delay */
+    long long left = s_outbox_size (stack);
+    deadline = s_now_ms () + 30000;
+    while (ack_env && left != 0 && s_now_ms () < deadline) {
+        qp_test_sleep_ms (300);
+        left = s_outbox_size (stack);
+    }
+    if (!ack_env) {
+        qp_test_sleep_ms (7000);
+        left = s_outbox_size (stack);
+    }
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+    return left;
+}
+
+START_TEST (test_without_evaluation)
+{
+    /* each dossier records at least its DossierReceived and DossierClosed */
+    long long kept = s_run_alone (NULL);
+    fprintf (stderr, "outbox: no evaluation, %d dossiers: %lld events kept; ", ALONE_DOSSIERS,
+             kept);
+    ck_assert_int_ge (kept, 2 * ALONE_DOSSIERS);
+    long long left = s_run_alone ("QP_OUTBOX_ACK=producer");
+    fprintf (stderr, "with QP_OUTBOX_ACK=producer: %lld\n", left);
+    ck_assert_int_eq (left, 0);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("outbox");
@@ -389,6 +448,10 @@ int main (void)
     tcase_set_timeout (away, 600);
     tcase_add_test (away, test_events_wait_for_the_evaluation);
     suite_add_tcase (s, away);
+    TCase *alone = tcase_create ("alone");
+    tcase_set_timeout (alone, 600);
+    tcase_add_test (alone, test_without_evaluation);
+    suite_add_tcase (s, alone);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
     int failed = srunner_ntests_failed (sr);
