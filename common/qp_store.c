@@ -1,6 +1,7 @@
 /* Dossier store: keys, state names and the guarded transitions of common/lua. */
 #include "qp_store.h"
 #include "qp_log.h"
+#include <assert.h>
 #include <string.h>
 
 static bool s_reply_ok (redisReply *r, const char *what)
@@ -54,10 +55,24 @@ static void s_pending_key (char *out, size_t size, Qp__V1__DossierState state)
     snprintf (out, size, "qp:pending:%s", qp_store_state_name (state));
 }
 
-/* Packs a Transition into a malloc'd buffer. */
+/* Notes every dossier's history repeats, stored by number (Transition.stored_note, issue
+ * 8). Numbers are stored: append, never reorder. A note that changes wording is simply
+ * stored in full. */
+static const char *const s_stored_notes[] = {
+    NULL,
+    "accepted by intake",
+    "eligible to at least one scheme",
+    "funding plan: amounts reserved, partners to ask",
+};
+#define STORED_NOTES (sizeof s_stored_notes / sizeof s_stored_notes[0])
+/* The note is the hash's final_reason written by the same step (a closing step). */
+#define STORED_NOTE_FINAL_REASON 100
+
+/* Packs a Transition into a malloc'd buffer. final_reason: the final_reason the same step
+ * writes (NULL none). */
 static uint8_t *s_history_entry (Qp__V1__DossierState from, Qp__V1__DossierState to,
                                  int64_t at_ms, const char *message_id, const char *note,
-                                 size_t *len)
+                                 const qp_store_field_t *final_reason, size_t *len)
 {
     Qp__V1__Transition t = QP__V1__TRANSITION__INIT;
     t.has_from = from != QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
@@ -68,6 +83,12 @@ static uint8_t *s_history_entry (Qp__V1__DossierState from, Qp__V1__DossierState
     t.at_ms = at_ms;
     t.message_id = (char *) message_id;
     t.note = (char *) note;
+    for (uint32_t k = 1; note && k < STORED_NOTES; k++)
+        if (!strcmp (note, s_stored_notes[k]))
+            t.has_stored_note = true, t.stored_note = k, t.note = NULL;
+    if (note && *note && final_reason && final_reason->len == strlen (note) &&
+        !memcmp (final_reason->value, note, final_reason->len))
+        t.has_stored_note = true, t.stored_note = STORED_NOTE_FINAL_REASON, t.note = NULL;
     *len = qp__v1__transition__get_packed_size (&t);
     uint8_t *buf = malloc (*len ? *len : 1);
     assert (buf);
@@ -127,19 +148,15 @@ qp_store_result_t qp_store_create_with_events (qp_redis_t *r, const char *id,
 
     size_t hlen, dlen = qp__v1__dossier__get_packed_size (dossier);
     uint8_t *hist = s_history_entry (0, QP__V1__DOSSIER_STATE__RECEIVED, event_time_ms, message_id,
-                                     "accepted by intake", &hlen);
+                                     "accepted by intake", NULL, &hlen);
     uint8_t *packed = malloc (dlen ? dlen : 1);
     assert (packed);
     qp__v1__dossier__pack (dossier, packed);
 
+    /* channel, channel_key and submitted_on are read from the packed dossier: not
+     * repeated as fields since issue 8 (a record stored before keeps them). */
     const char *fields[] = {"territory",
                             territory ? territory : "",
-                            "channel",
-                            dossier->channel ? dossier->channel : "",
-                            "channel_key",
-                            dossier->channel_key ? dossier->channel_key : "",
-                            "submitted_on",
-                            dossier->submitted_on ? dossier->submitted_on : "",
                             "event_time_ms",
                             time_s,
                             "source_msg",
@@ -205,7 +222,11 @@ static void s_transition_build (transition_call_t *c, const char *id,
         snprintf (c->deadline, sizeof c->deadline, "%lld",
                   (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
     size_t hlen;
-    c->hist = s_history_entry (expected, next, at_ms, message_id, note, &hlen);
+    const qp_store_field_t *final_reason = NULL;
+    for (size_t i = 0; i < n_fields; i++)
+        if (!strcmp (fields[i].name, "final_reason"))
+            final_reason = &fields[i];
+    c->hist = s_history_entry (expected, next, at_ms, message_id, note, final_reason, &hlen);
 
     size_t n = 5 + (outbox ? 3 + n_events + n_acks : 0) + 2 * n_fields;
     c->args = malloc (n * sizeof *c->args);
@@ -356,6 +377,49 @@ int qp_store_get_fields (qp_redis_t *r, const char *id, const char *const *names
     return rc;
 }
 
+uint8_t *qp_store_decision_pack (const Qp__V1__EligibilityDecided *e, size_t *len)
+{
+    /* Shallow copies: each version points past the scheme id inside the original. */
+    Qp__V1__EligibilityDecided stored = *e;
+    Qp__V1__SchemeDecision *copies = calloc (e->n_decisions + 1, sizeof *copies);
+    Qp__V1__SchemeDecision **ptrs = calloc (e->n_decisions + 1, sizeof *ptrs);
+    assert (copies && ptrs);
+    for (size_t i = 0; i < e->n_decisions; i++) {
+        const Qp__V1__SchemeDecision *d = e->decisions[i];
+        copies[i] = *d;
+        size_t n = d->scheme_id ? strlen (d->scheme_id) : 0;
+        /* Only a version "ID-..." is shortened, so a stored "-..." is always one. */
+        if (n && d->catalogue_version && !strncmp (d->catalogue_version, d->scheme_id, n) &&
+            d->catalogue_version[n] == '-')
+            copies[i].catalogue_version = d->catalogue_version + n;
+        ptrs[i] = &copies[i];
+    }
+    stored.decisions = ptrs;
+    *len = qp__v1__eligibility_decided__get_packed_size (&stored);
+    uint8_t *buf = malloc (*len ? *len : 1);
+    assert (buf);
+    qp__v1__eligibility_decided__pack (&stored, buf);
+    free (copies);
+    free (ptrs);
+    return buf;
+}
+
+void qp_store_decision_expand (Qp__V1__EligibilityDecided *e)
+{
+    for (size_t i = 0; e && i < e->n_decisions; i++) {
+        Qp__V1__SchemeDecision *d = e->decisions[i];
+        if (!d->scheme_id || !d->catalogue_version || d->catalogue_version[0] != '-')
+            continue;
+        size_t n = strlen (d->scheme_id), v = strlen (d->catalogue_version);
+        char *full = malloc (n + v + 1);
+        assert (full);
+        memcpy (full, d->scheme_id, n);
+        memcpy (full + n, d->catalogue_version, v + 1);
+        free (d->catalogue_version);
+        d->catalogue_version = full;
+    }
+}
+
 static char *s_dup_field (redisReply *hash, const char *name, size_t *len)
 {
     for (size_t i = 0; i + 1 < hash->elements; i += 2)
@@ -400,11 +464,14 @@ int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *
     char *elig = s_dup_field (hash, "eligibility", &len);
     if (elig)
         reply->eligibility = qp__v1__eligibility_decided__unpack (NULL, len, (uint8_t *) elig);
+    qp_store_decision_expand (reply->eligibility);
     free (elig);
     char *settled = s_dup_field (hash, "settlement", &len);
     if (settled) {
         Qp__V1__FundingSettled *s =
             qp__v1__funding_settled__unpack (NULL, len, (uint8_t *) settled);
+        if (s && !s->reason) /* stored without it: the hash's final_reason (issue 8) */
+            s->reason = s_dup_field (hash, "final_reason", NULL);
         if (s) {
             reply->settlements = malloc (sizeof *reply->settlements);
             reply->settlements[0] = s;
@@ -412,6 +479,7 @@ int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *
         }
     }
     free (settled);
+    char *final_reason = s_dup_field (hash, "final_reason", NULL);
     freeReplyObject (hash);
 
     redisReply *hist = qp_redis_command (r, "LRANGE %s 0 -1", k_h);
@@ -422,12 +490,22 @@ int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *
         for (size_t i = 0; i < hist->elements; i++) {
             Qp__V1__Transition *t = qp__v1__transition__unpack (
                 NULL, hist->element[i]->len, (uint8_t *) hist->element[i]->str);
-            if (t)
-                reply->history[reply->n_history++] = t;
+            if (!t)
+                continue;
+            if (t->has_stored_note) { /* the note it stands for, as written */
+                const char *note = t->stored_note < STORED_NOTES ? s_stored_notes[t->stored_note]
+                                   : t->stored_note == STORED_NOTE_FINAL_REASON ? final_reason
+                                                                                : NULL;
+                if (note && !t->note)
+                    t->note = strdup (note);
+                t->has_stored_note = false, t->stored_note = 0;
+            }
+            reply->history[reply->n_history++] = t;
         }
     }
     if (hist)
         freeReplyObject (hist);
+    free (final_reason);
     return 0;
 }
 

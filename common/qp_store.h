@@ -1,10 +1,11 @@
 /* The dossier store: each dossier's state machine and history in Redis.
  *
- *   qp:{ID}:d        hash: state, territory, channel, channel_key, submitted_on,
- *                    event_time_ms, source_msg (id of the submission message), dossier
- *                    (packed qp.v1.Dossier), and what each step
+ *   qp:{ID}:d        hash: state, territory, event_time_ms, source_msg (id of the
+ *                    submission message), dossier (packed qp.v1.Dossier: channel,
+ *                    channel_key, submitted_on are read there), and what each step
  *                    adds (eligibility, request, settlement, final_reason, committed_cents)
- *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first
+ *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first (a note every dossier
+ *                    repeats is stored by number, stored_note; qp_store_status puts it back)
  *   qp:pending:STATE sorted set id -> lease deadline (ms) for each non-terminal state
  *   qp:pending:outbox sorted set: events recorded with the step they report (member: type,
  *                    NUL, packed Envelope), score: when a sweeper may publish it again (ms)
@@ -70,6 +71,18 @@ int qp_store_get_fields (qp_redis_t *r, const char *id, const char *const *names
  * qp_store_status_clear), or -1 on a Redis error. reply->found is false when unknown. */
 int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *reply);
 void qp_store_status_clear (Qp__V1__DossierStatusReply *reply);
+
+/* ---- Stored forms that repeat less (issue 8, docs/operations.md) --------------------
+ * The eligibility decision is stored with each scheme's catalogue_version without the
+ * scheme id it starts with ("cfe-qpv-2025.1" of scheme cfe-qpv is stored "-2025.1"), and
+ * the settlement without its reason (the hash's final_reason, same text). Every other
+ * field is as published. qp_store_status puts both back; a reader of the eligibility field
+ * calls qp_store_decision_expand. A record stored before reads as it is. */
+/* The decision as stored (malloc'd, *len bytes). */
+uint8_t *qp_store_decision_pack (const Qp__V1__EligibilityDecided *e, size_t *len);
+/* Puts back the catalogue versions of a stored decision (unpacked with the NULL
+ * allocator): each is malloc'd, the stored one freed. */
+void qp_store_decision_expand (Qp__V1__EligibilityDecided *e);
 
 /* Claims up to limit dossiers of the pending set of state whose lease expired (their
  * lease is pushed forward). Returns the number of ids written to ids (each malloc'd). */

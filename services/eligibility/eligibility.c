@@ -416,10 +416,9 @@ static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier
     char decided_id[QP_ID_HEX + 1];
     qp_message_make_id (decided_id, qp__v1__eligibility_decided__descriptor.name, cause, id);
 
-    size_t len = qp__v1__eligibility_decided__get_packed_size (e);
-    uint8_t *packed = malloc (len ? len : 1);
-    assert (packed);
-    qp__v1__eligibility_decided__pack (e, packed);
+    /* Stored in the form that does not repeat the scheme ids (qp_store.h); published whole. */
+    size_t len;
+    uint8_t *packed = qp_store_decision_pack (e, &len);
     char reason[400] = "";
     if (!eligible)
         s_refusal (self->catalogue, e, reason, sizeof reason);
@@ -493,6 +492,7 @@ static void s_on_explain (qp_request_t *req, void *arg)
     Qp__V1__Dossier *d = dpacked ? qp__v1__dossier__unpack (NULL, dlen, (uint8_t *)dpacked) : NULL;
     Qp__V1__EligibilityDecided *stored =
         epacked ? qp__v1__eligibility_decided__unpack (NULL, elen, (uint8_t *)epacked) : NULL;
+    qp_store_decision_expand (stored);
     Qp__V1__EligibilityExplainReply reply = QP__V1__ELIGIBILITY_EXPLAIN_REPLY__INIT;
     reply.dossier_id = q->dossier_id;
     reply.has_found = true;

@@ -589,7 +589,9 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
                                                        : QP__V1__SETTLEMENT_OUTCOME__RELEASED;
         s.has_amount_cents = true, s.amount_cents = committed;
         s.territory = (char *) territory;
-        s.reason = final;
+        /* Stored only: its reason is the final_reason beside it (qp_store_status puts it
+         * back; issue 8). */
+        s.reason = NULL;
         size_t len = qp__v1__funding_settled__get_packed_size (&s);
         uint8_t *packed = cl[d].packed = malloc (len ? len : 1);
         qp__v1__funding_settled__pack (&s, packed);

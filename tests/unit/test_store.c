@@ -327,6 +327,124 @@ START_TEST (test_batched_transitions)
 }
 END_TEST
 
+/* The stored decision and settlement repeat less (issue 8), and the status reads back the
+ * same decision and settlement as the ones published; a record stored before reads as it
+ * is. */
+START_TEST (test_compact_records)
+{
+    char id[QP_ID_HEX + 1];
+    s_create ("k-compact", id, QP_STORE_APPLIED);
+    Qp__V1__SchemeDecision a = QP__V1__SCHEME_DECISION__INIT, b = QP__V1__SCHEME_DECISION__INIT,
+                           c = QP__V1__SCHEME_DECISION__INIT, d = QP__V1__SCHEME_DECISION__INIT;
+    a.scheme_id = "cfe-qpv", a.catalogue_version = "cfe-qpv-2025.1";
+    b.scheme_id = "garantie-egalite-territoires", b.catalogue_version = "get-2026.1";
+    c.scheme_id = "phq"; /* no version */
+    d.scheme_id = "phq", d.catalogue_version = "phq"; /* the id alone: not shortened */
+    Qp__V1__SchemeDecision *ds[] = {&a, &b, &c, &d};
+    Qp__V1__EligibilityDecided e = QP__V1__ELIGIBILITY_DECIDED__INIT;
+    e.dossier_id = id, e.territory = "roubaix", e.decided_on = "2025-01-02";
+    e.n_decisions = 4, e.decisions = ds;
+    size_t len, full = qp__v1__eligibility_decided__get_packed_size (&e);
+    uint8_t *packed = qp_store_decision_pack (&e, &len);
+    ck_assert_uint_eq (len, full - strlen ("cfe-qpv"));
+    Qp__V1__EligibilityDecided *u = qp__v1__eligibility_decided__unpack (NULL, len, packed);
+    ck_assert_ptr_nonnull (u);
+    ck_assert_str_eq (u->decisions[0]->catalogue_version, "-2025.1");
+    ck_assert_str_eq (u->decisions[1]->catalogue_version, "get-2026.1");
+    ck_assert_ptr_null (u->decisions[2]->catalogue_version);
+    ck_assert_str_eq (u->decisions[3]->catalogue_version, "phq");
+    qp_store_decision_expand (u);
+    ck_assert_str_eq (u->decisions[0]->catalogue_version, "cfe-qpv-2025.1");
+    ck_assert_str_eq (u->decisions[1]->catalogue_version, "get-2026.1");
+    ck_assert_ptr_null (u->decisions[2]->catalogue_version);
+    ck_assert_str_eq (u->decisions[3]->catalogue_version, "phq");
+    qp__v1__eligibility_decided__free_unpacked (u, NULL);
+    qp_store_decision_expand (NULL);
+
+    /* Through the store: the status gives the published forms back. */
+    Qp__V1__FundingSettled st = QP__V1__FUNDING_SETTLED__INIT;
+    st.dossier_id = id, st.scheme_id = "cfe-qpv"; /* stored without its reason */
+    size_t slen = qp__v1__funding_settled__get_packed_size (&st);
+    uint8_t sbuf[slen + 1];
+    qp__v1__funding_settled__pack (&st, sbuf);
+    qp_store_field_t f1[] = {{"eligibility", packed, len}};
+    Qp__V1__DossierState now;
+    ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
+                                           QP__V1__DOSSIER_STATE__ELIGIBLE, 5, "m2", NULL, f1, 1,
+                                           &now),
+                      QP_STORE_APPLIED);
+    const char *final = "cfe-qpv released: no budget left";
+    qp_store_field_t f2[] = {{"settlement", sbuf, slen}, {"final_reason", final, strlen (final)}};
+    ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__ELIGIBLE,
+                                           QP__V1__DOSSIER_STATE__UNFUNDED, 6, "m3", final, f2, 2,
+                                           &now),
+                      QP_STORE_APPLIED);
+    free (packed);
+    Qp__V1__DossierStatusReply r;
+    ck_assert_int_eq (qp_store_status (s_redis, id, &r), 0);
+    ck_assert_ptr_nonnull (r.eligibility);
+    ck_assert_uint_eq (r.eligibility->n_decisions, 4);
+    ck_assert_str_eq (r.eligibility->decisions[0]->catalogue_version, "cfe-qpv-2025.1");
+    ck_assert_str_eq (r.eligibility->decisions[1]->catalogue_version, "get-2026.1");
+    ck_assert_uint_eq (r.n_settlements, 1);
+    ck_assert_str_eq (r.settlements[0]->reason, final);
+    /* The history's notes, as written: the usual ones and the closing one (the
+     * final_reason) were stored by number. */
+    ck_assert_uint_eq (r.n_history, 3);
+    ck_assert_str_eq (r.history[0]->note, "accepted by intake");
+    ck_assert_ptr_null (r.history[1]->note);
+    ck_assert_str_eq (r.history[2]->note, final);
+    for (size_t i = 0; i < r.n_history; i++)
+        ck_assert (!r.history[i]->has_stored_note);
+    qp_store_status_clear (&r);
+    redisReply *h = qp_redis_command (s_redis, "LRANGE qp:{%s}:h 0 -1", id);
+    ck_assert (h && h->elements == 3);
+    Qp__V1__Transition *t0 = qp__v1__transition__unpack (NULL, h->element[0]->len,
+                                                         (uint8_t *) h->element[0]->str);
+    Qp__V1__Transition *t2 = qp__v1__transition__unpack (NULL, h->element[2]->len,
+                                                         (uint8_t *) h->element[2]->str);
+    ck_assert (t0->has_stored_note && !t0->note);
+    ck_assert (t2->has_stored_note && !t2->note);
+    ck_assert_uint_eq (t2->stored_note, 100);
+    qp__v1__transition__free_unpacked (t0, NULL);
+    qp__v1__transition__free_unpacked (t2, NULL);
+    freeReplyObject (h);
+
+    /* Stored before: full versions and the settlement's own reason, read as they are. */
+    char id2[QP_ID_HEX + 1];
+    s_create ("k-old", id2, QP_STORE_APPLIED);
+    full = qp__v1__eligibility_decided__get_packed_size (&e);
+    uint8_t old[full + 1];
+    qp__v1__eligibility_decided__pack (&e, old);
+    st.reason = "as stored then";
+    slen = qp__v1__funding_settled__get_packed_size (&st);
+    uint8_t sold[slen + 1];
+    qp__v1__funding_settled__pack (&st, sold);
+    qp_store_field_t f3[] = {{"eligibility", old, full}, {"settlement", sold, slen},
+                             {"final_reason", final, strlen (final)}};
+    ck_assert_int_eq (qp_store_transition (s_redis, id2, QP__V1__DOSSIER_STATE__RECEIVED,
+                                           QP__V1__DOSSIER_STATE__UNFUNDED, 6, "m3", final, f3, 3,
+                                           &now),
+                      QP_STORE_APPLIED);
+    /* A history entry stored before, with its note in full. */
+    Qp__V1__Transition t = QP__V1__TRANSITION__INIT;
+    t.has_to = true, t.to = QP__V1__DOSSIER_STATE__UNFUNDED;
+    t.note = "accepted by intake";
+    size_t tlen = qp__v1__transition__get_packed_size (&t);
+    uint8_t tbuf[tlen + 1];
+    qp__v1__transition__pack (&t, tbuf);
+    redisReply *x = qp_redis_command (s_redis, "RPUSH qp:{%s}:h %b", id2, tbuf, tlen);
+    freeReplyObject (x);
+    ck_assert_int_eq (qp_store_status (s_redis, id2, &r), 0);
+    ck_assert_str_eq (r.eligibility->decisions[0]->catalogue_version, "cfe-qpv-2025.1");
+    ck_assert_str_eq (r.settlements[0]->reason, "as stored then");
+    ck_assert_uint_eq (r.n_history, 3);
+    ck_assert_str_eq (r.history[1]->note, final);
+    ck_assert_str_eq (r.history[2]->note, "accepted by intake");
+    qp_store_status_clear (&r);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("store");
@@ -339,6 +457,7 @@ int main (void)
     tcase_add_test (tc, test_claim_expired);
     tcase_add_test (tc, test_outbox);
     tcase_add_test (tc, test_batched_transitions);
+    tcase_add_test (tc, test_compact_records);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
