@@ -25,7 +25,8 @@
  * Events: publishers connect a PUB to the publish endpoint (XSUB), subscribers a SUB to the
  * subscribe endpoint (XPUB); frames are [type, env] and subscriptions are type prefixes.
  * Capture: the bus republishes every routed message on the capture endpoint as
- * [seq (8 bytes big endian), origin ("work"|"partner"|"event"), type, env]. */
+ * [seq (8 bytes big endian), origin ("work"|"partner"|"event"), type, env, destination];
+ * the endpoint is an XPUB and nothing is copied for it while nobody subscribes. */
 #ifndef QP_BUS_H
 #define QP_BUS_H
 #include <czmq.h>

@@ -40,6 +40,7 @@ struct qp_bus_server {
     zhash_t *workers;    /* peer -> worker_t */
     long queue_max;
     uint64_t seq;        /* capture sequence number */
+    long capture_topics; /* subscriptions on the capture tap (XPUB): none, nothing built */
     uint64_t events;
 };
 
@@ -112,8 +113,12 @@ static service_t *s_service (qp_bus_server_t *self, const char *name)
 static void s_capture (qp_bus_server_t *self, const char *origin, zframe_t *type, zframe_t *env,
                        const char *destination)
 {
-    byte seq[8];
+    /* Numbered even when nobody listens: a recorder that joins sees the gap as a late
+     * join (its first seq), as before. */
     uint64_t v = ++self->seq;
+    if (self->capture_topics <= 0)
+        return; /* no copy of the message for nobody */
+    byte seq[8];
     for (int i = 7; i >= 0; i--, v >>= 8)
         seq[i] = (byte) (v & 0xff);
     zmsg_t *m = zmsg_new ();
@@ -281,8 +286,9 @@ static void s_status (qp_bus_server_t *self, zsock_t *sock, zframe_t *identity)
     char *json = NULL;
     size_t size = 0;
     FILE *f = open_memstream (&json, &size);
-    fprintf (f, "{\"captured\":%llu,\"events\":%llu,\"services\":{",
-             (unsigned long long) self->seq, (unsigned long long) self->events);
+    fprintf (f, "{\"captured\":%llu,\"capture_topics\":%ld,\"events\":%llu,\"services\":{",
+             (unsigned long long) self->seq, self->capture_topics,
+             (unsigned long long) self->events);
     int first = 1;
     int64_t now = zclock_mono ();
     for (service_t *s = zhash_first (copy); s; s = zhash_next (copy)) {
@@ -585,6 +591,20 @@ static void s_forward_subscription (qp_bus_server_t *self)
     zmsg_destroy (&m);
 }
 
+/* A recorder (un)subscribing to the capture tap: the XPUB passes the first subscription
+ * of a topic and the last unsubscription (a subscriber that disconnects included). */
+static void s_capture_subscription (qp_bus_server_t *self)
+{
+    zframe_t *f = zframe_recv (self->capture);
+    if (f && zframe_size (f) > 0) {
+        if (zframe_data (f)[0] == 1)
+            self->capture_topics++;
+        else if (zframe_data (f)[0] == 0 && self->capture_topics > 0)
+            self->capture_topics--;
+    }
+    zframe_destroy (&f);
+}
+
 static void s_expire (qp_bus_server_t *self)
 {
     int64_t now = zclock_mono ();
@@ -722,7 +742,8 @@ qp_bus_server_t *qp_bus_server_new (const qp_bus_server_config_t *config)
     self->partner = s_bind_partner (self, config->partner);
     self->xsub = s_bind (ZMQ_XSUB, config->publish);
     self->xpub = s_bind (ZMQ_XPUB, config->subscribe);
-    self->capture = s_bind (ZMQ_PUB, config->capture);
+    /* XPUB: the bus knows whether anyone listens to the tap. */
+    self->capture = s_bind (ZMQ_XPUB, config->capture);
     if (!self->work || !self->partner || !self->xsub || !self->xpub || !self->capture)
         qp_bus_server_destroy (&self);
     return self;
@@ -748,7 +769,8 @@ void qp_bus_server_destroy (qp_bus_server_t **self_p)
 
 int qp_bus_server_run (qp_bus_server_t *self)
 {
-    zpoller_t *poller = zpoller_new (self->work, self->partner, self->xsub, self->xpub, NULL);
+    zpoller_t *poller =
+        zpoller_new (self->work, self->partner, self->xsub, self->xpub, self->capture, NULL);
     int64_t next_expiry = zclock_mono () + 500;
     /* Ready once bound, which qp_bus_server_new did. */
     if (qp_config_setting ("http") && qp_health_start (qp_config_setting ("http")) >= 0)
@@ -768,6 +790,8 @@ int qp_bus_server_run (qp_bus_server_t *self)
                 s_forward_event (self);
             else if (which == self->xpub)
                 s_forward_subscription (self);
+            else if (which == self->capture)
+                s_capture_subscription (self);
         }
         if (zclock_mono () >= next_expiry) {
             s_expire (self);

@@ -340,6 +340,61 @@ START_TEST (test_worker_leaving_with_work)
 }
 END_TEST
 
+/* A top-level STATUS field, -1 when absent or no answer. */
+static long s_top (const char *field)
+{
+    json_t *j = qp_test_bus_status (stack->work, WAIT_MS);
+    json_t *x = json_object_get (j, field);
+    long v = json_is_integer (x) ? (long) json_integer_value (x) : -1;
+    json_decref (j);
+    return v;
+}
+
+static bool s_wait_top (const char *field, long value)
+{
+    for (int waited = 0; waited < WAIT_MS; waited += 50) {
+        if (s_top (field) == value)
+            return true;
+        qp_test_sleep_ms (50);
+    }
+    return false;
+}
+
+START_TEST (test_capture_only_for_subscribers)
+{
+    /* The tap is an XPUB: the bus knows whether a recorder listens, and builds no capture
+     * copy for nobody; the sequence still counts every routed message. */
+    qp_bus_client_t *worker = s_worker ("plain", 0, 1);
+    qp_bus_client_t *client = qp_bus_client_new (stack->work);
+    ck_assert_int_eq (s_top ("capture_topics"), 0);
+    long before = s_top ("captured");
+    s_send_queries (client, "plain", 0, 3);
+    ck_assert_int_eq (s_stat (client, "plain", "routed"), 3);
+    ck_assert_int_eq (s_top ("captured"), before + 3);
+
+    zsock_t *a = zsock_new_sub (stack->capture, "");
+    zsock_t *b = zsock_new_sub (stack->capture, "");
+    ck_assert (s_wait_top ("capture_topics", 1)); /* one topic, whoever subscribes to it */
+    s_send_queries (client, "plain", 3, 4);
+    zpoller_t *p = zpoller_new (a, NULL);
+    ck_assert_msg (zpoller_wait (p, WAIT_MS), "the subscriber got no capture");
+    zpoller_destroy (&p);
+    zmsg_t *m = zmsg_recv (a);
+    ck_assert_int_eq (zmsg_size (m), 5);
+    zmsg_destroy (&m);
+    zsock_destroy (&a);
+    qp_test_sleep_ms (200); /* b still listens: the topic stays */
+    ck_assert_int_eq (s_top ("capture_topics"), 1);
+    zsock_destroy (&b);
+    ck_assert (s_wait_top ("capture_topics", 0));
+    s_send_queries (client, "plain", 4, 5);
+    ck_assert_int_eq (s_stat (client, "plain", "routed"), 5);
+    ck_assert_int_eq (s_top ("captured"), before + 5);
+    qp_bus_client_destroy (&client);
+    qp_bus_client_destroy (&worker);
+}
+END_TEST
+
 /* A real service opts in: intake with a window of 8 answers a burst of 300 queries. */
 START_TEST (test_real_service_under_a_small_window)
 {
@@ -392,6 +447,7 @@ int main (void)
     tcase_add_test (tc, test_credit_is_capped_and_checked);
     tcase_add_test (tc, test_round_robin_over_workers_with_credit);
     tcase_add_test (tc, test_worker_leaving_with_work);
+    tcase_add_test (tc, test_capture_only_for_subscribers);
     suite_add_tcase (s, tc);
     TCase *real = tcase_create ("service");
     tcase_add_checked_fixture (real, NULL, s_teardown);
