@@ -162,12 +162,9 @@ START_TEST (test_three_intruders_refused)
     char *other = qp_test_tmpdir ("qp-imp-other");
     ck_assert_int_eq (qp_test_keygen (keys, NULL), 0);
     ck_assert_int_eq (qp_test_keygen (other, "BPIFRANCE"), 0);
-    char curve[1100], territories[1100], data[1100];
+    char curve[1100];
     snprintf (curve, sizeof curve, "QP_CURVE_DIR=%s", keys);
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {curve, territories, data, NULL};
+    const char *env[] = {curve, qp_test_env_territories (), qp_test_env_data_dir (), NULL};
     qp_test_stack_opts_t opts = {.programs = s_programs, .wait_for = s_ready, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     ck_assert_ptr_nonnull (stack);

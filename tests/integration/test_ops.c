@@ -31,11 +31,8 @@ static const char *const s_agencies[] = {"agency=\"ANCT\"", "agency=\"ANRU\"",
 
 static qp_test_stack_t *s_start (const char *const *programs)
 {
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
-              qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, "QP_HTTP=127.0.0.1:0", NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (),
+                         "QP_HTTP=127.0.0.1:0", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = s_ready, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     for (size_t i = 0; stack && i < stack->n_procs; i++)
@@ -239,11 +236,8 @@ END_TEST
 START_TEST (test_bad_http_address_is_refused_and_service_runs)
 {
     /* A probe address that cannot be bound is logged; the program still serves. */
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
-              qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, "QP_HTTP=127.0.0.1:notaport", NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (),
+                         "QP_HTTP=127.0.0.1:notaport", NULL};
     const char *const programs[] = {"eligibility", NULL};
     const char *const ready[] = {"eligibility", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};

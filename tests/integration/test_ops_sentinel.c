@@ -106,10 +106,7 @@ static int s_state (const char *work, int i)
 
 START_TEST (test_master_killed_mid_run)
 {
-    char territories[1024], data[1024], sentinels[256] = "QP_REDIS_SENTINELS=";
-    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
-              qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    char sentinels[256] = "QP_REDIS_SENTINELS=";
 
     /* Master: a plain redis-server; replica and Sentinels beside it. */
     qp_test_redis_t *master = qp_test_redis_start ();
@@ -148,8 +145,8 @@ START_TEST (test_master_killed_mid_run)
     }
 
     /* The stack's own Redis is not used: every service asks the Sentinels. */
-    const char *env[] = {territories, data, sentinels, "QP_REDIS_MASTER_NAME=qp",
-                         "QP_REDIS_HOST=192.0.2.1", NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), sentinels,
+                         "QP_REDIS_MASTER_NAME=qp", "QP_REDIS_HOST=192.0.2.1", NULL};
     static const char *const programs[] = {"intake", "eligibility", "eligibility", "funding",
                                            "evaluation", "partner-anct", "partner-anru",
                                            "partner-bdt", "partner-bpifrance", NULL};

@@ -271,12 +271,9 @@ static int s_scan_patterns (const char *dir)
 static qp_test_stack_t *s_start (const char *const *programs, const char *const *ready,
                                  const char *pepper)
 {
-    char territories[1024], data[1024], pep[256];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    char pep[256];
     snprintf (pep, sizeof pep, "QP_PERSON_PEPPER=%s", pepper);
-    const char *env[] = {territories, data, pep, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), pep, NULL};
     /* Debug logs: the most a program ever writes. */
     qp_test_stack_opts_t opts = {
         .programs = programs, .wait_for = ready, .env = env, .log_level = "debug"};

@@ -29,12 +29,10 @@ static const char *const s_replay_ready[] = {"intake", "eligibility", "funding",
 static qp_test_stack_t *s_start_curve (const char *const *programs, const char *const *ready,
                                        const char *curve_dir)
 {
-    char territories[1024], data[1024], curve[1100];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    char curve[1100];
     snprintf (curve, sizeof curve, "QP_CURVE_DIR=%s", curve_dir ? curve_dir : "");
-    const char *env[] = {territories, data, curve_dir ? curve : NULL, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (),
+                         curve_dir ? curve : NULL, NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     bool partners = programs == s_programs;

@@ -1187,3 +1187,18 @@ Qp__V1__DossierStatusReply *qp_test_dossier_status (qp_test_client_t *client, co
     }
     return (Qp__V1__DossierStatusReply *)reply->payload;
 }
+
+const char *qp_test_env_territories (void)
+{
+    static char env[1100];
+    snprintf (env, sizeof env, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
+              qp_test_source_dir ());
+    return env;
+}
+
+const char *qp_test_env_data_dir (void)
+{
+    static char env[1100];
+    snprintf (env, sizeof env, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
+    return env;
+}

@@ -18,6 +18,10 @@
 const char *qp_test_source_dir (void);
 /* The build tree (QP_BUILD_DIR set by ctest, else "build"). */
 const char *qp_test_build_dir (void);
+/* "QP_TERRITORIES=SOURCE/tests/data/intake-territories.json" and "QP_DATA_DIR=SOURCE/data":
+ * the fixtures most stacks give their programs (static strings). */
+const char *qp_test_env_territories (void);
+const char *qp_test_env_data_dir (void);
 
 /* An ephemeral loopback port (bound on 127.0.0.1:0 then closed), or -1. */
 int qp_test_free_port (void);
