@@ -15,7 +15,10 @@
  *   4. where the CPU goes: per program (Redis, bus, services, partners, the bench itself),
  *      CPU microseconds, context switches and (--syscalls, perf stat) syscalls per dossier
  *      over the throughput run; their sum over the cores is the machine's ceiling.
- * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--json FILE] */
+ * --redis-set NAME VALUE (repeatable): CONFIG SET on each stack's Redis before its runs, to
+ * measure a setting (e.g. auto-aof-rewrite-percentage) without changing the harness.
+ * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--redis-set NAME VALUE]...
+ *                       [--json FILE] */
 #include "qp_bus.h"
 #include "qp_date.h"
 #include "qp_redis.h"
@@ -326,6 +329,7 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
 /* ---- where the CPU goes: per program, per dossier --------------------------------------- */
 
 #define MAX_PROGRAMS (QP_TEST_STACK_MAX + 3)
+#define MAX_SETS 8
 
 /* One program's counters at one instant: CPU (user + system, all its threads), context
  * switches (summed over /proc/PID/task/ * /status: the process's own status only counts its
@@ -683,6 +687,8 @@ static double s_zmq_limit (const char *json_path)
 int main (int argc, char **argv)
 {
     bool smoke = false, syscalls = false;
+    const char *redis_sets[MAX_SETS][2]; /* --redis-set NAME VALUE: tries a Redis setting */
+    size_t n_sets = 0;
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
     long dossiers = 100000;
@@ -694,17 +700,24 @@ int main (int argc, char **argv)
             json_path = argv[++i];
         else if (strcmp (argv[i], "--syscalls") == 0)
             syscalls = true;
-        else if (strcmp (argv[i], "--dossiers") == 0 && i + 1 < argc)
+        else if (strcmp (argv[i], "--redis-set") == 0 && i + 2 < argc && n_sets < MAX_SETS) {
+            redis_sets[n_sets][0] = argv[++i];
+            redis_sets[n_sets++][1] = argv[++i];
+        } else if (strcmp (argv[i], "--dossiers") == 0 && i + 1 < argc)
             dossiers = atol (argv[++i]);
         else {
-            fprintf (stderr,
-                     "usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--json FILE]\n");
+            fprintf (stderr, "usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] "
+                             "[--redis-set NAME VALUE]... [--json FILE]\n");
             return 2;
         }
     }
     setenv ("QP_TEST_LOG_LEVEL", "warn", 0);
     json_t *out = json_pack ("{s:s, s:b, s:I, s:[], s:[], s:{}}", "bench", "stack", "smoke", smoke,
                              "dossiers", (json_int_t)dossiers, "scaling", "latency", "memory");
+    json_t *sets = json_object ();
+    for (size_t k = 0; k < n_sets; k++)
+        json_object_set_new (sets, redis_sets[k][0], json_string (redis_sets[k][1]));
+    json_object_set_new (out, "redis_set", sets);
     double zmq = s_zmq_limit (json_path);
     double best = 0;
     int run_no = (int)(time (NULL) % 100000);
@@ -719,6 +732,17 @@ int main (int argc, char **argv)
             return 1;
         }
         qp_redis_t *redis = qp_redis_connect (stack->redis->host, stack->redis->port, 10000);
+        for (size_t k = 0; k < n_sets; k++) {
+            redisReply *set =
+                qp_redis_command (redis, "CONFIG SET %s %s", redis_sets[k][0], redis_sets[k][1]);
+            bool ok = set && set->type == REDIS_REPLY_STATUS;
+            printf ("  redis CONFIG SET %s %s: %s\n", redis_sets[k][0], redis_sets[k][1],
+                    ok                                      ? "done"
+                    : set && set->type == REDIS_REPLY_ERROR ? set->str
+                                                            : "no answer");
+            if (set)
+                freeReplyObject (set);
+        }
         long long mem0 = s_info (redis, "memory", "used_memory");
         long long cmd0 = 0;
         redisReply *reset = qp_redis_command (redis, "CONFIG RESETSTAT");
