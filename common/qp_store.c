@@ -2,6 +2,7 @@
 #include "qp_store.h"
 #include "qp_log.h"
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool s_reply_ok (redisReply *r, const char *what)
@@ -83,6 +84,16 @@ static uint8_t *s_history_entry (Qp__V1__DossierState from, Qp__V1__DossierState
     t.at_ms = at_ms;
     t.message_id = (char *) message_id;
     t.note = (char *) note;
+    /* A message id (32 lowercase hex digits, qp_message_make_id) as its 16 bytes. */
+    uint8_t id_bytes[QP_ID_HEX / 2];
+    if (message_id && strlen (message_id) == QP_ID_HEX &&
+        strspn (message_id, "0123456789abcdef") == QP_ID_HEX) {
+        for (size_t i = 0; i < sizeof id_bytes; i++)
+            sscanf (message_id + 2 * i, "%2hhx", &id_bytes[i]);
+        t.has_stored_message_id = true;
+        t.stored_message_id.data = id_bytes, t.stored_message_id.len = sizeof id_bytes;
+        t.message_id = NULL;
+    }
     for (uint32_t k = 1; note && k < STORED_NOTES; k++)
         if (!strcmp (note, s_stored_notes[k]))
             t.has_stored_note = true, t.stored_note = k, t.note = NULL;
@@ -499,6 +510,17 @@ int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *
                 if (note && !t->note)
                     t->note = strdup (note);
                 t->has_stored_note = false, t->stored_note = 0;
+            }
+            if (t->has_stored_message_id) { /* back to its 32 hex digits */
+                if (!t->message_id && t->stored_message_id.len == QP_ID_HEX / 2) {
+                    t->message_id = malloc (QP_ID_HEX + 1);
+                    assert (t->message_id);
+                    for (size_t k = 0; k < QP_ID_HEX / 2; k++)
+                        snprintf (t->message_id + 2 * k, 3, "%02x", t->stored_message_id.data[k]);
+                }
+                free (t->stored_message_id.data);
+                t->stored_message_id.data = NULL, t->stored_message_id.len = 0;
+                t->has_stored_message_id = false;
             }
             reply->history[reply->n_history++] = t;
         }

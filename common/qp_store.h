@@ -5,7 +5,8 @@
  *                    channel_key, submitted_on are read there), and what each step
  *                    adds (eligibility, request, settlement, final_reason, committed_cents)
  *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first (a note every dossier
- *                    repeats is stored by number, stored_note; qp_store_status puts it back)
+ *                    repeats is stored by number, stored_note, a hex message id as its 16
+ *                    bytes, stored_message_id; qp_store_status puts them back)
  *   qp:pending:STATE sorted set id -> lease deadline (ms) for each non-terminal state
  *   qp:pending:outbox sorted set: events recorded with the step they report (member: type,
  *                    NUL, packed Envelope), score: when a sweeper may publish it again (ms)

@@ -370,8 +370,8 @@ START_TEST (test_compact_records)
     qp_store_field_t f1[] = {{"eligibility", packed, len}};
     Qp__V1__DossierState now;
     ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
-                                           QP__V1__DOSSIER_STATE__ELIGIBLE, 5, "m2", NULL, f1, 1,
-                                           &now),
+                                           QP__V1__DOSSIER_STATE__ELIGIBLE, 5,
+                                           "0f0321f4222708f8bf7c7815aedf8b10", NULL, f1, 1, &now),
                       QP_STORE_APPLIED);
     const char *final = "cfe-qpv released: no budget left";
     qp_store_field_t f2[] = {{"settlement", sbuf, slen}, {"final_reason", final, strlen (final)}};
@@ -393,9 +393,11 @@ START_TEST (test_compact_records)
     ck_assert_uint_eq (r.n_history, 3);
     ck_assert_str_eq (r.history[0]->note, "accepted by intake");
     ck_assert_ptr_null (r.history[1]->note);
+    ck_assert_str_eq (r.history[1]->message_id, "0f0321f4222708f8bf7c7815aedf8b10");
+    ck_assert_str_eq (r.history[2]->message_id, "m3");
     ck_assert_str_eq (r.history[2]->note, final);
     for (size_t i = 0; i < r.n_history; i++)
-        ck_assert (!r.history[i]->has_stored_note);
+        ck_assert (!r.history[i]->has_stored_note && !r.history[i]->has_stored_message_id);
     qp_store_status_clear (&r);
     redisReply *h = qp_redis_command (s_redis, "LRANGE qp:{%s}:h 0 -1", id);
     ck_assert (h && h->elements == 3);
@@ -404,6 +406,12 @@ START_TEST (test_compact_records)
     Qp__V1__Transition *t2 = qp__v1__transition__unpack (NULL, h->element[2]->len,
                                                          (uint8_t *) h->element[2]->str);
     ck_assert (t0->has_stored_note && !t0->note);
+    Qp__V1__Transition *t1 = qp__v1__transition__unpack (NULL, h->element[1]->len,
+                                                         (uint8_t *) h->element[1]->str);
+    ck_assert (t1->has_stored_message_id && !t1->message_id); /* 16 bytes, not 32 digits */
+    ck_assert_uint_eq (t1->stored_message_id.len, 16);
+    ck_assert_uint_eq (t1->stored_message_id.data[0], 0x0f);
+    qp__v1__transition__free_unpacked (t1, NULL);
     ck_assert (t2->has_stored_note && !t2->note);
     ck_assert_uint_eq (t2->stored_note, 100);
     qp__v1__transition__free_unpacked (t0, NULL);
