@@ -69,8 +69,9 @@ static const char *const s_stored_notes[] = {
 /* The note is the hash's final_reason written by the same step (a closing step). */
 #define STORED_NOTE_FINAL_REASON 100
 
-/* Packs a Transition into a malloc'd buffer. final_reason: the final_reason the same step
- * writes (NULL none). */
+/* Packs a Transition as a stored history entry (one entry of a packed History, so the
+ * scripts append it to the field h by concatenation) into a malloc'd buffer. final_reason:
+ * the final_reason the same step writes (NULL none). */
 static uint8_t *s_history_entry (Qp__V1__DossierState from, Qp__V1__DossierState to,
                                  int64_t at_ms, const char *message_id, const char *note,
                                  const qp_store_field_t *final_reason, size_t *len)
@@ -100,11 +101,44 @@ static uint8_t *s_history_entry (Qp__V1__DossierState from, Qp__V1__DossierState
     if (note && *note && final_reason && final_reason->len == strlen (note) &&
         !memcmp (final_reason->value, note, final_reason->len))
         t.has_stored_note = true, t.stored_note = STORED_NOTE_FINAL_REASON, t.note = NULL;
-    *len = qp__v1__transition__get_packed_size (&t);
+    Qp__V1__Transition *entries[] = {&t};
+    Qp__V1__History h = QP__V1__HISTORY__INIT;
+    h.n_entries = 1, h.entries = entries;
+    *len = qp__v1__history__get_packed_size (&h);
     uint8_t *buf = malloc (*len ? *len : 1);
     assert (buf);
-    qp__v1__transition__pack (&t, buf);
+    qp__v1__history__pack (&h, buf);
     return buf;
+}
+
+uint8_t *qp_store_history_pack (const Qp__V1__Transition *t, size_t *len)
+{
+    return s_history_entry (t->has_from ? t->from : QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED,
+                            t->to, t->at_ms, t->message_id, t->note, NULL, len);
+}
+
+/* A stored entry as it was written: its note and message id put back. */
+static void s_history_restore (Qp__V1__Transition *t, const char *final_reason)
+{
+    if (t->has_stored_note) { /* the note it stands for, as written */
+        const char *note = t->stored_note < STORED_NOTES ? s_stored_notes[t->stored_note]
+                           : t->stored_note == STORED_NOTE_FINAL_REASON ? final_reason
+                                                                        : NULL;
+        if (note && !t->note)
+            t->note = strdup (note);
+        t->has_stored_note = false, t->stored_note = 0;
+    }
+    if (t->has_stored_message_id) { /* back to its 32 hex digits */
+        if (!t->message_id && t->stored_message_id.len == QP_ID_HEX / 2) {
+            t->message_id = malloc (QP_ID_HEX + 1);
+            assert (t->message_id);
+            for (size_t k = 0; k < QP_ID_HEX / 2; k++)
+                snprintf (t->message_id + 2 * k, 3, "%02x", t->stored_message_id.data[k]);
+        }
+        free (t->stored_message_id.data);
+        t->stored_message_id.data = NULL, t->stored_message_id.len = 0;
+        t->has_stored_message_id = false;
+    }
 }
 
 /* Reads a script's {code, state} answer. */
@@ -491,39 +525,39 @@ int qp_store_status (qp_redis_t *r, const char *id, Qp__V1__DossierStatusReply *
     }
     free (settled);
     char *final_reason = s_dup_field (hash, "final_reason", NULL);
+    /* The history: a list for a dossier stored before issue 8 (older entries), then the
+     * hash's field h. */
+    Qp__V1__History *stored = NULL;
+    char *packed_h = s_dup_field (hash, "h", &len);
+    if (packed_h)
+        stored = qp__v1__history__unpack (NULL, len, (uint8_t *) packed_h);
+    free (packed_h);
     freeReplyObject (hash);
 
     redisReply *hist = qp_redis_command (r, "LRANGE %s 0 -1", k_h);
-    if (s_reply_ok (hist, "dossier_history") && hist->type == REDIS_REPLY_ARRAY &&
-        hist->elements) {
-        reply->history = calloc (hist->elements, sizeof *reply->history);
+    size_t listed = s_reply_ok (hist, "dossier_history") && hist->type == REDIS_REPLY_ARRAY
+                        ? hist->elements
+                        : 0;
+    size_t n = listed + (stored ? stored->n_entries : 0);
+    if (n) {
+        reply->history = calloc (n, sizeof *reply->history);
         assert (reply->history);
-        for (size_t i = 0; i < hist->elements; i++) {
-            Qp__V1__Transition *t = qp__v1__transition__unpack (
-                NULL, hist->element[i]->len, (uint8_t *) hist->element[i]->str);
-            if (!t)
-                continue;
-            if (t->has_stored_note) { /* the note it stands for, as written */
-                const char *note = t->stored_note < STORED_NOTES ? s_stored_notes[t->stored_note]
-                                   : t->stored_note == STORED_NOTE_FINAL_REASON ? final_reason
-                                                                                : NULL;
-                if (note && !t->note)
-                    t->note = strdup (note);
-                t->has_stored_note = false, t->stored_note = 0;
-            }
-            if (t->has_stored_message_id) { /* back to its 32 hex digits */
-                if (!t->message_id && t->stored_message_id.len == QP_ID_HEX / 2) {
-                    t->message_id = malloc (QP_ID_HEX + 1);
-                    assert (t->message_id);
-                    for (size_t k = 0; k < QP_ID_HEX / 2; k++)
-                        snprintf (t->message_id + 2 * k, 3, "%02x", t->stored_message_id.data[k]);
-                }
-                free (t->stored_message_id.data);
-                t->stored_message_id.data = NULL, t->stored_message_id.len = 0;
-                t->has_stored_message_id = false;
-            }
-            reply->history[reply->n_history++] = t;
-        }
+    }
+    for (size_t i = 0; i < listed; i++) {
+        Qp__V1__Transition *t = qp__v1__transition__unpack (NULL, hist->element[i]->len,
+                                                            (uint8_t *) hist->element[i]->str);
+        if (!t)
+            continue;
+        s_history_restore (t, final_reason);
+        reply->history[reply->n_history++] = t;
+    }
+    for (size_t i = 0; stored && i < stored->n_entries; i++) {
+        s_history_restore (stored->entries[i], final_reason);
+        reply->history[reply->n_history++] = stored->entries[i]; /* moved to the reply */
+    }
+    if (stored) {
+        stored->n_entries = 0;
+        qp__v1__history__free_unpacked (stored, NULL);
     }
     if (hist)
         freeReplyObject (hist);

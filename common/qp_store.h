@@ -4,9 +4,12 @@
  *                    submission message), dossier (packed qp.v1.Dossier: channel,
  *                    channel_key, submitted_on are read there), and what each step
  *                    adds (eligibility, request, settlement, final_reason, committed_cents)
- *   qp:{ID}:h        list of packed qp.v1.Transition, oldest first (a note every dossier
- *                    repeats is stored by number, stored_note, a hex message id as its 16
- *                    bytes, stored_message_id; qp_store_status puts them back)
+ *                    The history is the field h: a packed qp.v1.History, oldest first (a
+ *                    note every dossier repeats is stored by number, stored_note, a hex
+ *                    message id as its 16 bytes, stored_message_id; qp_store_status puts
+ *                    them back). Scripts append an entry by concatenation.
+ *   qp:{ID}:h        list of packed qp.v1.Transition: the history of a dossier stored
+ *                    before issue 8 (read before the field h; no longer written)
  *   qp:pending:STATE sorted set id -> lease deadline (ms) for each non-terminal state
  *   qp:pending:outbox sorted set: events recorded with the step they report (member: type,
  *                    NUL, packed Envelope), score: when a sweeper may publish it again (ms)
@@ -79,6 +82,9 @@ void qp_store_status_clear (Qp__V1__DossierStatusReply *reply);
  * the settlement without its reason (the hash's final_reason, same text). Every other
  * field is as published. qp_store_status puts both back; a reader of the eligibility field
  * calls qp_store_decision_expand. A record stored before reads as it is. */
+/* A history entry as stored (malloc'd, *len bytes): what a script appends to the field h
+ * of qp:{ID}:d (funding's steps, funding_leg.lua). */
+uint8_t *qp_store_history_pack (const Qp__V1__Transition *t, size_t *len);
 /* The decision as stored (malloc'd, *len bytes). */
 uint8_t *qp_store_decision_pack (const Qp__V1__EligibilityDecided *e, size_t *len);
 /* Puts back the catalogue versions of a stored decision (unpacked with the NULL

@@ -17,7 +17,8 @@ if #KEYS > 3 then
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[1], 'state')}
 end
-redis.call('HSET', KEYS[1], 'state', 'RECEIVED', unpack(ARGV, f))
-redis.call('RPUSH', KEYS[2], ARGV[3])
+-- The history starts in the hash's field h (a packed qp.v1.History, issue 8); KEYS[2],
+-- the list of dossiers stored before, is not written any more.
+redis.call('HSET', KEYS[1], 'state', 'RECEIVED', 'h', ARGV[3], unpack(ARGV, f))
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return {1, 'RECEIVED'}

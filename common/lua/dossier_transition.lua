@@ -23,7 +23,9 @@ if #ARGV >= f then
 else
   redis.call('HSET', KEYS[1], 'state', ARGV[3])
 end
-redis.call('RPUSH', KEYS[2], ARGV[5])
+-- Appended to the hash's history field h (a packed qp.v1.History: entries concatenate);
+-- KEYS[2], the list of dossiers stored before issue 8, is only read.
+redis.call('HSET', KEYS[1], 'h', (redis.call('HGET', KEYS[1], 'h') or '') .. ARGV[5])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
 for i = 9, 8 + ne do redis.call('ZADD', KEYS[5], ARGV[6], ARGV[i]) end

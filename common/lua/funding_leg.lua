@@ -3,9 +3,9 @@
 -- to its dossier's history, and sets when each dossier's next funding action is due.
 -- KEYS[1] due sorted set (dossier -> next action ms), then per leg: KEYS[2i] plan hash
 -- qp:{ID}:f (fields SCHEME = packed qp.v1.FundingLeg, SCHEME:v = version),
--- KEYS[2i+1] history list qp:{ID}:h
+-- KEYS[2i+1] dossier hash qp:{ID}:d (its history field h, a packed qp.v1.History)
 -- ARGV[1] number of legs n, then per leg 4 values: scheme, expected version ('0' when
--- absent), packed leg, history entry ('' none); then pairs dossier id, next action ms
+-- absent), packed leg, history entry (qp_store_history_pack, '' none); then pairs dossier id, next action ms
 -- ('' removes the dossier from the due set)
 -- Returns per leg {1, new version} written or {0, current version} changed meanwhile.
 local n = tonumber(ARGV[1])
@@ -20,7 +20,9 @@ for i = 1, n do
   else
     redis.call('HSET', plan, scheme, ARGV[a + 3])
     local nv = redis.call('HINCRBY', plan, scheme .. ':v', 1)
-    if ARGV[a + 4] ~= '' then redis.call('RPUSH', history, ARGV[a + 4]) end
+    if ARGV[a + 4] ~= '' then
+      redis.call('HSET', history, 'h', (redis.call('HGET', history, 'h') or '') .. ARGV[a + 4])
+    end
     out[i] = {1, tostring(nv)}
   end
 end

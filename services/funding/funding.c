@@ -277,10 +277,7 @@ static uint8_t *s_step (const char *note, int64_t at_ms, size_t *len)
     t.from = t.to = QP__V1__DOSSIER_STATE__FUNDING_REQUESTED;
     t.has_at_ms = true, t.at_ms = at_ms;
     t.note = (char *) note;
-    *len = qp__v1__transition__get_packed_size (&t);
-    uint8_t *b = malloc (*len ? *len : 1);
-    qp__v1__transition__pack (&t, b);
-    return b;
+    return qp_store_history_pack (&t, len); /* appended to the dossier's field h */
 }
 
 /* One leg to write (compare-and-set on its version), with its history step. */
@@ -316,7 +313,7 @@ static void s_saves_run (funding_t *self, save_t *sv, size_t n, const due_t *due
     args[0] = count, lens[0] = strlen (count);
     for (size_t i = 0; i < n; i++) {
         snprintf (names[2 * i], sizeof names[0], "qp:{%s}:f", sv[i].id);
-        snprintf (names[2 * i + 1], sizeof names[0], "qp:{%s}:h", sv[i].id);
+        snprintf (names[2 * i + 1], sizeof names[0], "qp:{%s}:d", sv[i].id); /* history h */
         keys[1 + 2 * i] = names[2 * i], keys[2 + 2 * i] = names[2 * i + 1];
         Qp__V1__FundingLeg *leg = sv[i].l->leg;
         size_t plen, slen = 0;

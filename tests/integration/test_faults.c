@@ -157,7 +157,7 @@ static void s_census (qp_test_stack_t *stack, int upto, census_t *c)
         int n = upto - base < 1000 ? upto - base : 1000;
         for (int i = base; i < base + n; i++) {
             redisAppendCommand (rc, "HMGET qp:{%s}:d state committed_cents", s_ids[i]);
-            redisAppendCommand (rc, "LRANGE qp:{%s}:h 0 -1", s_ids[i]);
+            redisAppendCommand (rc, "HGET qp:{%s}:d h", s_ids[i]); /* the history */
         }
         for (int i = base; i < base + n; i++) {
             redisReply *d = NULL, *h = NULL;
@@ -181,12 +181,13 @@ static void s_census (qp_test_stack_t *stack, int upto, census_t *c)
                     c->committed += atoll (d->element[1]->str);
             }
             int terminal = 0;
-            for (size_t e = 0; h->type == REDIS_REPLY_ARRAY && e < h->elements; e++) {
-                Qp__V1__Transition *tr = qp__v1__transition__unpack (
-                    NULL, h->element[e]->len, (const uint8_t *)h->element[e]->str);
-                ck_assert_ptr_nonnull (tr);
-                terminal += tr->to >= QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
-                qp__v1__transition__free_unpacked (tr, NULL);
+            if (h->type == REDIS_REPLY_STRING) {
+                Qp__V1__History *hs =
+                    qp__v1__history__unpack (NULL, h->len, (const uint8_t *)h->str);
+                ck_assert_ptr_nonnull (hs);
+                for (size_t e = 0; e < hs->n_entries; e++)
+                    terminal += hs->entries[e]->to >= QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
+                qp__v1__history__free_unpacked (hs, NULL);
             }
             if (terminal > 1) {
                 c->twice++;

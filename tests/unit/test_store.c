@@ -399,23 +399,22 @@ START_TEST (test_compact_records)
     for (size_t i = 0; i < r.n_history; i++)
         ck_assert (!r.history[i]->has_stored_note && !r.history[i]->has_stored_message_id);
     qp_store_status_clear (&r);
-    redisReply *h = qp_redis_command (s_redis, "LRANGE qp:{%s}:h 0 -1", id);
-    ck_assert (h && h->elements == 3);
-    Qp__V1__Transition *t0 = qp__v1__transition__unpack (NULL, h->element[0]->len,
-                                                         (uint8_t *) h->element[0]->str);
-    Qp__V1__Transition *t2 = qp__v1__transition__unpack (NULL, h->element[2]->len,
-                                                         (uint8_t *) h->element[2]->str);
+    /* Stored in the hash's field h (a History), not in a list of its own. */
+    redisReply *h = qp_redis_command (s_redis, "HGET qp:{%s}:d h", id);
+    ck_assert (h && h->type == REDIS_REPLY_STRING);
+    Qp__V1__History *hs = qp__v1__history__unpack (NULL, h->len, (uint8_t *) h->str);
+    ck_assert (hs && hs->n_entries == 3);
+    Qp__V1__Transition *t0 = hs->entries[0], *t1 = hs->entries[1], *t2 = hs->entries[2];
     ck_assert (t0->has_stored_note && !t0->note);
-    Qp__V1__Transition *t1 = qp__v1__transition__unpack (NULL, h->element[1]->len,
-                                                         (uint8_t *) h->element[1]->str);
     ck_assert (t1->has_stored_message_id && !t1->message_id); /* 16 bytes, not 32 digits */
     ck_assert_uint_eq (t1->stored_message_id.len, 16);
     ck_assert_uint_eq (t1->stored_message_id.data[0], 0x0f);
-    qp__v1__transition__free_unpacked (t1, NULL);
     ck_assert (t2->has_stored_note && !t2->note);
     ck_assert_uint_eq (t2->stored_note, 100);
-    qp__v1__transition__free_unpacked (t0, NULL);
-    qp__v1__transition__free_unpacked (t2, NULL);
+    qp__v1__history__free_unpacked (hs, NULL);
+    freeReplyObject (h);
+    h = qp_redis_command (s_redis, "EXISTS qp:{%s}:h", id);
+    ck_assert_int_eq (h->integer, 0);
     freeReplyObject (h);
 
     /* Stored before: full versions and the settlement's own reason, read as they are. */
@@ -434,7 +433,8 @@ START_TEST (test_compact_records)
                                            QP__V1__DOSSIER_STATE__UNFUNDED, 6, "m3", final, f3, 3,
                                            &now),
                       QP_STORE_APPLIED);
-    /* A history entry stored before, with its note in full. */
+    /* A history entry stored before issue 8 (the list), with its note in full: read
+     * first, before the entries of the field h. */
     Qp__V1__Transition t = QP__V1__TRANSITION__INIT;
     t.has_to = true, t.to = QP__V1__DOSSIER_STATE__UNFUNDED;
     t.note = "accepted by intake";
@@ -447,8 +447,11 @@ START_TEST (test_compact_records)
     ck_assert_str_eq (r.eligibility->decisions[0]->catalogue_version, "cfe-qpv-2025.1");
     ck_assert_str_eq (r.settlements[0]->reason, "as stored then");
     ck_assert_uint_eq (r.n_history, 3);
-    ck_assert_str_eq (r.history[1]->note, final);
-    ck_assert_str_eq (r.history[2]->note, "accepted by intake");
+    ck_assert_str_eq (r.history[0]->note, "accepted by intake");
+    ck_assert_int_eq (r.history[0]->to, QP__V1__DOSSIER_STATE__UNFUNDED);
+    ck_assert_str_eq (r.history[1]->note, "accepted by intake");
+    ck_assert_int_eq (r.history[1]->to, QP__V1__DOSSIER_STATE__RECEIVED);
+    ck_assert_str_eq (r.history[2]->note, final);
     qp_store_status_clear (&r);
 }
 END_TEST
