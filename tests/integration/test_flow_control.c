@@ -340,6 +340,46 @@ START_TEST (test_worker_leaving_with_work)
 }
 END_TEST
 
+START_TEST (test_bus_restart_cannot_inflate_the_window)
+{
+    /* The worker holds 2 messages of a bus that dies; the new bus learns the worker from
+     * its heartbeat (a whole window), then the old messages' credit comes back: the window
+     * stays 2. */
+    enum { WINDOW = 2 };
+    qp_bus_client_t *worker = s_worker ("fc", WINDOW, 1);
+    qp_bus_client_t *client = qp_bus_client_new (stack->work);
+    s_send_queries (client, "fc", 0, WINDOW);
+    for (int i = 0; i < WINDOW; i++)
+        ck_assert_int_eq (s_expect_query (worker, true), i);
+    qp_bus_client_destroy (&client);
+
+    qp_test_proc_kill (stack->bus);
+    qp_test_proc_destroy (&stack->bus);
+    stack->bus = qp_test_spawn ("bus", (const char *const *) stack->env, NULL, stack->dir);
+    ck_assert_ptr_nonnull (stack->bus);
+    bool back = false;
+    for (int waited = 0; waited < WAIT_MS && !back; waited += 100) {
+        qp_bus_client_heartbeat (worker);
+        back = qp_test_bus_wait_workers (stack->work, "fc", 1, 100);
+    }
+    ck_assert_msg (back, "the worker never registered with the new bus");
+    ck_assert_int_eq (s_stat (worker, "fc", "credit"), WINDOW);
+    for (int i = 0; i < WINDOW; i++)
+        qp_bus_client_done (worker); /* the old bus's work, credited to the new one */
+    ck_assert_int_eq (s_stat (worker, "fc", "credit"), WINDOW);
+    ck_assert_int_eq (s_stat (worker, "fc", "inflight"), 0);
+
+    client = qp_bus_client_new (stack->work);
+    s_send_queries (client, "fc", 10, 15);
+    ck_assert_int_eq (s_stat (client, "fc", "queued"), 5 - WINDOW);
+    for (int i = 0; i < WINDOW; i++)
+        ck_assert_int_eq (s_expect_query (worker, true), 10 + i);
+    s_expect_nothing (worker);
+    qp_bus_client_destroy (&client);
+    qp_bus_client_destroy (&worker);
+}
+END_TEST
+
 /* A top-level STATUS field, -1 when absent or no answer. */
 static long s_top (const char *field)
 {
@@ -448,6 +488,7 @@ int main (void)
     tcase_add_test (tc, test_round_robin_over_workers_with_credit);
     tcase_add_test (tc, test_worker_leaving_with_work);
     tcase_add_test (tc, test_capture_only_for_subscribers);
+    tcase_add_test (tc, test_bus_restart_cannot_inflate_the_window);
     suite_add_tcase (s, tc);
     TCase *real = tcase_create ("service");
     tcase_add_checked_fixture (real, NULL, s_teardown);
