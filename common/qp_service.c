@@ -59,6 +59,8 @@ struct qp_service {
                                 evaluation deployed); else the evaluation removes what it
                                 counted */
     qp_metric_t *outbox_size; /* events in the outbox, seen by our sweeper */
+    qp_handler_fn *undecodable; /* qp_service_on_undecodable */
+    void *undecodable_arg;
 };
 
 /* Metrics carry the service name, or the program's for a sender-only program. */
@@ -401,6 +403,54 @@ static void s_outbox_sweep (qp_service_t *self, void *arg)
         qp_log_info ("outbox_republish", "published again %zu events left in the outbox", n);
 }
 
+int qp_service_publish_durable (qp_service_t *self, qp_redis_t *r, const qp_event_t *events,
+                                size_t n)
+{
+    assert (self->pub);
+    if (!n)
+        return 0;
+    zmsg_t **frames = malloc (n * sizeof *frames);
+    qp_store_blob_t *members = malloc (n * sizeof *members);
+    const char **argv = malloc ((2 + 2 * n) * sizeof *argv);
+    size_t *lens = malloc ((2 + 2 * n) * sizeof *lens);
+    assert (frames && members && argv && lens);
+    /* the same deadline as a step's events: published again past it unless counted */
+    char deadline[24];
+    snprintf (deadline, sizeof deadline, "%lld",
+              (long long) (qp_now_ms () + QP_STORE_OUTBOX_GRACE_MS));
+    argv[0] = "ZADD", lens[0] = 4;
+    argv[1] = QP_STORE_OUTBOX_KEY, lens[1] = strlen (QP_STORE_OUTBOX_KEY);
+    for (size_t i = 0; i < n; i++) {
+        frames[i] = qp_message_build (events[i].payload, &events[i].meta, NULL);
+        members[i] = s_member (frames[i]);
+        s_count_out (self, events[i].payload);
+        argv[2 + 2 * i] = deadline, lens[2 + 2 * i] = strlen (deadline);
+        argv[3 + 2 * i] = members[i].data, lens[3 + 2 * i] = members[i].len;
+    }
+    int rc = -1;
+    if (r) {
+        qp_service_outbox (self, r);
+        redisReply *reply = qp_redis_argv (r, (int) (2 + 2 * n), argv, lens);
+        rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
+        if (rc)
+            qp_log_warn ("outbox_unavailable", "%zu events published without their outbox "
+                         "entry (best effort): %s", n,
+                         reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "Redis unreachable");
+        if (reply)
+            freeReplyObject (reply);
+    }
+    for (size_t i = 0; i < n; i++)
+        s_publish_member (self, &frames[i], members[i]);
+    free (frames), free (members), free (argv), free (lens);
+    return rc;
+}
+
+void qp_service_on_undecodable (qp_service_t *self, qp_handler_fn *fn, void *arg)
+{
+    self->undecodable = fn;
+    self->undecodable_arg = arg;
+}
+
 void qp_service_outbox (qp_service_t *self, qp_redis_t *r)
 {
     if (!self || !r || self->outbox)
@@ -586,6 +636,8 @@ static void s_on_event (qp_service_t *self)
         if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0) {
             qp_log_warn ("event_refused", "%s: %s", err.code, err.message);
             s_count_error (self, err.code);
+            if (self->undecodable)
+                self->undecodable (&req, self->undecodable_arg);
         } else {
             handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
             if (h) {

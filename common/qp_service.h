@@ -63,7 +63,8 @@ uint64_t qp_service_handled (const qp_service_t *self);
  *
  * Test hook: QP_FAULT_AFTER_TRANSITION=N makes the process _exit (70) right after its
  * Nth step that records events, before publishing them (tests/integration/test_outbox.c). */
-#define QP_SERVICE_MAX_EVENTS 8 /* events recorded with one step */
+#define QP_SERVICE_MAX_EVENTS 32 /* events recorded with one step (funding's closing step:
+                                     a settlement per leg, up to 16, and the DossierClosed) */
 
 typedef struct {
     const ProtobufCMessage *payload;
@@ -108,4 +109,14 @@ size_t qp_service_transitions (qp_service_t *self, qp_redis_t *r, qp_service_ste
 /* Runs the outbox sweeper (every second) on r from now on; the first
  * qp_service_create/qp_service_transition does it too. */
 void qp_service_outbox (qp_service_t *self, qp_redis_t *r);
+/* Events that report no store step of a script (a refusal stores nothing; a follow-up is
+ * one HSET): written to the outbox with one ZADD (the member as a step records it), then
+ * published, so a subscriber that was away gets them from the sweeper. Returns 0, or -1
+ * when Redis failed or r is NULL: the events are published all the same, best effort. */
+int qp_service_publish_durable (qp_service_t *self, qp_redis_t *r, const qp_event_t *events,
+                                size_t n);
+/* fn is called with an event of a subscribed type that does not decode (req->msg empty,
+ * req->frames as received), after it is logged and counted as an error: the evaluation
+ * removes its outbox member, which would otherwise come back from the sweeper forever. */
+void qp_service_on_undecodable (qp_service_t *self, qp_handler_fn *fn, void *arg);
 #endif

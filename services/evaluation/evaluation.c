@@ -1984,6 +1984,22 @@ static void s_on_event (qp_request_t *req, void *arg)
                         zframe_size (env));
 }
 
+/* An event that does not decode counts nothing (qp_service logged it and counted the
+ * error), but its outbox member is removed with the next batch: kept, the sweeper would
+ * publish it again every QP_STORE_OUTBOX_REDELIVER_MS forever. */
+static void s_on_undecodable (qp_request_t *req, void *arg)
+{
+    zframe_t *type = req->frames ? zmsg_first (req->frames) : NULL;
+    zframe_t *env = type ? zmsg_next (req->frames) : NULL;
+    if (!env)
+        return;
+    qp_log_warn ("eval_undecodable_acked", "an undecodable %.*s event leaves the outbox "
+                 "uncounted", (int) (zframe_size (type) < 80 ? zframe_size (type) : 80),
+                 (const char *) zframe_data (type));
+    evaluation_ack (arg, zframe_data (type), zframe_size (type), zframe_data (env),
+                    zframe_size (env));
+}
+
 static void s_on_timer (qp_service_t *service, void *arg)
 {
     (void) service;
@@ -2078,6 +2094,7 @@ void evaluation_attach (evaluation_t *self, qp_service_t *service)
     qp_service_on (service, &qp__v1__indicator_query__descriptor, s_on_indicators, self);
     qp_service_on (service, &qp__v1__territory_phase__descriptor, s_on_phase, self);
     qp_service_every (service, 5, s_on_timer, self);
+    qp_service_on_undecodable (service, s_on_undecodable, self);
     /* Our own sweeper too: what we have not counted is published again even when no
      * producer has stepped since it started. */
     qp_service_outbox (service, self->redis);

@@ -442,14 +442,17 @@ static const char *s_territory (const plan_t *p)
     return NULL;
 }
 
-#define MAX_EVENTS 8
+/* A closing step records every settlement of the plan and the DossierClosed (the
+ * outbox): QP_SERVICE_MAX_EVENTS was 8, which left settlements past 7 legs outside it. */
+#define MAX_EVENTS (MAX_LEGS + 1)
+_Static_assert (MAX_EVENTS <= QP_SERVICE_MAX_EVENTS, "a closing step's events must fit");
 
 /* What a dossier's closing step refers to, kept until the batch's transitions are done. */
 typedef struct {
     Qp__V1__FundingSettled settled[MAX_LEGS];
     char disc[MAX_LEGS][QP_ID_HEX + 80];
     qp_event_t events[MAX_LEGS + 1];
-    size_t n_events, in_step;
+    size_t n_events;
     qp_event_t step_events[MAX_EVENTS];
     Qp__V1__FundingSettled s;
     Qp__V1__DossierClosed closed;
@@ -607,15 +610,15 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
         closed->territory = (char *) territory;
         closed->reason = final;
         closed->has_committed_cents = true, closed->committed_cents = committed;
-        /* The events report the closing step: recorded with it (the outbox), at most
-         * MAX_EVENTS; a larger plan's remaining settlements are published after it. */
-        size_t in_step = n_events < MAX_EVENTS ? n_events : MAX_EVENTS - 1;
+        /* The events report the closing step: recorded with it (the outbox), every
+         * settlement (n_events <= MAX_LEGS) and the DossierClosed. */
+        size_t in_step = n_events;
         qp_event_t *step_events = cl[d].step_events;
         memcpy (step_events, events, in_step * sizeof *events);
         step_events[in_step] = (qp_event_t){&closed->base,
                                             {.correlation_id = id, .causation_id = ds[d].cause,
                                              .event_time_ms = ds[d].time_ms, .discriminator = id}};
-        cl[d].n_events = n_events, cl[d].in_step = in_step;
+        cl[d].n_events = n_events;
         steps[d] = (qp_service_step_t){.id = id, .expected = ds[d].from, .next = to,
                                        .at_ms = ds[d].time_ms, .message_id = closed_id,
                                        .note = final, .fields = fields, .n_fields = 3,
@@ -626,8 +629,6 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
     for (size_t d = 0; d < k; d++) {
         qp_store_result_t rc = steps[d].result;
         if (rc == QP_STORE_APPLIED) {
-            for (size_t i = cl[d].in_step; i < cl[d].n_events; i++)
-                qp_service_publish (self->service, cl[d].events[i].payload, &cl[d].events[i].meta);
             for (int i = 0; i < ds[d].plan->n; i++)
                 s_count_leg (ds[d].plan->legs[i].leg->state);
         }
@@ -793,6 +794,12 @@ static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
     }
     first[k] = n_sv;
     s_saves_run (self, sv, n_sv, dues, n_dues);
+    /* A first request is also the "funding asked" event: through the outbox (one ZADD
+     * for the batch), so an evaluation away counts it later. */
+    qp_event_t *asked = malloc ((n_sv + 1) * sizeof *asked);
+    char (*asked_disc)[QP_ID_HEX + 16] = malloc ((n_sv + 1) * sizeof *asked_disc);
+    assert (asked && asked_disc);
+    size_t n_asked = 0;
     for (size_t i = 0; i < n_sv; i++) {
         Qp__V1__FundingLeg *leg = sv[i].l->leg;
         if (!asks[i] || !sv[i].ok)
@@ -802,14 +809,16 @@ static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
             d++;
         char service[200];
         funding_partner_service (leg->agency, leg->component_id, service, sizeof service);
-        char disc[QP_ID_HEX + 16];
-        snprintf (disc, sizeof disc, "%s/%u", leg->request_id, leg->attempts);
+        char *disc = asked_disc[n_asked];
+        snprintf (disc, sizeof asked_disc[0], "%s/%u", leg->request_id, leg->attempts);
         qp_meta_t meta = {.correlation_id = ds[d].id, .causation_id = ds[d].cause,
                           .event_time_ms = ds[d].time_ms, .discriminator = disc};
         qp_service_send (self->service, service, &leg->request->base, &meta);
         if (leg->attempts == 1)
-            qp_service_publish (self->service, &leg->request->base, &meta);
+            asked[n_asked++] = (qp_event_t){&leg->request->base, meta};
     }
+    qp_service_publish_durable (self->service, self->redis, asked, n_asked);
+    free (asked), free (asked_disc);
     /* Close the dossiers with every leg final, unless another instance changed one of
      * their legs meanwhile (it drives them with what it wrote). */
     for (size_t d = 0; d < k; d++) {

@@ -407,7 +407,11 @@ static void s_on_submit (qp_request_t *req, void *arg)
         qp_meta_t event = {.causation_id = message_id,
                            .event_time_ms = time_ms,
                            .discriminator = "refused"};
-        qp_service_publish (req->service, &refused.base, &event);
+        /* Nothing stored for a refusal: its event alone goes to the outbox (one ZADD;
+         * refusals are rare), so an evaluation away counts it later. Redis down: the
+         * reply still goes out, the event best effort. */
+        qp_event_t ev = {&refused.base, event};
+        qp_service_publish_durable (req->service, self->redis, &ev, 1);
         intake_refusal_clear (&refused);
     }
 
@@ -474,7 +478,9 @@ static void s_on_follow_up (qp_request_t *req, void *arg)
                            .causation_id = message_id,
                            .event_time_ms = time_ms,
                            .discriminator = disc};
-        qp_service_publish (req->service, &f->base, &event);
+        /* after its HSET: the outbox keeps it for an evaluation away */
+        qp_event_t ev = {&f->base, event};
+        qp_service_publish_durable (req->service, self->redis, &ev, 1);
         qp_log_info ("follow_up_stored", "dossier %s year %u", f->dossier_id, f->year);
     }
     Qp__V1__FollowUpReply reply = QP__V1__FOLLOW_UP_REPLY__INIT;

@@ -790,6 +790,62 @@ START_TEST (dashboard_in_headless_chromium)
 }
 END_TEST
 
+/* An outbox member whose envelope does not decode: the evaluation removes it (logged,
+ * counted as an error, counted in no figure) instead of letting the sweeper publish it
+ * again every 30 s forever, and keeps running. */
+START_TEST (undecodable_event_leaves_the_outbox)
+{
+    const char *const programs[] = {"intake", "evaluation", NULL};
+    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = programs};
+    qp_test_stack_t *stack = qp_test_stack_start (&opts);
+    ck_assert_ptr_nonnull (stack);
+    /* a subscribed type, a NUL, then bytes that are no Envelope; due at once */
+    static const char garbage[] = "qp.v1.DossierReceived\0\xff\xff\xff\x07not an envelope";
+    redisContext *c = redisConnect (stack->redis->host, stack->redis->port);
+    ck_assert (c && !c->err);
+    redisReply *r = redisCommand (c, "ZADD %s 0 %b", QP_STORE_OUTBOX_KEY, garbage,
+                                  sizeof garbage - 1);
+    ck_assert (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject (r);
+    qp_test_proc_t *eval = NULL;
+    for (size_t i = 0; i < stack->n_procs; i++)
+        if (!strcmp (stack->procs[i]->name, "evaluation"))
+            eval = stack->procs[i];
+    ck_assert_ptr_nonnull (eval);
+    /* a sweeper (intake's or the evaluation's, each second) publishes it; the evaluation
+     * cannot decode it and removes it with its next flush */
+    bool gone = false;
+    for (int attempt = 0; attempt < 300 && !gone; attempt++) {
+        if (attempt)
+            qp_test_sleep_ms (100);
+        r = redisCommand (c, "ZSCORE %s %b", QP_STORE_OUTBOX_KEY, garbage, sizeof garbage - 1);
+        ck_assert_ptr_nonnull (r);
+        gone = r->type == REDIS_REPLY_NIL;
+        freeReplyObject (r);
+    }
+    ck_assert_msg (gone, "the undecodable member is still in the outbox after 30 s");
+    ck_assert_int_ge (qp_test_proc_log_count (eval, "eval_undecodable_acked"), 1);
+    ck_assert_int_ge (qp_test_proc_log_count (eval, "event_refused"), 1);
+    redisFree (c);
+    /* still running, and it counted nothing */
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    qp_message_t reply;
+    qp_error_t err;
+    ck_assert_int_eq (qp_test_call (stack->work, "evaluation", &q.base, NULL, 10000, &reply, &err), 0);
+    ck_assert_ptr_eq (reply.descriptor, &qp__v1__indicator_report__descriptor);
+    const Qp__V1__IndicatorReport *rep = (const Qp__V1__IndicatorReport *) reply.payload;
+    const Qp__V1__Figures *f = rep->total ? rep->total->figures : NULL;
+    if (f) { /* absent: nothing at all */
+        ck_assert_uint_eq (f->submitted, 0);
+        ck_assert_uint_eq (f->closed, 0);
+        ck_assert_uint_eq (f->rejected_at_intake, 0);
+    }
+    qp_message_clear (&reply);
+    ck_assert (qp_test_proc_alive (eval));
+    ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("evaluation");
@@ -804,6 +860,7 @@ int main (void)
     tcase_add_test (tc, query_period_checked);
     tcase_add_test (tc, outbox_acks_follow_the_counts);
     tcase_add_test (tc, follow_up_for_unknown_dossier_refused);
+    tcase_add_test (tc, undecodable_event_leaves_the_outbox);
     tcase_add_test (tc, dashboard_in_headless_chromium);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);

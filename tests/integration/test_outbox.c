@@ -5,6 +5,8 @@
  * publishes them: the evaluation must count every dossier received and closed exactly
  * once, with no rebuild, and the outbox must end empty. Without the outbox the three
  * events are lost and the evaluation's totals fall short. */
+#include "qp/v1/evaluation.pb-c.h"
+#include "qp/v1/funding.pb-c.h"
 #include "qp_date.h"
 #include "qp_store.h"
 #include "qp_test.h"
@@ -123,6 +125,8 @@ typedef struct {
     int terminal[4];
     int open;
     int64_t committed;
+    int asked;    /* dossiers with a funding leg asked at least once (their plan) */
+    int followed; /* dossiers with a year-1 follow-up stored */
 } census_t;
 
 static void s_census_of (qp_test_stack_t *stack, char (*ids)[QP_ID_HEX + 1], int n, census_t *c)
@@ -139,6 +143,24 @@ static void s_census_of (qp_test_stack_t *stack, char (*ids)[QP_ID_HEX + 1], int
             c->committed += r->element[1]->str ? atoll (r->element[1]->str) : 0;
         } else
             c->open++;
+        freeReplyObject (r);
+        r = redisCommand (rc, "HGETALL qp:{%s}:f", ids[i]);
+        ck_assert (r && r->type == REDIS_REPLY_ARRAY);
+        bool asked = false;
+        for (size_t f = 0; f + 1 < r->elements && !asked; f += 2) {
+            if (strchr (r->element[f]->str, ':'))
+                continue; /* SCHEME:v, a version */
+            Qp__V1__FundingLeg *leg = qp__v1__funding_leg__unpack (
+                NULL, r->element[f + 1]->len, (const uint8_t *) r->element[f + 1]->str);
+            asked = leg && leg->attempts >= 1;
+            if (leg)
+                qp__v1__funding_leg__free_unpacked (leg, NULL);
+        }
+        c->asked += asked;
+        freeReplyObject (r);
+        r = redisCommand (rc, "HEXISTS qp:{%s}:d followup_1", ids[i]);
+        ck_assert (r && r->type == REDIS_REPLY_INTEGER);
+        c->followed += r->integer == 1;
         freeReplyObject (r);
     }
     redisFree (rc);
@@ -159,6 +181,40 @@ static long long s_outbox_size (qp_test_stack_t *stack)
     freeReplyObject (r);
     redisFree (rc);
     return n;
+}
+
+/* Submissions intake refused (nothing stored: counted by the test); with s_check_funnel
+ * the evaluation's funding asked, rejected at intake and year-1 follow-ups are compared
+ * too (events published outside a store step: the 'away' case). */
+static int s_refused;
+static bool s_check_funnel;
+
+/* The funnel figures of the outbox's events not tied to a dossier step. */
+static bool s_funnel_exact (qp_test_stack_t *stack, const census_t *c, bool print)
+{
+    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
+    qp_message_t reply = {0};
+    qp_error_t err;
+    if (qp_test_call (stack->work, "evaluation", &q.base, NULL, 5000, &reply, &err) != 0)
+        return false;
+    bool exact = false;
+    if (reply.descriptor == &qp__v1__indicator_report__descriptor) {
+        const Qp__V1__Figures *f = ((Qp__V1__IndicatorReport *) reply.payload)->total->figures;
+        ck_assert_uint_le (f->funding_requested, (uint64_t) c->asked);
+        ck_assert_uint_le (f->rejected_at_intake, (uint64_t) s_refused);
+        ck_assert_uint_le (f->followed_y1, (uint64_t) c->followed);
+        exact = f->funding_requested == (uint64_t) c->asked &&
+                f->rejected_at_intake == (uint64_t) s_refused &&
+                f->followed_y1 == (uint64_t) c->followed;
+        if (print)
+            fprintf (stderr, "outbox: evaluation funding asked %llu rejected at intake %llu "
+                             "followed y1 %llu; expected %d %d %d\n",
+                     (unsigned long long) f->funding_requested,
+                     (unsigned long long) f->rejected_at_intake,
+                     (unsigned long long) f->followed_y1, c->asked, s_refused, c->followed);
+    }
+    qp_message_clear (&reply);
+    return exact;
 }
 
 /* The evaluation's totals equal what Redis holds (never more: no double count). */
@@ -196,6 +252,8 @@ static bool s_evaluation_exact_of (qp_test_stack_t *stack, int dossiers, const c
                      c->terminal[2], c->terminal[3], (long long) c->committed);
     }
     qp_message_clear (&reply);
+    if (s_check_funnel && !s_funnel_exact (stack, c, print))
+        exact = false;
     return exact;
 }
 
@@ -315,6 +373,58 @@ static void s_wait_exact (qp_test_stack_t *stack, int upto, const census_t *c, c
                           "(events lost for it)", after);
 }
 
+/* Submissions intake refuses (a SIRET failing the Luhn check): n more of them. */
+static void s_send_refused (qp_test_stack_t *stack, int n)
+{
+    for (int i = 0; i < n; i++) {
+        qp_test_sample_t sample;
+        qp_test_sample (&sample, "test-outbox", "refused", s_refused);
+        sample.business.siret = "12345678901234";
+        qp_message_t reply = {0};
+        qp_error_t err;
+        ck_assert_int_eq (qp_test_call (stack->work, "intake", &sample.submit.base, NULL, 10000,
+                                        &reply, &err), 0);
+        ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
+        ck_assert (!((const Qp__V1__SubmitDossierReply *) reply.payload)->accepted);
+        qp_message_clear (&reply);
+        s_refused++;
+    }
+}
+
+/* Year-1 follow-ups for up to n funded dossiers of [0, upto) not followed yet. */
+static int s_send_follow_ups (qp_test_stack_t *stack, int upto, int n)
+{
+    redisContext *rc = redisConnect (stack->redis->host, stack->redis->port);
+    ck_assert (rc && !rc->err);
+    int sent = 0;
+    for (int i = 0; i < upto && sent < n; i++) {
+        redisReply *r = redisCommand (rc, "HMGET qp:{%s}:d state followup_1", s_away_ids[i]);
+        ck_assert (r && r->type == REDIS_REPLY_ARRAY);
+        bool funded = r->element[0]->str &&
+                      qp_store_state_parse (r->element[0]->str) == QP__V1__DOSSIER_STATE__FUNDED &&
+                      !r->element[1]->str;
+        freeReplyObject (r);
+        if (!funded)
+            continue;
+        Qp__V1__FollowUp f = QP__V1__FOLLOW_UP__INIT;
+        f.dossier_id = s_away_ids[i];
+        f.has_year = true, f.year = 1;
+        f.has_active = true, f.active = true;
+        f.has_jobs_created = true, f.jobs_created = 2;
+        f.reported_on = "2026-06-30";
+        qp_message_t reply = {0};
+        qp_error_t err;
+        ck_assert_int_eq (qp_test_call (stack->work, "intake", &f.base, NULL, 10000, &reply, &err), 0);
+        ck_assert_ptr_eq (reply.descriptor, &qp__v1__follow_up_reply__descriptor);
+        ck_assert_msg (((const Qp__V1__FollowUpReply *) reply.payload)->accepted,
+                       "follow-up of %s refused", s_away_ids[i]);
+        qp_message_clear (&reply);
+        sent++;
+    }
+    redisFree (rc);
+    return sent;
+}
+
 START_TEST (test_events_wait_for_the_evaluation)
 {
     char territories[1024], data[1024];
@@ -343,6 +453,11 @@ START_TEST (test_events_wait_for_the_evaluation)
     qp_test_proc_destroy (&old);
     s_submit_range (stack, s_away_ids, third, 2 * third, false);
     s_wait_terminal (stack, 2 * third, &c);
+    /* and events that report no dossier step: refusals, follow-ups */
+    s_check_funnel = true;
+    s_send_refused (stack, 4);
+    ck_assert_int_gt (s_send_follow_ups (stack, 2 * third, 5), 0);
+    s_wait_terminal (stack, 2 * third, &c);
     qp_test_proc_t *p = qp_test_stack_spawn (stack, "evaluation", NULL);
     ck_assert_ptr_nonnull (p);
     stack->procs[e] = p;
@@ -355,6 +470,8 @@ START_TEST (test_events_wait_for_the_evaluation)
     p = stack->procs[e];
     ck_assert_int_eq (kill (p->pid, SIGSTOP), 0);
     s_submit_range (stack, s_away_ids, 2 * third, AWAY_DOSSIERS, false);
+    s_send_refused (stack, 3);
+    s_send_follow_ups (stack, 2 * third, 3);
     s_wait_terminal (stack, AWAY_DOSSIERS, &c);
     int lost0 = qp_test_proc_log_count (p, "eval_lost");
     ck_assert_int_eq (qp_test_redis_down (stack->redis, SIGTERM), 0);
