@@ -445,6 +445,32 @@ int qp_service_publish_durable (qp_service_t *self, qp_redis_t *r, const qp_even
     return rc;
 }
 
+void qp_service_event_stage (qp_service_t *self, qp_redis_t *r, const qp_event_t *event,
+                             qp_service_event_t *out)
+{
+    *out = (qp_service_event_t){NULL, {NULL, 0}};
+    if (!self || !self->pub)
+        return;
+    qp_service_outbox (self, r);
+    out->frames = qp_message_build (event->payload, &event->meta, NULL);
+    out->member = s_member (out->frames);
+    s_count_out (self, event->payload);
+}
+
+void qp_service_event_done (qp_service_t *self, qp_service_event_t *staged, bool recorded)
+{
+    if (!staged->frames)
+        return;
+    if (recorded)
+        s_publish_member (self, &staged->frames, staged->member);
+    else {
+        zmsg_destroy (&staged->frames);
+        free (staged->member.data);
+    }
+    staged->frames = NULL;
+    staged->member = (qp_store_blob_t){NULL, 0};
+}
+
 void qp_service_on_undecodable (qp_service_t *self, qp_handler_fn *fn, void *arg)
 {
     self->undecodable = fn;

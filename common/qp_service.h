@@ -115,6 +115,17 @@ void qp_service_outbox (qp_service_t *self, qp_redis_t *r);
  * when Redis failed or r is NULL: the events are published all the same, best effort. */
 int qp_service_publish_durable (qp_service_t *self, qp_redis_t *r, const qp_event_t *events,
                                 size_t n);
+/* An event recorded by a script of the caller's own, with the write it reports (ZADD of
+ * member to QP_STORE_OUTBOX_KEY, deadline now + QP_STORE_OUTBOX_GRACE_MS): stage builds
+ * its frames and member (none without a publish socket: member.data NULL), done publishes
+ * it when the script recorded it, else drops it. */
+typedef struct {
+    zmsg_t *frames;
+    qp_store_blob_t member;
+} qp_service_event_t;
+void qp_service_event_stage (qp_service_t *self, qp_redis_t *r, const qp_event_t *event,
+                             qp_service_event_t *out);
+void qp_service_event_done (qp_service_t *self, qp_service_event_t *staged, bool recorded);
 /* fn is called with an event of a subscribed type that does not decode (req->msg empty,
  * req->frames as received), after it is logged and counted as an error: the evaluation
  * removes its outbox member, which would otherwise come back from the sweeper forever. */

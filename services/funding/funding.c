@@ -286,6 +286,10 @@ typedef struct {
     leg_t *l;
     char step[800]; /* "" none */
     int64_t at_ms;
+    bool has_event;   /* a first FundingRequest: the "funding asked" event, recorded in the
+                         outbox with the write and published when it applied */
+    qp_event_t event;
+    char disc[QP_ID_HEX + 16];
     bool ok;        /* out: written (l->version is the new one) */
 } save_t;
 
@@ -301,14 +305,17 @@ static void s_saves_run (funding_t *self, save_t *sv, size_t n, const due_t *due
 {
     if (!n && !nd)
         return;
-    size_t nk = 1 + 2 * n, na = 1 + 4 * n + 2 * nd;
+    size_t nk = 2 + 2 * n, na = 2 + 5 * n + 2 * nd;
     const char **keys = malloc (nk * sizeof *keys), **args = malloc (na * sizeof *args);
     size_t *lens = malloc (na * sizeof *lens);
     key_t_ *names = malloc ((2 * n + 1) * sizeof *names);
     uint8_t **bufs = calloc (2 * n + 1, sizeof *bufs);
     char (*nums)[24] = malloc ((nd + 1) * sizeof *nums);
-    char count[16];
+    qp_service_event_t *events = calloc (n + 1, sizeof *events);
+    char count[16], deadline[24];
     snprintf (count, sizeof count, "%zu", n);
+    snprintf (deadline, sizeof deadline, "%lld",
+              (long long) (qp_now_ms () + QP_STORE_OUTBOX_GRACE_MS));
     keys[0] = DUE_KEY;
     args[0] = count, lens[0] = strlen (count);
     for (size_t i = 0; i < n; i++) {
@@ -320,16 +327,21 @@ static void s_saves_run (funding_t *self, save_t *sv, size_t n, const due_t *due
         bufs[2 * i] = s_leg_pack (leg, &plen);
         if (*sv[i].step)
             bufs[2 * i + 1] = s_step (sv[i].step, sv[i].at_ms, &slen);
-        const char **a = args + 1 + 4 * i;
-        size_t *al = lens + 1 + 4 * i;
+        const char **a = args + 1 + 5 * i;
+        size_t *al = lens + 1 + 5 * i;
         a[0] = leg->scheme_id, al[0] = strlen (leg->scheme_id);
         a[1] = sv[i].l->version, al[1] = strlen (sv[i].l->version);
         a[2] = (char *) bufs[2 * i], al[2] = plen;
         a[3] = bufs[2 * i + 1] ? (char *) bufs[2 * i + 1] : "", al[3] = slen;
+        if (sv[i].has_event)
+            qp_service_event_stage (self->service, self->redis, &sv[i].event, &events[i]);
+        a[4] = events[i].member.data ? events[i].member.data : "", al[4] = events[i].member.len;
     }
+    keys[1 + 2 * n] = QP_STORE_OUTBOX_KEY;
+    args[1 + 5 * n] = deadline, lens[1 + 5 * n] = strlen (deadline);
     for (size_t i = 0; i < nd; i++) {
-        const char **a = args + 1 + 4 * n + 2 * i;
-        size_t *al = lens + 1 + 4 * n + 2 * i;
+        const char **a = args + 2 + 5 * n + 2 * i;
+        size_t *al = lens + 2 + 5 * n + 2 * i;
         if (dues[i].at_ms)
             snprintf (nums[i], sizeof nums[i], "%lld", (long long) dues[i].at_ms);
         else
@@ -349,7 +361,9 @@ static void s_saves_run (funding_t *self, save_t *sv, size_t n, const due_t *due
                    e->element[0]->integer == 1;
         if (sv[i].ok)
             snprintf (sv[i].l->version, sizeof sv[i].l->version, "%s", e->element[1]->str);
+        qp_service_event_done (self->service, &events[i], sv[i].ok);
     }
+    free (events);
     if (r)
         freeReplyObject (r);
     for (size_t i = 0; i < 2 * n; i++)
@@ -758,6 +772,15 @@ static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
                           "%s: asked %s (attempt %u, answer due within %lld ms)", leg->scheme_id,
                           component, leg->attempts, (long long) s_timeout (self, leg->agency));
                 asks[n_sv] = true;
+                if (leg->attempts == 1) {
+                    snprintf (s->disc, sizeof s->disc, "%s/%u", leg->request_id, leg->attempts);
+                    s->has_event = true;
+                    s->event = (qp_event_t){&leg->request->base,
+                                            {.correlation_id = ds[d].id,
+                                             .causation_id = ds[d].cause,
+                                             .event_time_ms = ds[d].time_ms,
+                                             .discriminator = s->disc}};
+                }
             } else {
                 /* No live component: the leg waits (backoff) up to no_component_wait_ms. */
                 if (!leg->waiting_since_ms)
@@ -794,12 +817,8 @@ static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
     }
     first[k] = n_sv;
     s_saves_run (self, sv, n_sv, dues, n_dues);
-    /* A first request is also the "funding asked" event: through the outbox (one ZADD
-     * for the batch), so an evaluation away counts it later. */
-    qp_event_t *asked = malloc ((n_sv + 1) * sizeof *asked);
-    char (*asked_disc)[QP_ID_HEX + 16] = malloc ((n_sv + 1) * sizeof *asked_disc);
-    assert (asked && asked_disc);
-    size_t n_asked = 0;
+    /* A first request's event ("funding asked") was recorded and published with its
+     * leg's save (s_saves_run). */
     for (size_t i = 0; i < n_sv; i++) {
         Qp__V1__FundingLeg *leg = sv[i].l->leg;
         if (!asks[i] || !sv[i].ok)
@@ -809,16 +828,12 @@ static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
             d++;
         char service[200];
         funding_partner_service (leg->agency, leg->component_id, service, sizeof service);
-        char *disc = asked_disc[n_asked];
-        snprintf (disc, sizeof asked_disc[0], "%s/%u", leg->request_id, leg->attempts);
+        char disc[QP_ID_HEX + 16];
+        snprintf (disc, sizeof disc, "%s/%u", leg->request_id, leg->attempts);
         qp_meta_t meta = {.correlation_id = ds[d].id, .causation_id = ds[d].cause,
                           .event_time_ms = ds[d].time_ms, .discriminator = disc};
         qp_service_send (self->service, service, &leg->request->base, &meta);
-        if (leg->attempts == 1)
-            asked[n_asked++] = (qp_event_t){&leg->request->base, meta};
     }
-    qp_service_publish_durable (self->service, self->redis, asked, n_asked);
-    free (asked), free (asked_disc);
     /* Close the dossiers with every leg final, unless another instance changed one of
      * their legs meanwhile (it drives them with what it wrote). */
     for (size_t d = 0; d < k; d++) {
