@@ -12,7 +12,6 @@
  * the run. Submissions that get no
  * reply (intake or the bus down) are sent again with the same channel key, as a real
  * client does: intake is idempotent. Figures go to stderr. */
-#include "qp_date.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
 #include <check.h>
@@ -35,10 +34,8 @@ static int64_t s_now_ms (void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The dossiers of test_flow's mix: most funded, some declined, some not eligible. */
-typedef qp_test_sample_t sample_t;
-
-static void s_sample (sample_t *s, int i) { qp_test_sample (s, "test-faults", "fault", i); }
+/* The dossiers are test_flow's mix (qp_test_sample): most funded, some declined, some not
+ * eligible. */
 
 /* ---- The run's state ---------------------------------------------------------------- */
 
@@ -53,11 +50,7 @@ static unsigned char *s_sent;        /* sent at least once */
  * ones (no route, store unavailable) are sent again with the same channel key. */
 static void s_submit (qp_test_stack_t *stack, int from, int to)
 {
-    static sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
     qp_message_t replies[BATCH];
-    char disc[BATCH][64];
     int which[BATCH];
     int64_t deadline = s_now_ms () + 120000;
     while (true) {
@@ -71,18 +64,11 @@ static void s_submit (qp_test_stack_t *stack, int from, int to)
         for (int j = 0; j < n; j++) {
             s_resent += s_sent[which[j]];
             s_sent[which[j]] = 1;
-            s_sample (&samples[j], which[j]);
-            payloads[j] = &samples[j].submit.base;
-            snprintf (disc[j], sizeof disc[j], "test-faults\n%s", samples[j].key);
-            int32_t day;
-            qp_date_parse (samples[j].day, &day);
-            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
         }
         /* A fresh client each round: a DEALER's queue to a killed bus is lost anyway. */
         qp_test_client_t *client = qp_test_client_new (stack->work);
         ck_assert_ptr_nonnull (client);
-        memset (replies, 0, sizeof replies);
-        qp_test_client_call_many (client, "intake", payloads, metas, (size_t)n, 5000, replies);
+        qp_test_sample_send (client, "test-faults", "fault", which, 0, (size_t)n, 5000, replies);
         qp_test_client_destroy (&client);
         int missing = 0;
         for (int j = 0; j < n; j++) {
@@ -107,25 +93,13 @@ static void s_submit (qp_test_stack_t *stack, int from, int to)
  * the fault comes. The few acknowledged at once are noted. */
 static void s_fire (qp_test_stack_t *stack, int from, int to)
 {
-    static sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
     qp_message_t replies[BATCH];
-    char disc[BATCH][64];
     int n = to - from < BATCH ? to - from : BATCH;
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < n; j++)
         s_sent[from + j] = 1;
-        s_sample (&samples[j], from + j);
-        payloads[j] = &samples[j].submit.base;
-        snprintf (disc[j], sizeof disc[j], "test-faults\n%s", samples[j].key);
-        int32_t day;
-        qp_date_parse (samples[j].day, &day);
-        metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
-    }
     qp_test_client_t *client = qp_test_client_new (stack->work);
     ck_assert_ptr_nonnull (client);
-    memset (replies, 0, sizeof replies);
-    qp_test_client_call_many (client, "intake", payloads, metas, (size_t)n, 20, replies);
+    qp_test_sample_send (client, "test-faults", "fault", NULL, from, (size_t)n, 20, replies);
     qp_test_client_destroy (&client);
     for (int j = 0; j < n; j++) {
         if (replies[j].descriptor == &qp__v1__submit_dossier_reply__descriptor) {

@@ -7,7 +7,6 @@
  * events are lost and the evaluation's totals fall short. */
 #include "qp/v1/evaluation.pb-c.h"
 #include "qp/v1/funding.pb-c.h"
-#include "qp_date.h"
 #include "qp_store.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
@@ -71,11 +70,7 @@ static void s_revive (qp_test_stack_t *stack)
 static void s_submit_range (qp_test_stack_t *stack, char (*ids)[QP_ID_HEX + 1], int from, int to,
                             bool revive)
 {
-    static qp_test_sample_t samples[BATCH];
-    const ProtobufCMessage *payloads[BATCH];
-    qp_meta_t metas[BATCH];
     qp_message_t replies[BATCH];
-    char disc[BATCH][64];
     int which[BATCH];
     int64_t deadline = s_now_ms () + 120000;
     while (true) {
@@ -89,18 +84,9 @@ static void s_submit_range (qp_test_stack_t *stack, char (*ids)[QP_ID_HEX + 1], 
         if (revive)
             s_revive (stack);
         ck_assert (qp_test_bus_wait_workers (stack->work, "intake", 1, 30000));
-        for (int j = 0; j < n; j++) {
-            qp_test_sample (&samples[j], "test-outbox", "outbox", which[j]);
-            payloads[j] = &samples[j].submit.base;
-            snprintf (disc[j], sizeof disc[j], "test-outbox\n%s", samples[j].key);
-            int32_t day;
-            qp_date_parse (samples[j].day, &day);
-            metas[j] = (qp_meta_t){.discriminator = disc[j], .event_time_ms = qp_date_to_ms (day)};
-        }
         qp_test_client_t *client = qp_test_client_new (stack->work);
         ck_assert_ptr_nonnull (client);
-        memset (replies, 0, sizeof replies);
-        qp_test_client_call_many (client, "intake", payloads, metas, (size_t) n, 3000, replies);
+        qp_test_sample_send (client, "test-outbox", "outbox", which, 0, (size_t)n, 3000, replies);
         qp_test_client_destroy (&client);
         for (int j = 0; j < n; j++) {
             if (replies[j].descriptor == &qp__v1__submit_dossier_reply__descriptor) {
