@@ -684,6 +684,10 @@ static int s_check (ld_t *ld, json_t *doc)
     s->version = json_string_value (json_object_get (doc, "version"));
     if (!s->id || !*s->id || !s->name || !s->version)
         return s_fail (ld, "(root)", "id, name and version are required strings");
+    /* A stored decision keeps "ID-2025.1" as "-2025.1" (qp_store_decision_pack): a version
+     * of its own starting with '-' would be read back as one of those. */
+    if (!*s->version || s->version[0] == '-')
+        return s_fail (ld, "version", "must not be empty nor start with '-'");
     const char *agency = json_string_value (json_object_get (doc, "agency"));
     const ProtobufCEnumValue *ag = protobuf_c_enum_descriptor_get_value_by_name (
         &qp__v1__agency__descriptor, agency ? agency : "");

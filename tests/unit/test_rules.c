@@ -143,6 +143,15 @@ START_TEST (test_broken_catalogues_are_refused)
     s_refused (ag, k, b, d, op, "\"business.creation_date\"", m, "must be a date YYYY-MM-DD");
 
     qp_error_t err;
+    /* A version starting with '-' would read back as a shortened stored one. */
+    char text[2048];
+    snprintf (text, sizeof text, SCHEME_HEAD, ag, k, b, d, op, f, m);
+    char *v = strstr (text, "\"x-1\"");
+    ck_assert_ptr_nonnull (v);
+    v[1] = '-', v[2] = '1', v[3] = '"', v[4] = ' ';
+    ck_assert_ptr_null (s_load_text (text, &err));
+    ck_assert_msg (strstr (err.message, "version: must not be empty nor start with '-'"), "%s",
+                   err.message);
     ck_assert_ptr_null (s_load_text ("{\"id\": \"x\",\n  \"name\": }\n", &err));
     ck_assert_msg (strstr (err.message, "broken.json:2:"), "no line in \"%s\"", err.message);
     ck_assert_ptr_null (s_load_text (
