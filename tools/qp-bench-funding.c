@@ -308,7 +308,8 @@ int main (int argc, char *argv[])
     snprintf (port_s, sizeof port_s, "%d", ports[5]);
     char *redis_argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port_s, "--dir",
                           redis_dir, "--appendonly", "yes", "--appendfsync", "everysec",
-                          "--save", "", "--daemonize", "no", "--logfile", redis_log, NULL};
+                          "--save", "", "--daemonize", "no", "--logfile", redis_log,
+                          "--hash-max-listpack-value", "2048", NULL}; /* as deployed */
     s_spawn (dir, "redis", redis_argv);
     qp_redis_t *redis = qp_redis_connect ("127.0.0.1", ports[5], 10000);
     snprintf (bus, sizeof bus, "%s/services/qp-bus", build);

@@ -117,7 +117,8 @@ START_TEST (test_master_killed_mid_run)
     snprintf (rport, sizeof rport, "%d", replica_port);
     snprintf (mport, sizeof mport, "%d", master->port);
     const char *rargs[] = {"--port", rport, "--bind", "127.0.0.1", "--dir", dir, "--appendonly",
-                           "yes", "--replicaof", "127.0.0.1", mport, "--save", "", NULL};
+                           "yes", "--replicaof", "127.0.0.1", mport, "--save", "",
+                           "--hash-max-listpack-value", "2048", NULL}; /* as the master */
     qp_test_proc_t *replica = qp_test_spawn ("/usr/bin/redis-server", NULL, rargs, dir);
     ck_assert_ptr_nonnull (replica);
     ck_assert (s_field_is ("127.0.0.1", replica_port, "replication", "master_link_status:", "up",
