@@ -929,8 +929,13 @@ static int s_client_send (qp_test_client_t *self, const char *service,
     char disc[96];
     qp_meta_t dflt = {0};
     if (!meta) {
-        snprintf (disc, sizeof disc, "qp-test:%d:%p:%lu", (int)getpid (), (void *)self,
-                  ++self->calls);
+        /* Unique in the process: a per-client count with the client's address repeated
+         * when a new client got a freed one's address (qp_test_call makes a client per
+         * call), and two submissions then had the same message id, so the same
+         * SubmissionRefused id, which the evaluation counts once (test_outbox, flaky). */
+        static unsigned long calls;
+        snprintf (disc, sizeof disc, "qp-test:%d:%lu:%lu", (int)getpid (),
+                  __atomic_add_fetch (&calls, 1, __ATOMIC_RELAXED), ++self->calls);
         dflt.discriminator = disc;
         dflt.event_time_ms = qp_now_ms ();
         dflt.producer = "qp-test";
