@@ -9,7 +9,10 @@
  *      RSS (VmHWM) of every program after the run;
  *   3. latency: open loop at 1,000/s and 5,000/s: sends on a fixed schedule whatever the
  *      replies, latency from the scheduled send time to DossierClosed (no coordinated
- *      omission): p50, p99, p99.9, max.
+ *      omission): p50, p99, p99.9, max; with the evaluation's backlog at the start (its
+ *      outbox) and Redis's commands over 1 ms during the phase (SLOWLOG: each blocks every
+ *      other client), AOF rewrites and the last fork. --settle SECONDS first waits for the
+ *      evaluation to apply the burst's events.
  * The ratio to raw one-hop ZeroMQ reads limits.json next to --json FILE (qp bench runs
  * qp-bench-limits first). Prints figures, asserts nothing.
  *   4. where the CPU goes: per program (Redis, bus, services, partners, the bench itself),
@@ -17,7 +20,8 @@
  *      over the throughput run; their sum over the cores is the machine's ceiling.
  * --redis-set NAME VALUE (repeatable): CONFIG SET on each stack's Redis before its runs, to
  * measure a setting (e.g. auto-aof-rewrite-percentage) without changing the harness.
- * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--redis-set NAME VALUE]...
+ * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--settle SECONDS]
+ *        [--redis-set NAME VALUE]...
  *                       [--json FILE] */
 #include "qp_bus.h"
 #include "qp_date.h"
@@ -29,6 +33,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <math.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,10 +114,19 @@ static zmsg_t *s_submission (long i, int run, char id_out[QP_ID_HEX + 1])
 
 /* ---- one run against a stack ----------------------------------------------------------- */
 
-/* What we know of a dossier in flight: when it was (to be) sent, when it closed. */
+/* What we know of a dossier in flight: when it was (to be) sent, when it closed, and in
+ * the latency phases when each stage's event reached us (0: not seen). */
 typedef struct {
     double scheduled, closed;
+    double replied, received, decided, settled;
 } track_t;
+
+/* The stages of a dossier's latency, each from the previous one's event: where the time
+ * of a slow dossier went (intake's reply, DossierReceived, EligibilityDecided, the last
+ * FundingSettled, DossierClosed). */
+enum { STAGE_REPLY, STAGE_RECEIVED, STAGE_ELIGIBILITY, STAGE_FUNDING, STAGE_CLOSE, STAGES };
+static const char *const s_stage_names[STAGES] = {"intake reply", "to DossierReceived",
+                                                  "eligibility", "funding", "to DossierClosed"};
 
 typedef struct {
     qp_test_stack_t *stack;
@@ -123,6 +137,8 @@ typedef struct {
     long replies, rejected, closed, in_flight;
     double *latency_ms; /* per closed dossier, when measuring latency */
     long n_latency;
+    double *stage_ms[STAGES]; /* per closed dossier and stage, when measuring latency */
+    long n_stage[STAGES];
     double last_closed;
 } run_t;
 
@@ -132,7 +148,46 @@ static void s_closed (run_t *r, const char *dossier_id, track_t *t)
     r->last_closed = t->closed;
     if (r->latency_ms)
         r->latency_ms[r->n_latency++] = (t->closed - t->scheduled) * 1000.0;
+    if (r->stage_ms[0] && t->received > 0 && t->decided > 0) {
+        double settled = t->settled > 0 ? t->settled : t->decided;
+        double at[STAGES] = {t->replied - t->scheduled, t->received - t->scheduled,
+                             t->decided - t->received, settled - t->decided, t->closed - settled};
+        for (int k = 0; k < STAGES; k++)
+            if (k != STAGE_REPLY || t->replied > 0)
+                r->stage_ms[k][r->n_stage[k]++] = at[k] * 1000.0;
+    }
     zhashx_delete (r->by_dossier, dossier_id);
+}
+
+/* A stage's event (latency phases only subscribe to them): when it reached us. */
+static void s_stage_event (run_t *r, const qp_message_t *msg)
+{
+    const char *id = NULL;
+    int stage = -1;
+    if (msg->descriptor == &qp__v1__dossier_received__descriptor)
+        id = ((const Qp__V1__DossierReceived *)msg->payload)->dossier_id, stage = STAGE_RECEIVED;
+    else if (msg->descriptor == &qp__v1__eligibility_decided__descriptor)
+        id = ((const Qp__V1__EligibilityDecided *)msg->payload)->dossier_id,
+        stage = STAGE_ELIGIBILITY;
+    else if (msg->descriptor == &qp__v1__funding_settled__descriptor)
+        id = ((const Qp__V1__FundingSettled *)msg->payload)->dossier_id, stage = STAGE_FUNDING;
+    if (!id)
+        return;
+    track_t *t = zhashx_lookup (r->by_dossier, id);
+    if (!t) { /* before intake's reply */
+        track_t early = {0};
+        zhashx_insert (r->by_dossier, id, &early);
+        t = zhashx_lookup (r->by_dossier, id);
+    }
+    if (!t || t->closed > 0)
+        return;
+    double now = s_now ();
+    if (stage == STAGE_RECEIVED)
+        t->received = now;
+    else if (stage == STAGE_ELIGIBILITY)
+        t->decided = now;
+    else
+        t->settled = now; /* the last settlement of the plan */
 }
 
 /* Reads what is ready: replies from intake and DossierClosed events. */
@@ -157,9 +212,11 @@ static void s_drain (run_t *r)
                 if (msg.descriptor == &qp__v1__submit_dossier_reply__descriptor && rep->accepted &&
                     rep->dossier_id) {
                     track_t *known = zhashx_lookup (r->by_dossier, rep->dossier_id);
-                    if (known && known->closed > 0) { /* the event came before the reply */
-                        known->scheduled = copy.scheduled;
-                        s_closed (r, rep->dossier_id, known);
+                    copy.replied = s_now ();
+                    if (known) { /* events came before the reply */
+                        known->scheduled = copy.scheduled, known->replied = copy.replied;
+                        if (known->closed > 0)
+                            s_closed (r, rep->dossier_id, known);
                     } else
                         zhashx_insert (r->by_dossier, rep->dossier_id, &copy);
                 } else
@@ -183,12 +240,14 @@ static void s_drain (run_t *r)
                 track_t *t = zhashx_lookup (r->by_dossier, id);
                 if (t && t->closed == 0) {
                     t->closed = s_now ();
-                    s_closed (r, id, t);
+                    if (t->scheduled > 0)
+                        s_closed (r, id, t);
                 } else if (!t) {
-                    track_t early = {0, s_now ()};
+                    track_t early = {.closed = s_now ()};
                     zhashx_insert (r->by_dossier, id, &early);
                 }
-            }
+            } else
+                s_stage_event (r, &msg);
             qp_message_clear (&msg);
         }
         zmsg_destroy (&m);
@@ -208,7 +267,9 @@ static void s_track_free (void **item)
     *item = NULL;
 }
 
-static int s_run_open (run_t *r, qp_test_stack_t *stack)
+/* stages: also subscribes to the events between submission and close (latency phases;
+ * the throughput run keeps the bus's fan-out to what a client needs). */
+static int s_run_open (run_t *r, qp_test_stack_t *stack, bool stages)
 {
     memset (r, 0, sizeof *r);
     r->stack = stack;
@@ -216,6 +277,11 @@ static int s_run_open (run_t *r, qp_test_stack_t *stack)
     r->events = zsock_new_sub (stack->subscribe, "qp.v1.DossierClosed");
     if (!r->client || !r->events)
         return -1;
+    if (stages) {
+        zsock_set_subscribe (r->events, "qp.v1.DossierReceived");
+        zsock_set_subscribe (r->events, "qp.v1.EligibilityDecided");
+        zsock_set_subscribe (r->events, "qp.v1.FundingSettled");
+    }
     zsock_set_rcvhwm (r->events, 0);
     r->by_request = zhashx_new ();
     r->by_dossier = zhashx_new ();
@@ -234,6 +300,8 @@ static void s_run_close (run_t *r)
     zsock_destroy (&r->events);
     qp_bus_client_destroy (&r->client);
     free (r->latency_ms);
+    for (int k = 0; k < STAGES; k++)
+        free (r->stage_ms[k]);
 }
 
 static int s_send (run_t *r, long i, int run, double scheduled)
@@ -242,7 +310,7 @@ static int s_send (run_t *r, long i, int run, double scheduled)
     zmsg_t *frames = s_submission (i, run, id);
     if (qp_bus_client_send (r->client, "intake", &frames))
         return -1;
-    track_t t = {scheduled, 0};
+    track_t t = {.scheduled = scheduled};
     zhashx_insert (r->by_request, id, &t);
     r->in_flight++;
     return 0;
@@ -288,6 +356,7 @@ static double s_throughput (run_t *r, long n, int run)
 typedef struct {
     double rate, p50, p99, p999, max, achieved;
     long sent, closed;
+    double stage_p50[STAGES], stage_p99[STAGES]; /* each stage alone */
 } latency_t;
 
 /* Open loop: dossier k is due at t0 + k / rate and sent then, replies or not. */
@@ -296,6 +365,8 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
     latency_t out = {.rate = rate};
     long n = (long)(rate * seconds);
     r->latency_ms = calloc ((size_t)n + 1, sizeof (double));
+    for (int k = 0; k < STAGES; k++)
+        r->stage_ms[k] = calloc ((size_t)n + 1, sizeof (double));
     double t0 = s_now () + 0.05;
     long sent = 0;
     while (sent < n && !zsys_interrupted) {
@@ -322,6 +393,12 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
         out.p99 = r->latency_ms[(long)(0.99 * (k - 1))];
         out.p999 = r->latency_ms[(long)(0.999 * (k - 1))];
         out.max = r->latency_ms[k - 1];
+    }
+    for (int k = 0; k < STAGES; k++) {
+        long m = r->n_stage[k];
+        qsort (r->stage_ms[k], (size_t)m, sizeof (double), s_cmp_double);
+        out.stage_p50[k] = m ? r->stage_ms[k][(long)(0.5 * (m - 1))] : 0;
+        out.stage_p99[k] = m ? r->stage_ms[k][(long)(0.99 * (m - 1))] : 0;
     }
     return out;
 }
@@ -655,6 +732,114 @@ static json_t *s_commandstats (qp_redis_t *redis, long closed, json_t *usec_out)
     return out;
 }
 
+/* ---- what blocked Redis during a latency phase ----------------------------------------- */
+
+/* Every Redis command blocks the others for its run: the slow log from here on records
+ * those over 1 ms, so a latency tail can be matched with what Redis was doing. */
+static void s_slow_start (qp_redis_t *redis)
+{
+    const char *cmds[] = {"CONFIG SET slowlog-log-slower-than 1000",
+                          "CONFIG SET slowlog-max-len 4096", "SLOWLOG RESET"};
+    for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+        redisReply *r = qp_redis_command (redis, cmds[k]);
+        if (r)
+            freeReplyObject (r);
+    }
+}
+
+/* Prints the commands over 1 ms since s_slow_start, by name (a script by its first key's
+ * prefix: "EVALSHA qp:eval"), with their count, total and longest, and the forks. */
+static json_t *s_slow_report (qp_redis_t *redis, long long rewrites0)
+{
+    json_t *by = json_object ();
+    redisReply *r = qp_redis_command (redis, "SLOWLOG GET 4096");
+    long n = 0;
+    long long total = 0, longest = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
+            e->element[2]->type != REDIS_REPLY_INTEGER ||
+            e->element[3]->type != REDIS_REPLY_ARRAY || e->element[3]->elements == 0)
+            continue;
+        long long us = e->element[2]->integer;
+        redisReply *argv = e->element[3];
+        char name[64];
+        const char *cmd = argv->element[0]->str ? argv->element[0]->str : "?";
+        if ((strcasecmp (cmd, "EVALSHA") == 0 || strcasecmp (cmd, "EVAL") == 0) &&
+            argv->elements > 3 && argv->element[3]->str) {
+            /* The first key names the script's area: qp:eval:..., qp:{ID}:d, qp:envelope... */
+            const char *key = argv->element[3]->str;
+            const char *close = strncmp (key, "qp:{", 4) == 0 ? strchr (key, '}') : NULL;
+            if (close) /* a dossier's key: qp:{ID}:d */
+                snprintf (name, sizeof name, "%s qp:{ID}%.20s", cmd, close + 1);
+            else {
+                const char *cut = strchr (key + (strncmp (key, "qp:", 3) == 0 ? 3 : 0), ':');
+                int len = cut ? (int)(cut - key) : (int)strlen (key);
+                snprintf (name, sizeof name, "%s %.*s", cmd, len > 40 ? 40 : len, key);
+            }
+        } else
+            snprintf (name, sizeof name, "%s", cmd);
+        json_t *row = json_object_get (by, name);
+        if (!row) {
+            row = json_pack ("{s:I, s:I, s:I}", "count", (json_int_t)0, "usec", (json_int_t)0,
+                             "max_usec", (json_int_t)0);
+            json_object_set_new (by, name, row);
+        }
+        json_object_set_new (row, "count",
+                             json_integer (json_integer_value (json_object_get (row, "count")) + 1));
+        json_object_set_new (row, "usec",
+                             json_integer (json_integer_value (json_object_get (row, "usec")) + us));
+        if (us > json_integer_value (json_object_get (row, "max_usec")))
+            json_object_set_new (row, "max_usec", json_integer (us));
+        n++, total += us;
+        longest = us > longest ? us : longest;
+    }
+    if (r)
+        freeReplyObject (r);
+    long long rewrites = s_info (redis, "persistence", "aof_rewrites") - rewrites0;
+    long long fork_us = s_info (redis, "stats", "latest_fork_usec");
+    printf ("    redis: %ld commands over 1 ms (%.1f ms in all, longest %.1f ms), %lld AOF "
+            "rewrites (last fork %.1f ms)",
+            n, total / 1000.0, longest / 1000.0, rewrites, fork_us / 1000.0);
+    const char *name;
+    json_t *row;
+    json_object_foreach (by, name, row)
+    {
+        printf ("; %s %lld (longest %.1f ms)", name,
+                (long long)json_integer_value (json_object_get (row, "count")),
+                json_integer_value (json_object_get (row, "max_usec")) / 1000.0);
+    }
+    printf ("\n");
+    return json_pack ("{s:I, s:f, s:f, s:I, s:f, s:o}", "slow_commands", (json_int_t)n,
+                      "slow_ms", total / 1000.0, "longest_ms", longest / 1000.0,
+                      "aof_rewrites", (json_int_t)rewrites, "last_fork_ms", fork_us / 1000.0,
+                      "by_command", by);
+}
+
+/* Events the evaluation has not applied yet (the outbox): a backlog left by the burst
+ * that it is still working through when the latency phase starts. */
+static long long s_outbox (qp_redis_t *redis)
+{
+    redisReply *r = qp_redis_command (redis, "ZCARD qp:pending:outbox");
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject (r);
+    return v;
+}
+
+/* --settle: before a latency phase, waits (at most seconds) until the evaluation has
+ * applied the burst's events, so the phase measures the stack without that backlog. */
+static void s_settle (qp_redis_t *redis, double seconds)
+{
+    double t0 = s_now ();
+    long long left = s_outbox (redis);
+    while (left > 100 && s_now () - t0 < seconds && !zsys_interrupted) {
+        zclock_sleep (200);
+        left = s_outbox (redis);
+    }
+    printf ("    settled %.1f s: %lld events left in the outbox\n", s_now () - t0, left);
+}
+
 static long s_hwm_kb (pid_t pid)
 {
     char path[64], line[256];
@@ -692,12 +877,14 @@ int main (int argc, char **argv)
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
     long dossiers = 100000;
-    double latency_s = 10;
+    double latency_s = 10, settle_s = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--smoke") == 0)
             smoke = true, dossiers = 300, latency_s = 0.2;
         else if (strcmp (argv[i], "--json") == 0 && i + 1 < argc)
             json_path = argv[++i];
+        else if (strcmp (argv[i], "--settle") == 0 && i + 1 < argc)
+            settle_s = atof (argv[++i]);
         else if (strcmp (argv[i], "--syscalls") == 0)
             syscalls = true;
         else if (strcmp (argv[i], "--redis-set") == 0 && i + 2 < argc && n_sets < MAX_SETS) {
@@ -707,7 +894,7 @@ int main (int argc, char **argv)
             dossiers = atol (argv[++i]);
         else {
             fprintf (stderr, "usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] "
-                             "[--redis-set NAME VALUE]... [--json FILE]\n");
+                             "[--settle SECONDS] [--redis-set NAME VALUE]... [--json FILE]\n");
             return 2;
         }
     }
@@ -758,7 +945,7 @@ int main (int argc, char **argv)
         long long rewrites0 = s_info (redis, "persistence", "aof_rewrites");
         double captured0 = 0, events0 = 0;
         s_bus_counts (stack, &captured0, &events0);
-        int opened = s_run_open (&r, stack);
+        int opened = s_run_open (&r, stack, false);
         s_sample (redis, before, np);
         double t_start = s_now ();
         if (opened == 0)
@@ -832,19 +1019,41 @@ int main (int argc, char **argv)
             const double targets[] = {TARGET_P99_1000_MS, TARGET_P99_5000_MS};
             for (int k = 0; k < 2; k++) {
                 latency_t l = {0};
-                if (s_run_open (&r, stack) == 0)
+                if (settle_s > 0)
+                    s_settle (redis, settle_s);
+                long long backlog = s_outbox (redis);
+                long long phase_rewrites0 = s_info (redis, "persistence", "aof_rewrites");
+                s_slow_start (redis);
+                if (s_run_open (&r, stack, true) == 0)
                     l = s_latency (&r, rates[k], latency_s, run_no++);
                 s_run_close (&r);
                 printf ("  open loop %5.0f/s (sent at %.0f/s): %ld/%ld closed, p50 %.2f p99 %.2f "
                         "p99.9 %.2f max %.2f ms (target p99 <= %.0f ms)\n",
                         l.rate, l.achieved, l.closed, l.sent, l.p50, l.p99, l.p999, l.max,
                         targets[k]);
+                printf ("    stages (p50 / p99 ms):");
+                json_t *stages = json_object ();
+                for (int st = 0; st < STAGES; st++) {
+                    printf ("%s %s %.2f / %.2f", st ? ";" : "", s_stage_names[st],
+                            l.stage_p50[st], l.stage_p99[st]);
+                    json_object_set_new (stages, s_stage_names[st],
+                                         json_pack ("{s:f, s:f}", "p50_ms", l.stage_p50[st],
+                                                    "p99_ms", l.stage_p99[st]));
+                }
+                printf ("\n    evaluation backlog at the start: %lld events in the outbox\n",
+                        backlog);
+                json_t *blocked = s_slow_report (redis, phase_rewrites0);
                 json_array_append_new (
                     json_object_get (out, "latency"),
-                    json_pack ("{s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "rate", l.rate,
-                               "achieved_rate", l.achieved, "sent", (json_int_t)l.sent, "closed",
-                               (json_int_t)l.closed, "p50_ms", l.p50, "p99_ms", l.p99, "p999_ms",
-                               l.p999, "max_ms", l.max, "target_p99_ms", targets[k]));
+                    json_pack ("{s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:o}", "rate",
+                               l.rate, "achieved_rate", l.achieved, "sent", (json_int_t)l.sent,
+                               "closed", (json_int_t)l.closed, "p50_ms", l.p50, "p99_ms", l.p99,
+                               "p999_ms", l.p999, "max_ms", l.max, "target_p99_ms", targets[k],
+                               "outbox_at_start", (json_int_t)backlog, "redis", blocked));
+                json_object_set_new (json_array_get (json_object_get (out, "latency"),
+                                                     json_array_size (json_object_get (
+                                                         out, "latency")) - 1),
+                                     "stages", stages);
             }
         }
         qp_redis_destroy (&redis);
