@@ -7,35 +7,17 @@
  *      (window 512, credit returned as the services do) and without: messages/s from the
  *      first send to the last delivery.
  * Prints figures, asserts nothing. Usage: qp-bench-bus [--smoke] [--messages N] [--json FILE] */
+#include "bench_support.h"
 #include "qp_bus.h"
 #include <jansson.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 typedef struct {
     pid_t pid;
     char work[64];
 } bus_t;
-
-static int s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &a, sizeof a) == 0 &&
-        getsockname (fd, (struct sockaddr *) &a, &len) == 0)
-        port = ntohs (a.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
 
 /* Starts qp-bus of the build on free ports; waits until it answers STATUS. */
 static int s_bus_start (bus_t *bus)
@@ -43,22 +25,11 @@ static int s_bus_start (bus_t *bus)
     const char *build = getenv ("QP_BUILD_DIR") ? getenv ("QP_BUILD_DIR") : "build";
     char path[1024];
     snprintf (path, sizeof path, "%s/services/qp-bus", build);
-    const char *names[] = {"QP_BUS_WORK", "QP_BUS_PARTNER", "QP_BUS_PUBLISH", "QP_BUS_SUBSCRIBE",
-                           "QP_BUS_CAPTURE"};
-    for (int i = 0; i < 5; i++) {
-        char ep[64];
-        snprintf (ep, sizeof ep, "tcp://127.0.0.1:%d", s_free_port ());
-        setenv (names[i], ep, 1);
-        if (i == 0)
-            snprintf (bus->work, sizeof bus->work, "%s", ep);
-    }
+    bench_bus_env (bus->work, sizeof bus->work);
     setenv ("QP_LOG_LEVEL", "warn", 1);
     unsetenv ("QP_HTTP");
-    bus->pid = fork ();
-    if (bus->pid == 0) {
-        execl (path, path, (char *) NULL);
-        _exit (127);
-    }
+    char *argv[] = {path, NULL};
+    bus->pid = bench_spawn (argv, NULL, NULL);
     for (int i = 0; i < 50; i++) {
         char *status = qp_bus_status (bus->work, 200);
         free (status);
@@ -67,26 +38,6 @@ static int s_bus_start (bus_t *bus)
     }
     fprintf (stderr, "qp-bench-bus: %s does not answer\n", path);
     return -1;
-}
-
-static void s_bus_stop (bus_t *bus)
-{
-    kill (bus->pid, SIGTERM);
-    waitpid (bus->pid, NULL, 0);
-}
-
-static long s_rss_kb (pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    FILE *f = fopen (path, "r");
-    long kb = -1;
-    while (f && fgets (line, sizeof line, f))
-        if (!strncmp (line, field, strlen (field)))
-            kb = atol (line + strlen (field));
-    if (f)
-        fclose (f);
-    return kb;
 }
 
 static zmsg_t *s_work (const byte *env, size_t size)
@@ -123,7 +74,7 @@ static double s_backlog (long n, size_t size)
     zsock_set_sndhwm (qp_bus_client_socket (client), 0);
     s_sync (worker);
     s_sync (client);
-    long before = s_rss_kb (bus.pid, "VmRSS:");
+    long before = bench_status_kb (bus.pid, "VmRSS");
     byte *env = malloc (size);
     for (size_t i = 0; i < size; i++)
         env[i] = (byte) (i * 131 + 7);
@@ -134,11 +85,11 @@ static double s_backlog (long n, size_t size)
             s_sync (client);
     }
     s_sync (client);
-    long after = s_rss_kb (bus.pid, "VmRSS:");
+    long after = bench_status_kb (bus.pid, "VmRSS");
     free (env);
     qp_bus_client_destroy (&client);
     qp_bus_client_destroy (&worker);
-    s_bus_stop (&bus);
+    bench_stop (bus.pid);
     return (after - before) * 1024.0 / n;
 }
 
@@ -177,7 +128,7 @@ static double s_route (long n, long window)
     zpoller_destroy (&p);
     qp_bus_client_destroy (&client);
     qp_bus_client_destroy (&worker);
-    s_bus_stop (&bus);
+    bench_stop (bus.pid);
     return got == n ? n / s : -1;
 }
 

@@ -19,15 +19,14 @@
  * a schedule instead of all at once (the figure is then the offered rate at best; RSS
  * shows what processing keeps, without a burst waiting in the inbox).
  * Environment: QP_BUILD_DIR (programs), QP_SOURCE_DIR (data/catalogue, data/funding.json). */
+#include "bench_support.h"
 #include "qp_bus.h"
 #include "qp_redis.h"
 #include "qp_store.h"
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,8 +39,6 @@
 #define BEFORE_TRIPS 15.0
 #define BEFORE_COMMANDS 55.2
 
-extern char **environ;
-
 static double s_now (void)
 {
     struct timespec ts;
@@ -49,37 +46,19 @@ static double s_now (void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &a, sizeof a) == 0 &&
-        getsockname (fd, (struct sockaddr *) &a, &len) == 0)
-        port = ntohs (a.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
-
 static pid_t s_pids[16];
 static int s_n_pids;
 
+/* Starts argv[0] with its stderr in DIR/LOG.log; its pid joins s_pids. */
 static void s_spawn (const char *dir, const char *log, char *const argv[])
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init (&fa);
     char path[1200];
     snprintf (path, sizeof path, "%s/%s.log", dir, log);
-    posix_spawn_file_actions_addopen (&fa, 2, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-    pid_t pid;
-    if (posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ) == 0)
+    pid_t pid = bench_spawn (argv, "/dev/null", path);
+    if (pid > 0)
         s_pids[s_n_pids++] = pid;
     else
         fprintf (stderr, "qp-bench-funding: cannot start %s\n", argv[0]);
-    posix_spawn_file_actions_destroy (&fa);
 }
 
 static void s_stop_all (void)
@@ -156,21 +135,6 @@ static double s_trips (const int *ports, long n)
         sum += v;
     }
     return sum;
-}
-
-/* kB of a /proc/PID/status line ("VmRSS", "VmHWM"). */
-static long s_status_kb (pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    FILE *f = fopen (path, "r");
-    long kb = -1;
-    while (f && fgets (line, sizeof line, f))
-        if (!strncmp (line, field, strlen (field)) && line[strlen (field)] == ':')
-            kb = atol (line + strlen (field) + 1);
-    if (f)
-        fclose (f);
-    return kb;
 }
 
 /* CPU seconds (user + system) a process used so far, -1 when gone. */
@@ -283,17 +247,10 @@ int main (int argc, char *argv[])
               dir, dir, source, dir, source, dir, dir);
     if (system (cmd) != 0)
         return 1;
-    int ports[6];
-    for (int i = 0; i < 6; i++)
-        ports[i] = s_free_port ();
+    bench_bus_env (NULL, 0);
+    int redis_port = bench_free_port ();
     char value[256];
-    static const char *names[] = {"QP_BUS_WORK", "QP_BUS_PARTNER", "QP_BUS_PUBLISH",
-                                  "QP_BUS_SUBSCRIBE", "QP_BUS_CAPTURE"};
-    for (int i = 0; i < 5; i++) {
-        snprintf (value, sizeof value, "tcp://127.0.0.1:%d", ports[i]);
-        setenv (names[i], value, 1);
-    }
-    snprintf (value, sizeof value, "%d", ports[5]);
+    snprintf (value, sizeof value, "%d", redis_port);
     setenv ("QP_REDIS_HOST", "127.0.0.1", 1);
     setenv ("QP_REDIS_PORT", value, 1);
     snprintf (cmd, sizeof cmd, "%s/data", dir);
@@ -305,13 +262,13 @@ int main (int argc, char *argv[])
     snprintf (redis_dir, sizeof redis_dir, "%s/redis", dir);
     char redis_log[1100];
     snprintf (redis_log, sizeof redis_log, "%s/redis-server.log", dir);
-    snprintf (port_s, sizeof port_s, "%d", ports[5]);
+    snprintf (port_s, sizeof port_s, "%d", redis_port);
     char *redis_argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port_s, "--dir",
                           redis_dir, "--appendonly", "yes", "--appendfsync", "everysec",
                           "--save", "", "--daemonize", "no", "--logfile", redis_log,
                           "--hash-max-listpack-value", "2048", NULL}; /* as deployed */
     s_spawn (dir, "redis", redis_argv);
-    qp_redis_t *redis = qp_redis_connect ("127.0.0.1", ports[5], 10000);
+    qp_redis_t *redis = qp_redis_connect ("127.0.0.1", redis_port, 10000);
     snprintf (bus, sizeof bus, "%s/services/qp-bus", build);
     snprintf (fund, sizeof fund, "%s/services/qp-funding", build);
     snprintf (partner, sizeof partner, "%s/partners/qp-partner-bpifrance", build);
@@ -322,7 +279,7 @@ int main (int argc, char *argv[])
     for (long i = 0; i < funding; i++) {
         char log[32], listen[64];
         snprintf (log, sizeof log, "funding.%ld", i);
-        http[i] = s_free_port ();
+        http[i] = bench_free_port ();
         snprintf (listen, sizeof listen, "127.0.0.1:%d", http[i]);
         setenv ("QP_HTTP", listen, 1);
         s_spawn (dir, log, fund_argv);
@@ -410,7 +367,7 @@ int main (int argc, char *argv[])
     }
     zclock_sleep (500); /* the component's hello is in the partner cache */
 
-    qp_redis_t *stats = qp_redis_connect ("127.0.0.1", ports[5], 10000);
+    qp_redis_t *stats = qp_redis_connect ("127.0.0.1", redis_port, 10000);
     redisReply *reset = qp_redis_command (stats, "CONFIG RESETSTAT");
     if (reset)
         freeReplyObject (reset);
@@ -447,7 +404,8 @@ int main (int argc, char *argv[])
     size_t n_top = s_commandstats (stats, top, 64);
     long rss_kb = 0, hwm_kb = 0;
     for (long i = 0; i < funding; i++) {
-        long r1 = s_status_kb (fund_pids[i], "VmRSS"), h1 = s_status_kb (fund_pids[i], "VmHWM");
+        long r1 = bench_status_kb (fund_pids[i], "VmRSS");
+        long h1 = bench_status_kb (fund_pids[i], "VmHWM");
         rss_kb = r1 > rss_kb ? r1 : rss_kb;
         hwm_kb = h1 > hwm_kb ? h1 : hwm_kb;
     }

@@ -5,56 +5,16 @@
  *   2. journal write and read: records of a real SubmitDossier envelope (~0.5 KiB);
  *      records per second (target: read >= 500,000/s).
  * Usage: qp-bench-replay [--smoke] [--json FILE] */
+#include "bench_support.h"
 #include "qp_journal.h"
-#include <arpa/inet.h>
 #include <czmq.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-
-extern char **environ;
 
 static double s_now (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind (fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname (fd, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    close (fd);
-    return ntohs (a.sin_port);
-}
-
-static pid_t s_spawn (const char *path, char *const argv[])
-{
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init (&fa);
-    posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawn (&pid, path, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy (&fa);
-    return rc == 0 ? pid : -1;
-}
-
-static void s_stop (pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill (pid, SIGTERM);
-    int st;
-    waitpid (pid, &st, 0);
 }
 
 /* A SubmitDossier envelope of realistic size. */
@@ -94,16 +54,16 @@ static void s_bench_recorder (const char *build, const char *root, long n, recor
 {
     char ep[5][48], bus[512], rec[512], journal[512];
     for (int i = 0; i < 5; i++)
-        snprintf (ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", s_free_port ());
+        snprintf (ep[i], sizeof ep[i], "tcp://127.0.0.1:%d", bench_free_port ());
     snprintf (bus, sizeof bus, "%s/services/qp-bus", build);
     snprintf (rec, sizeof rec, "%s/services/qp-record", build);
     snprintf (journal, sizeof journal, "%s/recorded", root);
     char *bus_argv[] = {bus,   "--bus-work",      ep[0], "--bus-partner", ep[1], "--bus-publish",
                         ep[2], "--bus-subscribe", ep[3], "--bus-capture", ep[4], NULL};
-    pid_t bus_pid = s_spawn (bus, bus_argv);
+    pid_t bus_pid = bench_spawn (bus_argv, NULL, "/dev/null");
     zclock_sleep (300);
     char *rec_argv[] = {rec, "--bus-capture", ep[4], "--journal", journal, NULL};
-    pid_t rec_pid = s_spawn (rec, rec_argv);
+    pid_t rec_pid = bench_spawn (rec_argv, NULL, "/dev/null");
     zclock_sleep (800); /* connected and subscribed (it logs recorder_started) */
 
     /* Events flow only toward a subscriber (XPUB/XSUB forward subscriptions). */
@@ -124,8 +84,8 @@ static void s_bench_recorder (const char *build, const char *root, long n, recor
     zclock_sleep (1500); /* let the tap drain into the recorder */
     zsock_destroy (&pub);
     zsock_destroy (&sub);
-    s_stop (rec_pid);
-    s_stop (bus_pid);
+    bench_stop (rec_pid);
+    bench_stop (bus_pid);
 
     char err[600];
     qp_journal_reader_t *r = qp_journal_reader_open (journal, err, sizeof err);

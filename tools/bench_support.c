@@ -1,0 +1,79 @@
+/* bench_support: shared by the benchmarks in tools/ (see bench_support.h). */
+#include "bench_support.h"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int bench_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname (fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs (a.sin_port);
+    if (fd >= 0)
+        close (fd);
+    return port;
+}
+
+void bench_bus_env (char *work, size_t size)
+{
+    static const char *names[] = {"QP_BUS_WORK", "QP_BUS_PARTNER", "QP_BUS_PUBLISH",
+                                  "QP_BUS_SUBSCRIBE", "QP_BUS_CAPTURE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char ep[64];
+        snprintf (ep, sizeof ep, "tcp://127.0.0.1:%d", bench_free_port ());
+        setenv (names[i], ep, 1);
+        if (i == 0 && work)
+            snprintf (work, size, "%s", ep);
+    }
+}
+
+pid_t bench_spawn (char *const argv[], const char *out_path, const char *err_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init (&fa);
+    if (out_path)
+        posix_spawn_file_actions_addopen (&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err_path)
+        posix_spawn_file_actions_addopen (&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy (&fa);
+    return rc == 0 ? pid : -1;
+}
+
+void bench_stop (pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill (pid, SIGTERM);
+    waitpid (pid, NULL, 0);
+}
+
+long bench_status_kb (pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen (path, "r");
+    long kb = -1;
+    size_t n = strlen (field);
+    while (f && fgets (line, sizeof line, f))
+        if (!strncmp (line, field, n) && line[n] == ':')
+            kb = atol (line + n + 1);
+    if (f)
+        fclose (f);
+    return kb;
+}

@@ -1,0 +1,23 @@
+/* bench_support: what the benchmarks in tools/ share to run real programs on this
+ * machine: free loopback ports, the bus's endpoints in the environment, starting and
+ * stopping a program, and a process's memory from /proc. */
+#ifndef BENCH_SUPPORT_H
+#define BENCH_SUPPORT_H
+#include <stddef.h>
+#include <sys/types.h>
+
+/* An ephemeral loopback port (bound on 127.0.0.1:0 then closed), or -1. */
+int bench_free_port (void);
+/* Sets QP_BUS_WORK, QP_BUS_PARTNER, QP_BUS_PUBLISH, QP_BUS_SUBSCRIBE and QP_BUS_CAPTURE
+ * to tcp://127.0.0.1:PORT on free ports, for the programs started next; work (may be
+ * NULL) gets the work endpoint. */
+void bench_bus_env (char *work, size_t size);
+/* Starts argv[0] (searched in PATH when it has no '/') with this environment, its stdout
+ * to out_path and its stderr to err_path (created or truncated; NULL: inherited).
+ * Returns its pid, -1 when it cannot be started. */
+pid_t bench_spawn (char *const argv[], const char *out_path, const char *err_path);
+/* SIGTERM, then waits for it to exit (pid <= 0: nothing to stop). */
+void bench_stop (pid_t pid);
+/* kB of a line of /proc/PID/status ("VmRSS", "VmHWM"), -1 when absent. */
+long bench_status_kb (pid_t pid, const char *field);
+#endif
