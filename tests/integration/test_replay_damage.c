@@ -73,24 +73,12 @@ static char *s_segment (const char *dir)
 /* Runs a tool to its end; returns its exit status, stdout+stderr in *out (malloc'd). */
 static int s_run (const char *tool, const char *const *args, char **out)
 {
-    qp_test_proc_t *p = qp_test_spawn (tool, NULL, args, NULL);
-    ck_assert_ptr_nonnull (p);
-    ck_assert_msg (qp_test_proc_wait (p, 60000), "%s did not finish", tool);
-    int status = qp_test_proc_exit_status (p);
-    size_t size = 0;
-    FILE *mem = open_memstream (out, &size);
-    const char *paths[] = {p->out_path, p->log_path};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen (paths[i], "r");
-        char buf[4096];
-        size_t n;
-        while (f && (n = fread (buf, 1, sizeof buf, f)) > 0)
-            fwrite (buf, 1, n, mem);
-        if (f)
-            fclose (f);
-    }
-    fclose (mem);
-    qp_test_proc_destroy (&p);
+    char *stdout_text, *stderr_text;
+    int status = qp_test_run (tool, NULL, args, 60000, &stdout_text, &stderr_text);
+    ck_assert_msg (status >= 0, "%s did not finish", tool);
+    ck_assert_int_ge (asprintf (out, "%s%s", stdout_text, stderr_text), 0);
+    free (stdout_text);
+    free (stderr_text);
     return status;
 }
 

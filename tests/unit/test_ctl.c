@@ -25,24 +25,21 @@ static json_t *s_submit (const char *const *lines)
     snprintf (work, sizeof work, "QP_BUS_WORK=tcp://127.0.0.1:%d", qp_test_free_port ());
     const char *env[] = {work, NULL};
     const char *args[] = {"submit", path, "--timeout", "2", NULL};
-    qp_test_proc_t *p = qp_test_spawn ("ctl", env, args, dir);
-    ck_assert_ptr_nonnull (p);
-    ck_assert_msg (qp_test_proc_wait (p, 30000), "qp-ctl did not finish");
-    ck_assert_int_eq (qp_test_proc_exit_status (p), 0);
+    char *text;
+    int status = qp_test_run ("ctl", env, args, 30000, &text, NULL);
+    ck_assert_msg (status >= 0, "qp-ctl did not finish");
+    ck_assert_int_eq (status, 0);
     json_t *out = json_array ();
-    FILE *o = fopen (p->out_path, "r");
-    ck_assert_ptr_nonnull (o);
-    char *text = NULL;
-    size_t cap = 0;
-    while (getline (&text, &cap, o) > 0) {
+    for (char *l = text, *end; *l; l = end ? end + 1 : l + strlen (l)) {
+        end = strchr (l, '\n');
+        if (end)
+            *end = 0;
         json_error_t jerr;
-        json_t *line = json_loads (text, 0, &jerr);
-        ck_assert_msg (line, "qp-ctl wrote a line that is not JSON: %s", text);
+        json_t *line = json_loads (l, 0, &jerr);
+        ck_assert_msg (line, "qp-ctl wrote a line that is not JSON: %s", l);
         json_array_append_new (out, line);
     }
     free (text);
-    fclose (o);
-    qp_test_proc_destroy (&p);
     qp_test_rmtree (dir);
     free (dir);
     return out;
