@@ -191,11 +191,7 @@ static int s_default_clients (qp_redis_t *admin)
 
 START_TEST (test_flow_as_service_users_partners_without_redis)
 {
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), NULL};
     qp_test_stack_opts_t opts = {.env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     ck_assert_ptr_nonnull (stack);

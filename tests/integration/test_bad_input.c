@@ -17,12 +17,8 @@ static void s_setup (void)
                                            "partner-bpifrance", NULL};
     static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
                                         "partner.BPIFRANCE.bpifrance-default", NULL};
-    static char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
     static const char *env[3];
-    env[0] = territories, env[1] = data, env[2] = NULL;
+    env[0] = qp_test_env_territories (), env[1] = qp_test_env_data_dir (), env[2] = NULL;
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
     s_stack = qp_test_stack_start (&opts);
     ck_assert_ptr_nonnull (s_stack);

@@ -22,14 +22,12 @@ static void s_setup (void)
     char cmd[2048];
     snprintf (cmd, sizeof cmd, "cp -r %s/data/. %s/", qp_test_source_dir (), s_data);
     ck_assert_int_eq (system (cmd), 0);
-    static char territories[1024], data[1024], contours[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
+    static char data[1024], contours[1024];
     snprintf (data, sizeof data, "QP_DATA_DIR=%s", s_data);
     snprintf (contours, sizeof contours, "QP_QPV_CONTOURS=%s/tests/data/qpv-contours.geojson",
               qp_test_source_dir ());
     static const char *env[4];
-    env[0] = territories, env[1] = data, env[2] = contours, env[3] = NULL;
+    env[0] = qp_test_env_territories (), env[1] = data, env[2] = contours, env[3] = NULL;
     static const char *const programs[] = {"intake",      "eligibility",       "funding",
                                            "evaluation",  "partner-anct",      "partner-anru",
                                            "partner-bdt", "partner-bpifrance", NULL};

@@ -631,10 +631,7 @@ END_TEST
 
 START_TEST (follow_up_for_unknown_dossier_refused)
 {
-    char territories[1024];
-    snprintf (territories, sizeof territories, "QP_TERRITORIES=%s/tests/data/intake-territories.json",
-              qp_test_source_dir ());
-    const char *env[] = {territories, NULL};
+    const char *env[] = {qp_test_env_territories (), NULL};
     const char *const programs[] = {"intake", "evaluation", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = programs, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);

@@ -325,11 +325,7 @@ START_TEST (test_kill_each_program_during_a_run)
     ck_assert_int_ge (s_total, 1000);
     s_ids = calloc ((size_t)s_total, sizeof *s_ids);
     s_sent = calloc ((size_t)s_total + 500, 1);
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), NULL};
     qp_test_stack_opts_t opts = {.programs = s_programs, .wait_for = s_ready, .env = env};
     qp_test_stack_t *stack = qp_test_stack_start (&opts);
     ck_assert_ptr_nonnull (stack);

@@ -438,11 +438,8 @@ END_TEST
 /* A real service opts in: intake with a window of 8 answers a burst of 300 queries. */
 START_TEST (test_real_service_under_a_small_window)
 {
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, "QP_BUS_WINDOW=8", NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), "QP_BUS_WINDOW=8",
+                         NULL};
     const char *const programs[] = {"intake", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = programs, .env = env};
     stack = qp_test_stack_start (&opts);

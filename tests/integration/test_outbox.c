@@ -250,11 +250,7 @@ static bool s_evaluation_exact (qp_test_stack_t *stack, const census_t *c, bool 
 
 START_TEST (test_events_survive_a_death_between_step_and_publish)
 {
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), NULL};
     const char *const programs[] = {"evaluation", "partner-bpifrance", NULL};
     const char *const ready[] = {"evaluation", "partner.BPIFRANCE.bpifrance-default", NULL};
     qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
@@ -413,11 +409,7 @@ static int s_send_follow_ups (qp_test_stack_t *stack, int upto, int n)
 
 START_TEST (test_events_wait_for_the_evaluation)
 {
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), NULL};
     const char *const programs[] = {"intake", "eligibility", "funding", "evaluation",
                                     "partner-bpifrance", NULL};
     const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
@@ -491,11 +483,7 @@ static char s_alone_ids[ALONE_DOSSIERS][QP_ID_HEX + 1];
 
 static long long s_run_alone (const char *ack_env)
 {
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, ack_env, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), ack_env, NULL};
     const char *const programs[] = {"intake", "eligibility", "funding", "partner-bpifrance", NULL};
     const char *const ready[] = {"intake", "eligibility", "funding",
                                  "partner.BPIFRANCE.bpifrance-default", NULL};
