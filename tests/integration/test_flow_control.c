@@ -46,21 +46,11 @@ static void s_send_queries (qp_bus_client_t *c, const char *service, int from, i
     }
 }
 
-/* One frame set within timeout_ms, or false. */
-static bool s_recv (qp_bus_client_t *c, qp_bus_frame_t *f, int timeout_ms)
-{
-    zpoller_t *p = zpoller_new (qp_bus_client_socket (c), NULL);
-    void *which = zpoller_wait (p, timeout_ms);
-    zpoller_destroy (&p);
-    memset (f, 0, sizeof *f);
-    return which && qp_bus_client_recv (c, f) == 0;
-}
-
 /* Receives one delivered query, checks its kind and work flag, returns its number. */
 static int s_expect_query (qp_bus_client_t *c, bool work)
 {
     qp_bus_frame_t f;
-    ck_assert_msg (s_recv (c, &f, WAIT_MS), "nothing delivered");
+    ck_assert_msg (qp_test_bus_recv (c, &f, WAIT_MS), "nothing delivered");
     ck_assert_str_eq (f.kind, QPB_DELIVER);
     ck_assert_int_eq (f.work, work);
     qp_message_t msg;
@@ -80,7 +70,7 @@ static int s_expect_query (qp_bus_client_t *c, bool work)
 static void s_expect_nothing (qp_bus_client_t *c)
 {
     qp_bus_frame_t f;
-    bool got = s_recv (c, &f, QUIET_MS);
+    bool got = qp_test_bus_recv (c, &f, QUIET_MS);
     ck_assert_msg (!got, "unexpected %s", f.kind);
 }
 
@@ -91,7 +81,7 @@ static long s_stat (qp_bus_client_t *c, const char *service, const char *field)
     zsock_send (qp_bus_client_socket (c), "ss", QPB_PROTOCOL, QPB_STATUS);
     qp_bus_frame_t f;
     long v = -1;
-    while (s_recv (c, &f, WAIT_MS)) {
+    while (qp_test_bus_recv (c, &f, WAIT_MS)) {
         bool status = !strcmp (f.kind, QPB_STATUS);
         if (status) {
             json_t *j = json_loads (f.text, 0, NULL);
@@ -205,7 +195,7 @@ START_TEST (test_replies_take_no_credit)
 
     s_send_queries (worker, "echo", 100, 101);
     qp_bus_frame_t f;
-    ck_assert (s_recv (echo, &f, WAIT_MS));
+    ck_assert (qp_test_bus_recv (echo, &f, WAIT_MS));
     ck_assert_str_eq (f.kind, QPB_DELIVER);
     ck_assert (!f.work);
     zmsg_t *answer = s_query ("d-200");
@@ -237,21 +227,16 @@ START_TEST (test_credit_is_capped_and_checked)
 
     /* Malformed counts are refused, naming the command and the frame. */
     zsock_t *raw = zsock_new_dealer (stack->work);
-    const char *bad[][5] = {{QPB_PROTOCOL, QPB_READY, "svc", "0", NULL},
+    const char *bad[][6] = {{QPB_PROTOCOL, QPB_READY, "svc", "0", NULL},
                             {QPB_PROTOCOL, QPB_READY, "svc", "65537", NULL},
                             {QPB_PROTOCOL, QPB_READY, "svc", "12x", NULL},
-                            {QPB_PROTOCOL, QPB_READY, "svc", "4", "extra"},
+                            {QPB_PROTOCOL, QPB_READY, "svc", "4", "extra", NULL},
                             {QPB_PROTOCOL, QPB_CREDIT, "fc", "-1", NULL},
                             {QPB_PROTOCOL, QPB_CREDIT, "fc", NULL, NULL},
                             {QPB_PROTOCOL, QPB_CREDIT, "fc", "", NULL}};
-    zpoller_t *p = zpoller_new (raw, NULL);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        zmsg_t *m = zmsg_new ();
-        for (size_t k = 0; k < 5 && bad[i][k]; k++)
-            zmsg_addstr (m, bad[i][k]);
-        ck_assert_int_eq (zmsg_send (&m, raw), 0);
-        ck_assert_msg (zpoller_wait (p, WAIT_MS), "no answer to bad frame set %zu", i);
-        zmsg_t *r = zmsg_recv (raw);
+        zmsg_t *r = qp_test_raw_exchange (raw, bad[i], WAIT_MS);
+        ck_assert_msg (r, "no answer to bad frame set %zu", i);
         char *proto = zmsg_popstr (r), *kind = zmsg_popstr (r), *code = zmsg_popstr (r),
              *detail = zmsg_popstr (r);
         ck_assert_str_eq (kind, QPB_ERROR);
@@ -261,7 +246,6 @@ START_TEST (test_credit_is_capped_and_checked)
         free (proto), free (kind), free (code), free (detail);
         zmsg_destroy (&r);
     }
-    zpoller_destroy (&p);
     zsock_destroy (&raw);
     ck_assert_int_eq (qp_test_bus_workers (stack->work, "svc"), 0);
 
@@ -304,11 +288,11 @@ START_TEST (test_round_robin_over_workers_with_credit)
     ck_assert (s_wait_stat ("fc", "queued", 0));
     int got_a = 0;
     qp_bus_frame_t f;
-    while (s_recv (a, &f, QUIET_MS)) {
+    while (qp_test_bus_recv (a, &f, QUIET_MS)) {
         qp_bus_frame_clear (&f);
         got_a++;
     }
-    while (s_recv (b, &f, QUIET_MS))
+    while (qp_test_bus_recv (b, &f, QUIET_MS))
         qp_bus_frame_clear (&f);
     ck_assert_int_gt (got_a, 0);
     for (int i = 0; i < 2 * WINDOW; i++)

@@ -1209,3 +1209,27 @@ const char *qp_test_env_data_dir (void)
     snprintf (env, sizeof env, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
     return env;
 }
+
+bool qp_test_bus_recv (qp_bus_client_t *c, qp_bus_frame_t *f, int timeout_ms)
+{
+    zpoller_t *p = zpoller_new (qp_bus_client_socket (c), NULL);
+    void *which = zpoller_wait (p, timeout_ms);
+    zpoller_destroy (&p);
+    memset (f, 0, sizeof *f);
+    return which && qp_bus_client_recv (c, f) == 0;
+}
+
+zmsg_t *qp_test_raw_exchange (zsock_t *sock, const char *const *frames, int timeout_ms)
+{
+    zmsg_t *m = zmsg_new ();
+    for (size_t i = 0; frames[i]; i++)
+        zmsg_addstr (m, frames[i]);
+    if (zmsg_send (&m, sock) != 0) {
+        zmsg_destroy (&m);
+        return NULL;
+    }
+    zpoller_t *p = zpoller_new (sock, NULL);
+    zmsg_t *answer = zpoller_wait (p, timeout_ms) ? zmsg_recv (sock) : NULL;
+    zpoller_destroy (&p);
+    return answer;
+}

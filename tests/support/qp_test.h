@@ -9,6 +9,7 @@
  * QP_TEST_LOG_LEVEL to change the programs' log level (default info). */
 #ifndef QP_TEST_H
 #define QP_TEST_H
+#include "qp_bus.h"
 #include "qp_message.h"
 #include <jansson.h>
 #include <stdbool.h>
@@ -202,4 +203,13 @@ bool qp_test_wait_closed (const char *work_endpoint, uint64_t closed, int timeou
  * no reply, another type or not found. */
 Qp__V1__DossierStatusReply *qp_test_dossier_status (qp_test_client_t *client, const char *id,
                                                     qp_message_t *reply);
+
+/* ---- Peers of the bus --------------------------------------------------------------- */
+
+/* One frame set on c within timeout_ms (f zeroed first); false on timeout. */
+bool qp_test_bus_recv (qp_bus_client_t *c, qp_bus_frame_t *f, int timeout_ms);
+/* Sends frames (strings, NULL-terminated) on a raw socket, a DEALER that speaks QPB/1 by
+ * hand or breaks it, and returns the next frame set it gets within timeout_ms (NULL on
+ * timeout). */
+zmsg_t *qp_test_raw_exchange (zsock_t *sock, const char *const *frames, int timeout_ms);
 #endif

@@ -38,20 +38,10 @@ static zmsg_t *s_query (const char *dossier_id, char id[QP_ID_HEX + 1])
     return qp_message_build (&q.base, &meta, id);
 }
 
-/* Waits for one frame set on c. */
-static bool s_recv (qp_bus_client_t *c, qp_bus_frame_t *f, int timeout_ms)
-{
-    zpoller_t *p = zpoller_new (qp_bus_client_socket (c), NULL);
-    void *which = zpoller_wait (p, timeout_ms);
-    zpoller_destroy (&p);
-    memset (f, 0, sizeof *f);
-    return which && qp_bus_client_recv (c, f) == 0;
-}
-
 /* Receives a DELIVER of a DossierStatusQuery and returns its dossier id (malloc'd). */
 static char *s_expect_query (qp_bus_client_t *c, qp_bus_frame_t *f)
 {
-    ck_assert_msg (s_recv (c, f, WAIT_MS), "nothing delivered");
+    ck_assert_msg (qp_test_bus_recv (c, f, WAIT_MS), "nothing delivered");
     ck_assert_str_eq (f->kind, QPB_DELIVER);
     qp_message_t msg;
     qp_error_t err;
@@ -98,7 +88,7 @@ START_TEST (test_send_deliver_reply)
     ck_assert_int_eq (qp_bus_client_reply (worker, f.from, &r), 0);
     qp_bus_frame_clear (&f);
 
-    ck_assert (s_recv (client, &f, WAIT_MS));
+    ck_assert (qp_test_bus_recv (client, &f, WAIT_MS));
     ck_assert_str_eq (f.kind, QPB_DELIVER);
     qp_message_t msg;
     qp_error_t err;
@@ -190,16 +180,8 @@ END_TEST
 /* Sends raw frames on a DEALER and expects ["QPB1", "ERROR", code, detail]. */
 static void s_expect_error (zsock_t *dealer, const char *code, const char *const *frames)
 {
-    zmsg_t *m = zmsg_new ();
-    for (size_t i = 0; frames[i]; i++)
-        zmsg_addstr (m, frames[i]);
-    ck_assert_int_eq (zmsg_send (&m, dealer), 0);
-    zpoller_t *p = zpoller_new (dealer, NULL);
-    void *which = zpoller_wait (p, WAIT_MS);
-    zpoller_destroy (&p);
-    ck_assert_msg (which, "no answer to a frame set starting \"%s\"", frames[0]);
-    zmsg_t *r = zmsg_recv (dealer);
-    ck_assert_ptr_nonnull (r);
+    zmsg_t *r = qp_test_raw_exchange (dealer, frames, WAIT_MS);
+    ck_assert_msg (r, "no answer to a frame set starting \"%s\"", frames[0]);
     ck_assert_int_eq (zmsg_size (r), 4);
     char *proto = zmsg_popstr (r), *kind = zmsg_popstr (r), *got = zmsg_popstr (r);
     ck_assert_str_eq (proto, QPB_PROTOCOL);
