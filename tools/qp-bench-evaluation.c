@@ -301,6 +301,35 @@ static double s_redis_busy_s (qp_redis_t *redis)
     return usec / 1e6;
 }
 
+/* Bytes of the evaluation's dossier profiles: MEMORY USAGE (SAMPLES 0: every field) of
+ * every key matching pattern, summed; *keys gets their count. Not counted: the keyspace's
+ * dict entry of each key (~24-32 B more per key). */
+static long long s_profile_bytes (qp_redis_t *redis, const char *pattern, long *keys)
+{
+    long long bytes = 0;
+    char cursor[32] = "0";
+    *keys = 0;
+    do {
+        redisReply *r = qp_redis_command (redis, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r)
+                freeReplyObject (r);
+            return -1;
+        }
+        snprintf (cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            redisReply *m = qp_redis_command (redis, "MEMORY USAGE %s SAMPLES 0",
+                                              r->element[1]->element[i]->str);
+            if (m && m->type == REDIS_REPLY_INTEGER)
+                bytes += m->integer, (*keys)++;
+            if (m)
+                freeReplyObject (m);
+        }
+        freeReplyObject (r);
+    } while (strcmp (cursor, "0") != 0);
+    return bytes;
+}
+
 int main (int argc, char **argv)
 {
     bool smoke = false;
@@ -369,6 +398,13 @@ int main (int argc, char **argv)
             freeReplyObject (r);
     }
 
+    /* the profiles "once" needs: per-dossier hashes (qp:eval:d:ID, before 2026-11-24) and
+     * the bucket hashes (qp:eval:p:N) */
+    long old_keys = 0, bucket_keys = 0;
+    long long old_bytes = s_profile_bytes (redis, "qp:eval:d:*", &old_keys);
+    long long bucket_bytes = s_profile_bytes (redis, "qp:eval:p:*", &bucket_keys);
+    double profile_b = (double) (old_bytes + bucket_bytes) / (double) s_dossiers;
+
     timing_t report = s_time_reports (eval, false);
     timing_t indicators = s_time_reports (eval, true);
     /* the sweeper: a large backlog (evaluation tens of seconds behind a replay) and a
@@ -396,6 +432,9 @@ int main (int argc, char **argv)
     printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns p50 (ms)", indicators.p50, "-");
     printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns max (ms)", indicators.max, "<= 50");
     printf ("  %-38s %14.1f %14s\n", "redis used_memory (MiB)", used / 1048576.0, "-");
+    printf ("  %-38s %14.1f %14s\n", "profile bytes per dossier", profile_b, "<= ~100");
+    printf ("  %-38s %14ld %14s\n", "  profile keys (old hashes)", old_keys, "-");
+    printf ("  %-38s %14ld %14s\n", "  profile keys (buckets)", bucket_keys, "-");
     printf ("  %-38s %14s %14s\n", "outbox acks with each batch", s_acks ? "yes" : "no", "-");
     printf ("outbox sweeper, evaluation lagging: %d sweepers, %d a tick, redelivery %d s\n",
             SWEEPERS, SWEEP_BATCH, QP_STORE_OUTBOX_REDELIVER_MS / 1000);
@@ -419,6 +458,8 @@ int main (int argc, char **argv)
             "service_cpu_s", cpu_s, "redis_cpu_s", redis_cpu_s, "targets",
             "events_per_s", TARGET_EVENTS_PER_S, "report_ms", TARGET_REPORT_MS);
         json_object_set_new (j, "outbox_acks", json_boolean (s_acks));
+        json_object_set_new (j, "profile_bytes_per_dossier", json_real (profile_b));
+        json_object_set_new (j, "profile_keys", json_integer (old_keys + bucket_keys));
         json_object_set_new (j, "outbox_sweep",
                              json_pack ("{s:i, s:i, s:i, s:I, s:f, s:I, s:f, s:f}", "sweepers",
                                         SWEEPERS, "per_tick", SWEEP_BATCH, "redeliver_s",

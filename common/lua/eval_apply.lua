@@ -1,15 +1,22 @@
 -- Evaluation counters, in two calls per batch (docs/evaluation.md, "Once, and fast").
 -- Each event is counted once per dossier and business fact (its token: "rcv", "dec",
--- "rq:phq", "st:phq", "closed"), kept in the dossier's profile hash qp:eval:d:ID, not per
--- message id: a redelivered, retried or replayed event and a rebuild give the same figures.
+-- "rq:phq", "st:phq", "closed"), kept in the dossier's profile, not per message id: a
+-- redelivered, retried or replayed event and a rebuild give the same figures.
+-- A profile is one packed string (the service packs and unpacks it: profile fields,
+-- tokens counted, follow-ups), the field of the dossier in a bucket hash
+-- qp:eval:p:N (N = a hash of the id, so each bucket stays a small listpack): a hash per
+-- dossier cost a key, a dict entry and a listpack each. Profiles stored before as a
+-- hash qp:eval:d:ID are read when the bucket has no field for the dossier, and moved
+-- into the bucket by the first apply that counts something of it.
 --
--- ARGV[1] = "read": ARGV[2..] dossier ids; returns each one's profile hash (HGETALL:
---   profile fields t m d a q n w y b, the tokens already counted, follow-ups fu1..fu3).
+-- ARGV[1] = "read": ARGV[2..] triples (bucket key, field, dossier id); returns for each
+--   the packed profile, or when the bucket has none the old hash qp:eval:d:ID (HGETALL:
+--   an empty array when there is none either).
 --   The service decides from it which events are new and adds up their increments.
 --
 -- ARGV[1] = "apply": writes what the service computed, only if what it read still holds:
---   nd, then per dossier: id, nc, nc pairs (field, expected value; "" = absent),
---       nw, nw pairs (field, value) to set (profile, tokens, follow-ups);
+--   nd, then per dossier: bucket key, field, expected packed value ("" = absent), new
+--       packed value, the old hash to remove ("" = none);
 --   nk, then per counter vector: key, n, n times "INCRBY" "i64" "#SLOT" increment;
 --   ns, then per index set: key, n, n members (KEYS[1] the cells, KEYS[2] the
 --       territories, a cell's dimensions, a territory's days);
@@ -17,44 +24,37 @@
 --   na, then na outbox members (type NUL envelope) of the events the batch carried,
 --       counted now or already: removed from KEYS[4] with the counts (the subscriber's
 --       ack, docs/reliability.md), so what is never counted stays for the sweeper.
---   Every expectation of every dossier is checked before anything is written: if one
---   fails (another instance counted the dossier meanwhile) nothing is written and the
---   1-based ordinals of the dossiers at fault are returned, so the service reads again.
+--   Every dossier's profile is checked to be still the one read before anything is
+--   written: if one is not (another instance counted the dossier meanwhile) nothing is
+--   written and the 1-based ordinals of the dossiers at fault are returned, so the
+--   service reads again. (Old hashes are not checked: no writer of that layout runs
+--   beside this one, docs/operations.md "Upgrades".)
 --   Counters are vectors of signed 64-bit integers (one string per cell and breakdown,
 --   slot = the field number of qp.v1.Figures): one BITFIELD call adds every increment
 --   of a vector, where a hash would take one HINCRBY per field.
 -- KEYS[1] set of cell keys, KEYS[2] set of territories, KEYS[3] meta hash, KEYS[4] outbox
 if ARGV[1] == 'read' then
   local out = {}
-  for i = 2, #ARGV do out[#out + 1] = redis.call('HGETALL', 'qp:eval:d:' .. ARGV[i]) end
+  for i = 2, #ARGV, 3 do
+    out[#out + 1] = redis.call('HGET', ARGV[i], ARGV[i + 1]) or
+                    redis.call('HGETALL', 'qp:eval:d:' .. ARGV[i + 2])
+  end
   return out
 end
 
 local i = 2
 local nd = tonumber(ARGV[i]); i = i + 1
-local dossiers = {}
+local first = i
 local bad = {}
 for k = 1, nd do
-  local d = {pk = 'qp:eval:d:' .. ARGV[i]}
-  local nc = tonumber(ARGV[i + 1]); i = i + 2
-  d.cf, d.ce = {}, {}
-  for c = 1, nc do d.cf[c] = ARGV[i]; d.ce[c] = ARGV[i + 1]; i = i + 2 end
-  local nw = tonumber(ARGV[i]); i = i + 1
-  d.w0, d.w1 = i, i + 2 * nw - 1
-  i = i + 2 * nw
-  if nc > 0 then
-    local now = redis.call('HMGET', d.pk, unpack(d.cf))
-    for c = 1, nc do
-      if (now[c] or '') ~= d.ce[c] then bad[#bad + 1] = k; break end
-    end
-  end
-  dossiers[k] = d
+  if (redis.call('HGET', ARGV[i], ARGV[i + 1]) or '') ~= ARGV[i + 2] then bad[#bad + 1] = k end
+  i = i + 5
 end
 if #bad > 0 then return bad end
 
-for k = 1, nd do
-  local d = dossiers[k]
-  if d.w1 >= d.w0 then redis.call('HSET', d.pk, unpack(ARGV, d.w0, d.w1)) end
+for a = first, i - 1, 5 do
+  redis.call('HSET', ARGV[a], ARGV[a + 1], ARGV[a + 3])
+  if ARGV[a + 4] ~= '' then redis.call('UNLINK', ARGV[a + 4]) end
 end
 
 local nk = tonumber(ARGV[i]); i = i + 1

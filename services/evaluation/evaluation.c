@@ -27,14 +27,15 @@ typedef struct block {
 
 typedef struct {
     char **v;
+    size_t *lens; /* a binary entry's length; 0: a C string (strlen) */
     size_t n, cap;
     block_t *blocks; /* newest first */
 } strv_t;
 
-/* A copy of text in self's blocks. */
-static char *s_strv_copy (strv_t *self, const char *text)
+/* A copy of len bytes (plus a NUL) in self's blocks. */
+static char *s_strv_copy_bin (strv_t *self, const void *data, size_t size)
 {
-    size_t len = strlen (text) + 1;
+    size_t len = size + 1;
     block_t *b = self->blocks;
     if (!b || b->size - b->used < len) {
         size_t size = b ? b->size * 2 : 256;
@@ -48,19 +49,41 @@ static char *s_strv_copy (strv_t *self, const char *text)
         self->blocks = b = nb;
     }
     char *out = b->data + b->used;
-    memcpy (out, text, len);
+    if (size) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy (out, data, size);
+    out[size] = 0;
     b->used += len;
     return out;
 }
 
-static void s_strv_add (strv_t *self, const char *text)
+/* A copy of text in self's blocks. */
+static char *s_strv_copy (strv_t *self, const char *text)
+{
+    return s_strv_copy_bin (self, text, strlen (text));
+}
+
+static void s_strv_add_bin (strv_t *self, const void *data, size_t size)
 {
     if (self->n == self->cap) {
         self->cap = self->cap ? self->cap * 2 : 16;
         self->v = realloc (self->v, self->cap * sizeof *self->v);
-        assert (self->v);
+        self->lens = realloc (self->lens, self->cap * sizeof *self->lens);
+        assert (self->v && self->lens);
     }
-    self->v[self->n++] = s_strv_copy (self, text);
+    self->lens[self->n] = size;
+    self->v[self->n++] = s_strv_copy_bin (self, data, size);
+}
+
+static void s_strv_add (strv_t *self, const char *text)
+{
+    s_strv_add_bin (self, text, strlen (text));
+    self->lens[self->n - 1] = 0;
+}
+
+/* Length of entry i. */
+static size_t s_strv_len (const strv_t *self, size_t i)
+{
+    return self->lens[i] ? self->lens[i] : strlen (self->v[i]);
 }
 
 static void s_strv_addf (strv_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
@@ -82,6 +105,7 @@ static void s_strv_free (strv_t *self)
         self->blocks = next;
     }
     free (self->v);
+    free (self->lens);
     memset (self, 0, sizeof *self);
 }
 
@@ -201,6 +225,14 @@ static void s_clean (char *text)
 {
     for (; *text; text++)
         if (*text == '|' || *text == ':')
+            *text = '_';
+}
+
+/* Nor tokens the packed profile's separators ('|' between fields, ',' between tokens). */
+static void s_clean_token (char *text)
+{
+    for (; *text; text++)
+        if (*text == '|' || *text == ',')
             *text = '_';
 }
 
@@ -423,6 +455,7 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
         s_end (self);
         char token[128];
         snprintf (token, sizeof token, "rq:%s", m->scheme_id ? m->scheme_id : "");
+        s_clean_token (token);
         s_begin (self, m->dossier_id, token, "", fallback);
         s_scheme_op (self, "s", m->scheme_id, "funding_requested", 1);
         s_scheme_op (self, "ag", s_enum_name (&qp__v1__agency__descriptor, m->agency),
@@ -435,6 +468,7 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
         s_fallback_profile (m->territory, t, fallback, sizeof fallback);
         char token[128];
         snprintf (token, sizeof token, "st:%s", m->scheme_id ? m->scheme_id : "");
+        s_clean_token (token);
         s_begin (self, m->dossier_id, token, "", fallback);
         const char *agency = s_enum_name (&qp__v1__agency__descriptor, m->agency);
         if (m->outcome == QP__V1__SETTLEMENT_OUTCOME__COMMITTED) {
@@ -544,7 +578,15 @@ typedef struct {
     char split[320];
     const char *p[PROFILE_FIELDS];
     bool stored;       /* its profile was in Redis */
+    bool old;          /* ... as a hash qp:eval:d:ID of before the buckets */
+    char bucket[24];   /* "qp:eval:p:N" */
+    const char *field; /* its field there (s_profile_place): packed or the id */
+    size_t field_len;
+    char packed_id[QP_ID_HEX / 2 + 2];
+    char *read;        /* the packed profile read from the bucket, NULL none */
+    size_t read_len;
     zhashx_t *counted; /* tokens counted, in Redis or earlier in this batch */
+    strv_t known;      /* tokens counted in Redis, in their stored order */
     strv_t fresh;      /* tokens this batch counts */
     char fu_read[4][32], fu_now[4][32]; /* follow-up per year, "" none */
     size_t applied;
@@ -560,7 +602,9 @@ static void s_batch_dossier_free (void **item)
 {
     batch_dossier_t *d = *item;
     zhashx_destroy (&d->counted);
+    s_strv_free (&d->known);
     s_strv_free (&d->fresh);
+    free (d->read);
     free (d);
     *item = NULL;
 }
@@ -578,6 +622,173 @@ static void s_split_profile (batch_dossier_t *d)
         if (!d->p[k])
             d->p[k] = "";
     }
+}
+
+/* ---- Packed profiles -----------------------------------------------------------------------
+ * A dossier's profile is the field of its id in one of PROFILE_BUCKETS bucket hashes
+ * qp:eval:p:N (a hash per dossier cost a key, a dict entry and a listpack: ~280 B; a
+ * field of a bucket that stays a listpack costs its bytes). Value, fields separated by
+ * '|', trailing empty ones left out:
+ *   territory|day|axis|qpv|network|woman|under30|bank|tokens|fu1|fu2|fu3
+ * axis and network by enum number, the month is the day's first 7 characters, tokens
+ * separated by ',' (rcv r, dec d, rq q, closed c, refused x, rq:S <S, st:S >S, another
+ * ~TOKEN). A field is the id's 16 bytes when it is 32 lowercase hex digits ("r-" and 16
+ * bytes for a refusal), else the id as it is. */
+#define PROFILE_BUCKETS 16384 /* ~61 dossiers a bucket at 1,000,000: under the 128 entries
+                               * of hash-max-listpack-entries */
+
+static int s_hex_digit (char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Bucket key and field of a dossier id (or "r-MSGID"): the field is packed into `packed`
+ * (QP_ID_HEX / 2 + 2 bytes) or is the id itself. */
+static void s_profile_place (const char *id, char *bucket, size_t bucket_size, char *packed,
+                             const char **field, size_t *field_len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: stable across builds and machines */
+    for (const char *c = id; *c; c++)
+        h = (h ^ (uint8_t) *c) * 16777619u;
+    snprintf (bucket, bucket_size, "qp:eval:p:%u", (unsigned) (h % PROFILE_BUCKETS));
+    size_t skip = strncmp (id, REFUSAL, 2) == 0 ? 2 : 0, len = strlen (id);
+    bool hex = len == skip + QP_ID_HEX;
+    for (size_t k = skip; hex && k < len; k++)
+        hex = s_hex_digit (id[k]) >= 0;
+    if (!hex) {
+        *field = id, *field_len = len;
+        return;
+    }
+    memcpy (packed, id, skip);
+    for (size_t k = 0; k < QP_ID_HEX / 2; k++)
+        packed[skip + k] =
+            (char) (s_hex_digit (id[skip + 2 * k]) << 4 | s_hex_digit (id[skip + 2 * k + 1]));
+    *field = packed, *field_len = skip + QP_ID_HEX / 2;
+}
+
+/* The enum number of name in text, or the name when it is not one of d's. */
+static void s_enum_pack (const ProtobufCEnumDescriptor *d, const char *name, char *out, size_t size)
+{
+    const ProtobufCEnumValue *v = *name ? protobuf_c_enum_descriptor_get_value_by_name (d, name) : NULL;
+    if (v)
+        snprintf (out, size, "%d", v->value);
+    else
+        snprintf (out, size, "%s", name);
+}
+
+static const char *s_enum_unpack (const ProtobufCEnumDescriptor *d, const char *text)
+{
+    if (!*text || strspn (text, "0123456789") != strlen (text))
+        return text;
+    return s_enum_name (d, atoi (text));
+}
+
+static void s_append (char **out, size_t *len, size_t *cap, const char *text)
+{
+    size_t n = strlen (text);
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *out = realloc (*out, *cap);
+        assert (*out);
+    }
+    memcpy (*out + *len, text, n + 1);
+    *len += n;
+}
+
+static void s_append_token (char **out, size_t *len, size_t *cap, const char *token, bool first)
+{
+    if (!first)
+        s_append (out, len, cap, ",");
+    const char *const fixed[][2] = {{"rcv", "r"}, {"dec", "d"}, {"rq", "q"}, {"closed", "c"},
+                                    {"refused", "x"}};
+    for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+        if (!strcmp (token, fixed[k][0])) {
+            s_append (out, len, cap, fixed[k][1]);
+            return;
+        }
+    if (!strncmp (token, "rq:", 3) || !strncmp (token, "st:", 3)) {
+        s_append (out, len, cap, token[0] == 'r' ? "<" : ">");
+        s_append (out, len, cap, token + 3);
+    } else {
+        s_append (out, len, cap, "~");
+        s_append (out, len, cap, token);
+    }
+}
+
+/* The dossier's packed profile after this batch (malloc'd, *size its length). */
+static char *s_profile_pack (const batch_dossier_t *d, size_t *size)
+{
+    char *out = NULL, axis[40], network[40];
+    size_t len = 0, cap = 0;
+    s_enum_pack (&qp__v1__axis__descriptor, d->p[3], axis, sizeof axis);
+    s_enum_pack (&qp__v1__network__descriptor, d->p[5], network, sizeof network);
+    const char *fields[] = {d->p[0], d->p[2], axis, d->p[4], network, d->p[6], d->p[7], d->p[8]};
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+        if (k)
+            s_append (&out, &len, &cap, "|");
+        s_append (&out, &len, &cap, fields[k]);
+    }
+    s_append (&out, &len, &cap, "|");
+    size_t tokens = 0;
+    for (size_t k = 0; k < d->known.n; k++)
+        s_append_token (&out, &len, &cap, d->known.v[k], !tokens++);
+    for (size_t k = 0; k < d->fresh.n; k++)
+        s_append_token (&out, &len, &cap, d->fresh.v[k], !tokens++);
+    size_t last = len; /* trailing empty follow-ups left out */
+    for (int y = 1; y <= 3; y++) {
+        s_append (&out, &len, &cap, "|");
+        s_append (&out, &len, &cap, d->fu_now[y]);
+        if (*d->fu_now[y])
+            last = len;
+    }
+    out[last] = 0;
+    *size = last;
+    return out;
+}
+
+/* Reads a packed profile into d: profile, tokens counted, follow-ups. */
+static void s_profile_unpack (batch_dossier_t *d, const char *packed, size_t size)
+{
+    char *copy = strndup (packed, size), *f[12] = {0};
+    assert (copy);
+    int n = 0;
+    for (char *s = copy, *bar; n < 12 && s; s = bar ? bar + 1 : NULL) {
+        bar = strchr (s, '|');
+        if (bar)
+            *bar = 0;
+        f[n++] = s;
+    }
+    for (int k = 0; k < 12; k++)
+        if (!f[k])
+            f[k] = "";
+    d->stored = *f[0] != 0;
+    if (d->stored)
+        snprintf (d->profile, sizeof d->profile, "%s|%.7s|%s|%s|%s|%s|%s|%s|%s", f[0], f[1], f[1],
+                  s_enum_unpack (&qp__v1__axis__descriptor, f[2]), f[3],
+                  s_enum_unpack (&qp__v1__network__descriptor, f[4]), f[5], f[6], f[7]);
+    for (char *t = f[8], *comma; t && *t; t = comma ? comma + 1 : NULL) {
+        comma = strchr (t, ',');
+        if (comma)
+            *comma = 0;
+        char token[160];
+        switch (*t) {
+        case 'r': snprintf (token, sizeof token, "rcv"); break;
+        case 'd': snprintf (token, sizeof token, "dec"); break;
+        case 'q': snprintf (token, sizeof token, "rq"); break;
+        case 'c': snprintf (token, sizeof token, "closed"); break;
+        case 'x': snprintf (token, sizeof token, "refused"); break;
+        case '<': snprintf (token, sizeof token, "rq:%s", t + 1); break;
+        case '>': snprintf (token, sizeof token, "st:%s", t + 1); break;
+        default: snprintf (token, sizeof token, "%s", t + 1); break;
+        }
+        zhashx_insert (d->counted, token, "1");
+        s_strv_add (&d->known, token);
+    }
+    for (int y = 1; y <= 3; y++) {
+        snprintf (d->fu_read[y], sizeof d->fu_read[y], "%s", f[8 + y]);
+        snprintf (d->fu_now[y], sizeof d->fu_now[y], "%s", f[8 + y]);
+    }
+    free (copy);
 }
 
 #define SLOTS 64 /* qp.v1.Figures field numbers are under 64 */
@@ -723,8 +934,14 @@ static void s_sum_event (sums_t *s, batch_dossier_t *d, char **ops, size_t n)
 static redisReply *s_script (evaluation_t *self, strv_t *args)
 {
     const char *keys[] = {K_CELLS, K_TERRITORIES, K_META, QP_STORE_OUTBOX_KEY};
-    return qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) args->n,
-                            (const char **) args->v, NULL);
+    size_t *lens = malloc ((args->n + 1) * sizeof *lens);
+    assert (lens);
+    for (size_t i = 0; i < args->n; i++)
+        lens[i] = s_strv_len (args, i);
+    redisReply *r = qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) args->n,
+                                     (const char **) args->v, lens);
+    free (lens);
+    return r;
 }
 
 /* "apply" with the batch's outbox members after its arguments (binary: with lengths). */
@@ -738,7 +955,7 @@ static redisReply *s_script_acked (evaluation_t *self, strv_t *args)
     snprintf (na, sizeof na, "%zu", self->n_acks);
     size_t k = 0;
     for (size_t i = 0; i < args->n; i++)
-        argv[k] = args->v[i], lens[k++] = strlen (args->v[i]);
+        argv[k] = args->v[i], lens[k++] = s_strv_len (args, i);
     argv[k] = na, lens[k++] = strlen (na);
     for (size_t i = 0; i < self->n_acks; i++)
         argv[k] = self->acks[i].data, lens[k++] = self->acks[i].len;
@@ -756,8 +973,11 @@ static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
         return 0; /* only acks to pass on */
     strv_t args = {0};
     s_strv_add (&args, "read");
-    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
+        s_strv_add (&args, d->bucket);
+        s_strv_add_bin (&args, d->field, d->field_len);
         s_strv_add (&args, d->id);
+    }
     redisReply *r = s_script (self, &args);
     s_strv_free (&args);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != zlistx_size (order)) {
@@ -769,6 +989,17 @@ static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
     size_t i = 0;
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order), i++) {
         const redisReply *h = r->element[i];
+        if (h->type == REDIS_REPLY_STRING) {
+            d->read = malloc (h->len + 1);
+            assert (d->read);
+            memcpy (d->read, h->str, h->len + 1);
+            d->read_len = h->len;
+            s_profile_unpack (d, h->str, h->len);
+            continue;
+        }
+        /* no field in the bucket: the hash of before the buckets, if any (moved into the
+         * bucket when something of the dossier is counted) */
+        d->old = h->type == REDIS_REPLY_ARRAY && h->elements > 0;
         const char *values[PROFILE_FIELDS] = {0};
         for (size_t k = 0; h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2) {
             const char *f = h->element[k]->str, *v = h->element[k + 1]->str;
@@ -781,8 +1012,13 @@ static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
             else if (!strncmp (f, "fu", 2) && f[2] >= '1' && f[2] <= '3' && !f[3]) {
                 snprintf (d->fu_read[f[2] - '0'], sizeof d->fu_read[0], "%s", v);
                 snprintf (d->fu_now[f[2] - '0'], sizeof d->fu_now[0], "%s", v);
-            } else
-                zhashx_insert (d->counted, f, "1");
+            } else {
+                char token[160];
+                snprintf (token, sizeof token, "%s", f);
+                s_clean_token (token);
+                zhashx_insert (d->counted, token, "1");
+                s_strv_add (&d->known, token);
+            }
         }
         if (values[0]) {
             d->stored = true;
@@ -819,36 +1055,21 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
         if (!d->applied)
             continue;
-        s_strv_add (args, d->id);
-        size_t nfu = 0;
-        for (int y = 1; y <= 3; y++)
-            nfu += strcmp (d->fu_read[y], d->fu_now[y]) != 0;
-        s_strv_addf (args, "%zu", 1 + d->fresh.n + nfu);
-        s_strv_add (args, "t");
-        s_strv_add (args, d->stored ? d->p[0] : "");
-        for (size_t k = 0; k < d->fresh.n; k++) {
-            s_strv_add (args, d->fresh.v[k]);
+        /* the profile as read (whole: profile, tokens, follow-ups) must still be there */
+        s_strv_add (args, d->bucket);
+        s_strv_add_bin (args, d->field, d->field_len);
+        s_strv_add_bin (args, d->read ? d->read : "", d->read_len);
+        size_t len;
+        char *packed = s_profile_pack (d, &len);
+        s_strv_add_bin (args, packed, len);
+        free (packed);
+        if (d->old) {
+            char *key = malloc (strlen (d->id) + 16);
+            assert (key);
+            s_strv_add (args, strcat (strcpy (key, "qp:eval:d:"), d->id));
+            free (key);
+        } else
             s_strv_add (args, "");
-        }
-        for (int y = 1; y <= 3; y++)
-            if (strcmp (d->fu_read[y], d->fu_now[y])) {
-                s_strv_addf (args, "fu%d", y);
-                s_strv_add (args, d->fu_read[y]);
-            }
-        s_strv_addf (args, "%zu", (d->stored ? 0 : PROFILE_FIELDS) + d->fresh.n + nfu);
-        for (int j = 0; !d->stored && j < PROFILE_FIELDS; j++) {
-            s_strv_add (args, s_profile_names[j]);
-            s_strv_add (args, d->p[j]);
-        }
-        for (size_t k = 0; k < d->fresh.n; k++) {
-            s_strv_add (args, d->fresh.v[k]);
-            s_strv_add (args, "1");
-        }
-        for (int y = 1; y <= 3; y++)
-            if (strcmp (d->fu_read[y], d->fu_now[y])) {
-                s_strv_addf (args, "fu%d", y);
-                s_strv_add (args, d->fu_now[y]);
-            }
     }
     size_t count_at = args->n, n = 0;
     s_strv_add (args, "0");
@@ -908,6 +1129,7 @@ static int s_flush_once (evaluation_t *self)
         batch_dossier_t *d = calloc (1, sizeof *d);
         assert (d);
         d->id = id;
+        s_profile_place (id, d->bucket, sizeof d->bucket, d->packed_id, &d->field, &d->field_len);
         d->counted = zhashx_new ();
         zhashx_insert (dossiers, id, d);
         zlistx_add_end (order, d);
@@ -1138,17 +1360,46 @@ static void s_rebuild_key (evaluation_t *self, const char *key, void *arg)
 }
 
 /* A refusal's id and profile, kept across the rebuild: intake stores nothing of a
- * refused submission, so evaluation's record of it is the only one. */
+ * refused submission, so evaluation's record of it is the only one. arg: id -> profile.
+ * A hash of before the buckets (qp:eval:d:r-MSGID). */
 static void s_keep_refusal (evaluation_t *self, const char *key, void *arg)
 {
     redisReply *r = qp_redis_command (self->redis, "HMGET %s t m d a q n w y b", key);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == PROFILE_FIELDS && r->element[0]->str) {
-        char line[512];
-        int n = snprintf (line, sizeof line, "%s\n", key + strlen ("qp:eval:d:"));
-        for (size_t k = 0; k < PROFILE_FIELDS && n > 0 && (size_t) n < sizeof line; k++)
-            n += snprintf (line + n, sizeof line - (size_t) n, "%s%s", k ? "|" : "",
+        char profile[512];
+        int n = 0;
+        for (size_t k = 0; k < PROFILE_FIELDS && n >= 0 && (size_t) n < sizeof profile; k++)
+            n += snprintf (profile + n, sizeof profile - (size_t) n, "%s%s", k ? "|" : "",
                            r->element[k]->str ? r->element[k]->str : "");
-        zlistx_add_end (arg, strdup (line));
+        const char *id = key + strlen ("qp:eval:d:");
+        if (!zhashx_lookup (arg, id))
+            zhashx_insert (arg, id, strdup (profile));
+    }
+    if (r)
+        freeReplyObject (r);
+}
+
+/* The refusals of a profile bucket (fields "r-" + 16 bytes, or "r-" + the id as it is). */
+static void s_keep_refusals_bucket (evaluation_t *self, const char *key, void *arg)
+{
+    redisReply *r = qp_redis_command (self->redis, "HGETALL %s", key);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (f->len < 2 || memcmp (f->str, REFUSAL, 2) || v->type != REDIS_REPLY_STRING)
+            continue;
+        char id[512];
+        if (f->len == 2 + QP_ID_HEX / 2) {
+            memcpy (id, REFUSAL, 2);
+            for (size_t k = 0; k < QP_ID_HEX / 2; k++)
+                snprintf (id + 2 + 2 * k, 3, "%02x", (unsigned char) f->str[2 + k]);
+        } else
+            snprintf (id, sizeof id, "%.*s", (int) f->len, f->str);
+        batch_dossier_t d = {.counted = zhashx_new ()};
+        s_profile_unpack (&d, v->str, v->len);
+        if (*d.profile)
+            zhashx_update (arg, id, strdup (d.profile));
+        zhashx_destroy (&d.counted);
+        s_strv_free (&d.known);
     }
     if (r)
         freeReplyObject (r);
@@ -1158,20 +1409,23 @@ long evaluation_rebuild (evaluation_t *self)
 {
     long dossiers = 0;
     evaluation_flush (self);
-    zlistx_t *refusals = zlistx_new ();
-    zlistx_set_destructor (refusals, s_free_value);
-    if (s_scan (self, "qp:eval:d:" REFUSAL "*", s_keep_refusal, refusals) ||
+    zhashx_t *refusals = zhashx_new ();
+    zhashx_set_destructor (refusals, s_free_value);
+    if (s_scan (self, "qp:eval:p:*", s_keep_refusals_bucket, refusals) ||
+        s_scan (self, "qp:eval:d:" REFUSAL "*", s_keep_refusal, refusals) ||
         s_scan (self, "qp:eval:*", s_unlink_counter, NULL) ||
         s_scan (self, "qp:{*}:d", s_rebuild_key, &dossiers)) {
-        zlistx_destroy (&refusals);
+        zhashx_destroy (&refusals);
         return -1;
     }
-    for (char *line = zlistx_first (refusals); line; line = zlistx_next (refusals)) {
-        char *nl = strchr (line, '\n');
-        *nl = 0;
-        s_queue_refusal (self, line, nl + 1);
-    }
-    zlistx_destroy (&refusals);
+    /* in id order: the same batches whatever the scans' order */
+    zlistx_t *ids = zhashx_keys (refusals);
+    zlistx_set_comparator (ids, (zlistx_comparator_fn *) strcmp);
+    zlistx_sort (ids);
+    for (const char *id = zlistx_first (ids); id; id = zlistx_next (ids))
+        s_queue_refusal (self, id, zhashx_lookup (refusals, id));
+    zlistx_destroy (&ids);
+    zhashx_destroy (&refusals);
     if (evaluation_flush (self))
         return -1;
     qp_log_info ("eval_rebuilt", "counters recomputed from %ld stored dossiers", dossiers);

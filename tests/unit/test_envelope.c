@@ -222,15 +222,17 @@ END_TEST
 
 /* One event of eval_apply.lua: dossier, token, profile, then (field, incr, mode) triples.
  * Returns the number of events sent back for want of a profile. */
-/* eval_apply.lua "apply" for one dossier: expects its field t to be `expect_t` (""
- * absent), sets the token, adds inc to slot 1 of vector VEC. Returns the number of
- * dossiers at fault (0: applied). */
+/* eval_apply.lua "apply" for one dossier: expects its packed profile (field `dossier` of
+ * bucket PB) to be `expect` ("" absent), sets it to `value` (removing the old hash `old`
+ * unless ""), adds inc to slot 1 of vector VEC. Returns the number of dossiers at fault
+ * (0: applied). */
 #define VEC "qp:eval:v:T1|2025-01|RETAIL_AND_CRAFTS|*"
-static size_t s_apply (const char *dossier, const char *expect_t, const char *token, const char *inc)
+#define PB "qp:eval:p:7"
+static size_t s_apply (const char *dossier, const char *expect, const char *value,
+                       const char *old, const char *inc)
 {
     const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
-    const char *args[] = {"apply", "1", dossier, "2", "t", expect_t, token, "",
-                          "2", "t", "T1", token, "1",
+    const char *args[] = {"apply", "1", PB, dossier, expect, value, old,
                           "1", VEC, "1", "INCRBY", "i64", "#1", inc,
                           "3", "qp:eval:k:T1|2025-01|RETAIL_AND_CRAFTS", "1", "*",
                           "ev:cells", "1", "qp:eval:c:T1|2025-01|RETAIL_AND_CRAFTS",
@@ -253,31 +255,57 @@ static long long s_slot1 (void)
     return v;
 }
 
-START_TEST (test_eval_apply_once)
+/* eval_apply.lua "read" of one dossier: its packed profile, or the old hash's fields. */
+static redisReply *s_read (const char *dossier)
 {
     const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
-    const char *read[] = {"read", "d1"};
-    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 2, read, NULL);
+    const char *read[] = {"read", PB, dossier, dossier};
+    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 4, read, NULL);
     ck_assert (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1);
+    return reply;
+}
+
+START_TEST (test_eval_apply_once)
+{
+    redisReply *reply = s_read ("d1");
+    ck_assert_int_eq (reply->element[0]->type, REDIS_REPLY_ARRAY); /* none, nor old */
     ck_assert_uint_eq (reply->element[0]->elements, 0);
     freeReplyObject (reply);
-    /* Applied when what was read still holds: the token is new. */
-    ck_assert_uint_eq (s_apply ("d1", "", "rcv", "5"), 0);
+    /* Applied when what was read still holds: the dossier had no profile. */
+    ck_assert_uint_eq (s_apply ("d1", "", "T1|2025-01-10||||||||r", "", "5"), 0);
     ck_assert_int_eq (s_slot1 (), 5);
-    ck_assert_int_eq (s_hget ("qp:eval:d:d1", "rcv"), 1);
     ck_assert_int_eq (s_hget ("ev:meta", "applied"), 1);
     /* The same again (another instance read before the first applied): refused whole. */
-    ck_assert_uint_eq (s_apply ("d1", "", "rcv", "5"), 1);
+    ck_assert_uint_eq (s_apply ("d1", "", "T1|2025-01-10||||||||r", "", "5"), 1);
     ck_assert_int_eq (s_slot1 (), 5);
     ck_assert_int_eq (s_hget ("ev:meta", "applied"), 1);
     /* Read again, it sees the profile and the token; a new token on that profile applies,
      * negative increments too (a follow-up replaced). */
-    reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 2, read, NULL);
-    ck_assert (reply && reply->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 4);
+    reply = s_read ("d1");
+    ck_assert_int_eq (reply->element[0]->type, REDIS_REPLY_STRING);
+    ck_assert_str_eq (reply->element[0]->str, "T1|2025-01-10||||||||r");
     freeReplyObject (reply);
-    ck_assert_uint_eq (s_apply ("d1", "T1", "dec", "-2"), 0);
+    ck_assert_uint_eq (s_apply ("d1", "T1|2025-01-10||||||||r", "T1|2025-01-10||||||||r,d", "",
+                                "-2"),
+                       0);
     ck_assert_int_eq (s_slot1 (), 3);
     ck_assert_int_eq (s_hget ("ev:meta", "applied"), 2);
+    /* A profile of before the buckets (hash qp:eval:d:ID) is read when the bucket has
+     * none, and moved into the bucket by the apply. */
+    reply = qp_redis_command (r, "HSET qp:eval:d:d2 t T1 rcv 1");
+    freeReplyObject (reply);
+    reply = s_read ("d2");
+    ck_assert_int_eq (reply->element[0]->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq (reply->element[0]->elements, 4);
+    freeReplyObject (reply);
+    ck_assert_uint_eq (s_apply ("d2", "", "T1|2025-01-10||||||||r,d", "qp:eval:d:d2", "1"), 0);
+    ck_assert_int_eq (s_slot1 (), 4);
+    reply = qp_redis_command (r, "EXISTS qp:eval:d:d2");
+    ck_assert_int_eq (reply->integer, 0);
+    freeReplyObject (reply);
+    reply = s_read ("d2");
+    ck_assert_str_eq (reply->element[0]->str, "T1|2025-01-10||||||||r,d");
+    freeReplyObject (reply);
 }
 END_TEST
 
