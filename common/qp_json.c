@@ -21,7 +21,29 @@ static ProtobufCMessage *s_object_to_message (const ProtobufCMessageDescriptor *
 /* path + "." + name (or just name at the top); truncated to the buffer. */
 static void s_path_child (char *out, const char *path, const char *name)
 {
-    snprintf (out, PATH_MAX_LEN, "%s%s%s", path, *path ? "." : "", name);
+    int n = snprintf (out, PATH_MAX_LEN, "%s%s%s", path, *path ? "." : "", name);
+    if (n >= PATH_MAX_LEN)
+        memcpy (out + PATH_MAX_LEN - 4, "...", 4); /* said cut, not silently */
+}
+
+/* What a user wrote, quoted back short and harmless (as qp-ctl does): at most QUOTE_MAX
+ * bytes of it, printable ASCII as is and any other byte (and '"', '\\') as \xNN, "..."
+ * when cut. An error never repeats a whole value: it may be long, or personal. */
+#define QUOTE_MAX 32
+#define QUOTE_SIZE (4 * QUOTE_MAX + 4)
+static void s_quote (char *out, const char *text)
+{
+    size_t o = 0, i = 0;
+    for (; text[i] && i < QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char) text[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+            out[o++] = (char) c;
+        else
+            o += (size_t) snprintf (out + o, QUOTE_SIZE - o, "\\x%02x", c);
+    }
+    if (text[i])
+        memcpy (out + o, "...", 3), o += 3;
+    out[o] = 0;
 }
 
 static const char *s_json_kind (const json_t *j)
@@ -235,8 +257,10 @@ static bool s_value_to_field (const ProtobufCFieldDescriptor *f, const json_t *j
         if (json_is_string (j)) {
             ev = protobuf_c_enum_descriptor_get_value_by_name (ed, json_string_value (j));
             if (!ev) {
-                qp_error_set (err, "invalid_field", path, "\"%s\" is not a %s",
-                              json_string_value (j), ed->name);
+                char quoted[QUOTE_SIZE];
+                s_quote (quoted, json_string_value (j));
+                qp_error_set (err, "invalid_field", path, "\"%s\" is not a %s", quoted,
+                              ed->name);
                 return false;
             }
         } else if (json_is_integer (j)) {
@@ -400,13 +424,18 @@ static ProtobufCMessage *s_object_to_message (const ProtobufCMessageDescriptor *
     json_t *value;
     json_object_foreach ((json_t *) json, key, value) {
         char child[PATH_MAX_LEN];
-        s_path_child (child, path, key);
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name (desc, key);
         if (!f) {
-            qp_error_set (err, "invalid_field", child, "unknown field of %s", desc->name);
+            /* The name is the user's: quoted short, in the path as in the message. */
+            char quoted[QUOTE_SIZE];
+            s_quote (quoted, key);
+            s_path_child (child, path, quoted);
+            qp_error_set (err, "invalid_field", child, "unknown field \"%s\" of %s", quoted,
+                          desc->name);
             goto failed;
         }
+        s_path_child (child, path, key);
         if (json_is_null (value))
             continue; /* the mapping's null: field absent */
         if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)

@@ -10,7 +10,8 @@
 /* Builds a message of type desc from a JSON object. Returns the message (free it with
  * protobuf_c_message_free_unpacked (msg, NULL)), or NULL with err naming the field by its
  * dotted path ("project.amount_asked_cents") and why: unknown field, wrong JSON type,
- * out-of-range number, unknown enum name. */
+ * out-of-range number, unknown enum name (a name the user wrote, of a field or an enum
+ * value, is quoted at most 32 bytes long, escaped). */
 ProtobufCMessage *qp_json_to_message (const ProtobufCMessageDescriptor *desc, const json_t *json,
                                       qp_error_t *err);
 /* Same from text (one JSON document). */

@@ -273,6 +273,57 @@ START_TEST (test_refusals)
 }
 END_TEST
 
+/* Only printable ASCII in s. */
+static void s_printable (const char *s)
+{
+    for (const char *c = s; *c; c++)
+        ck_assert_msg ((unsigned char) *c >= 0x20 && (unsigned char) *c < 0x7f, "%s", s);
+}
+
+/* What the user wrote comes back at most 32 bytes long, escaped (as qp-ctl quotes it),
+ * in an enum's error and in an unknown field's path and message alike. */
+START_TEST (test_user_text_quoted_short)
+{
+    /* 2,000 bytes of a made-up axis, with a quote, a backslash, an escape and accents. */
+    char *text = malloc (16384);
+    ck_assert_ptr_nonnull (text);
+    strcpy (text, "{\"project\": {\"axis\": \"NOT_AN_AXIS");
+    for (int i = 0; i < 400; i++)
+        strcat (text, "\\\"\\\\\\u001b\\u00e9x");
+    strcat (text, "\"}}");
+    qp_error_t err;
+    memset (&err, 0, sizeof err);
+    ck_assert_ptr_null (qp_json_parse_message (&qp__v1__dossier__descriptor, text, &err));
+    ck_assert_str_eq (err.field, "project.axis");
+    /* 11 + 3 x 6 + 3 bytes */
+    const char *quoted = "\"NOT_AN_AXIS\\x22\\x5c\\x1b\\xc3\\xa9x\\x22\\x5c\\x1b\\xc3\\xa9x"
+                         "\\x22\\x5c\\x1b\\xc3\\xa9x\\x22\\x5c\\x1b...\" is not a qp.v1.Axis";
+    ck_assert_str_eq (err.message, quoted);
+    s_printable (err.message);
+
+    /* An unknown field: the same quoting in the path and in the message. */
+    strcpy (text, "{\"business\": {\"");
+    for (int i = 0; i < 300; i++)
+        strcat (text, "ab\\u0007");
+    strcat (text, "\": 1}}");
+    memset (&err, 0, sizeof err);
+    ck_assert_ptr_null (qp_json_parse_message (&qp__v1__dossier__descriptor, text, &err));
+    free (text);
+    const char *name = "ab\\x07ab\\x07ab\\x07ab\\x07ab\\x07ab\\x07ab\\x07ab\\x07ab\\x07ab\\x07ab...";
+    char field[96];
+    snprintf (field, sizeof field, "business.%s", name);
+    ck_assert_str_eq (err.field, field);
+    char message[320];
+    snprintf (message, sizeof message, "unknown field \"%s\" of qp.v1.Business", name);
+    ck_assert_str_eq (err.message, message);
+    s_printable (err.field);
+    s_printable (err.message);
+    /* A short one is quoted whole. */
+    s_refused (&qp__v1__dossier__descriptor, "{\"chanel\": \"a\"}", "invalid_field", "chanel",
+               "unknown field \"chanel\" of qp.v1.Dossier");
+}
+END_TEST
+
 START_TEST (test_to_message_not_object)
 {
     qp_error_t err;
@@ -295,6 +346,7 @@ int main (void)
     tcase_add_test (tc, test_bytes_and_64_bit);
     tcase_add_test (tc, test_doubles);
     tcase_add_test (tc, test_refusals);
+    tcase_add_test (tc, test_user_text_quoted_short);
     tcase_add_test (tc, test_to_message_not_object);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
