@@ -32,13 +32,14 @@ extern const char qp_lua_funding_due_claim[];
 extern const char qp_lua_partner_report[];
 extern const char qp_lua_phq_claim[];
 extern const char qp_lua_funding_read[];
+extern const char qp_lua_follow_up_store[];
 
 static const char *s_scripts[QP_LUA_COUNT] = {
     qp_lua_dossier_create,   qp_lua_dossier_transition, qp_lua_pending_claim,
     qp_lua_envelope_reserve, qp_lua_envelope_settle,    qp_lua_eval_apply,
     qp_lua_envelope_expire,  qp_lua_funding_leg,        qp_lua_funding_plan,
     qp_lua_funding_due_claim, qp_lua_partner_report, qp_lua_funding_read,
-    qp_lua_phq_claim,
+    qp_lua_phq_claim,        qp_lua_follow_up_store,
 };
 
 struct qp_redis {

@@ -23,6 +23,7 @@ typedef enum {
     QP_LUA_PARTNER_REPORT,
     QP_LUA_FUNDING_READ,
     QP_LUA_PHQ_CLAIM,
+    QP_LUA_FOLLOW_UP_STORE,
     QP_LUA_COUNT
 } qp_lua_script_t;
 

@@ -12,6 +12,7 @@ struct intake {
     char *pepper;
     json_t *communes;    /* INSEE commune -> territory id */
     json_t *territories; /* territory id -> name */
+    intake_zones_t *zones; /* where a location may be (data/territory-zones.csv) */
     /* The handlers' scratch (they run one message at a time): 17 KB of findings each,
      * not a malloc and two 17 KB memsets per message. */
     intake_result_t result;
@@ -37,10 +38,18 @@ void intake_destroy (intake_t **self_p)
     free (self->pepper);
     json_decref (self->communes);
     json_decref (self->territories);
+    intake_zones_destroy (&self->zones);
     free (self);
     *self_p = NULL;
 }
 
+void intake_use_zones (intake_t *self, intake_zones_t **zones_p)
+{
+    assert (zones_p && *zones_p);
+    intake_zones_destroy (&self->zones);
+    self->zones = *zones_p;
+    *zones_p = NULL;
+}
 /* ---- Territories ------------------------------------------------------------------- */
 
 int intake_load_territories (intake_t *self, const char *path)
@@ -157,7 +166,7 @@ intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *s,
     r->dossier = NULL;
     r->state = QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
     r->errors.count = r->errors.dropped = 0;
-    intake_validate_submission (s, &r->errors);
+    intake_validate_submission_in (self->zones, s, &r->errors);
     /* A territory id that is well formed but not in the programme's list. */
     if (s && s->dossier && s->dossier->territory && *s->dossier->territory && self->territories
         && !intake_errors_find (&r->errors, "territory")
@@ -222,45 +231,60 @@ void intake_result_clear (intake_result_t *r)
 /* ---- Follow-ups ---------------------------------------------------------------------- */
 
 intake_outcome_t intake_follow_up (intake_t *self, const Qp__V1__FollowUp *f,
+                                   const char *message_id, int64_t event_time_ms,
                                    intake_errors_t *errors)
 {
     if (intake_validate_follow_up (f, errors))
         return INTAKE_REJECTED;
     if (!self->redis)
         return INTAKE_STORE_FAILED;
-    size_t len = 0;
-    char *state = qp_store_get (self->redis, f->dossier_id, "state", &len);
-    if (!state) {
-        /* Absent or Redis down: qp_store_get does not tell, EXISTS does. */
-        redisReply *rep = qp_redis_command (self->redis, "EXISTS qp:{%s}:d", f->dossier_id);
-        bool unknown = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0;
-        if (rep)
-            freeReplyObject (rep);
-        if (!unknown)
-            return INTAKE_STORE_FAILED;
-        intake_errors_add (errors, "dossier_id", "unknown", "no dossier with this id");
-        return INTAKE_REJECTED;
-    }
-    /* Networks report on businesses they funded: anything else would skew the figures. */
-    bool funded = qp_store_state_parse (state) == QP__V1__DOSSIER_STATE__FUNDED;
-    if (!funded)
-        intake_errors_add (errors, "dossier_id", "inconsistent",
-                           "follow-ups are for funded dossiers; this one is %s", state);
-    free (state);
-    if (!funded)
-        return INTAKE_REJECTED;
-
+    /* The report and its event for the evaluation are written by one script
+     * (follow_up_store.lua): both or neither, even if this process dies right after. */
+    char field[32], disc[32], key[QP_ID_HEX + 16], deadline[24];
+    snprintf (field, sizeof field, "followup_%u", f->year);
+    snprintf (disc, sizeof disc, "followup_%u", f->year);
+    snprintf (key, sizeof key, "qp:{%s}:d", f->dossier_id);
+    snprintf (deadline, sizeof deadline, "%lld",
+              (long long) (qp_now_ms () + QP_STORE_OUTBOX_GRACE_MS));
+    qp_event_t event = {&f->base, {.correlation_id = f->dossier_id,
+                                   .causation_id = message_id,
+                                   .event_time_ms = event_time_ms,
+                                   .discriminator = disc}};
+    qp_service_event_t staged;
+    qp_service_event_stage (self->service, self->redis, &event, &staged);
     size_t plen = qp__v1__follow_up__get_packed_size (f);
     uint8_t *buf = malloc (plen ? plen : 1);
     assert (buf);
     qp__v1__follow_up__pack (f, buf);
-    redisReply *rep = qp_redis_command (self->redis, "HSET qp:{%s}:d followup_%u %b",
-                                        f->dossier_id, f->year, buf, plen);
+    const char *keys[] = {key, QP_STORE_OUTBOX_KEY};
+    const char *args[] = {field, (const char *) buf, deadline,
+                          staged.member.data ? staged.member.data : ""};
+    size_t lens[] = {strlen (field), plen, strlen (deadline), staged.member.len};
+    redisReply *rep = qp_redis_script (self->redis, QP_LUA_FOLLOW_UP_STORE, 2, keys, 4, args,
+                                       lens);
     free (buf);
-    bool ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    bool answered = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1
+                    && rep->element[0]->type == REDIS_REPLY_INTEGER;
+    long long code = answered ? rep->element[0]->integer : -1;
+    intake_outcome_t outcome = INTAKE_STORE_FAILED;
+    if (code == 1)
+        outcome = INTAKE_ACCEPTED;
+    else if (code == 0) {
+        intake_errors_add (errors, "dossier_id", "unknown", "no dossier with this id");
+        outcome = INTAKE_REJECTED;
+    } else if (code == 2 && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
+        /* Networks report on businesses they funded: anything else would skew the figures. */
+        intake_errors_add (errors, "dossier_id", "inconsistent",
+                           "follow-ups are for funded dossiers; this one is %s",
+                           rep->element[1]->str);
+        outcome = INTAKE_REJECTED;
+    } else
+        qp_log_warn ("follow_up_not_stored", "dossier %s year %u: %s", f->dossier_id, f->year,
+                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "Redis unavailable");
     if (rep)
         freeReplyObject (rep);
-    return ok ? INTAKE_ACCEPTED : INTAKE_STORE_FAILED;
+    qp_service_event_done (self->service, &staged, outcome == INTAKE_ACCEPTED);
+    return outcome;
 }
 
 /* ---- Refusals and status ------------------------------------------------------------- */
@@ -408,8 +432,10 @@ static void s_on_submit (qp_request_t *req, void *arg)
                            .event_time_ms = time_ms,
                            .discriminator = "refused"};
         /* Nothing stored for a refusal: its event alone goes to the outbox (one ZADD;
-         * refusals are rare), so an evaluation away counts it later. Redis down: the
-         * reply still goes out, the event best effort. */
+         * refusals are rare), so an evaluation away counts it later. Nothing can be
+         * half-written: killed before the ZADD, no reply went out and the sender's retry
+         * refuses it again under the same id; after it, the sweeper publishes it. Redis
+         * down: the reply still goes out, the event best effort (docs/reliability.md). */
         qp_event_t ev = {&refused.base, event};
         qp_service_publish_durable (req->service, self->redis, &ev, 1);
         intake_refusal_clear (&refused);
@@ -465,24 +491,14 @@ static void s_on_follow_up (qp_request_t *req, void *arg)
     int64_t time_ms = s_event_time (req);
     intake_errors_t *errors = &self->errors;
     intake_errors_init (errors);
-    intake_outcome_t outcome = intake_follow_up (self, f, errors);
+    intake_outcome_t outcome = intake_follow_up (self, f, message_id, time_ms, errors);
     if (outcome == INTAKE_STORE_FAILED) {
         s_reply_store_failed (req);
         return;
     }
     bool accepted = outcome == INTAKE_ACCEPTED;
-    if (accepted) {
-        char disc[32];
-        snprintf (disc, sizeof disc, "followup_%u", f->year);
-        qp_meta_t event = {.correlation_id = f->dossier_id,
-                           .causation_id = message_id,
-                           .event_time_ms = time_ms,
-                           .discriminator = disc};
-        /* after its HSET: the outbox keeps it for an evaluation away */
-        qp_event_t ev = {&f->base, event};
-        qp_service_publish_durable (req->service, self->redis, &ev, 1);
+    if (accepted)
         qp_log_info ("follow_up_stored", "dossier %s year %u", f->dossier_id, f->year);
-    }
     Qp__V1__FollowUpReply reply = QP__V1__FOLLOW_UP_REPLY__INIT;
     Qp__V1__FieldError storage[INTAKE_MAX_FIELD_ERRORS];
     reply.has_accepted = true;

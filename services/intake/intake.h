@@ -8,8 +8,9 @@
  *                               Refused: event qp.v1.SubmissionRefused (no personal data).
  *   qp.v1.DossierStatusQuery -> qp.v1.DossierStatusReply from the store.
  *   qp.v1.FollowUp           -> checks and stores a funded business's yearly report as
- *                               field followup_<year> of the dossier, publishes it;
- *                               replies qp.v1.FollowUpReply.
+ *                               field followup_<year> of the dossier, with its event in
+ *                               the outbox (one script), publishes it; replies
+ *                               qp.v1.FollowUpReply.
  *
  * Redis down: the answer is a qp.v1.Error "internal" and nothing is handed on, so the
  * sender retries. The logic runs in-process (intake_submit, intake_follow_up) without a
@@ -38,6 +39,10 @@ void intake_destroy (intake_t **self_p);
  * Returns the number of territories, or -1 (logged) when it cannot be read: then every
  * dossier without a territory goes to INTAKE_OUTSIDE_PROGRAMME. */
 int intake_load_territories (intake_t *self, const char *path);
+/* The territory zones a location must lie in (intake_zones_load), taken over (*zones_p
+ * is set to NULL). Without zones, locations are checked as numbers of degrees only:
+ * qp-intake does not start without them. */
+void intake_use_zones (intake_t *self, intake_zones_t **zones_p);
 /* Territory id of a commune (INSEE code), or NULL. */
 const char *intake_territory_of (const intake_t *self, const char *insee_commune);
 /* The territory a dossier belongs to: its own when set, else the business commune's,
@@ -69,8 +74,12 @@ intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *sub
 void intake_result_clear (intake_result_t *result);
 
 /* Checks and stores a follow-up report: ACCEPTED, REJECTED (errors filled: also an unknown
- * dossier, or one that is not FUNDED) or STORE_FAILED. */
+ * dossier, or one that is not FUNDED) or STORE_FAILED (nothing written). The report and
+ * its event (the FollowUp itself, for the evaluation; message_id and event_time_ms are
+ * the request's) go into Redis in one script, the event into the outbox: both or
+ * neither. The event is published when attached to a service with a publish endpoint. */
 intake_outcome_t intake_follow_up (intake_t *self, const Qp__V1__FollowUp *follow_up,
+                                   const char *message_id, int64_t event_time_ms,
                                    intake_errors_t *errors);
 
 /* The status of a dossier: ACCEPTED (reply filled, found or not; clear it with

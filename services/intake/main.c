@@ -37,12 +37,27 @@ int main (int argc, char **argv)
         qp_log_warn ("development_pepper",
                      "person keys use the public development pepper: set QP_PERSON_PEPPER");
 
+    /* The zones before Redis: a broken file stops the start at once, with its line. */
+    char path[1024];
+    snprintf (path, sizeof path, "%s/" INTAKE_ZONES_FILE, c.data_dir);
+    qp_error_t err;
+    intake_zones_t *zones = intake_zones_load (path, &err);
+    if (!zones) {
+        qp_log_error ("zones_invalid", "%s: not starting (locations cannot be checked)",
+                      err.message);
+        qp_config_free (options);
+        return 1;
+    }
+    qp_log_info ("zones_loaded", "%zu territory zones valid from %s, from %s",
+                 intake_zones_count (zones), intake_zones_valid_from (zones), path);
     qp_redis_t *redis = qp_redis_connect (c.redis_host, (int) c.redis_port, REDIS_CONNECT_MS);
     if (!redis) {
+        intake_zones_destroy (&zones);
         qp_config_free (options);
         return 1;
     }
     intake_t *intake = intake_new (redis, pepper);
+    intake_use_zones (intake, &zones);
     intake_load_territories (intake, territories);
     qp_service_t *service = qp_service_new ("intake", c.bus_work, c.bus_publish, NULL);
     if (!service) {

@@ -11,25 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Areas a French business or residence can be in, as lat/lon boxes (WGS84 degrees,
- * inclusive). Boxes are generous around each territory's coast: they catch swapped or
- * mistyped coordinates, not a precise boundary (eligibility works on QPV contours). */
-typedef struct {
-    const char *name;
-    double lat_min, lat_max, lon_min, lon_max;
-} s_zone_t;
-
-static const s_zone_t s_zones[] = {
-    {"metropolitan France", 41.3, 51.1, -5.2, 9.6}, /* Corsica included */
-    {"Guadeloupe", 15.8, 16.55, -61.85, -61.0},
-    {"Martinique", 14.35, 14.9, -61.25, -60.8},
-    {"Guyane", 2.1, 5.8, -54.6, -51.6},
-    {"La Réunion", -21.4, -20.85, 55.2, 55.85},
-    {"Mayotte", -13.05, -12.6, 44.95, 45.35},
-    {"Saint-Pierre-et-Miquelon", 46.7, 47.15, -56.45, -56.1},
-    {"Saint-Martin and Saint-Barthélemy", 17.85, 18.15, -63.2, -62.75},
-};
-
 /* ---- Findings ------------------------------------------------------------------------ */
 
 void intake_errors_init (intake_errors_t *errors) { memset (errors, 0, sizeof *errors); }
@@ -227,15 +208,6 @@ static bool s_person_key_valid (const char *key)
             return false;
     }
     return true;
-}
-
-const char *intake_zone_of (double lat, double lon)
-{
-    for (size_t i = 0; i < sizeof s_zones / sizeof s_zones[0]; i++)
-        if (lat >= s_zones[i].lat_min && lat <= s_zones[i].lat_max && lon >= s_zones[i].lon_min
-            && lon <= s_zones[i].lon_max)
-            return s_zones[i].name;
-    return NULL;
 }
 
 /* ---- The person key ------------------------------------------------------------------- */
@@ -522,9 +494,10 @@ static bool s_degrees (intake_errors_t *errors, const char *field, double v, int
 }
 
 /* Every error names lat or lon, the one at fault: the missing one of the pair, one that
- * is not a number of degrees, else, for a point in no territory, lat when no territory
- * lies at that latitude, lon when one does but not at that longitude. */
-static void s_coordinates (intake_errors_t *errors, const char *path, const Qp__V1__Coordinates *c)
+ * is not a number of degrees, else, for a point in no zone (zones NULL: not checked),
+ * lat when no zone spans that latitude, lon when one does but not at that longitude. */
+static void s_coordinates (intake_errors_t *errors, const intake_zones_t *zones, const char *path,
+                           const Qp__V1__Coordinates *c)
 {
     if (!c || (!c->has_lat && !c->has_lon))
         return;
@@ -540,21 +513,17 @@ static void s_coordinates (intake_errors_t *errors, const char *path, const Qp__
     }
     bool lat_ok = s_degrees (errors, lat, c->lat, 90);
     bool lon_ok = s_degrees (errors, lon, c->lon, 180);
-    if (!lat_ok || !lon_ok || intake_zone_of (c->lat, c->lon))
+    if (!lat_ok || !lon_ok || !zones || intake_zones_find (zones, c->lat, c->lon))
         return;
-    bool latitude_of_some = false;
-    for (size_t i = 0; i < sizeof s_zones / sizeof s_zones[0]; i++)
-        if (c->lat >= s_zones[i].lat_min && c->lat <= s_zones[i].lat_max)
-            latitude_of_some = true;
-    if (!latitude_of_some)
+    if (!intake_zones_span_latitude (zones, c->lat))
         intake_errors_add (errors, lat, "range",
-                           "%s %g is at no latitude of metropolitan France or the overseas "
-                           "departments (swapped lat and lon?)",
+                           "%s %g is at no latitude of a French territory (swapped lat and "
+                           "lon?)",
                            lat, c->lat);
     else
         intake_errors_add (errors, lon, "range",
-                           "%s %g is outside metropolitan France and the overseas departments "
-                           "at latitude %g (swapped lat and lon?)",
+                           "%s %g is outside every French territory at latitude %g (swapped "
+                           "lat and lon?)",
                            lon, c->lon, c->lat);
 }
 
@@ -592,8 +561,9 @@ static void s_identity (intake_errors_t *errors, const Qp__V1__PersonIdentity *i
     }
 }
 
-static void s_holder (intake_errors_t *errors, const Qp__V1__SubmitDossier *s, int submitted_year,
-                      int32_t submitted, bool have_submitted)
+static void s_holder (intake_errors_t *errors, const intake_zones_t *zones,
+                      const Qp__V1__SubmitDossier *s, int submitted_year, int32_t submitted,
+                      bool have_submitted)
 {
     const Qp__V1__ProjectHolder *h = s->dossier->holder;
     if (s->identity) {
@@ -611,7 +581,7 @@ static void s_holder (intake_errors_t *errors, const Qp__V1__SubmitDossier *s, i
     if (!h)
         return;
     s_address (errors, "holder.residence", h->residence);
-    s_coordinates (errors, "holder.residence_location", h->residence_location);
+    s_coordinates (errors, zones, "holder.residence_location", h->residence_location);
     s_code (errors, "holder.residence_qpv", h->residence_qpv, intake_qpv_code_valid,
             "a QPV code (\"QN07505I\")");
     if (h->has_birth_year
@@ -621,8 +591,8 @@ static void s_holder (intake_errors_t *errors, const Qp__V1__SubmitDossier *s, i
                            INTAKE_FIRST_BIRTH_YEAR, submitted_year);
 }
 
-static void s_business (intake_errors_t *errors, const Qp__V1__Business *b, int32_t submitted,
-                        bool have_submitted)
+static void s_business (intake_errors_t *errors, const intake_zones_t *zones,
+                        const Qp__V1__Business *b, int32_t submitted, bool have_submitted)
 {
     const char *commune = b ? b->insee_commune : NULL;
     const char *address_commune = b && b->address ? b->address->insee_commune : NULL;
@@ -660,7 +630,7 @@ static void s_business (intake_errors_t *errors, const Qp__V1__Business *b, int3
     s_amount (errors, "business.balance_sheet_cents", b->has_balance_sheet_cents,
               b->balance_sheet_cents, false);
     s_address (errors, "business.address", b->address);
-    s_coordinates (errors, "business.location", b->location);
+    s_coordinates (errors, zones, "business.location", b->location);
     s_code (errors, "business.insee_commune", commune, intake_insee_commune_valid,
             "an INSEE commune code (\"75056\", \"2A004\", \"97411\")");
     if (s_present (commune) && s_present (address_commune) && strcmp (commune, address_commune))
@@ -716,6 +686,12 @@ static void s_project (intake_errors_t *errors, const Qp__V1__Project *p)
 
 size_t intake_validate_submission (const Qp__V1__SubmitDossier *s, intake_errors_t *errors)
 {
+    return intake_validate_submission_in (NULL, s, errors);
+}
+
+size_t intake_validate_submission_in (const intake_zones_t *zones, const Qp__V1__SubmitDossier *s,
+                                      intake_errors_t *errors)
+{
     size_t before = errors->count + errors->dropped;
     if (!s || !s->dossier) {
         intake_errors_add (errors, "dossier", "required", "the submission holds no dossier");
@@ -748,8 +724,8 @@ size_t intake_validate_submission (const Qp__V1__SubmitDossier *s, intake_errors
     if (have_submitted)
         qp_date_to_civil (submitted, &submitted_year, &m, &day);
 
-    s_holder (errors, s, submitted_year, submitted, have_submitted);
-    s_business (errors, d->business, submitted, have_submitted);
+    s_holder (errors, zones, s, submitted_year, submitted, have_submitted);
+    s_business (errors, zones, d->business, submitted, have_submitted);
     s_project (errors, d->project);
     if (s_present (d->territory) && !intake_territory_id_valid (d->territory))
         intake_errors_add (errors, "territory", "format",

@@ -16,11 +16,12 @@
  *
  *   intake_errors_t errors;
  *   intake_errors_init (&errors);
- *   if (intake_validate_submission (submission, &errors) == 0) ... accept ...
+ *   if (intake_validate_submission_in (zones, submission, &errors) == 0) ... accept ...
  */
 #ifndef INTAKE_VALIDATE_H
 #define INTAKE_VALIDATE_H
 #include "qp_message.h"
+#include "zones.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -72,9 +73,15 @@ const intake_field_error_t *intake_errors_find (const intake_errors_t *errors, c
 
 /* ---- Whole messages ------------------------------------------------------------------ */
 
-/* Checks every field of a submission (its dossier and, when given, its identity).
- * Returns the number of findings added to errors (0: valid). The territory id is only
- * checked for shape here; whether it is known is the caller's business. */
+/* Checks every field of a submission (its dossier and, when given, its identity), a
+ * location against zones (zones.h: a point in no zone is refused). Returns the number of
+ * findings added to errors (0: valid). The territory id is only checked for shape here;
+ * whether it is known is the caller's business. */
+size_t intake_validate_submission_in (const intake_zones_t *zones,
+                                      const Qp__V1__SubmitDossier *submission,
+                                      intake_errors_t *errors);
+/* The same without zones: coordinates are checked as numbers of degrees only (the
+ * fuzzers; intake itself does not start without its zones file). */
 size_t intake_validate_submission (const Qp__V1__SubmitDossier *submission,
                                    intake_errors_t *errors);
 
@@ -112,7 +119,4 @@ bool intake_qpv_code_valid (const char *code);
 bool intake_territory_id_valid (const char *id);
 /* A dossier id: QP_ID_HEX lower-case hex digits. */
 bool intake_dossier_id_valid (const char *id);
-/* Name of the zone (from the table in validate.c) holding the point, or NULL when it is
- * outside metropolitan France and the overseas departments. */
-const char *intake_zone_of (double lat, double lon);
 #endif

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static qp_test_redis_t *server;
 static qp_redis_t *r;
@@ -52,6 +53,13 @@ static void s_setup (void)
     r = qp_redis_connect (server->host, server->port, 5000);
     ck_assert_ptr_nonnull (r);
     intake = intake_new (r, "test-pepper");
+    char zones_path[1024];
+    snprintf (zones_path, sizeof zones_path, "%s/data/" INTAKE_ZONES_FILE, qp_test_source_dir ());
+    qp_error_t err;
+    intake_zones_t *zones = intake_zones_load (zones_path, &err);
+    ck_assert_msg (zones, "%s", err.message);
+    intake_use_zones (intake, &zones);
+    ck_assert_ptr_null (zones);
     char *path = s_fixture ();
     ck_assert_int_eq (intake_load_territories (intake, path), 3);
     free (path);
@@ -216,7 +224,7 @@ static intake_outcome_t s_follow_up (const char *id, uint32_t year, intake_error
     f.has_jobs_created = true, f.jobs_created = 3;
     f.reported_on = "2025-06-30";
     intake_errors_init (e);
-    return intake_follow_up (intake, &f, e);
+    return intake_follow_up (intake, &f, "msg-follow-up", 0, e);
 }
 
 START_TEST (test_follow_up)
@@ -252,6 +260,88 @@ START_TEST (test_follow_up)
     ck_assert (f && f->jobs_created == 3 && f->year == 1);
     qp__v1__follow_up__free_unpacked (f, NULL);
     free (packed);
+}
+END_TEST
+
+/* A dossier taken through the state machine to FUNDED; its id into id. */
+static void s_funded_dossier (const char *key, char id[QP_ID_HEX + 1])
+{
+    char patch[128];
+    snprintf (patch, sizeof patch, "{\"dossier\": {\"channel_key\": \"%s\"}}", key);
+    Qp__V1__SubmitDossier *s = s_submission (patch);
+    intake_result_t res;
+    ck_assert_int_eq (intake_submit (intake, s, key, 0, &res), INTAKE_ACCEPTED);
+    intake_result_clear (&res);
+    qp__v1__submit_dossier__free_unpacked (s, NULL);
+    snprintf (id, QP_ID_HEX + 1, "%s", res.dossier_id);
+    Qp__V1__DossierState path[] = {QP__V1__DOSSIER_STATE__RECEIVED, QP__V1__DOSSIER_STATE__ELIGIBLE,
+                                   QP__V1__DOSSIER_STATE__FUNDING_REQUESTED,
+                                   QP__V1__DOSSIER_STATE__FUNDED};
+    for (int i = 0; i < 3; i++) {
+        Qp__V1__DossierState st;
+        ck_assert_int_eq (qp_store_transition (r, id, path[i], path[i + 1], 0, "m", NULL, NULL, 0,
+                                               &st),
+                          QP_STORE_APPLIED);
+    }
+}
+
+/* Follow-ups in the outbox: qp.v1.FollowUp members. */
+static size_t s_follow_ups_in_outbox (void)
+{
+    redisReply *m = qp_redis_command (r, "ZRANGE %s 0 -1", QP_STORE_OUTBOX_KEY);
+    ck_assert (m && m->type == REDIS_REPLY_ARRAY);
+    size_t n = 0;
+    for (size_t i = 0; i < m->elements; i++)
+        n += m->element[i]->len > 15 && !memcmp (m->element[i]->str, "qp.v1.FollowUp", 15);
+    freeReplyObject (m);
+    return n;
+}
+
+static bool s_has_follow_up (const char *id, uint32_t year)
+{
+    redisReply *x = qp_redis_command (r, "HEXISTS qp:{%s}:d followup_%u", id, year);
+    ck_assert (x && x->type == REDIS_REPLY_INTEGER);
+    bool has = x->integer == 1;
+    freeReplyObject (x);
+    return has;
+}
+
+/* Attached to a service that publishes, a follow-up is stored with its event in the
+ * outbox (one script): both or neither. Before, the HSET and the outbox ZADD were two
+ * commands, and a report stored while its ZADD failed was lost to the evaluation. */
+START_TEST (test_follow_up_with_its_event)
+{
+    char work[64], publish[64];
+    snprintf (work, sizeof work, "tcp://127.0.0.1:%d", qp_test_free_port ());
+    snprintf (publish, sizeof publish, "tcp://127.0.0.1:%d", qp_test_free_port ());
+    qp_service_t *service = qp_service_new ("intake", work, publish, NULL);
+    ck_assert_ptr_nonnull (service);
+    intake_attach (intake, service);
+    char id[QP_ID_HEX + 1];
+    s_funded_dossier ("K-outbox", id);
+    intake_errors_t e;
+    ck_assert_int_eq (s_follow_up (id, 1, &e), INTAKE_ACCEPTED);
+    ck_assert (s_has_follow_up (id, 1));
+    ck_assert_uint_eq (s_follow_ups_in_outbox (), 1);
+
+    /* The outbox cannot take it (a key of the wrong type): the report is not stored
+     * either, and the caller is told to retry. */
+    redisReply *x = qp_redis_command (r, "DEL %s", QP_STORE_OUTBOX_KEY);
+    freeReplyObject (x);
+    x = qp_redis_command (r, "SET %s broken", QP_STORE_OUTBOX_KEY);
+    freeReplyObject (x);
+    ck_assert_int_eq (s_follow_up (id, 2, &e), INTAKE_STORE_FAILED);
+    ck_assert (!s_has_follow_up (id, 2));
+    /* Repaired: the retry stores both. */
+    x = qp_redis_command (r, "DEL %s", QP_STORE_OUTBOX_KEY);
+    freeReplyObject (x);
+    ck_assert_int_eq (s_follow_up (id, 2, &e), INTAKE_ACCEPTED);
+    ck_assert (s_has_follow_up (id, 2));
+    ck_assert_uint_eq (s_follow_ups_in_outbox (), 1);
+    /* Refused ones (not funded, unknown) leave nothing in the outbox. */
+    ck_assert_int_eq (s_follow_up ("0123456789abcdef0123456789abcdef", 1, &e), INTAKE_REJECTED);
+    ck_assert_uint_eq (s_follow_ups_in_outbox (), 1);
+    qp_service_destroy (&service);
 }
 END_TEST
 
@@ -396,6 +486,47 @@ START_TEST (test_declared_facts_stored)
 }
 END_TEST
 
+/* qp-intake with a broken zones file does not start (rather than checking locations
+ * against nothing): it exits 1 at once, the log naming the file, the line and why. */
+START_TEST (test_refuses_to_start_without_zones)
+{
+    char *dir = qp_test_tmpdir ("qp-intake-data");
+    ck_assert_ptr_nonnull (dir);
+    char path[1024];
+    snprintf (path, sizeof path, "%s/" INTAKE_ZONES_FILE, dir);
+    FILE *f = fopen (path, "w");
+    ck_assert_ptr_nonnull (f);
+    fputs ("# valid_from: 2026-11-24\n# source: a test\nname,lat_min,lat_max,lon_min,lon_max\n"
+           "metropolitan France,41.3,51.1,-5.2,9.6\nGuadeloupe,16.55,15.8,-61.85,-61.0\n",
+           f);
+    fclose (f);
+    char data[1100], port[64];
+    snprintf (data, sizeof data, "QP_DATA_DIR=%s", dir);
+    snprintf (port, sizeof port, "QP_REDIS_PORT=%d", server->port);
+    const char *env[] = {data, port, NULL};
+    const char *args[] = {NULL};
+    char *out = NULL, *errors = NULL;
+    int status = qp_test_run ("intake", env, args, 30000, &out, &errors);
+    ck_assert_int_eq (status, 1);
+    char expected[1200];
+    snprintf (expected, sizeof expected, "%s: line 5: lat_max is below lat_min", path);
+    ck_assert_msg ((errors && strstr (errors, expected)) || (out && strstr (out, expected)),
+                   "no \"%s\" in: %s %s", expected, errors ? errors : "", out ? out : "");
+    free (out);
+    free (errors);
+    /* No file at all: the same. */
+    ck_assert_int_eq (unlink (path), 0);
+    status = qp_test_run ("intake", env, args, 30000, &out, &errors);
+    ck_assert_int_eq (status, 1);
+    ck_assert_msg ((errors && strstr (errors, "No such file")) || (out && strstr (out, "No such file")),
+                   "%s", errors ? errors : "");
+    free (out);
+    free (errors);
+    qp_test_rmtree (dir);
+    free (dir);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("intake");
@@ -406,10 +537,12 @@ int main (void)
     tcase_add_test (tc, test_rejected_is_not_stored);
     tcase_add_test (tc, test_identity_becomes_person_key);
     tcase_add_test (tc, test_follow_up);
+    tcase_add_test (tc, test_follow_up_with_its_event);
     tcase_add_test (tc, test_status);
     tcase_add_test (tc, test_redis_down);
     tcase_add_test (tc, test_unknown_fields_refused);
     tcase_add_test (tc, test_declared_facts_stored);
+    tcase_add_test (tc, test_refuses_to_start_without_zones);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);

@@ -49,6 +49,20 @@ static Qp__V1__SubmitDossier *s_submission (const char *patch)
 
 static void s_free (Qp__V1__SubmitDossier *s) { qp__v1__submit_dossier__free_unpacked (s, NULL); }
 
+/* The project's own zones file, as qp-intake loads it (main). */
+static intake_zones_t *s_zones;
+
+static intake_zones_t *s_zones_load (void)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/data/" INTAKE_ZONES_FILE, qp_test_source_dir ());
+    qp_error_t err;
+    intake_zones_t *zones = intake_zones_load (path, &err);
+    if (!zones) /* before any test runs: no ck_assert here */
+        fprintf (stderr, "test_validate: %s\n", err.message);
+    return zones;
+}
+
 static void s_dump (const intake_errors_t *e)
 {
     for (size_t i = 0; i < e->count; i++)
@@ -60,7 +74,7 @@ static void s_expect_on (const Qp__V1__SubmitDossier *s, const char *field, cons
 {
     intake_errors_t e;
     intake_errors_init (&e);
-    size_t n = intake_validate_submission (s, &e);
+    size_t n = intake_validate_submission_in (s_zones, s, &e);
     if (!field) {
         if (n)
             s_dump (&e);
@@ -352,6 +366,7 @@ START_TEST (test_coordinates)
         {"-12.78", "45.23", NULL},   /* Mayotte */
         {"46.78", "-56.17", NULL},   /* Saint-Pierre */
         {"18.07", "-63.05", NULL},   /* Saint-Martin */
+        {"-17.535", "-149.569", NULL}, /* Papeete, French Polynesia */
         {"2.35", "48.85", "lon"},    /* Paris swapped: 2.35 is a latitude of Guyane */
         {"0", "0", "lat"},
         {"-91", "0", "lat"},        /* out of -90..90 */
@@ -366,9 +381,19 @@ START_TEST (test_coordinates)
         else
             s_expect (patch, field, "range");
     }
-    ck_assert_str_eq (intake_zone_of (-21.0, 55.5), "La Réunion");
-    ck_assert_str_eq (intake_zone_of (48.85, 2.35), "metropolitan France");
-    ck_assert (intake_zone_of (2.35, 48.85) == NULL);
+    ck_assert_str_eq (intake_zones_find (s_zones, -21.0, 55.5), "La Réunion");
+    ck_assert_str_eq (intake_zones_find (s_zones, 48.85, 2.35), "metropolitan France");
+    ck_assert (intake_zones_find (s_zones, 2.35, 48.85) == NULL);
+    /* French Polynesia has QPV (Papeete): in no zone before the table was a data file. */
+    ck_assert_str_eq (intake_zones_find (s_zones, -17.535, -149.569), "French Polynesia");
+    /* Without zones (the fuzzers): degrees only, a point in no territory passes. */
+    Qp__V1__SubmitDossier *nowhere =
+        s_submission ("{\"dossier\": {\"business\": {\"location\": {\"lat\": 0, \"lon\": 0}}}}");
+    intake_errors_t e;
+    intake_errors_init (&e);
+    ck_assert_uint_eq (intake_validate_submission (nowhere, &e), 0);
+    ck_assert_uint_eq (intake_validate_submission_in (s_zones, nowhere, &e), 1);
+    s_free (nowhere);
 
     /* Both or neither: the missing one is named. */
     s_expect ("{\"dossier\": {\"business\": {\"location\": {\"lat\": 50.69, \"lon\": null}}}}",
@@ -503,7 +528,7 @@ START_TEST (test_declared_facts)
     s->dossier->holder->declared_target_group = 17;
     intake_errors_t e;
     intake_errors_init (&e);
-    ck_assert_uint_eq (intake_validate_submission (s, &e), 1);
+    ck_assert_uint_eq (intake_validate_submission_in (s_zones, s, &e), 1);
     const intake_field_error_t *f = intake_errors_find (&e, "holder.declared_target_group");
     ck_assert_ptr_nonnull (f);
     ck_assert_str_eq (f->code, "unknown");
@@ -587,7 +612,7 @@ START_TEST (test_every_error_at_once)
         "\"73282932000075\", \"naf_code\": \"x\", \"location\": {\"lat\": 1}}, \"project\": null}}");
     intake_errors_t e;
     intake_errors_init (&e);
-    size_t n = intake_validate_submission (s, &e);
+    size_t n = intake_validate_submission_in (s_zones, s, &e);
     const char *fields[] = {"channel", "submitted_on", "holder.person_key", "holder.birth_year",
                             "business.siret", "business.naf_code", "business.location.lat",
                             "project.axis", "project.stage", "project.financing_need_cents",
@@ -661,8 +686,90 @@ START_TEST (test_follow_up)
 }
 END_TEST
 
+/* Writes text as a zones file in dir; returns its path (static buffer). */
+static const char *s_zones_file (const char *dir, const char *text)
+{
+    static char path[1024];
+    snprintf (path, sizeof path, "%s/" INTAKE_ZONES_FILE, dir);
+    FILE *f = fopen (path, "w");
+    ck_assert_ptr_nonnull (f);
+    fputs (text, f);
+    fclose (f);
+    return path;
+}
+
+/* A broken zones file is refused whole, with the line at fault and why. */
+START_TEST (test_zones_file)
+{
+    ck_assert_uint_eq (intake_zones_count (s_zones), 9);
+    ck_assert_str_eq (intake_zones_valid_from (s_zones), "2026-11-24");
+    char *dir = qp_test_tmpdir ("qp-zones");
+    ck_assert_ptr_nonnull (dir);
+#define HEAD "# valid_from: 2026-11-24\n# source: a test\nname,lat_min,lat_max,lon_min,lon_max\n"
+    struct {
+        const char *text, *field, *why; /* why: the message after "PATH: " */
+    } cases[] = {
+        {HEAD "a,1,2,3,4\nb,1,2,3\n", "line",
+         "line 5: expected 5 fields separated by ',': name,lat_min,lat_max,lon_min,lon_max"},
+        {HEAD "a,1,2,3,4,5\n", "line", "line 4: expected 5 fields"},
+        {HEAD "# a comment\n\nmetropolitan France,41.3,51.1,-5.2,x9.6\n", "lon_max",
+         "line 6: not a number"},
+        {HEAD "a,1,2,3,4\nb,,2,3,4\n", "lat_min", "line 5: not a number"},
+        {HEAD "a,91,92,3,4\n", "lat_min", "line 4: outside -90..90 degrees"},
+        {HEAD "a,1,2,3,180.5\n", "lon_max", "line 4: outside -180..180 degrees"},
+        {HEAD "a,1,2,3,nan\n", "lon_max", "line 4: not a finite number"},
+        {HEAD "a,2,1,3,4\n", "lat_max", "line 4: lat_max is below lat_min"},
+        {HEAD "a,1,2,4,3\n", "lon_max", "line 4: lon_max is below lon_min"},
+        {HEAD "a,1,2,3,4\na,5,6,7,8\n", "name", "line 5: a zone of this name is already given"},
+        {HEAD ",1,2,3,4\n", "name", "line 4: the name is empty"},
+        {"# source: a test\nname,lat_min,lat_max,lon_min,lon_max\na,1,2,3,4\n", "file",
+         "line 3: no \"# valid_from: YYYY-MM-DD\" line"},
+        {"# valid_from: 2026-02-30\n", "valid_from", "line 1: valid_from is not a date"},
+        {"# valid_from: 2026-11-24\nname,lat_min,lat_max,lon_min,lon_max\na,1,2,3,4\n", "file",
+         "line 3: no \"# source: ...\" line"},
+        {"# valid_from: 2026-11-24\n# source: a test\nname,lat,lon\n", "header",
+         "line 3: the header must be name,lat_min,lat_max,lon_min,lon_max"},
+        {HEAD, "file", "line 3: no zone"},
+        {"", "file", "line 0: no \"# valid_from"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = s_zones_file (dir, cases[i].text);
+        qp_error_t err;
+        memset (&err, 0, sizeof err);
+        ck_assert_msg (intake_zones_load (path, &err) == NULL, "case %zu accepted", i);
+        ck_assert_str_eq (err.code, "bad_zones");
+        ck_assert_msg (!strcmp (err.field, cases[i].field), "case %zu: field %s", i, err.field);
+        char expected[512];
+        snprintf (expected, sizeof expected, "%s: %s", path, cases[i].why);
+        ck_assert_msg (!strncmp (err.message, expected, strlen (expected)), "case %zu: %s", i,
+                       err.message);
+    }
+    /* No file at all. */
+    qp_error_t err;
+    ck_assert_ptr_null (intake_zones_load ("/nonexistent/zones.csv", &err));
+    ck_assert_str_eq (err.message, "/nonexistent/zones.csv: No such file or directory");
+    /* A good one, with comments, blank lines and CRLF. */
+    const char *path = s_zones_file (dir, "# valid_from: 2026-11-24\r\n# source: a test\r\n"
+                                          "name,lat_min,lat_max,lon_min,lon_max\r\n\r\n"
+                                          "# one\r\nsomewhere,-1.5,1.5,-2,2\r\n");
+    intake_zones_t *zones = intake_zones_load (path, &err);
+    ck_assert_msg (zones, "%s", err.message);
+    ck_assert_uint_eq (intake_zones_count (zones), 1);
+    ck_assert_str_eq (intake_zones_find (zones, 0, 0), "somewhere");
+    ck_assert_ptr_null (intake_zones_find (zones, 0, 2.5));
+    intake_zones_destroy (&zones);
+    ck_assert_ptr_null (zones);
+#undef HEAD
+    qp_test_rmtree (dir);
+    free (dir);
+}
+END_TEST
+
 int main (void)
 {
+    s_zones = s_zones_load ();
+    if (!s_zones)
+        return EXIT_FAILURE;
     Suite *s = suite_create ("validate");
     TCase *tc = tcase_create ("rules");
     tcase_add_test (tc, test_valid_submission);
@@ -685,10 +792,12 @@ int main (void)
     tcase_add_test (tc, test_text);
     tcase_add_test (tc, test_every_error_at_once);
     tcase_add_test (tc, test_follow_up);
+    tcase_add_test (tc, test_zones_file);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
     int failed = srunner_ntests_failed (sr);
     srunner_free (sr);
+    intake_zones_destroy (&s_zones);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
