@@ -1,6 +1,7 @@
 /* Eligibility: decisions, the RECEIVED -> ELIGIBLE | NOT_ELIGIBLE step, the sweeper. */
 #include "eligibility.h"
 #include "qp/v1/eligibility.pb-c.h"
+#include "qp_bucket.h"
 #include "qp_date.h"
 #include "qp_log.h"
 #include "qp_store.h"
@@ -377,10 +378,10 @@ static int s_phq_fact (eligibility_t *self, const char *id, const Qp__V1__Dossie
                          "needs the holder's person key and network");
         return 0;
     }
-    char key[256];
-    snprintf (key, sizeof key, "qp:phq:%s:%s", net->name, h->person_key);
-    const char *keys[] = {key}, *args[] = {id};
-    redisReply *r = qp_redis_script (self->redis, QP_LUA_PHQ_CLAIM, 1, keys, 1, args, NULL);
+    char bucket[128], old[256];
+    qp_bucket_phq_keys (net->name, h->person_key, bucket, sizeof bucket, old, sizeof old);
+    const char *keys[] = {bucket, old}, *args[] = {h->person_key, id};
+    redisReply *r = qp_redis_script (self->redis, QP_LUA_PHQ_CLAIM, 2, keys, 2, args, NULL);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         qp_log_error ("redis_error", "phq_claim for %s: %s", id,
                       r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");

@@ -1,17 +1,24 @@
 /* Budget envelopes: the Lua scripts envelope_reserve, envelope_settle, envelope_expire. */
 #include "budget.h"
+#include "qp_bucket.h"
 #include "qp_log.h"
 #include <jansson.h>
 #include <string.h>
 
 typedef struct {
-    char env[128], ledger[140], deadlines[140], right_prefix[140], right[200];
+    char env[128], ledger[160], old_ledger[140], ledger_prefix[150], deadlines[140],
+        right_prefix[140], right[200];
 } keys_t;
 
-static void s_keys (keys_t *k, const char *scheme, const char *territory)
+/* The keys of scheme, the drawing right of territory and the ledger bucket of dossier
+ * (both may be NULL). */
+static void s_keys (keys_t *k, const char *scheme, const char *territory, const char *dossier)
 {
     snprintf (k->env, sizeof k->env, "qp:envelope:{%s}", scheme);
-    snprintf (k->ledger, sizeof k->ledger, "%s:ledger", k->env);
+    snprintf (k->old_ledger, sizeof k->old_ledger, "%s:ledger", k->env);
+    snprintf (k->ledger_prefix, sizeof k->ledger_prefix, "%s:", k->old_ledger);
+    snprintf (k->ledger, sizeof k->ledger, "%s%u", k->ledger_prefix,
+              dossier ? (unsigned) qp_bucket_of (dossier) : 0u);
     snprintf (k->deadlines, sizeof k->deadlines, "%s:deadlines", k->env);
     snprintf (k->right_prefix, sizeof k->right_prefix, "%s:t:", k->env);
     snprintf (k->right, sizeof k->right, "%s%s", k->right_prefix, territory ? territory : "");
@@ -66,7 +73,7 @@ int budget_load (qp_redis_t *redis, const char *path, qp_error_t *err)
             break;
         }
         keys_t k;
-        s_keys (&k, scheme, NULL);
+        s_keys (&k, scheme, NULL, NULL);
         if (s_create (redis, k.env, json_integer_value (total),
                       max ? json_integer_value (max) : 0) == 1)
             qp_log_info ("envelope_created", "envelope %s: %lld cents", scheme,
@@ -85,7 +92,7 @@ int budget_load (qp_redis_t *redis, const char *path, qp_error_t *err)
             break;
         }
         keys_t k;
-        s_keys (&k, scheme, territory);
+        s_keys (&k, scheme, territory, NULL);
         if (s_create (redis, k.right, json_integer_value (total), 0) == 1)
             qp_log_info ("drawing_right_created", "drawing right %s/%s: %lld cents", scheme,
                          territory, (long long) json_integer_value (total));
@@ -105,12 +112,12 @@ static int s_pair (const redisReply *r, budget_op_t *op)
     return -2;
 }
 
-/* Runs one script over n operations (4 keys each) and gives each its {code, entry}:
+/* Runs one script over n operations (5 keys each) and gives each its {code, entry}:
  * the script answers the pair alone for one operation, an array of pairs for more. */
 static int s_run (qp_redis_t *redis, qp_lua_script_t script, budget_op_t *ops, size_t n,
                   const char **keys, int nargs, const char **args, int *codes)
 {
-    redisReply *r = qp_redis_script (redis, script, (int) (4 * n), keys, nargs, args, NULL);
+    redisReply *r = qp_redis_script (redis, script, (int) (5 * n), keys, nargs, args, NULL);
     int rc = 0;
     if (n == 1)
         codes[0] = s_pair (r, &ops[0]);
@@ -137,17 +144,17 @@ int budget_reserve_many (qp_redis_t *redis, budget_op_t *ops, size_t n)
     if (!n)
         return 0;
     keys_t *k = malloc (n * sizeof *k);
-    const char **keys = malloc (4 * n * sizeof *keys), **args = malloc (4 * n * sizeof *args);
+    const char **keys = malloc (5 * n * sizeof *keys), **args = malloc (4 * n * sizeof *args);
     char (*nums)[2][24] = malloc (n * sizeof *nums);
     int *codes = malloc (n * sizeof *codes);
     for (size_t i = 0; i < n; i++) {
-        s_keys (&k[i], ops[i].scheme, ops[i].territory);
+        s_keys (&k[i], ops[i].scheme, ops[i].territory, ops[i].dossier);
         snprintf (nums[i][0], sizeof nums[i][0], "%lld", (long long) ops[i].amount);
         snprintf (nums[i][1], sizeof nums[i][1], "%lld", (long long) ops[i].deadline_ms);
-        const char *ki[] = {k[i].env, k[i].ledger, k[i].right, k[i].deadlines};
+        const char *ki[] = {k[i].env, k[i].ledger, k[i].old_ledger, k[i].right, k[i].deadlines};
         const char *ai[] = {ops[i].dossier, nums[i][0], ops[i].territory ? ops[i].territory : "",
                             nums[i][1]};
-        memcpy (keys + 4 * i, ki, sizeof ki);
+        memcpy (keys + 5 * i, ki, sizeof ki);
         memcpy (args + 4 * i, ai, sizeof ai);
     }
     int rc = s_run (redis, QP_LUA_ENVELOPE_RESERVE, ops, n, keys, (int) (4 * n), args, codes);
@@ -166,15 +173,16 @@ int budget_settle_many (qp_redis_t *redis, budget_op_t *ops, size_t n)
     if (!n)
         return 0;
     keys_t *k = malloc (n * sizeof *k);
-    const char **keys = malloc (4 * n * sizeof *keys), **args = malloc (3 * n * sizeof *args);
+    const char **keys = malloc (5 * n * sizeof *keys), **args = malloc (3 * n * sizeof *args);
     char (*nums)[24] = malloc (n * sizeof *nums);
     int *codes = malloc (n * sizeof *codes);
     for (size_t i = 0; i < n; i++) {
-        s_keys (&k[i], ops[i].scheme, NULL);
+        s_keys (&k[i], ops[i].scheme, NULL, ops[i].dossier);
         snprintf (nums[i], sizeof nums[i], "%lld", (long long) ops[i].amount);
-        const char *ki[] = {k[i].env, k[i].ledger, k[i].deadlines, k[i].right_prefix};
+        const char *ki[] = {k[i].env, k[i].ledger, k[i].old_ledger, k[i].deadlines,
+                            k[i].right_prefix};
         const char *ai[] = {ops[i].dossier, ops[i].commit ? "commit" : "release", nums[i]};
-        memcpy (keys + 4 * i, ki, sizeof ki);
+        memcpy (keys + 5 * i, ki, sizeof ki);
         memcpy (args + 3 * i, ai, sizeof ai);
     }
     int rc = s_run (redis, QP_LUA_ENVELOPE_SETTLE, ops, n, keys, (int) (3 * n), args, codes);
@@ -187,13 +195,14 @@ int budget_settle_many (qp_redis_t *redis, budget_op_t *ops, size_t n)
 int budget_expire (qp_redis_t *redis, const char *scheme, int64_t now_ms, int limit)
 {
     keys_t k;
-    s_keys (&k, scheme, NULL);
-    char now[24], lim[16];
+    s_keys (&k, scheme, NULL, NULL);
+    char now[24], lim[16], buckets[16];
     snprintf (now, sizeof now, "%lld", (long long) now_ms);
     snprintf (lim, sizeof lim, "%d", limit);
-    const char *keys[] = {k.env, k.ledger, k.deadlines, k.right_prefix};
-    const char *args[] = {now, lim};
-    redisReply *r = qp_redis_script (redis, QP_LUA_ENVELOPE_EXPIRE, 4, keys, 2, args, NULL);
+    snprintf (buckets, sizeof buckets, "%d", QP_BUCKETS);
+    const char *keys[] = {k.env, k.old_ledger, k.deadlines, k.right_prefix, k.ledger_prefix};
+    const char *args[] = {now, lim, buckets};
+    redisReply *r = qp_redis_script (redis, QP_LUA_ENVELOPE_EXPIRE, 5, keys, 3, args, NULL);
     int n = r && r->type == REDIS_REPLY_ARRAY ? (int) r->elements : 0;
     for (int i = 0; i < n; i++)
         qp_log_warn ("reservation_expired", "dossier %s: reservation in %s passed its deadline, "

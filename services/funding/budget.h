@@ -4,8 +4,11 @@
  *
  *   qp:envelope:{S}            hash total, reserved, committed, available, max_projects, projects
  *   qp:envelope:{S}:t:TERR     hash total, reserved, committed, available (drawing right)
- *   qp:envelope:{S}:ledger     hash dossier -> reserved:N[@TERR] | committed:N[@TERR] |
- *                              released:N[@TERR] | refused:0
+ *   qp:envelope:{S}:ledger:B   hash dossier -> reserved:N[@TERR] | committed:N[@TERR] |
+ *                              released:N[@TERR] | refused:0, the ledger in QP_BUCKETS
+ *                              buckets, B = qp_bucket_of (dossier) (listpacks, qp_bucket.h)
+ *   qp:envelope:{S}:ledger     the same in one hash, as stored before issue 8: read when a
+ *                              dossier's bucket has no entry, never written
  *   qp:envelope:{S}:deadlines  sorted set dossier -> reservation deadline (ms)
  *
  * reserved + committed + available = total, in every hash, after every script. */

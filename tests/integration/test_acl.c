@@ -1,6 +1,7 @@
 /* Least privilege in Redis (docs/security.md): each service logs in as its own ACL user
  * from data/redis/acl.conf and is refused outside its commands and keys; the whole flow
  * runs with those users; partner components never reach Redis. */
+#include "qp_bucket.h"
 #include "qp_date.h"
 #include "qp_redis.h"
 #include "qp_store.h"
@@ -91,10 +92,11 @@ START_TEST (test_each_service_refused_outside_its_permissions)
     /* ...but cannot touch money, indicators or the PHQ claims. */
     s_refused (qp_redis_command (intake, "HSET qp:envelope:{phq} total 1"), "intake writes an envelope");
     s_refused (qp_redis_command (intake, "HGETALL qp:envelope:{phq}"), "intake reads an envelope");
-    const char *env_keys[] = {"qp:envelope:{phq}", "qp:envelope:{phq}:ledger",
-                              "qp:envelope:{phq}:t:roubaix", "qp:envelope:{phq}:deadlines"};
+    const char *env_keys[] = {"qp:envelope:{phq}", "qp:envelope:{phq}:ledger:0",
+                              "qp:envelope:{phq}:ledger", "qp:envelope:{phq}:t:roubaix",
+                              "qp:envelope:{phq}:deadlines"};
     const char *env_args[] = {"acl1", "100", "roubaix", "0"};
-    s_refused (qp_redis_script (intake, QP_LUA_ENVELOPE_RESERVE, 4, env_keys, 4, env_args, NULL),
+    s_refused (qp_redis_script (intake, QP_LUA_ENVELOPE_RESERVE, 5, env_keys, 4, env_args, NULL),
                "intake reserves on an envelope (script)");
     s_refused (qp_redis_command (intake, "HINCRBY qp:eval:cells x 1"), "intake counts");
     s_refused (qp_redis_command (intake, "FLUSHALL"), "intake flushes");
@@ -118,14 +120,19 @@ START_TEST (test_each_service_refused_outside_its_permissions)
     /* eligibility cannot reach envelopes; funding cannot write indicators or PHQ claims. */
     qp_redis_t *eligibility = s_as (redis, "eligibility");
     ck_assert_ptr_nonnull (eligibility);
-    s_allowed (qp_redis_command (eligibility, "SET qp:phq:INITIATIVE_FRANCE:p1 acl1 NX"), "eligibility claims a PHQ");
+    char phq_bucket[128], phq_old[256];
+    qp_bucket_phq_keys ("INITIATIVE_FRANCE", "p1", phq_bucket, sizeof phq_bucket, phq_old,
+                        sizeof phq_old);
+    const char *phq_keys[] = {phq_bucket, phq_old}, *phq_args[] = {"p1", "acl1"};
+    s_allowed (qp_redis_script (eligibility, QP_LUA_PHQ_CLAIM, 2, phq_keys, 2, phq_args, NULL),
+               "eligibility claims a PHQ (script)");
     s_refused (qp_redis_command (eligibility, "HSET qp:envelope:{phq} total 1"), "eligibility writes an envelope");
     qp_redis_destroy (&eligibility);
     qp_redis_t *funding = s_as (redis, "funding");
     ck_assert_ptr_nonnull (funding);
     s_allowed (qp_redis_command (funding, "HGET qp:envelope:{phq} total"), "funding reads an envelope");
     s_refused (qp_redis_command (funding, "HINCRBY qp:eval:cells x 1"), "funding counts");
-    s_refused (qp_redis_command (funding, "DEL qp:phq:INITIATIVE_FRANCE:p1"), "funding drops a PHQ claim");
+    s_refused (qp_redis_command (funding, "HSET %s p1 other", phq_bucket), "funding writes a PHQ claim");
     qp_redis_destroy (&funding);
 
     /* The recorder's user is off; a wrong password is refused. */

@@ -296,6 +296,41 @@ START_TEST (test_one_phq_per_person_per_network)
 }
 END_TEST
 
+/* A stack stored before issue 8 kept a PHQ slot as a string key per person; upgraded, it
+ * still refuses that person a second PHQ through the network (the slots are now fields of
+ * bucket hashes, qp_bucket.h). */
+START_TEST (test_phq_slot_stored_before_buckets)
+{
+    qp_redis_t *redis = qp_redis_connect (s_stack->redis->host, s_stack->redis->port, 5000);
+    ck_assert_ptr_nonnull (redis);
+    const char *cmds[] = {"SET qp:phq:INITIATIVE_FRANCE:person-upgraded-0001 "
+                          "0123456789abcdef0123456789abcdef",
+                          "HSET qp:{0123456789abcdef0123456789abcdef}:d state FUNDED"};
+    for (size_t i = 0; i < 2; i++) {
+        redisReply *r = qp_redis_command (redis, cmds[i]);
+        ck_assert (r && r->type != REDIS_REPLY_ERROR);
+        freeReplyObject (r);
+    }
+    qp_redis_destroy (&redis);
+    qp_message_t m;
+    case_t c = {.key = "after-upgrade",
+                .person = "person-upgraded-0001",
+                .network = QP__V1__NETWORK__INITIATIVE_FRANCE,
+                .declared_qpv = "QN05902B"};
+    Qp__V1__DossierStatusReply *st = s_run (&c, &m);
+    const Qp__V1__SchemeDecision *phq = s_scheme (st, "phq");
+    ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__NOT_ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (phq, "one_per_person_network"),
+                      QP__V1__CRITERION_OUTCOME__NOT_MET);
+    qp_message_clear (&m);
+    /* Another person of the same bucket family is not affected. */
+    c.key = "after-upgrade-other", c.person = "person-upgraded-0002";
+    st = s_run (&c, &m);
+    ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    qp_message_clear (&m);
+}
+END_TEST
+
 /* Waits until the eligibility log has at least n lines with needle. */
 static bool s_wait_log (const char *needle, int n)
 {
@@ -541,6 +576,7 @@ int main (void)
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
     tcase_add_test (tc, test_located_on_the_contours);
     tcase_add_test (tc, test_one_phq_per_person_per_network);
+    tcase_add_test (tc, test_phq_slot_stored_before_buckets);
     tcase_add_test (tc, test_reload_on_sighup);
     tcase_add_test (tc, test_explain);
     tcase_add_test (tc, test_declared_zfu_te);

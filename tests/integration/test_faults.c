@@ -203,14 +203,18 @@ static void s_check_envelope (qp_test_stack_t *stack, const census_t *c)
     freeReplyObject (env);
     long long ledger = 0;
     unsigned long long cursor = 0;
-    do {
-        redisReply *r = redisCommand (rc, "HSCAN qp:envelope:{phq}:ledger %llu COUNT 1000", cursor);
+    do { /* the ledger's buckets (qp_bucket.h) */
+        redisReply *r = redisCommand (rc, "SCAN %llu MATCH qp:envelope:{phq}:ledger:* COUNT 1000",
+                                      cursor);
         ck_assert_int_eq (r->type, REDIS_REPLY_ARRAY);
         cursor = strtoull (r->element[0]->str, NULL, 10);
-        for (size_t i = 1; i < r->element[1]->elements; i += 2) {
-            const char *v = r->element[1]->element[i]->str;
-            if (strncmp (v, "committed:", 10) == 0)
-                ledger += atoll (v + 10);
+        for (size_t k = 0; k < r->element[1]->elements; k++) {
+            redisReply *h = redisCommand (rc, "HVALS %s", r->element[1]->element[k]->str);
+            ck_assert_int_eq (h->type, REDIS_REPLY_ARRAY);
+            for (size_t i = 0; i < h->elements; i++)
+                if (strncmp (h->element[i]->str, "committed:", 10) == 0)
+                    ledger += atoll (h->element[i]->str + 10);
+            freeReplyObject (h);
         }
         freeReplyObject (r);
     } while (cursor != 0);
