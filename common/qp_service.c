@@ -572,20 +572,16 @@ size_t qp_service_transitions (qp_service_t *self, qp_redis_t *r, qp_service_ste
     qp_store_step_t *ss = malloc (n * sizeof *ss);
     assert (st && ss);
     for (size_t i = 0; i < n; i++) {
-        const qp_service_step_t *s = &steps[i];
-        s_stage (self, r, s->events, s->n_events, &st[i]);
-        ss[i] = (qp_store_step_t){.id = s->id, .expected = s->expected, .next = s->next,
-                                  .at_ms = s->at_ms, .message_id = s->message_id,
-                                  .note = s->note, .fields = s->fields,
-                                  .n_fields = s->n_fields, .events = st[i].members,
-                                  .n_events = st[i].n, .result = QP_STORE_ERROR};
+        s_stage (self, r, steps[i].events, steps[i].n_events, &st[i]);
+        ss[i] = steps[i].step;
+        ss[i].events = st[i].members, ss[i].n_events = st[i].n, ss[i].result = QP_STORE_ERROR;
     }
     size_t acked = self && self->outbox == r ? s_ripe_acks (self, false) : 0;
     size_t applied = qp_store_transitions (r, ss, n, acked ? self->acks : NULL, acked);
     /* The acks rode with the first step: dropped (or kept) before anything is published. */
     for (size_t i = 0; i < n; i++) {
-        steps[i].result = ss[i].result;
-        steps[i].state = ss[i].state;
+        steps[i].step.result = ss[i].result;
+        steps[i].step.state = ss[i].state;
         s_after_step (self, &st[i], ss[i].result, i ? 0 : acked);
     }
     free (st), free (ss);

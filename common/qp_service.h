@@ -88,16 +88,10 @@ qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, cons
                                          Qp__V1__DossierState *state);
 /* One step of qp_service_transitions: qp_service_transition's arguments and answer. */
 typedef struct {
-    const char *id;
-    Qp__V1__DossierState expected, next;
-    int64_t at_ms;
-    const char *message_id, *note;
-    const qp_store_field_t *fields;
-    size_t n_fields;
+    qp_store_step_t step;     /* the step, and its answer in step.result and step.state;
+                                 step.events is not read: events are staged into it */
     const qp_event_t *events; /* n_events <= QP_SERVICE_MAX_EVENTS */
     size_t n_events;
-    qp_store_result_t result;   /* out: as qp_service_transition returns */
-    Qp__V1__DossierState state; /* out: as its *state */
 } qp_service_step_t;
 
 /* n qp_service_transition in one Redis round trip (qp_store_transitions): each step is

@@ -633,15 +633,15 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
                                             {.correlation_id = id, .causation_id = ds[d].cause,
                                              .event_time_ms = ds[d].time_ms, .discriminator = id}};
         cl[d].n_events = n_events;
-        steps[d] = (qp_service_step_t){.id = id, .expected = ds[d].from, .next = to,
-                                       .at_ms = ds[d].time_ms, .message_id = closed_id,
-                                       .note = final, .fields = fields, .n_fields = 3,
+        steps[d] = (qp_service_step_t){.step = {.id = id, .expected = ds[d].from, .next = to,
+                                                .at_ms = ds[d].time_ms, .message_id = closed_id,
+                                                .note = final, .fields = fields, .n_fields = 3},
                                        .events = step_events, .n_events = in_step + 1};
     }
     /* Every closing step of the batch in one round trip, each guarded on its own. */
     qp_service_transitions (self->service, self->redis, steps, k);
     for (size_t d = 0; d < k; d++) {
-        qp_store_result_t rc = steps[d].result;
+        qp_store_result_t rc = steps[d].step.result;
         if (rc == QP_STORE_APPLIED) {
             for (int i = 0; i < ds[d].plan->n; i++)
                 s_count_leg (ds[d].plan->legs[i].leg->state);
@@ -1123,18 +1123,18 @@ static void s_request_many (funding_t *self, decided_t *dc, size_t k)
         qp_message_make_id (request_msg, qp__v1__funding_request__descriptor.name, dc[i].cause,
                             ids[i]);
         sfields[n_steps] = (qp_store_field_t){"scheme", lists[i], strlen (lists[i])};
-        steps[n_steps] = (qp_service_step_t){
+        steps[n_steps] = (qp_service_step_t){.step = {
             .id = ids[i], .expected = QP__V1__DOSSIER_STATE__ELIGIBLE,
             .next = QP__V1__DOSSIER_STATE__FUNDING_REQUESTED, .at_ms = dc[i].time_ms,
             .message_id = request_msg, .note = "funding plan: amounts reserved, partners to ask",
-            .fields = &sfields[n_steps], .n_fields = 1};
+            .fields = &sfields[n_steps], .n_fields = 1}};
         asked[n_steps++] = dd;
     }
     qp_service_transitions (self->service, self->redis, steps, n_steps);
     for (size_t j = 0; j < n_steps; j++)
-        if (steps[j].result == QP_STORE_APPLIED ||
-            (steps[j].result == QP_STORE_ALREADY &&
-             steps[j].state == QP__V1__DOSSIER_STATE__FUNDING_REQUESTED))
+        if (steps[j].step.result == QP_STORE_APPLIED ||
+            (steps[j].step.result == QP_STORE_ALREADY &&
+             steps[j].step.state == QP__V1__DOSSIER_STATE__FUNDING_REQUESTED))
             drive[n_drive++] = asked[j];
     free (steps), free (sfields), free (request_msgs), free (asked);
     free (lists);
