@@ -41,6 +41,8 @@ struct qp_service {
     size_t n_events;
     timer_t_ timers[MAX_TIMERS];
     size_t n_timers;
+    timer_t_ after_burst[MAX_TIMERS]; /* interval and next unused */
+    size_t n_after_burst;
     bool stop;
     uint64_t handled;
     char probe_topic[64];
@@ -193,6 +195,12 @@ void qp_service_every (qp_service_t *self, int interval_ms, qp_timer_fn *timer, 
 {
     assert (self->n_timers < MAX_TIMERS);
     self->timers[self->n_timers++] = (timer_t_){interval_ms, zclock_mono () + interval_ms, timer, arg};
+}
+
+void qp_service_after_burst (qp_service_t *self, qp_timer_fn *fn, void *arg)
+{
+    assert (self->n_after_burst < MAX_TIMERS);
+    self->after_burst[self->n_after_burst++] = (timer_t_){0, 0, fn, arg};
 }
 
 static void s_ping_redis (qp_service_t *self, void *arg)
@@ -740,6 +748,9 @@ int qp_service_run (qp_service_t *self)
                 s_on_event (self);
         } else if (zpoller_terminated (poller) && (zsys_interrupted || zmq_errno () != EINTR))
             break; /* a signal other than SIGINT/SIGTERM (SIGHUP: reload) only wakes us */
+        if (which)
+            for (size_t i = 0; i < self->n_after_burst; i++)
+                self->after_burst[i].fn (self, self->after_burst[i].arg);
         now = zclock_mono ();
         if (now >= next_beat) {
             qp_bus_client_heartbeat (self->bus);

@@ -34,6 +34,10 @@ void qp_service_on (qp_service_t *self, const ProtobufCMessageDescriptor *type,
 void qp_service_subscribe (qp_service_t *self, const ProtobufCMessageDescriptor *type,
                            qp_handler_fn *handler, void *arg);
 void qp_service_every (qp_service_t *self, int interval_ms, qp_timer_fn *timer, void *arg);
+/* fn runs after each burst the service reads (what was waiting on a socket, up to 256
+ * messages), before it waits again: a service that handles messages together flushes
+ * there, so a lone message waits for nothing and a burst still makes one batch. */
+void qp_service_after_burst (qp_service_t *self, qp_timer_fn *fn, void *arg);
 
 /* With probes on (QP_HTTP), PINGs Redis every second so /readyz sees Redis go away (and
  * come back) while the service is idle: otherwise only a failed command would say so. */
