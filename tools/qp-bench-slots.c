@@ -16,27 +16,18 @@
  *
  *   qp-bench-slots [--smoke] [--json FILE] [--dossiers N] [--text-persons]
  */
+#include "bench_support.h"
 #include "qp_bucket.h"
 #include "qp_redis.h"
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <sodium.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define TARGET_PER_DOSSIER 2048 /* issue 8: all of a dossier's Redis bytes */
 #define BATCH 1000
-
-extern char **environ;
 
 typedef struct {
     const char *name;
@@ -44,20 +35,6 @@ typedef struct {
     long keys;      /* keys of the kind */
     long hashtable; /* of which hashtable-encoded hashes */
 } kind_t;
-
-static int s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname (fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs (a.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
 
 static bool s_text_persons;
 
@@ -260,7 +237,7 @@ int main (int argc, char **argv)
     char dir[] = "/tmp/qp-bench-slots-XXXXXX";
     if (!mkdtemp (dir))
         return 1;
-    int port = s_free_port ();
+    int port = bench_free_port ();
     char port_s[16], log[64];
     snprintf (port_s, sizeof port_s, "%d", port);
     snprintf (log, sizeof log, "%s/redis.log", dir);
@@ -269,8 +246,8 @@ int main (int argc, char **argv)
                           "no",           "--save",    "",          "--daemonize",
                           "no",           "--logfile", log,         "--hash-max-listpack-value",
                           "2048",         NULL}; /* as deployed */
-    pid_t pid;
-    if (posix_spawnp (&pid, "redis-server", NULL, NULL, redis_argv, environ) != 0) {
+    pid_t pid = bench_spawn (redis_argv, NULL, NULL);
+    if (pid < 0) {
         fprintf (stderr, "qp-bench-slots: cannot start redis-server\n");
         return 1;
     }
@@ -292,8 +269,7 @@ int main (int argc, char **argv)
         rc = s_form (redis, "old", n, doc) || s_form (redis, "buckets", n, doc);
         qp_redis_destroy (&redis);
     }
-    kill (pid, SIGTERM);
-    waitpid (pid, NULL, 0);
+    bench_stop (pid);
     if (json_path && json_dump_file (doc, json_path, JSON_INDENT (2)) != 0) {
         fprintf (stderr, "qp-bench-slots: cannot write %s\n", json_path);
         rc = 1;
