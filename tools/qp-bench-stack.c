@@ -75,7 +75,8 @@ static zmsg_t *s_submission (long i, int run, char id_out[QP_ID_HEX + 1])
     static const char *const qpv[] = {"QN05981M", "QN09301M", "QN03101M", "QN05301M"};
     char key[48], person[40], day[11], disc[96];
     snprintf (key, sizeof key, "bench-%d-%08ld", run, i);
-    snprintf (person, sizeof person, "p%d%030ld", run, i);
+    /* 32 hex digits, like the key intake derives from an identity (intake_person_key) */
+    snprintf (person, sizeof person, "%08x%024lx", (unsigned)run, (unsigned long)i);
     qp_date_format (qp_date_from_civil (2024, 1, 1) + i % 1000, day);
     Qp__V1__SubmitDossier submit = QP__V1__SUBMIT_DOSSIER__INIT;
     Qp__V1__Dossier dossier = QP__V1__DOSSIER__INIT;
