@@ -670,11 +670,7 @@ static qp_test_stack_t *s_stack (int instances)
     for (size_t p = 0; p < 4; p++)
         programs[n++] = partners[p];
     programs[n] = NULL;
-    char territories[1024], data[1024];
-    snprintf (territories, sizeof territories,
-              "QP_TERRITORIES=%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    snprintf (data, sizeof data, "QP_DATA_DIR=%s/data", qp_test_source_dir ());
-    const char *env[] = {territories, data, NULL};
+    const char *env[] = {qp_test_env_territories (), qp_test_env_data_dir (), NULL};
     qp_test_stack_opts_t opts = {
         .programs = programs, .wait_for = ready, .env = env, .log_level = "warn"};
     return qp_test_stack_start (&opts);
