@@ -1,5 +1,7 @@
 /* hiredis wrapper. Synchronous on purpose: every step of a dossier is one atomic script,
- * and a worker handles one message at a time; scale comes from more workers. */
+ * and a worker handles one message at a time; scale comes from more workers. One
+ * exception, qp_redis_script_send / qp_redis_collect: the evaluation's batch apply runs
+ * in Redis while the service builds the next batch (one call in flight). */
 #include "qp_redis.h"
 #include "qp_config.h"
 #include "qp_health.h"
@@ -54,7 +56,26 @@ struct qp_redis {
     char *user;        /* ACL user (docs/security.md) or NULL: the default user */
     char *password;
     qp_metric_t *m_trips, *m_lost, *m_unreplicated, *m_master_changes;
+    /* qp_redis_script_send's call: the formatted command (kept to run it again), whether
+     * it reached the socket, and its reply once read early (s_settle) */
+    char *sent_cmd;
+    long long sent_len;
+    qp_lua_script_t sent_script;
+    bool pending, written, stashed;
+    redisReply *stash;
 };
+
+static redisReply *s_collect (qp_redis_t *self);
+
+/* Before any other command: the pending call's reply is read and kept for
+ * qp_redis_collect, so nobody else reads it. */
+static void s_settle (qp_redis_t *self)
+{
+    if (self->pending) {
+        self->stash = s_collect (self);
+        self->stashed = true;
+    }
+}
 
 static int64_t s_now_ms (void)
 {
@@ -220,6 +241,10 @@ void qp_redis_destroy (qp_redis_t **self_p)
     qp_redis_t *self = *self_p;
     if (self->ctx)
         redisFree (self->ctx);
+    if (self->sent_cmd)
+        redisFreeCommand (self->sent_cmd);
+    if (self->stash)
+        freeReplyObject (self->stash);
     free (self->host);
     free (self->sentinels);
     free (self->master_name);
@@ -240,6 +265,7 @@ uint64_t qp_redis_round_trips (const qp_redis_t *self) { return self->round_trip
  * master) counts as lost. */
 static redisReply *s_run (qp_redis_t *self, const char *cmd, int len)
 {
+    s_settle (self);
     int64_t start = s_now_ms ();
     for (int attempt = 0;; attempt++) {
         if (attempt > 0 && (self->sentinels ? s_now_ms () - start >= FAILOVER_BUDGET_MS : attempt >= 2))
@@ -408,6 +434,7 @@ int qp_redis_scripts (qp_redis_t *self, const qp_redis_call_t *calls, size_t n,
 {
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
+    s_settle (self);
     size_t *sent = malloc ((n ? n : 1) * sizeof *sent);
     assert (sent);
     int64_t start = s_now_ms ();
@@ -490,4 +517,132 @@ int qp_redis_scripts (qp_redis_t *self, const qp_redis_call_t *calls, size_t n,
         if (!replies[i])
             return -1;
     return 0;
+}
+
+/* ---- Send now, collect later ------------------------------------------------------------ */
+
+/* How long a collect waits for its reply: a batch script may run for seconds on a loaded
+ * machine, and giving up at the usual 2 s would run it again for nothing. */
+#define COLLECT_TIMEOUT_MS 30000
+
+int qp_redis_script_send (qp_redis_t *self, qp_lua_script_t script, int nkeys, const char **keys,
+                          int nargs, const char **args, const size_t *arglens)
+{
+    assert (script >= 0 && script < QP_LUA_COUNT);
+    if (self->pending || self->stashed)
+        return -1;
+    if (!self->sha[script][0] && s_load (self, script) != 0)
+        return -1;
+    qp_redis_call_t c = {script, nkeys, keys, nargs, args, arglens};
+    int argc = 3 + nkeys + nargs;
+    const char **argv = malloc ((size_t) argc * sizeof *argv);
+    size_t *lens = malloc ((size_t) argc * sizeof *lens);
+    assert (argv && lens);
+    char nk[16];
+    snprintf (nk, sizeof nk, "%d", c.nkeys);
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = self->sha[script], lens[1] = 40;
+    argv[2] = nk, lens[2] = strlen (nk);
+    for (int i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i], lens[3 + i] = strlen (keys[i]);
+    for (int i = 0; i < nargs; i++)
+        argv[3 + nkeys + i] = args[i], lens[3 + nkeys + i] = arglens ? arglens[i] : strlen (args[i]);
+    self->sent_len = redisFormatCommandArgv (&self->sent_cmd, argc, argv, lens);
+    free (argv);
+    free (lens);
+    if (self->sent_len < 0) {
+        self->sent_cmd = NULL;
+        return -1;
+    }
+    self->sent_script = script;
+    self->pending = true;
+    self->written = false;
+    if (!self->ctx && s_open (self) != 0)
+        return 0; /* the collect retries */
+    self->round_trips++;
+    qp_metric_add (self->m_trips, 1);
+    /* written to the socket now (hiredis would only buffer it until the reply is read) */
+    int done = 0;
+    if (redisAppendFormattedCommand (self->ctx, self->sent_cmd, (size_t) self->sent_len) == REDIS_OK)
+        while (!done && redisBufferWrite (self->ctx, &done) == REDIS_OK)
+            ;
+    if (!done) {
+        qp_log_warn ("redis_error", "Redis connection lost sending a script: %s", self->ctx->errstr);
+        qp_metric_add (self->m_lost, 1);
+        qp_health_check ("redis", false);
+        redisFree (self->ctx);
+        self->ctx = NULL;
+    } else
+        self->written = true;
+    return 0;
+}
+
+/* Reads the pending call's reply; runs the call again where qp_redis_script would. */
+static redisReply *s_collect (qp_redis_t *self)
+{
+    char *cmd = self->sent_cmd;
+    long long len = self->sent_len;
+    qp_lua_script_t script = self->sent_script;
+    bool written = self->written;
+    self->sent_cmd = NULL;
+    self->pending = self->written = false;
+    redisReply *r = NULL;
+    if (written && self->ctx) {
+        struct timeval wait = {COLLECT_TIMEOUT_MS / 1000, 0}, usual = {2, 0};
+        redisSetTimeout (self->ctx, wait);
+        if (redisGetReply (self->ctx, (void **) &r) != REDIS_OK)
+            r = NULL;
+        if (!r) {
+            qp_log_warn ("redis_error", "Redis connection lost before a script's reply: %s",
+                         self->ctx->errstr);
+            qp_metric_add (self->m_lost, 1);
+            qp_health_check ("redis", false);
+            redisFree (self->ctx);
+            self->ctx = NULL;
+        } else
+            redisSetTimeout (self->ctx, usual);
+    }
+    if (r && self->sentinels && r->type == REDIS_REPLY_ERROR && !strncmp (r->str, "READONLY", 8)) {
+        freeReplyObject (r); /* a demoted master: s_run finds the new one */
+        r = NULL;
+    }
+    /* lost, not loaded (Redis restarted), or not replicated: again, synchronously */
+    int replays = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (r && r->type == REDIS_REPLY_ERROR && !strncmp (r->str, "NOSCRIPT", 8)) {
+            freeReplyObject (r);
+            r = NULL;
+            self->sha[script][0] = 0;
+            if (s_load (self, script) != 0)
+                break; /* the same text, so the same sha: cmd stays right */
+        }
+        if (r && r->type != REDIS_REPLY_ERROR && s_replicated (self) < 0 && replays++ < 5) {
+            freeReplyObject (r);
+            r = NULL;
+            attempt--;
+        }
+        if (r)
+            break;
+        r = s_run (self, cmd, (int) len);
+        if (!r)
+            break;
+    }
+    redisFreeCommand (cmd);
+    return r;
+}
+
+redisReply *qp_redis_collect (qp_redis_t *self)
+{
+    if (self->stashed) {
+        redisReply *r = self->stash;
+        self->stash = NULL;
+        self->stashed = false;
+        return r;
+    }
+    return self->pending ? s_collect (self) : NULL;
+}
+
+bool qp_redis_pending (const qp_redis_t *self)
+{
+    return self->pending || self->stashed;
 }

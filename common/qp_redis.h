@@ -3,6 +3,7 @@
 #ifndef QP_REDIS_H
 #define QP_REDIS_H
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,22 @@ typedef struct {
  * round trip per pipeline sent. Returns 0, or -1 when some reply is NULL. */
 int qp_redis_scripts (qp_redis_t *self, const qp_redis_call_t *calls, size_t n,
                       redisReply **replies);
+
+/* One script call sent without waiting for its reply, read later by qp_redis_collect: the
+ * caller works (or Redis runs other clients) meanwhile. One call at a time: collect it
+ * before sending another (-1 when one is still uncollected). Any other call on this
+ * connection before the collect (a health PING, a query, the sweeper) first reads the
+ * pending reply and keeps it for qp_redis_collect, so it never takes that reply for its
+ * own. Returns 0 (even with Redis unreachable: the collect retries). */
+int qp_redis_script_send (qp_redis_t *self, qp_lua_script_t script, int nkeys, const char **keys,
+                          int nargs, const char **args, const size_t *arglens);
+/* The reply of the call qp_redis_script_send sent: what qp_redis_script would have
+ * returned for it (a call whose connection was lost before its reply, or whose script was
+ * not loaded, is run again as qp_redis_script does, so only guarded scripts belong here).
+ * NULL when Redis is unreachable or nothing was sent. */
+redisReply *qp_redis_collect (qp_redis_t *self);
+/* True while a call sent has not been collected. */
+bool qp_redis_pending (const qp_redis_t *self);
 
 /* Round trips made so far (for metrics and benchmarks). */
 uint64_t qp_redis_round_trips (const qp_redis_t *self);

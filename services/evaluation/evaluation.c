@@ -115,14 +115,20 @@ typedef struct {
     char fallback[160]; /* profile when the dossier is not stored (territory, day) */
 } queued_t;
 
-struct evaluation {
-    qp_redis_t *redis;
-    qp_service_t *service;
+typedef struct {
     strv_t args; /* the queued events' arguments: id, token, profile, then triples */
     queued_t events[BATCH_EVENTS + 2]; /* an event queues at most 2 */
     size_t n_events;
     qp_store_blob_t *acks; /* outbox members of the events queued (evaluation_ack) */
     size_t n_acks, cap_acks;
+} batch_t;
+
+struct evaluation {
+    qp_redis_t *redis;
+    qp_service_t *service;
+    batch_t batches[2];
+    batch_t *b;    /* the batch filling */
+    batch_t *sent; /* the batch whose apply was sent and not collected yet, or NULL */
     json_t *kinds;     /* scheme id -> catalogue kind */
     json_t *envelopes; /* data/envelopes.json "envelopes" */
     json_t *targets;   /* data/targets.json */
@@ -178,6 +184,7 @@ evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir)
     evaluation_t *self = calloc (1, sizeof *self);
     assert (self);
     self->redis = redis;
+    self->b = &self->batches[0];
     const char *dir = data_dir ? data_dir : "data";
     bool broken = false;
     json_t *env = s_load_json (dir, "envelopes.json", &broken);
@@ -190,22 +197,27 @@ evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir)
     return self;
 }
 
-static void s_batch_reset (evaluation_t *self)
+static void s_batch_reset (batch_t *b)
 {
-    s_strv_free (&self->args);
-    self->n_events = 0;
-    for (size_t i = 0; i < self->n_acks; i++)
-        free (self->acks[i].data);
-    self->n_acks = 0;
+    s_strv_free (&b->args);
+    b->n_events = 0;
+    for (size_t i = 0; i < b->n_acks; i++)
+        free (b->acks[i].data);
+    b->n_acks = 0;
 }
+
+static int s_collect (evaluation_t *self);
 
 void evaluation_destroy (evaluation_t **self_p)
 {
     evaluation_t *self = *self_p;
     if (!self)
         return;
-    s_batch_reset (self);
-    free (self->acks);
+    s_collect (self); /* nobody else must read that reply */
+    for (int i = 0; i < 2; i++) {
+        s_batch_reset (&self->batches[i]);
+        free (self->batches[i].acks);
+    }
     json_decref (self->kinds);
     json_decref (self->envelopes);
     json_decref (self->targets);
@@ -217,7 +229,7 @@ void evaluation_destroy (evaluation_t **self_p)
 
 static void s_arg (evaluation_t *self, const char *text)
 {
-    s_strv_add (&self->args, text ? text : "");
+    s_strv_add (&self->b->args, text ? text : "");
 }
 
 /* Profile field values never contain the separator. */
@@ -287,12 +299,14 @@ static void s_fallback_profile (const char *territory, int64_t event_time_ms, ch
     snprintf (out, size, "%s|%.7s|%s|AXIS_UNSPECIFIED||||||", t, day, day);
 }
 
+static void s_flush_full (evaluation_t *self);
+
 static void s_begin (evaluation_t *self, const char *dossier_id, const char *token,
                      const char *profile, const char *fallback)
 {
-    assert (self->n_events < sizeof self->events / sizeof self->events[0]);
-    queued_t *e = &self->events[self->n_events++];
-    e->first = self->args.n;
+    assert (self->b->n_events < sizeof self->b->events / sizeof self->b->events[0]);
+    queued_t *e = &self->b->events[self->b->n_events++];
+    e->first = self->b->args.n;
     snprintf (e->fallback, sizeof e->fallback, "%s", fallback ? fallback : "");
     s_arg (self, dossier_id);
     s_arg (self, token);
@@ -329,15 +343,15 @@ static void s_op (evaluation_t *self, const char *field, long long value, int mo
 static void s_op_text (evaluation_t *self, const char *field, const char *value, int mode)
 {
     s_op (self, field, 0, mode);
-    self->args.v[self->args.n - 2] = s_strv_copy (&self->args, value);
+    self->b->args.v[self->b->args.n - 2] = s_strv_copy (&self->b->args, value);
 }
 
 static void s_end (evaluation_t *self)
 {
-    queued_t *e = &self->events[self->n_events - 1];
-    e->count = self->args.n - e->first;
-    if (self->n_events >= BATCH_EVENTS)
-        evaluation_flush (self);
+    queued_t *e = &self->b->events[self->b->n_events - 1];
+    e->count = self->b->args.n - e->first;
+    if (self->b->n_events >= BATCH_EVENTS)
+        s_flush_full (self);
 }
 
 /* Field name "s:SCHEME:counter" (scheme ids are catalogue ids, cleaned of separators). */
@@ -944,26 +958,47 @@ static redisReply *s_script (evaluation_t *self, strv_t *args)
     return r;
 }
 
-/* "apply" with the batch's outbox members after its arguments (binary: with lengths). */
-static redisReply *s_script_acked (evaluation_t *self, strv_t *args)
+/* "apply" with the batch's outbox members after its arguments (binary: with lengths).
+ * *send: sent without waiting (its reply for qp_redis_collect), else false and the reply. */
+static redisReply *s_script_acked (evaluation_t *self, const batch_t *b, strv_t *args, bool *send)
 {
-    size_t n = args->n + 1 + self->n_acks;
+    size_t n = args->n + 1 + b->n_acks;
     const char **argv = malloc (n * sizeof *argv);
     size_t *lens = malloc (n * sizeof *lens);
     assert (argv && lens);
     char na[24];
-    snprintf (na, sizeof na, "%zu", self->n_acks);
+    snprintf (na, sizeof na, "%zu", b->n_acks);
     size_t k = 0;
     for (size_t i = 0; i < args->n; i++)
         argv[k] = args->v[i], lens[k++] = s_strv_len (args, i);
     argv[k] = na, lens[k++] = strlen (na);
-    for (size_t i = 0; i < self->n_acks; i++)
-        argv[k] = self->acks[i].data, lens[k++] = self->acks[i].len;
+    for (size_t i = 0; i < b->n_acks; i++)
+        argv[k] = b->acks[i].data, lens[k++] = b->acks[i].len;
     const char *keys[] = {K_CELLS, K_TERRITORIES, K_META, QP_STORE_OUTBOX_KEY};
-    redisReply *r = qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) n, argv, lens);
+    redisReply *r = NULL;
+    if (*send)
+        *send = qp_redis_script_send (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) n, argv,
+                                      lens) == 0;
+    if (!*send)
+        r = qp_redis_script (self->redis, QP_LUA_EVAL_APPLY, 4, keys, (int) n, argv, lens);
     free (argv);
     free (lens);
     return r;
+}
+
+/* An apply's answer: 0 applied, 1 some dossier was counted meanwhile (read again), -1
+ * Redis failed. */
+static int s_applied (redisReply *r)
+{
+    int rc = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        qp_log_error ("eval_apply_failed", "%s", r && r->str ? r->str : "Redis unreachable");
+        rc = -1;
+    } else if (r->elements)
+        rc = 1;
+    if (r)
+        freeReplyObject (r);
+    return rc;
 }
 
 /* The batch's dossiers, as Redis has them. -1 when Redis failed. */
@@ -1116,14 +1151,14 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
 }
 
 /* One attempt: 0 applied, 1 someone counted some of these dossiers meanwhile (read
- * again), -1 Redis failed. */
-static int s_flush_once (evaluation_t *self)
+ * again), -1 Redis failed; with send, 2: the apply was sent, its answer is for s_collect. */
+static int s_flush_once (evaluation_t *self, batch_t *batch, bool send)
 {
     zhashx_t *dossiers = zhashx_new ();
     zhashx_set_destructor (dossiers, s_batch_dossier_free);
     zlistx_t *order = zlistx_new (); /* first appearance order */
-    for (size_t i = 0; i < self->n_events; i++) {
-        const char *id = self->args.v[self->events[i].first];
+    for (size_t i = 0; i < batch->n_events; i++) {
+        const char *id = batch->args.v[batch->events[i].first];
         if (zhashx_lookup (dossiers, id))
             continue;
         batch_dossier_t *d = calloc (1, sizeof *d);
@@ -1138,17 +1173,17 @@ static int s_flush_once (evaluation_t *self)
     sums_t s = {.vectors = zhashx_new (), .indexes = zhashx_new ()};
     zhashx_set_destructor (s.vectors, s_free_value);
     zhashx_set_destructor (s.indexes, s_free_hash);
-    for (size_t i = 0; rc == 0 && i < self->n_events; i++) {
-        const queued_t *e = &self->events[i];
-        char **a = self->args.v + e->first;
+    for (size_t i = 0; rc == 0 && i < batch->n_events; i++) {
+        const queued_t *e = &batch->events[i];
+        char **a = batch->args.v + e->first;
         batch_dossier_t *d = zhashx_lookup (dossiers, a[0]);
         if (!*d->profile && *a[2])
             snprintf (d->profile, sizeof d->profile, "%s", a[2]);
         if (!*d->profile) {
             /* no profile yet: the one of its DossierReceived later in the batch, else the
              * stored dossier's, else the event's territory and business time */
-            for (size_t k = i + 1; k < self->n_events && !*d->profile; k++) {
-                char **b = self->args.v + self->events[k].first;
+            for (size_t k = i + 1; k < batch->n_events && !*d->profile; k++) {
+                char **b = batch->args.v + batch->events[k].first;
                 if (!strcmp (b[0], a[0]) && *b[2])
                     snprintf (d->profile, sizeof d->profile, "%s", b[2]);
             }
@@ -1179,18 +1214,12 @@ static int s_flush_once (evaluation_t *self)
         d->applied++;
         s.applied++;
     }
-    if (rc == 0 && (s.applied || self->n_acks)) {
+    if (rc == 0 && (s.applied || batch->n_acks)) {
         strv_t args = {0};
         s_apply_args (order, &s, &args);
-        redisReply *r = s_script_acked (self, &args);
+        redisReply *r = s_script_acked (self, batch, &args, &send);
         s_strv_free (&args);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
-            qp_log_error ("eval_apply_failed", "%s", r && r->str ? r->str : "Redis unreachable");
-            rc = -1;
-        } else if (r->elements)
-            rc = 1;
-        if (r)
-            freeReplyObject (r);
+        rc = send ? 2 : s_applied (r);
     }
     zhashx_destroy (&s.vectors);
     zhashx_destroy (&s.indexes);
@@ -1199,32 +1228,67 @@ static int s_flush_once (evaluation_t *self)
     return rc;
 }
 
-int evaluation_flush (evaluation_t *self)
+/* Applies batch (read again on a conflict, up to 8 times); the batch is emptied. rc: a
+ * first attempt's answer already known (s_collect), or 1 to start with a read. */
+static int s_flush_batch (evaluation_t *self, batch_t *batch, int rc)
 {
-    if (!self->n_events && !self->n_acks)
-        return 0;
-    int rc = 1;
     /* a conflict means another instance counted one of these dossiers between the read
      * and the apply: reading again sees it */
     for (int attempt = 0; attempt < 8 && rc == 1; attempt++)
-        rc = s_flush_once (self);
+        rc = s_flush_once (self, batch, false);
     if (rc)
         qp_log_error ("eval_lost", "%zu events not counted now (%zu of them stay in the outbox, "
-                      "published again by its sweeper): %s", self->n_events, self->n_acks,
+                      "published again by its sweeper): %s", batch->n_events, batch->n_acks,
                       rc < 0 ? "Redis failed" : "still conflicting after 8 reads");
-    s_batch_reset (self);
+    s_batch_reset (batch);
     return rc ? -1 : 0;
+}
+
+/* The answer of the apply sent (s_flush_full): nothing to do when applied, read and apply
+ * again the kept batch on a conflict. 0, or -1 when that batch could not be counted. */
+static int s_collect (evaluation_t *self)
+{
+    batch_t *batch = self->sent;
+    if (!batch)
+        return 0;
+    self->sent = NULL;
+    return s_flush_batch (self, batch, s_applied (qp_redis_collect (self->redis)));
+}
+
+/* A full batch (or the timer's): the previous apply's answer is collected, this batch's
+ * apply is sent, and the service fills the other batch while Redis applies this one. */
+static void s_flush_full (evaluation_t *self)
+{
+    s_collect (self);
+    batch_t *batch = self->b;
+    if (!batch->n_events && !batch->n_acks)
+        return;
+    int rc = s_flush_once (self, batch, true);
+    if (rc == 2) {
+        self->sent = batch;
+        self->b = batch == &self->batches[0] ? &self->batches[1] : &self->batches[0];
+    } else
+        s_flush_batch (self, batch, rc);
+}
+
+int evaluation_flush (evaluation_t *self)
+{
+    int rc = s_collect (self);
+    if (!self->b->n_events && !self->b->n_acks)
+        return rc;
+    return s_flush_batch (self, self->b, 1) || rc ? -1 : 0;
 }
 
 void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, const void *envelope,
                      size_t envelope_len)
 {
-    if (self->n_acks == self->cap_acks) {
-        self->cap_acks = self->cap_acks ? 2 * self->cap_acks : 1024;
-        self->acks = realloc (self->acks, self->cap_acks * sizeof *self->acks);
-        assert (self->acks);
+    batch_t *batch = self->b;
+    if (batch->n_acks == batch->cap_acks) {
+        batch->cap_acks = batch->cap_acks ? 2 * batch->cap_acks : 1024;
+        batch->acks = realloc (batch->acks, batch->cap_acks * sizeof *batch->acks);
+        assert (batch->acks);
     }
-    qp_store_blob_t *b = &self->acks[self->n_acks++];
+    qp_store_blob_t *b = &batch->acks[batch->n_acks++];
     b->len = type_len + 1 + envelope_len;
     b->data = malloc (b->len);
     assert (b->data);
@@ -1232,8 +1296,8 @@ void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, cons
     ((char *) b->data)[type_len] = 0;
     if (envelope_len) /* memcpy from NULL is undefined even for 0 bytes */
         memcpy ((char *) b->data + type_len + 1, envelope, envelope_len);
-    if (self->n_acks >= BATCH_EVENTS)
-        evaluation_flush (self);
+    if (batch->n_acks >= BATCH_EVENTS)
+        s_flush_full (self);
 }
 
 /* ---- Rebuild ------------------------------------------------------------------------------ */
@@ -2257,7 +2321,7 @@ static void s_on_undecodable (qp_request_t *req, void *arg)
 static void s_on_timer (qp_service_t *service, void *arg)
 {
     (void) service;
-    evaluation_flush (arg);
+    s_flush_full (arg); /* sent now, its answer read by the next flush */
 }
 
 static qp_meta_t s_reply_meta (const qp_request_t *req, const char *discriminator)

@@ -1,7 +1,9 @@
 /* The evaluation's profiles in bucket hashes (qp:eval:p:N), in process on a real
  * redis-server: each fact counted once across batches, profiles of before the buckets
  * (a hash qp:eval:d:ID) still read and moved, refusals kept across a rebuild in both
- * layouts, and a profile small enough to keep its bucket a listpack. */
+ * layouts, and a profile small enough to keep its bucket a listpack. Then the overlap:
+ * full batches applied while the next fills (qp_redis_script_send / qp_redis_collect),
+ * other commands in between getting their own replies. */
 #include "evaluation/evaluation.h"
 #include "qp_test.h"
 #include <check.h>
@@ -245,6 +247,71 @@ START_TEST (test_refusals_kept_by_rebuild)
 }
 END_TEST
 
+/* n dossiers, each DossierReceived then FundingRequest, ids from seed. */
+static void s_many (int n, const char *seed)
+{
+    for (int i = 0; i < n; i++) {
+        char key[32], id[QP_ID_HEX + 1], mid[QP_ID_HEX + 1];
+        snprintf (key, sizeof key, "%s-%d", seed, i);
+        qp_hash_hex (id, key, strlen (key));
+        Qp__V1__Dossier dossier = QP__V1__DOSSIER__INIT;
+        dossier.submitted_on = "2025-03-14", dossier.territory = "roubaix";
+        Qp__V1__DossierReceived rcv = QP__V1__DOSSIER_RECEIVED__INIT;
+        rcv.dossier_id = id, rcv.dossier = &dossier;
+        qp_message_make_id (mid, "rcv", id, "");
+        s_event (&rcv.base, mid);
+        Qp__V1__FundingRequest rq = QP__V1__FUNDING_REQUEST__INIT;
+        rq.dossier_id = id, rq.scheme_id = "phq";
+        qp_message_make_id (mid, "rq", id, "");
+        s_event (&rq.base, mid);
+    }
+}
+
+START_TEST (test_overlap_once)
+{
+    /* 5,000 dossiers, 10,000 events (3 queued each): full batches are sent and the next
+     * fills; a dossier's events straddle the batches */
+    s_many (5000, "a");
+    ck_assert (qp_redis_pending (r)); /* a batch's apply is out */
+    /* anything else on the connection meanwhile gets its own reply */
+    redisReply *pong = qp_redis_command (r, "PING");
+    ck_assert (pong && pong->type == REDIS_REPLY_STATUS);
+    ck_assert_str_eq (pong->str, "PONG");
+    freeReplyObject (pong);
+    s_expect (5000, 5000, 0, 0, 0, 0);
+    ck_assert (!qp_redis_pending (r));
+    /* all again, and more: only the new ones count */
+    s_many (5000, "a");
+    s_many (2000, "b");
+    s_expect (7000, 7000, 0, 0, 0, 0);
+    ck_assert_int_eq (s_bucket_fields (), 7000);
+}
+END_TEST
+
+/* qp_redis's send/collect: Redis's scripts flushed (a restart, a failover) between the
+ * send and its reply: the collect loads the script and runs the call again. */
+START_TEST (test_collect_reloads_script)
+{
+    const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
+    const char *read[] = {"read", "qp:eval:p:1", "x", "x"};
+    redisReply *reply = qp_redis_script (r, QP_LUA_EVAL_APPLY, 3, keys, 4, read, NULL);
+    freeReplyObject (reply);
+    reply = qp_redis_command (r, "SCRIPT FLUSH");
+    freeReplyObject (reply);
+    ck_assert_int_eq (qp_redis_script_send (r, QP_LUA_EVAL_APPLY, 3, keys, 4, read, NULL), 0);
+    /* one call at a time */
+    ck_assert_int_eq (qp_redis_script_send (r, QP_LUA_EVAL_APPLY, 3, keys, 4, read, NULL), -1);
+    reply = qp_redis_collect (r);
+    ck_assert_ptr_nonnull (reply);
+    ck_assert_msg (reply->type == REDIS_REPLY_ARRAY, "reply type %d %s", reply->type,
+                   reply->str ? reply->str : "");
+    ck_assert_uint_eq (reply->elements, 1);
+    freeReplyObject (reply);
+    ck_assert (!qp_redis_pending (r));
+    ck_assert_ptr_null (qp_redis_collect (r)); /* nothing sent */
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("evaluation_layout");
@@ -256,6 +323,12 @@ int main (void)
     tcase_add_test (tc, test_old_profiles_read);
     tcase_add_test (tc, test_refusals_kept_by_rebuild);
     suite_add_tcase (s, tc);
+    TCase *overlap = tcase_create ("overlap");
+    tcase_set_timeout (overlap, 120);
+    tcase_add_checked_fixture (overlap, s_setup, s_teardown);
+    tcase_add_test (overlap, test_overlap_once);
+    tcase_add_test (overlap, test_collect_reloads_script);
+    suite_add_tcase (s, overlap);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
     int failed = srunner_ntests_failed (sr);
