@@ -107,16 +107,17 @@ size_t qp_service_transitions (qp_service_t *self, qp_redis_t *r, qp_service_ste
 /* Runs the outbox sweeper (every second) on r from now on; the first
  * qp_service_create/qp_service_transition does it too. */
 void qp_service_outbox (qp_service_t *self, qp_redis_t *r);
-/* Events that report no store step of a script (a refusal stores nothing; a follow-up is
- * one HSET): written to the outbox with one ZADD (the member as a step records it), then
- * published, so a subscriber that was away gets them from the sweeper. Returns 0, or -1
- * when Redis failed or r is NULL: the events are published all the same, best effort. */
+/* Events that report no store step of a script (a refusal stores nothing): written to
+ * the outbox with one ZADD (the member as a step records it), then published, so a
+ * subscriber that was away gets them from the sweeper. Returns 0, or -1 when Redis failed
+ * or r is NULL: the events are published all the same, best effort. */
 int qp_service_publish_durable (qp_service_t *self, qp_redis_t *r, const qp_event_t *events,
                                 size_t n);
-/* An event recorded by a script of the caller's own, with the write it reports (ZADD of
- * member to QP_STORE_OUTBOX_KEY, deadline now + QP_STORE_OUTBOX_GRACE_MS): stage builds
- * its frames and member (none without a publish socket: member.data NULL), done publishes
- * it when the script recorded it, else drops it. */
+/* An event recorded by a script of the caller's own with the write it reports (a funding
+ * leg; a follow-up, follow_up_store.lua): the script ZADDs member to QP_STORE_OUTBOX_KEY,
+ * deadline now + QP_STORE_OUTBOX_GRACE_MS. stage builds its frames and member (none
+ * without a publish socket: member.data NULL), done publishes it when the script recorded
+ * it, else drops it. */
 typedef struct {
     zmsg_t *frames;
     qp_store_blob_t member;
