@@ -12,7 +12,7 @@
 #define SWEEP_INTERVAL_MS 200
 #define SWEEP_BATCH 500
 #define DUE_KEY "qp:funding:due"
-#define MAX_LEGS 16
+#define MAX_LEGS FUNDING_MAX_LEGS
 
 static const char *s_agency_name (Qp__V1__Agency agency)
 {
@@ -1669,6 +1669,18 @@ static void s_sweep (qp_service_t *service, void *arg)
     /* Give the memory of a burst back to the system (glibc keeps freed pages otherwise). */
     if (++self->sweeps % 25 == 0)
         malloc_trim (0);
+}
+
+int funding_check_catalogue (const qp_catalogue_t *catalogue, qp_error_t *err)
+{
+    size_t n = qp_catalogue_size (catalogue);
+    if (n <= FUNDING_MAX_LEGS)
+        return 0;
+    qp_error_set (err, "catalogue_too_large", "catalogue",
+                  "the catalogue holds %zu schemes; a funding plan holds at most %d legs "
+                  "(FUNDING_MAX_LEGS), so a dossier eligible to more would lose some",
+                  n, FUNDING_MAX_LEGS);
+    return -1;
 }
 
 void funding_register (funding_t *self)

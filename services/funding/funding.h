@@ -20,6 +20,10 @@
 #include <jansson.h>
 
 #define FUNDING_BATCH 256 /* messages handled together: one Redis round trip per step */
+/* Legs of one plan: one per scheme of the catalogue a dossier is eligible to, so a
+ * catalogue with more schemes than this is refused at start (funding_check_catalogue)
+ * rather than a plan silently losing its last legs. */
+#define FUNDING_MAX_LEGS 16
 
 /* A message kept until the batch it belongs to is handled. */
 typedef struct {
@@ -56,6 +60,9 @@ int funding_load_envelopes (funding_t *self, const char *path, qp_error_t *err);
 /* Reads data/funding.json (timeouts, backoff, kinds, anchors, honour-loan bounds).
  * Returns 0, or -1 with err. */
 int funding_load_config (funding_t *self, const char *path, qp_error_t *err);
+/* 0 when every plan the catalogue allows fits FUNDING_MAX_LEGS, else -1 with err set
+ * ("catalogue_too_large": how many schemes, the limit). */
+int funding_check_catalogue (const qp_catalogue_t *catalogue, qp_error_t *err);
 void funding_clear (funding_t *self);
 
 void funding_register (funding_t *self);

@@ -28,6 +28,10 @@ int main (int argc, char **argv)
     self.catalogue = qp_catalogue_load (path, &err);
     if (!self.catalogue)
         qp_log_error ("catalogue_broken", "%s", err.message);
+    else if (funding_check_catalogue (self.catalogue, &err) != 0) {
+        qp_log_error (err.code, "%s", err.message);
+        qp_catalogue_destroy (&self.catalogue);
+    }
     self.redis = self.catalogue ? qp_redis_connect (c.redis_host, (int) c.redis_port, 10000) : NULL;
     rc = 1;
     snprintf (path, sizeof path, "%s/funding.json", c.data_dir);

@@ -2,6 +2,7 @@
  * the test's envelopes and short timeouts from tests/data/funding) and either the test
  * playing a partner component on the partner endpoint or the real default components.
  * The test plays eligibility: it stores an ELIGIBLE dossier and sends EligibilityDecided. */
+#include "funding/funding.h"
 #include "funding/terms.h"
 #include "qp_bus.h"
 #include "qp_store.h"
@@ -614,6 +615,56 @@ START_TEST (test_curve_partner_endpoint)
 }
 END_TEST
 
+/* A catalogue with more schemes than a plan has legs: qp-funding refuses to start, naming
+ * the count and the limit (a plan would otherwise drop the legs past FUNDING_MAX_LEGS). */
+START_TEST (test_refuses_a_catalogue_larger_than_a_plan)
+{
+    char *data = qp_test_tmpdir ("qp-funding-big");
+    char cmd[2048];
+    snprintf (cmd, sizeof cmd, "cp %s/tests/data/funding/*.json %s/ && mkdir %s/catalogue",
+              qp_test_source_dir (), data, data);
+    ck_assert_int_eq (system (cmd), 0);
+    /* FUNDING_MAX_LEGS + 1 schemes: copies of one, each with its own id and version */
+    for (int i = 0; i <= FUNDING_MAX_LEGS; i++) {
+        snprintf (cmd, sizeof cmd,
+                  "sed -e 's/\"id\": \"cfe-qpv\"/\"id\": \"cfe-qpv-%d\"/' "
+                  "-e 's/\"version\": \"cfe-qpv-/\"version\": \"v%d-cfe-qpv-/' "
+                  "%s/data/catalogue/cfe-qpv.json > %s/catalogue/cfe-qpv-%d.json",
+                  i, i, qp_test_source_dir (), data, i);
+        ck_assert_int_eq (system (cmd), 0);
+    }
+    const char *args[] = {"--data-dir", data, NULL};
+    char *out = NULL, *err = NULL;
+    int status = qp_test_run ("funding", NULL, args, 30000, &out, &err);
+    free (out);
+    ck_assert_int_eq (status, 1);
+    char expect[64];
+    snprintf (expect, sizeof expect, "holds %d schemes", FUNDING_MAX_LEGS + 1);
+    ck_assert_msg (err && strstr (err, "catalogue_too_large") && strstr (err, expect),
+                   "stderr: %s", err ? err : "(none)");
+    free (err);
+    /* The same check in process: FUNDING_MAX_LEGS + 1 refused, one fewer fits */
+    snprintf (cmd, sizeof cmd, "%s/catalogue", data);
+    qp_error_t e;
+    qp_catalogue_t *big = qp_catalogue_load (cmd, &e);
+    ck_assert_msg (big, "%s", e.message);
+    ck_assert_int_eq (funding_check_catalogue (big, &e), -1);
+    ck_assert_str_eq (e.code, "catalogue_too_large");
+    ck_assert_str_eq (e.field, "catalogue");
+    qp_catalogue_destroy (&big);
+    snprintf (cmd, sizeof cmd, "rm %s/catalogue/cfe-qpv-0.json", data);
+    ck_assert_int_eq (system (cmd), 0);
+    snprintf (cmd, sizeof cmd, "%s/catalogue", data);
+    qp_catalogue_t *fits = qp_catalogue_load (cmd, &e);
+    ck_assert_msg (fits, "%s", e.message);
+    ck_assert_int_eq (qp_catalogue_size (fits), FUNDING_MAX_LEGS);
+    ck_assert_int_eq (funding_check_catalogue (fits, &e), 0);
+    qp_catalogue_destroy (&fits);
+    qp_test_rmtree (data);
+    free (data);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("funding");
@@ -625,6 +676,7 @@ int main (void)
     tcase_add_test (tc, test_no_live_component_unfunded);
     tcase_add_test (tc, test_four_instances_race_on_envelope);
     tcase_add_test (tc, test_curve_partner_endpoint);
+    tcase_add_test (tc, test_refuses_a_catalogue_larger_than_a_plan);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
