@@ -20,8 +20,10 @@
  *      over the throughput run; their sum over the cores is the machine's ceiling.
  * --redis-set NAME VALUE (repeatable): CONFIG SET on each stack's Redis before its runs, to
  * measure a setting (e.g. auto-aof-rewrite-percentage) without changing the harness.
- * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--settle SECONDS]
- *        [--redis-set NAME VALUE]...
+ * --script-times: Redis's execution time by script (and command) over the throughput run,
+ * from its slow log at threshold 0 (costs Redis a little: not on by default).
+ * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--script-times]
+ *        [--settle SECONDS] [--redis-set NAME VALUE]...
  *                       [--json FILE] */
 #include "qp_bus.h"
 #include "qp_date.h"
@@ -192,8 +194,11 @@ static void s_stage_event (run_t *r, const qp_message_t *msg)
 }
 
 /* Reads what is ready: replies from intake and DossierClosed events. */
+static void s_prof_drain (bool now);
+
 static void s_drain (run_t *r)
 {
+    s_prof_drain (false); /* --script-times: every 50 ms */
     zsock_t *sock = qp_bus_client_socket (r->client);
     while (zsock_events (sock) & ZMQ_POLLIN) {
         qp_bus_frame_t f;
@@ -401,6 +406,178 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
         out.stage_p50[k] = m ? r->stage_ms[k][(long)(0.5 * (m - 1))] : 0;
         out.stage_p99[k] = m ? r->stage_ms[k][(long)(0.99 * (m - 1))] : 0;
     }
+    return out;
+}
+
+/* ---- --script-times: Redis's time by script over the throughput run ------------------ */
+
+/* Every command goes to the slow log (threshold 0), drained every 50 ms in one MULTI
+ * (SLOWLOG GET -1, SLOWLOG RESET: nothing lost between them); EVALSHA named by its
+ * script (the SHA of common/lua/NAME.lua, as SCRIPT LOAD gives it). The log's time is
+ * the command's execution only; Redis 7 logs the commands a script runs too (client
+ * "?:0"): listed as "(IN LUA) CMD", already inside their script's time. Logging every
+ * command costs Redis CPU of its own: compare the rows, not the total with a plain run. */
+typedef struct {
+    qp_redis_t *redis;
+    json_t *by;     /* name -> [calls, usec] */
+    json_t *names;  /* sha -> script name */
+    double next;
+} prof_t;
+
+static prof_t s_prof;
+
+static void s_prof_names (void)
+{
+    char dir[1100];
+    snprintf (dir, sizeof dir, "%s/common/lua", qp_test_source_dir ());
+    DIR *d = opendir (dir);
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        size_t n = strlen (e->d_name);
+        if (n < 5 || strcmp (e->d_name + n - 4, ".lua"))
+            continue;
+        char path[1400];
+        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen (path, "rb");
+        if (!f)
+            continue;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream (&text, &len);
+        char buf[4096];
+        size_t got;
+        while ((got = fread (buf, 1, sizeof buf, f)) > 0)
+            fwrite (buf, 1, got, m);
+        fclose (m);
+        fclose (f);
+        redisReply *r = qp_redis_command (s_prof.redis, "SCRIPT LOAD %b", text, len);
+        if (r && r->type == REDIS_REPLY_STRING)
+            json_object_set_new (s_prof.names, r->str, json_stringn (e->d_name, n - 4));
+        if (r)
+            freeReplyObject (r);
+        free (text);
+    }
+    if (d)
+        closedir (d);
+}
+
+static void s_prof_start (qp_redis_t *redis)
+{
+    s_prof.redis = redis;
+    s_prof.by = json_object ();
+    s_prof.names = json_object ();
+    s_prof_names ();
+    const char *cmds[] = {"CONFIG SET slowlog-max-len 200000", "SLOWLOG RESET",
+                          "CONFIG SET slowlog-log-slower-than 0"};
+    for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+        redisReply *r = qp_redis_command (redis, cmds[k]);
+        if (r)
+            freeReplyObject (r);
+    }
+    s_prof.next = s_now () + 0.05;
+}
+
+static void s_prof_drain (bool now)
+{
+    if (!s_prof.redis || (!now && s_now () < s_prof.next))
+        return;
+    s_prof.next = s_now () + 0.05;
+    redisReply *r = NULL;
+    const char *steps[] = {"MULTI", "SLOWLOG GET -1", "SLOWLOG RESET", "EXEC"};
+    for (size_t k = 0; k < 4; k++) {
+        if (r)
+            freeReplyObject (r);
+        r = qp_redis_command (s_prof.redis, steps[k]);
+    }
+    redisReply *log = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
+    for (size_t i = 0; log && log->type == REDIS_REPLY_ARRAY && i < log->elements; i++) {
+        redisReply *e = log->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
+            e->element[2]->type != REDIS_REPLY_INTEGER ||
+            e->element[3]->type != REDIS_REPLY_ARRAY || e->element[3]->elements == 0 ||
+            !e->element[3]->element[0]->str)
+            continue;
+        redisReply *argv = e->element[3];
+        char name[64];
+        const char *cmd = argv->element[0]->str;
+        json_t *script = strcasecmp (cmd, "EVALSHA") == 0 && argv->elements > 1 && argv->element[1]->str
+                             ? json_object_get (s_prof.names, argv->element[1]->str)
+                             : NULL;
+        if (script)
+            snprintf (name, sizeof name, "%s.lua", json_string_value (script));
+        else if (!strcasecmp (cmd, "SLOWLOG") || !strcasecmp (cmd, "MULTI") ||
+                 !strcasecmp (cmd, "EXEC") || !strcasecmp (cmd, "CONFIG"))
+            continue; /* ours */
+        else if (e->elements > 4 && e->element[4]->str && !strcmp (e->element[4]->str, "?:0"))
+            snprintf (name, sizeof name, "(in Lua) %s", cmd); /* the script's own client */
+        else
+            snprintf (name, sizeof name, "%s", cmd);
+        for (char *p = name; *p && !script; p++)
+            *p = (char)toupper ((unsigned char)*p);
+        json_t *row = json_object_get (s_prof.by, name);
+        if (!row) {
+            row = json_pack ("[I, I]", (json_int_t)0, (json_int_t)0);
+            json_object_set_new (s_prof.by, name, row);
+        }
+        json_array_set_new (row, 0, json_integer (json_integer_value (json_array_get (row, 0)) + 1));
+        json_array_set_new (row, 1, json_integer (json_integer_value (json_array_get (row, 1)) +
+                                                  e->element[2]->integer));
+    }
+    if (r)
+        freeReplyObject (r);
+}
+
+static int s_prof_cmp (const void *a, const void *b)
+{
+    double x = json_real_value (json_object_get (*(json_t *const *)a, "usec_per_dossier"));
+    double y = json_real_value (json_object_get (*(json_t *const *)b, "usec_per_dossier"));
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Prints and returns the table (per closed dossier), and puts the slow log back. */
+static json_t *s_prof_stop (long closed)
+{
+    s_prof_drain (true);
+    redisReply *r = qp_redis_command (s_prof.redis, "CONFIG SET slowlog-log-slower-than 10000");
+    if (r)
+        freeReplyObject (r);
+    json_t *rows[256];
+    size_t n = 0;
+    const char *name;
+    json_t *row;
+    json_object_foreach (s_prof.by, name, row)
+    {
+        if (n == 256)
+            break;
+        json_int_t calls = json_integer_value (json_array_get (row, 0));
+        json_int_t usec = json_integer_value (json_array_get (row, 1));
+        rows[n++] = json_pack ("{s:s, s:f, s:f, s:f}", "name", name, "calls_per_dossier",
+                               closed ? (double)calls / closed : 0, "usec_per_dossier",
+                               closed ? (double)usec / closed : 0, "usec_per_call",
+                               calls ? (double)usec / calls : 0);
+    }
+    qsort (rows, n, sizeof *rows, s_prof_cmp);
+    json_t *out = json_array ();
+    double total = 0;
+    printf ("  redis time by script and command (SLOWLOG, execution only), per dossier:\n"
+            "    %-28s %8s %8s %8s\n",
+            "script or command", "calls", "us", "us/call");
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp (json_string_value (json_object_get (rows[i], "name")), "(IN LUA)", 8))
+            total += json_real_value (json_object_get (rows[i], "usec_per_dossier"));
+        if (i < 24)
+            printf ("    %-28s %8.2f %8.1f %8.1f\n",
+                    json_string_value (json_object_get (rows[i], "name")),
+                    json_real_value (json_object_get (rows[i], "calls_per_dossier")),
+                    json_real_value (json_object_get (rows[i], "usec_per_dossier")),
+                    json_real_value (json_object_get (rows[i], "usec_per_call")));
+        json_array_append_new (out, rows[i]);
+    }
+    printf ("    %-28s %8s %8.1f  (\"(IN LUA)\" rows are inside the scripts' time)\n",
+            "all", "", total);
+    json_decref (s_prof.by);
+    json_decref (s_prof.names);
+    memset (&s_prof, 0, sizeof s_prof);
     return out;
 }
 
@@ -868,7 +1045,7 @@ static double s_zmq_limit (const char *json_path)
 
 int main (int argc, char **argv)
 {
-    bool smoke = false, syscalls = false;
+    bool smoke = false, syscalls = false, script_times = false;
     const char *redis_sets[MAX_SETS][2]; /* --redis-set NAME VALUE: tries a Redis setting */
     size_t n_sets = 0;
     const char *json_path = NULL;
@@ -884,13 +1061,15 @@ int main (int argc, char **argv)
             settle_s = atof (argv[++i]);
         else if (strcmp (argv[i], "--syscalls") == 0)
             syscalls = true;
+        else if (strcmp (argv[i], "--script-times") == 0)
+            script_times = true;
         else if (strcmp (argv[i], "--redis-set") == 0 && i + 2 < argc && n_sets < MAX_SETS) {
             redis_sets[n_sets][0] = argv[++i];
             redis_sets[n_sets++][1] = argv[++i];
         } else if (strcmp (argv[i], "--dossiers") == 0 && i + 1 < argc)
             dossiers = atol (argv[++i]);
         else {
-            fprintf (stderr, "usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] "
+            fprintf (stderr, "usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--script-times] "
                              "[--settle SECONDS] [--redis-set NAME VALUE]... [--json FILE]\n");
             return 2;
         }
@@ -943,12 +1122,15 @@ int main (int argc, char **argv)
         double captured0 = 0, events0 = 0;
         s_bus_counts (stack, &captured0, &events0);
         int opened = s_run_open (&r, stack, false);
+        if (script_times)
+            s_prof_start (redis);
         s_sample (redis, before, np);
         double t_start = s_now ();
         if (opened == 0)
             rate = s_throughput (&r, dossiers, run_no++);
         s_sample (redis, after, np);
         double t_end = s_now ();
+        json_t *by_script = script_times ? s_prof_stop (r.closed) : NULL;
         if (syscalls) {
             s_perf_stop (before, np);
             for (size_t k = 0; k < np; k++)
@@ -987,6 +1169,9 @@ int main (int argc, char **argv)
         }
         json_object_set_new (json_array_get (json_object_get (out, "scaling"), instances - 1),
                              "cpu", cpu);
+        if (by_script)
+            json_object_set_new (json_array_get (json_object_get (out, "scaling"), instances - 1),
+                                 "redis_by_script", by_script);
         if (instances == 1) {
             /* Peak RSS of every program after the throughput run. */
             json_t *mem = json_object_get (out, "memory");
