@@ -5,8 +5,13 @@
  * with breakdowns once every dossier is counted. Prints the figures with issue 5's
  * targets beside them, writes them as JSON with --json FILE; --smoke runs a few seconds.
  * Asserts nothing. Usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] [--no-acks]
- * [--json FILE] (--ordered: dossiers in business-time order instead of each its own month;
- * --no-acks: without the outbox acks the service sends with each batch, to see their cost).
+ * [--batch N] [--call-times] [--json FILE] (--ordered: dossiers in business-time order
+ * instead of each its own month; --no-acks: without the outbox acks the service sends with
+ * each batch, to see their cost; --batch: events per batch, 8,192 by default; --call-times:
+ * Redis's own time of each read and apply call, from its SLOWLOG (every command, the
+ * scripts' own too), drained every 1,000 dossiers: how long one apply holds Redis, during
+ * which other clients wait; the drains wait for the apply in flight, so the rates of such
+ * a run are not comparable).
  * Then the outbox sweeper with a lagging evaluation: a backlog of due members, four
  * sweepers ticking each second (simulated clock, real Redis and claim script): how many
  * are published again per second, with the redelivery delay of 30 s and with the former 5 s. */
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -145,6 +151,43 @@ static void s_dossier_events (evaluation_t *eval, long i)
     fu.has_jobs_created = true, fu.jobs_created = fu.active ? 2 : 0;
     fu.reported_on = "2026-06-01";
     s_apply (eval, &fu.base, id, t, "bench");
+}
+
+/* ---- Redis's time per script call (SLOWLOG with every command logged) -------------------- */
+
+typedef struct {
+    long n;
+    double sum_us, max_us;
+} call_time_t;
+
+static call_time_t s_read_t, s_apply_t;
+
+static void s_slowlog_drain (qp_redis_t *redis)
+{
+    redisReply *r = qp_redis_command (redis, "SLOWLOG GET 100000");
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 || e->element[3]->type != REDIS_REPLY_ARRAY)
+            continue;
+        const redisReply *args = e->element[3];
+        /* EVALSHA sha 4 k1 k2 k3 k4 read|apply ... */
+        if (args->elements < 8 || strcasecmp (args->element[0]->str, "EVALSHA"))
+            continue;
+        call_time_t *t = !strcmp (args->element[7]->str, "read")    ? &s_read_t
+                         : !strcmp (args->element[7]->str, "apply") ? &s_apply_t
+                                                                    : NULL;
+        if (!t)
+            continue;
+        double us = (double) e->element[2]->integer;
+        t->n++, t->sum_us += us;
+        if (us > t->max_us)
+            t->max_us = us;
+    }
+    if (r)
+        freeReplyObject (r);
+    r = qp_redis_command (redis, "SLOWLOG RESET");
+    if (r)
+        freeReplyObject (r);
 }
 
 /* ---- The outbox sweeper with a lagging evaluation --------------------------------------- */
@@ -335,7 +378,8 @@ int main (int argc, char **argv)
     bool smoke = false;
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
-    long dossiers = 1000000;
+    long dossiers = 1000000, batch = 8192;
+    bool call_times = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--smoke") == 0)
             smoke = true, dossiers = 2000;
@@ -347,9 +391,13 @@ int main (int argc, char **argv)
             s_ordered = true;
         else if (strcmp (argv[i], "--no-acks") == 0)
             s_acks = false;
+        else if (strcmp (argv[i], "--batch") == 0 && i + 1 < argc)
+            batch = atol (argv[++i]);
+        else if (strcmp (argv[i], "--call-times") == 0)
+            call_times = true;
         else {
             fprintf (stderr, "usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] "
-                             "[--no-acks] [--json FILE]\n");
+                             "[--no-acks] [--batch N] [--call-times] [--json FILE]\n");
             return 2;
         }
     }
@@ -369,16 +417,29 @@ int main (int argc, char **argv)
         qp_test_redis_stop (&server);
         return 1;
     }
+    evaluation_set_batch_events (eval, (size_t) batch);
     redisReply *reset = qp_redis_command (redis, "CONFIG RESETSTAT");
     if (reset)
         freeReplyObject (reset);
+    if (call_times) {
+        reset = qp_redis_command (redis, "CONFIG SET slowlog-log-slower-than 0 slowlog-max-len 50000");
+        if (reset)
+            freeReplyObject (reset);
+        s_slowlog_drain (redis);
+    }
     uint64_t trips0 = qp_redis_round_trips (redis);
     double cpu0 = s_cpu_self (), redis_cpu0 = s_cpu_redis (redis);
     double t0 = s_now ();
     int failed = 0;
-    for (long i = 0; i < dossiers; i++)
+    for (long i = 0; i < dossiers; i++) {
         s_dossier_events (eval, i);
+        /* the scripts' own commands are logged too (~12 a dossier): drained often */
+        if (call_times && i % 1000 == 999)
+            s_slowlog_drain (redis); /* reads the apply in flight's reply first (qp_redis) */
+    }
     failed += evaluation_flush (eval) != 0;
+    if (call_times)
+        s_slowlog_drain (redis);
     double apply_s = s_now () - t0;
     /* CPU time does not count the waits of a busy machine: events per CPU second of the
      * service and Redis together is the figure that survives other load */
@@ -436,6 +497,16 @@ int main (int argc, char **argv)
     printf ("  %-38s %14ld %14s\n", "  profile keys (old hashes)", old_keys, "-");
     printf ("  %-38s %14ld %14s\n", "  profile keys (buckets)", bucket_keys, "-");
     printf ("  %-38s %14s %14s\n", "outbox acks with each batch", s_acks ? "yes" : "no", "-");
+    printf ("  %-38s %14ld %14s\n", "events per batch", batch, "-");
+    if (call_times) {
+        printf ("  %-38s %14.1f %14s\n", "redis time per read call, mean (ms)",
+                s_read_t.n ? s_read_t.sum_us / s_read_t.n / 1000.0 : 0.0, "-");
+        printf ("  %-38s %14.1f %14s\n", "redis time per read call, max (ms)", s_read_t.max_us / 1000.0, "-");
+        printf ("  %-38s %14.1f %14s\n", "redis time per apply call, mean (ms)",
+                s_apply_t.n ? s_apply_t.sum_us / s_apply_t.n / 1000.0 : 0.0, "-");
+        printf ("  %-38s %14.1f %14s\n", "redis time per apply call, max (ms)", s_apply_t.max_us / 1000.0, "-");
+        printf ("  %-38s %14ld %14s\n", "apply calls", s_apply_t.n, "-");
+    }
     printf ("outbox sweeper, evaluation lagging: %d sweepers, %d a tick, redelivery %d s\n",
             SWEEPERS, SWEEP_BATCH, QP_STORE_OUTBOX_REDELIVER_MS / 1000);
     char label[64];
@@ -458,6 +529,16 @@ int main (int argc, char **argv)
             "service_cpu_s", cpu_s, "redis_cpu_s", redis_cpu_s, "targets",
             "events_per_s", TARGET_EVENTS_PER_S, "report_ms", TARGET_REPORT_MS);
         json_object_set_new (j, "outbox_acks", json_boolean (s_acks));
+        json_object_set_new (j, "batch_events", json_integer (batch));
+        if (call_times)
+            json_object_set_new (
+                j, "redis_call_ms",
+                json_pack ("{s:f, s:f, s:f, s:f, s:I}", "read_mean",
+                           s_read_t.n ? s_read_t.sum_us / s_read_t.n / 1000.0 : 0.0, "read_max",
+                           s_read_t.max_us / 1000.0, "apply_mean",
+                           s_apply_t.n ? s_apply_t.sum_us / s_apply_t.n / 1000.0 : 0.0,
+                           "apply_max", s_apply_t.max_us / 1000.0, "apply_calls",
+                           (json_int_t) s_apply_t.n));
         json_object_set_new (j, "profile_bytes_per_dossier", json_real (profile_b));
         json_object_set_new (j, "profile_keys", json_integer (old_keys + bucket_keys));
         json_object_set_new (j, "outbox_sweep",

@@ -129,6 +129,7 @@ struct evaluation {
     batch_t batches[2];
     batch_t *b;    /* the batch filling */
     batch_t *sent; /* the batch whose apply was sent and not collected yet, or NULL */
+    size_t batch_events; /* flushed at this many events (BATCH_EVENTS at most) */
     json_t *kinds;     /* scheme id -> catalogue kind */
     json_t *envelopes; /* data/envelopes.json "envelopes" */
     json_t *targets;   /* data/targets.json */
@@ -185,6 +186,7 @@ evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir)
     assert (self);
     self->redis = redis;
     self->b = &self->batches[0];
+    self->batch_events = BATCH_EVENTS;
     const char *dir = data_dir ? data_dir : "data";
     bool broken = false;
     json_t *env = s_load_json (dir, "envelopes.json", &broken);
@@ -350,7 +352,7 @@ static void s_end (evaluation_t *self)
 {
     queued_t *e = &self->b->events[self->b->n_events - 1];
     e->count = self->b->args.n - e->first;
-    if (self->b->n_events >= BATCH_EVENTS)
+    if (self->b->n_events >= self->batch_events)
         s_flush_full (self);
 }
 
@@ -1271,6 +1273,11 @@ static void s_flush_full (evaluation_t *self)
         s_flush_batch (self, batch, rc);
 }
 
+void evaluation_set_batch_events (evaluation_t *self, size_t events)
+{
+    self->batch_events = events < 1 ? 1 : events > BATCH_EVENTS ? BATCH_EVENTS : events;
+}
+
 int evaluation_flush (evaluation_t *self)
 {
     int rc = s_collect (self);
@@ -1296,7 +1303,7 @@ void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, cons
     ((char *) b->data)[type_len] = 0;
     if (envelope_len) /* memcpy from NULL is undefined even for 0 bytes */
         memcpy ((char *) b->data + type_len + 1, envelope, envelope_len);
-    if (batch->n_acks >= BATCH_EVENTS)
+    if (batch->n_acks >= self->batch_events)
         s_flush_full (self);
 }
 

@@ -6,10 +6,14 @@ int main (int argc, char **argv)
 {
     qp_common_config_t c = {0};
     bool rebuild = false;
+    long batch_events = 8192;
     qp_config_option_t options[] = {
         QP_CONFIG_COMMON (&c),
         {"rebuild", QP_CFG_BOOL, "false",
          "recompute every counter from the dossiers stored in Redis, then exit", &rebuild, 0, 0},
+        {"eval-batch-events", QP_CFG_INT, "8192",
+         "events per batch (one apply script: Redis runs nothing else meanwhile)", &batch_events,
+         1, 8192},
         {NULL}};
     int rc = qp_config_parse ("qp-evaluation",
                               "Evaluation: the programme's indicators from the event stream; "
@@ -21,6 +25,8 @@ int main (int argc, char **argv)
     qp_log_init ("evaluation", c.log_level);
     qp_redis_t *redis = qp_redis_connect (c.redis_host, (int) c.redis_port, 10000);
     evaluation_t *self = redis ? evaluation_new (redis, c.data_dir) : NULL;
+    if (self)
+        evaluation_set_batch_events (self, (size_t) batch_events);
     qp_service_t *service = NULL;
     rc = 1;
     if (self && rebuild) {
