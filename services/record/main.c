@@ -2,8 +2,8 @@
 #include "qp_config.h"
 #include "qp_health.h"
 #include "qp_log.h"
-#include <limits.h>
 #include "recorder.h"
+#include <signal.h>
 
 int main (int argc, char **argv)
 {
@@ -36,7 +36,15 @@ int main (int argc, char **argv)
     zsys_init ();
     zsys_set_linger (0);
     qp_log_init ("record", c.log_level);
+    /* A file size limit (RLIMIT_FSIZE) is an I/O error to report, not a kill. */
+    signal (SIGXFSZ, SIG_IGN);
+    /* Probes for compose and Kubernetes: up before the journal opens, so that a journal
+     * that cannot be opened shows as not ready rather than as no answer. */
+    bool probes = c.http && *c.http && qp_health_start (c.http) >= 0;
+    if (probes)
+        qp_health_check ("journal", false);
     recorder_config_t rcfg = {.capture = c.bus_capture,
+                              .stay_on_error = probes,
                               .journal = {.dir = journal,
                                           .segment_bytes = (uint64_t)segment_mb << 20,
                                           .fsync = (qp_journal_fsync_t)fsync,
@@ -46,16 +54,11 @@ int main (int argc, char **argv)
     rc = 1;
     if (!recorder)
         qp_log_error ("recorder_failed", "%s", err);
-    else {
-        /* Probes for compose and Kubernetes: ready once the journal is open. The loop
-         * (recorder.c) does not tick, so liveness means "answers HTTP": no stall limit. */
-        if (c.http && *c.http && qp_health_start (c.http) >= 0) {
-            qp_health_set_stall_ms (INT_MAX);
-            qp_health_check ("journal", true);
-        }
+    else
         rc = recorder_run (recorder, NULL);
-        qp_health_stop ();
-    }
+    /* Liveness and readiness come from the loop (recorder.c); ready once the journal is
+     * open, and the loop ticks at least every 100 ms. */
+    qp_health_stop ();
     recorder_destroy (&recorder);
     qp_config_free (options);
     return rc;

@@ -13,6 +13,9 @@
 typedef struct {
     const char *capture; /* the bus's capture endpoint */
     qp_journal_config_t journal;
+    /* After a journal write error, stay up (probes and metrics say so) rather than exit
+     * at once: set when the HTTP probes run, else the exit status is the only signal. */
+    bool stay_on_error;
 } recorder_config_t;
 
 typedef struct {
@@ -24,6 +27,12 @@ typedef struct {
     uint64_t dropped;   /* messages of a type that can hold an identity recorded without
                            their payload (it did not decode: no way to find the identity) */
     uint64_t last_seq;
+    uint64_t bytes;        /* record bytes handed to the journal (frame + body) */
+    uint64_t write_errors; /* appends that failed */
+    uint64_t flush_errors; /* flushes (write of the buffer, fdatasync per --fsync) that failed */
+    uint64_t discarded;    /* capture frame sets not written: the one whose append failed
+                              and every one received after */
+    bool failed;           /* a journal write failed: nothing more is written */
 } recorder_stats_t;
 
 typedef struct recorder recorder_t;
@@ -39,7 +48,12 @@ void recorder_destroy (recorder_t **self_p);
 /* Records one capture frame set (taken). Returns 0, or -1 on a journal write error. */
 int recorder_handle (recorder_t *self, zmsg_t **capture_p);
 /* Receives and records until SIGINT/SIGTERM (or *stop becomes true when not NULL).
- * Returns 0, or 1 when the journal could not be written. */
+ * Each turn of the loop reports liveness (qp_health_tick), the readiness check
+ * "journal" and the qp_record_* metrics. After a journal write error it writes nothing
+ * more (a later write could land behind bytes the failed one lost, damaging the middle
+ * of a segment): it logs, sets "journal" false, counts the error, and keeps draining the
+ * tap and answering probes until stopped. Returns 0, or 1 when the journal could not be
+ * written. */
 int recorder_run (recorder_t *self, volatile bool *stop);
 recorder_stats_t recorder_stats (const recorder_t *self);
 #endif
