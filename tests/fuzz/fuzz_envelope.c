@@ -1,7 +1,9 @@
 /* Fuzz: the two frames a service receives, [type][Envelope], decoded as a service does
- * (qp_message_decode), then the payload validated as intake does and turned to JSON.
+ * (qp_message_decode), then the payload validated as intake does (with the project's
+ * territory zones) and turned to JSON.
  * Input: the type frame, a NUL byte, the envelope frame; no NUL: the whole input is the
  * envelope of a qp.v1.SubmitDossier. */
+#include "fuzz_support.h"
 #include "qp_json.h"
 #include "qp_message.h"
 #include "validate.h"
@@ -11,7 +13,8 @@ static void s_exercise (const qp_message_t *msg)
     intake_errors_t errors;
     intake_errors_init (&errors);
     if (msg->descriptor == &qp__v1__submit_dossier__descriptor)
-        intake_validate_submission ((const Qp__V1__SubmitDossier *) msg->payload, &errors);
+        intake_validate_submission_in (
+            s_fuzz_zones (), (const Qp__V1__SubmitDossier *) msg->payload, &errors);
     else if (msg->descriptor == &qp__v1__follow_up__descriptor)
         intake_validate_follow_up ((const Qp__V1__FollowUp *) msg->payload, &errors);
     json_t *json = qp_json_from_message (msg->payload);
@@ -22,6 +25,7 @@ static void s_exercise (const qp_message_t *msg)
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
+    s_fuzz_zones (); /* at the first input: a missing zones file stops the run at once */
     const uint8_t *nul = memchr (data, 0, size);
     zframe_t *type, *envelope;
     if (nul) {
