@@ -80,8 +80,8 @@ const intake_field_error_t *intake_errors_find (const intake_errors_t *errors, c
 size_t intake_validate_submission_in (const intake_zones_t *zones,
                                       const Qp__V1__SubmitDossier *submission,
                                       intake_errors_t *errors);
-/* The same without zones: coordinates are checked as numbers of degrees only (the
- * fuzzers; intake itself does not start without its zones file). */
+/* The same without zones: coordinates are checked as numbers of degrees only (callers
+ * without a data directory; intake and the fuzzers load the zones file). */
 size_t intake_validate_submission (const Qp__V1__SubmitDossier *submission,
                                    intake_errors_t *errors);
 

@@ -386,7 +386,7 @@ START_TEST (test_coordinates)
     ck_assert (intake_zones_find (s_zones, 2.35, 48.85) == NULL);
     /* French Polynesia has QPV (Papeete): in no zone before the table was a data file. */
     ck_assert_str_eq (intake_zones_find (s_zones, -17.535, -149.569), "French Polynesia");
-    /* Without zones (the fuzzers): degrees only, a point in no territory passes. */
+    /* Without zones: degrees only, a point in no territory passes. */
     Qp__V1__SubmitDossier *nowhere =
         s_submission ("{\"dossier\": {\"business\": {\"location\": {\"lat\": 0, \"lon\": 0}}}}");
     intake_errors_t e;
