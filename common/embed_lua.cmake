@@ -1,10 +1,22 @@
-# Turns every DIR/*.lua into `const char qp_lua_<name>[]` in OUT.
+# Turns every DIR/*.lua into `const char qp_lua_<name>[]` in OUT. A line
+# "--#include NAME.lua" is replaced by DIR/lib/NAME.lua (Redis runs each script alone:
+# this is how scripts share helpers; the text sent to Redis is the expanded one).
 file(GLOB scripts ${DIR}/*.lua)
 list(SORT scripts)
 set(body "/* Generated from the Lua scripts in common/lua by embed_lua.cmake; do not edit. */\n")
 foreach(f ${scripts})
   get_filename_component(name ${f} NAME_WE)
-  file(READ ${f} hex HEX)
+  file(READ ${f} text)
+  string(REGEX MATCHALL "--#include [a-z_]+\\.lua" includes "${text}")
+  foreach(inc ${includes})
+    string(REPLACE "--#include " "" lib "${inc}")
+    if(NOT EXISTS ${DIR}/lib/${lib})
+      message(FATAL_ERROR "${f}: ${inc}: no ${DIR}/lib/${lib}")
+    endif()
+    file(READ ${DIR}/lib/${lib} libtext)
+    string(REPLACE "${inc}\n" "${libtext}" text "${text}")
+  endforeach()
+  string(HEX "${text}" hex)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
   string(APPEND body "const char qp_lua_${name}[] = {${hex}0x00};\n")
 endforeach()

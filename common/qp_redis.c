@@ -36,13 +36,27 @@ extern const char qp_lua_phq_claim[];
 extern const char qp_lua_funding_read[];
 extern const char qp_lua_follow_up_store[];
 
-static const char *s_scripts[QP_LUA_COUNT] = {
-    qp_lua_dossier_create,   qp_lua_dossier_transition, qp_lua_pending_claim,
-    qp_lua_envelope_reserve, qp_lua_envelope_settle,    qp_lua_eval_apply,
-    qp_lua_envelope_expire,  qp_lua_funding_leg,        qp_lua_funding_plan,
-    qp_lua_funding_due_claim, qp_lua_partner_report, qp_lua_funding_read,
-    qp_lua_phq_claim,        qp_lua_follow_up_store,
+/* In qp_lua_script_t's order: the name of its file in common/lua, the embedded text. */
+#define S_SCRIPT(name) {#name, qp_lua_##name}
+static const struct {
+    const char *name, *text;
+} s_scripts[QP_LUA_COUNT] = {
+    S_SCRIPT (dossier_create),  S_SCRIPT (dossier_transition), S_SCRIPT (pending_claim),
+    S_SCRIPT (envelope_reserve), S_SCRIPT (envelope_settle),   S_SCRIPT (eval_apply),
+    S_SCRIPT (envelope_expire), S_SCRIPT (funding_leg),        S_SCRIPT (funding_plan),
+    S_SCRIPT (funding_due_claim), S_SCRIPT (partner_report),   S_SCRIPT (funding_read),
+    S_SCRIPT (phq_claim),       S_SCRIPT (follow_up_store),
 };
+
+const char *qp_redis_script_name (qp_lua_script_t script)
+{
+    return script < QP_LUA_COUNT ? s_scripts[script].name : NULL;
+}
+
+const char *qp_redis_script_text (qp_lua_script_t script)
+{
+    return script < QP_LUA_COUNT ? s_scripts[script].text : NULL;
+}
 
 struct qp_redis {
     redisContext *ctx;
@@ -346,7 +360,7 @@ static int s_replicated (qp_redis_t *self)
 
 static int s_load (qp_redis_t *self, qp_lua_script_t script)
 {
-    redisReply *r = qp_redis_command (self, "SCRIPT LOAD %s", s_scripts[script]);
+    redisReply *r = qp_redis_command (self, "SCRIPT LOAD %s", s_scripts[script].text);
     int rc = -1;
     if (r && r->type == REDIS_REPLY_STRING && r->len == 40) {
         memcpy (self->sha[script], r->str, 41);

@@ -43,6 +43,11 @@ void qp_redis_destroy (qp_redis_t **self_p);
 redisReply *qp_redis_command (qp_redis_t *self, const char *fmt, ...);
 redisReply *qp_redis_argv (qp_redis_t *self, int argc, const char **argv, const size_t *lens);
 
+/* A script's name (its file in common/lua, without .lua) and the text Redis runs (with
+ * its --#include helpers expanded): what tools use to tell scripts apart by SHA. */
+const char *qp_redis_script_name (qp_lua_script_t script);
+const char *qp_redis_script_text (qp_lua_script_t script);
+
 /* EVALSHA script with keys then args (binary-safe: lens may be NULL for C strings). */
 redisReply *qp_redis_script (qp_redis_t *self, qp_lua_script_t script, int nkeys,
                              const char **keys, int nargs, const char **args, const size_t *arglens);

@@ -409,11 +409,24 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
     return out;
 }
 
+/* One SLOWLOG GET entry: its duration (µs) and its command's arguments, or NULL when
+ * the entry is not of the expected shape. */
+static redisReply *s_slowlog_entry (const redisReply *e, long long *us)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
+        e->element[2]->type != REDIS_REPLY_INTEGER ||
+        e->element[3]->type != REDIS_REPLY_ARRAY || e->element[3]->elements == 0 ||
+        !e->element[3]->element[0]->str)
+        return NULL;
+    *us = e->element[2]->integer;
+    return e->element[3];
+}
+
 /* ---- --script-times: Redis's time by script over the throughput run ------------------ */
 
 /* Every command goes to the slow log (threshold 0), drained every 50 ms in one MULTI
  * (SLOWLOG GET -1, SLOWLOG RESET: nothing lost between them); EVALSHA named by its
- * script (the SHA of common/lua/NAME.lua, as SCRIPT LOAD gives it). The log's time is
+ * script (the SHA of the text qp_redis loads, qp_redis_script_text). The log's time is
  * the command's execution only; Redis 7 logs the commands a script runs too (client
  * "?:0"): listed as "(IN LUA) CMD", already inside their script's time. Logging every
  * command costs Redis CPU of its own: compare the rows, not the total with a plain run. */
@@ -428,37 +441,15 @@ static prof_t s_prof;
 
 static void s_prof_names (void)
 {
-    char dir[1100];
-    snprintf (dir, sizeof dir, "%s/common/lua", qp_test_source_dir ());
-    DIR *d = opendir (dir);
-    struct dirent *e;
-    while (d && (e = readdir (d))) {
-        size_t n = strlen (e->d_name);
-        if (n < 5 || strcmp (e->d_name + n - 4, ".lua"))
-            continue;
-        char path[1400];
-        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen (path, "rb");
-        if (!f)
-            continue;
-        char *text = NULL;
-        size_t len = 0;
-        FILE *m = open_memstream (&text, &len);
-        char buf[4096];
-        size_t got;
-        while ((got = fread (buf, 1, sizeof buf, f)) > 0)
-            fwrite (buf, 1, got, m);
-        fclose (m);
-        fclose (f);
-        redisReply *r = qp_redis_command (s_prof.redis, "SCRIPT LOAD %b", text, len);
+    for (int k = 0; k < QP_LUA_COUNT; k++) {
+        redisReply *r = qp_redis_command (s_prof.redis, "SCRIPT LOAD %s",
+                                          qp_redis_script_text ((qp_lua_script_t)k));
         if (r && r->type == REDIS_REPLY_STRING)
-            json_object_set_new (s_prof.names, r->str, json_stringn (e->d_name, n - 4));
+            json_object_set_new (s_prof.names, r->str,
+                                 json_string (qp_redis_script_name ((qp_lua_script_t)k)));
         if (r)
             freeReplyObject (r);
-        free (text);
     }
-    if (d)
-        closedir (d);
 }
 
 static void s_prof_start (qp_redis_t *redis)
@@ -492,12 +483,10 @@ static void s_prof_drain (bool now)
     redisReply *log = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
     for (size_t i = 0; log && log->type == REDIS_REPLY_ARRAY && i < log->elements; i++) {
         redisReply *e = log->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
-            e->element[2]->type != REDIS_REPLY_INTEGER ||
-            e->element[3]->type != REDIS_REPLY_ARRAY || e->element[3]->elements == 0 ||
-            !e->element[3]->element[0]->str)
+        long long us;
+        redisReply *argv = s_slowlog_entry (e, &us);
+        if (!argv)
             continue;
-        redisReply *argv = e->element[3];
         char name[64];
         const char *cmd = argv->element[0]->str;
         json_t *script = strcasecmp (cmd, "EVALSHA") == 0 && argv->elements > 1 && argv->element[1]->str
@@ -520,8 +509,7 @@ static void s_prof_drain (bool now)
             json_object_set_new (s_prof.by, name, row);
         }
         json_array_set_new (row, 0, json_integer (json_integer_value (json_array_get (row, 0)) + 1));
-        json_array_set_new (row, 1, json_integer (json_integer_value (json_array_get (row, 1)) +
-                                                  e->element[2]->integer));
+        json_array_set_new (row, 1, json_integer (json_integer_value (json_array_get (row, 1)) + us));
     }
     if (r)
         freeReplyObject (r);
@@ -930,15 +918,12 @@ static json_t *s_slow_report (qp_redis_t *redis, long long rewrites0)
     long n = 0;
     long long total = 0, longest = 0;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
-            e->element[2]->type != REDIS_REPLY_INTEGER ||
-            e->element[3]->type != REDIS_REPLY_ARRAY || e->element[3]->elements == 0)
+        long long us;
+        redisReply *argv = s_slowlog_entry (r->element[i], &us);
+        if (!argv)
             continue;
-        long long us = e->element[2]->integer;
-        redisReply *argv = e->element[3];
         char name[64];
-        const char *cmd = argv->element[0]->str ? argv->element[0]->str : "?";
+        const char *cmd = argv->element[0]->str;
         if ((strcasecmp (cmd, "EVALSHA") == 0 || strcasecmp (cmd, "EVAL") == 0) &&
             argv->elements > 3 && argv->element[3]->str) {
             /* The first key names the script's area: qp:eval:..., qp:{ID}:d, qp:envelope... */

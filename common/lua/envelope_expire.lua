@@ -3,7 +3,7 @@
 -- KEYS[1] envelope hash, KEYS[2] the ledger as stored before issue 8 (read when a
 -- dossier's bucket has no entry), KEYS[3] deadlines sorted set, KEYS[4] prefix of the
 -- drawing-right hashes, KEYS[5] prefix of the ledger buckets ("qp:envelope:{S}:ledger:",
--- fields: dossier ids packed as below)
+-- fields: dossier ids packed, lib/bucket_ids.lua)
 -- ARGV[1] now (ms), ARGV[2] limit, ARGV[3] number of buckets (QP_BUCKETS)
 -- Returns the dossier ids released.
 local nbuckets = tonumber(ARGV[3])
@@ -13,15 +13,7 @@ local function bucket(id)
   for i = 1, #id do h = (h * 31 + id:byte(i)) % nbuckets end
   return KEYS[5] .. h
 end
--- Ids in a bucket: a 32-hex id as its 16 bytes, other text as is, with a '=' in front
--- when 16 bytes long or beginning with '=' (the two forms never meet).
-local function pack(s)
-  if #s == 32 and not s:find('[^0-9a-f]') then
-    return (s:gsub('..', function(h) return string.char(tonumber(h, 16)) end))
-  end
-  if #s == 16 or s:sub(1, 1) == '=' then return '=' .. s end
-  return s
-end
+--#include bucket_ids.lua
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local released = {}
 for _, id in ipairs(due) do

@@ -3,7 +3,7 @@
 -- right too. The ledger entry makes a second call return the first answer.
 -- Per reservation i, KEYS[5i-4] envelope hash (total, reserved, committed, available,
 -- max_projects, projects), KEYS[5i-3] the dossier's ledger bucket (a hash dossier id,
--- packed as below -> "reserved:N[@T]" | "committed:N[@T]" | "released:N[@T]" |
+-- packed (lib/bucket_ids.lua) -> "reserved:N[@T]" | "committed:N[@T]" | "released:N[@T]" |
 -- "refused:0", qp_bucket.h),
 -- KEYS[5i-2] the ledger as stored before issue 8 (one hash, read when the bucket has no
 -- entry), KEYS[5i-1] drawing right hash of the territory (total, reserved, committed,
@@ -13,15 +13,7 @@
 -- Returns per reservation (the pair alone for one) {1, entry} newly written, {0, entry} already there,
 -- {-1, 'no_envelope'}.
 -- Invariant kept by every script: reserved + committed + available = total.
--- Ids in a bucket: a 32-hex id as its 16 bytes, other text as is, with a '=' in front
--- when 16 bytes long or beginning with '=' (the two forms never meet).
-local function pack(s)
-  if #s == 32 and not s:find('[^0-9a-f]') then
-    return (s:gsub('..', function(h) return string.char(tonumber(h, 16)) end))
-  end
-  if #s == 16 or s:sub(1, 1) == '=' then return '=' .. s end
-  return s
-end
+--#include bucket_ids.lua
 local function reserve(env, ledger, old, rightkey, deadlines, id, amount_s, territory, deadline)
   local field = pack(id)
   local prev = redis.call('HGET', ledger, field) or redis.call('HGET', old, id)

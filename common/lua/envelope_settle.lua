@@ -1,22 +1,14 @@
 -- Commits (up to the reserved amount) or releases reservations (a batch), each once, in
 -- the national envelope and in the territory's drawing right the reservation drew on.
 -- Per settlement i, KEYS[5i-4] envelope hash, KEYS[5i-3] the dossier's ledger bucket
--- (qp_bucket.h; the dossier id packed as below), KEYS[5i-2] the ledger as stored before
+-- (qp_bucket.h; the dossier id packed, lib/bucket_ids.lua), KEYS[5i-2] the ledger as stored before
 -- issue 8 (read when the bucket has no entry; the new entry goes to the bucket, which is
 -- read first), KEYS[5i-1] deadlines sorted set, KEYS[5i] prefix of the drawing-right
 -- hashes ("qp:envelope:{S}:t:")
 -- ARGV[3i-2] dossier id, ARGV[3i-1] 'commit' | 'release', ARGV[3i] amount to commit (cents)
 -- Returns per settlement (the pair alone for one) {1, entry} applied, {0, entry} already settled,
 -- {-1, 'no_reservation'}.
--- Ids in a bucket: a 32-hex id as its 16 bytes, other text as is, with a '=' in front
--- when 16 bytes long or beginning with '=' (the two forms never meet).
-local function pack(s)
-  if #s == 32 and not s:find('[^0-9a-f]') then
-    return (s:gsub('..', function(h) return string.char(tonumber(h, 16)) end))
-  end
-  if #s == 16 or s:sub(1, 1) == '=' then return '=' .. s end
-  return s
-end
+--#include bucket_ids.lua
 local function settle(env, ledger, old, deadlines, prefix, id, what, commit_s)
   local field = pack(id)
   local prev = redis.call('HGET', ledger, field) or redis.call('HGET', old, id)

@@ -3,27 +3,12 @@
 -- dossier holds it already (a redelivery), or when its holder ended without funding
 -- (NOT_ELIGIBLE, DECLINED, UNFUNDED) or no longer exists.
 -- KEYS[1] the slot's bucket hash (qp:phq:NETWORK:#B, person key -> holder, both packed
--- as below; qp_bucket.h),
+-- as lib/bucket_ids.lua says; qp_bucket.h),
 -- KEYS[2] the slot as stored before issue 8 (qp:phq:NETWORK:PERSON, a string), read when
 -- the bucket has no field for the person: an upgraded stack keeps its holders.
 -- ARGV[1] person key, ARGV[2] dossier id
 -- Returns {1, previous holder or ''} claimed, {0, holder} held by another dossier.
--- Ids in a bucket: a 32-hex id as its 16 bytes, other text as is, with a '=' in front
--- when 16 bytes long or beginning with '=' (the two forms never meet).
-local function pack(s)
-  if #s == 32 and not s:find('[^0-9a-f]') then
-    return (s:gsub('..', function(h) return string.char(tonumber(h, 16)) end))
-  end
-  if #s == 16 or s:sub(1, 1) == '=' then return '=' .. s end
-  return s
-end
-local function unpack_id(v)
-  if #v == 16 then
-    return (v:gsub('.', function(c) return string.format('%02x', c:byte()) end))
-  end
-  if v:sub(1, 1) == '=' then return v:sub(2) end
-  return v
-end
+--#include bucket_ids.lua
 local person, id = pack(ARGV[1]), pack(ARGV[2])
 local holder = redis.call('HGET', KEYS[1], person)
 local in_bucket = holder
