@@ -362,106 +362,243 @@ static void s_refusal (const qp_catalogue_t *catalogue, const Qp__V1__Eligibilit
     }
 }
 
-/* One PHQ per person per network: claims the (person, network) slot for this dossier.
- * Returns 0 with the fact set (true: the slot is this dossier's; false: another dossier
- * holds it; unknown: no person key or network), -1 when Redis failed. */
-static int s_phq_fact (eligibility_t *self, const char *id, const Qp__V1__Dossier *d,
-                       rules_facts_t *known)
+/* A dossier being decided, with what its step refers to until the batch's transitions are
+ * done. */
+typedef struct {
+    const char *id, *cause;
+    const Qp__V1__Dossier *dossier;
+    int64_t time_ms;
+    rules_facts_t known;
+    bool claimed;       /* the PHQ fact is known (or needs no claim): decide it */
+    const char *network; /* the PHQ slot's network, or NULL: no claim */
+    char bucket[128], old[256];
+    Qp__V1__EligibilityDecided *e;
+    bool eligible;
+    char decided_id[QP_ID_HEX + 1];
+    uint8_t *packed;
+    char reason[400];
+    qp_store_field_t fields[1];
+    Qp__V1__DossierClosed closed;
+    qp_event_t events[2];
+} pending_t;
+
+/* The network of the holder's PHQ slot, or NULL when the dossier names no person key or
+ * network (the fact stays unknown). */
+static const char *s_phq_network (const Qp__V1__Dossier *d)
 {
     const Qp__V1__ProjectHolder *h = d->holder;
     const ProtobufCEnumValue *net =
         h && h->has_network
             ? protobuf_c_enum_descriptor_get_value (&qp__v1__network__descriptor, h->network)
             : NULL;
-    if (!h || !h->person_key || !*h->person_key || !net || h->network <= 1) {
-        rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_UNKNOWN,
-                         "needs the holder's person key and network");
-        return 0;
-    }
-    char bucket[128], old[256];
-    qp_bucket_phq_keys (net->name, h->person_key, bucket, sizeof bucket, old, sizeof old);
-    const char *keys[] = {bucket, old}, *args[] = {h->person_key, id};
-    redisReply *r = qp_redis_script (self->redis, QP_LUA_PHQ_CLAIM, 2, keys, 2, args, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        qp_log_error ("redis_error", "phq_claim for %s: %s", id,
-                      r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
-        if (r)
-            freeReplyObject (r);
-        return -1;
-    }
-    char detail[120];
-    if (r->element[0]->integer == 1) {
-        snprintf (detail, sizeof detail, "no other PHQ of this person through %s", net->name);
-        rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE, detail);
-    } else {
-        snprintf (detail, sizeof detail, "dossier %.40s already holds this person's PHQ through %s",
-                  r->element[1]->str, net->name);
-        rules_facts_set (known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_FALSE, detail);
-    }
-    freeReplyObject (r);
-    return 0;
+    if (!h || !h->person_key || !*h->person_key || !net || h->network <= 1)
+        return NULL;
+    return net->name;
 }
 
-/* One dossier, from a DossierReceived message or from the sweeper. cause is the message
- * id of the DossierReceived (recomputed by the sweeper, so ids stay stable). */
-static void s_decide (eligibility_t *self, const char *id, const Qp__V1__Dossier *dossier,
-                      const char *cause, int64_t time_ms)
+/* One PHQ per person per network: claims the (person, network) slot of every dossier of
+ * the batch, in one round trip. Sets each dossier's fact (true: the slot is this dossier's;
+ * false: another dossier holds it; unknown: no person key or network) and claimed; a
+ * dossier whose claim Redis did not answer is left unclaimed. Claims run in the batch's
+ * order, and a batch never holds two dossiers of one slot (s_on_received), so each is
+ * decided as it would be alone. */
+static void s_phq_facts (eligibility_t *self, pending_t *p, size_t n)
 {
-    rules_facts_t known;
-    rules_facts_init (&known);
-    if (s_phq_fact (self, id, dossier, &known) != 0)
-        return; /* Redis down: the dossier stays pending; the sweeper retries */
-    eligibility_geo_t geo = {self->qpv, self->tolerance_m};
-    Qp__V1__EligibilityDecided *e = eligibility_decide (self->catalogue, &geo, id, dossier, &known);
-    bool eligible = s_any_eligible (e);
-    char decided_id[QP_ID_HEX + 1];
-    qp_message_make_id (decided_id, qp__v1__eligibility_decided__descriptor.name, cause, id);
+    qp_redis_call_t calls[ELIGIBILITY_BATCH];
+    redisReply *replies[ELIGIBILITY_BATCH];
+    const char *kv[ELIGIBILITY_BATCH][4];
+    size_t which[ELIGIBILITY_BATCH], n_calls = 0;
+    for (size_t i = 0; i < n; i++) {
+        rules_facts_init (&p[i].known);
+        p[i].network = s_phq_network (p[i].dossier);
+        p[i].claimed = !p[i].network;
+        if (!p[i].network) {
+            rules_facts_set (&p[i].known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_UNKNOWN,
+                             "needs the holder's person key and network");
+            continue;
+        }
+        const char *person = p[i].dossier->holder->person_key;
+        qp_bucket_phq_keys (p[i].network, person, p[i].bucket, sizeof p[i].bucket, p[i].old,
+                            sizeof p[i].old);
+        const char **k = kv[n_calls];
+        k[0] = p[i].bucket, k[1] = p[i].old, k[2] = person, k[3] = p[i].id;
+        calls[n_calls] = (qp_redis_call_t){QP_LUA_PHQ_CLAIM, 2, k, 2, k + 2, NULL};
+        which[n_calls++] = i;
+    }
+    if (!n_calls)
+        return;
+    qp_redis_scripts (self->redis, calls, n_calls, replies);
+    for (size_t c = 0; c < n_calls; c++) {
+        pending_t *d = &p[which[c]];
+        redisReply *r = replies[c];
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            qp_log_error ("redis_error", "phq_claim for %s: %s", d->id,
+                          r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+            if (r)
+                freeReplyObject (r);
+            continue; /* the dossier stays pending; the sweeper retries */
+        }
+        char detail[120];
+        if (r->element[0]->integer == 1) {
+            snprintf (detail, sizeof detail, "no other PHQ of this person through %s", d->network);
+            rules_facts_set (&d->known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_TRUE, detail);
+        } else {
+            snprintf (detail, sizeof detail,
+                      "dossier %.40s already holds this person's PHQ through %s",
+                      r->element[1]->str, d->network);
+            rules_facts_set (&d->known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_FALSE,
+                             detail);
+        }
+        d->claimed = true;
+        freeReplyObject (r);
+    }
+}
 
+/* The decision of one dossier and its step: RECEIVED -> ELIGIBLE with the decision, or
+ * NOT_ELIGIBLE with the decision and a DossierClosed. */
+static void s_step (eligibility_t *self, pending_t *p, qp_service_step_t *step)
+{
+    eligibility_geo_t geo = {self->qpv, self->tolerance_m};
+    p->e = eligibility_decide (self->catalogue, &geo, p->id, p->dossier, &p->known);
+    p->eligible = s_any_eligible (p->e);
+    qp_message_make_id (p->decided_id, qp__v1__eligibility_decided__descriptor.name, p->cause,
+                        p->id);
     /* Stored in the form that does not repeat the scheme ids (qp_store.h); published whole. */
     size_t len;
-    uint8_t *packed = qp_store_decision_pack (e, &len);
-    char reason[400] = "";
-    if (!eligible)
-        s_refusal (self->catalogue, e, reason, sizeof reason);
-    qp_store_field_t fields[] = {{"eligibility", packed, len}};
-    qp_meta_t meta = {
-        .correlation_id = id, .causation_id = cause, .event_time_ms = time_ms, .discriminator = id};
-    Qp__V1__DossierClosed closed = QP__V1__DOSSIER_CLOSED__INIT;
-    closed.dossier_id = (char *)id;
-    closed.has_final_state = true;
-    closed.final_state = QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
-    closed.territory = e->territory;
-    closed.reason = reason;
-    closed.has_committed_cents = true;
-    qp_meta_t cmeta = {.correlation_id = id,
-                       .causation_id = decided_id,
-                       .event_time_ms = time_ms,
-                       .discriminator = id};
+    p->packed = qp_store_decision_pack (p->e, &len);
+    p->reason[0] = 0;
+    if (!p->eligible)
+        s_refusal (self->catalogue, p->e, p->reason, sizeof p->reason);
+    p->fields[0] = (qp_store_field_t){"eligibility", p->packed, len};
+    qp__v1__dossier_closed__init (&p->closed);
+    p->closed.dossier_id = (char *)p->id;
+    p->closed.has_final_state = true;
+    p->closed.final_state = QP__V1__DOSSIER_STATE__NOT_ELIGIBLE;
+    p->closed.territory = p->e->territory;
+    p->closed.reason = p->reason;
+    p->closed.has_committed_cents = true;
+    p->events[0] = (qp_event_t){&p->e->base,
+                                {.correlation_id = p->id,
+                                 .causation_id = p->cause,
+                                 .event_time_ms = p->time_ms,
+                                 .discriminator = p->id}};
+    p->events[1] = (qp_event_t){&p->closed.base,
+                                {.correlation_id = p->id,
+                                 .causation_id = p->decided_id,
+                                 .event_time_ms = p->time_ms,
+                                 .discriminator = p->id}};
     /* The events are written to the outbox by the transition itself (qp_service.h). */
-    qp_event_t events[] = {{&e->base, meta}, {&closed.base, cmeta}};
-    Qp__V1__DossierState now;
-    qp_store_result_t rc = qp_service_transition (
-        self->service, self->redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
-        eligible ? QP__V1__DOSSIER_STATE__ELIGIBLE : QP__V1__DOSSIER_STATE__NOT_ELIGIBLE, time_ms,
-        decided_id, eligible ? "eligible to at least one scheme" : reason, fields, 1, events,
-        eligible ? 1 : 2, &now);
-    free (packed);
-    if (rc == QP_STORE_APPLIED) {
-        if (eligible)
-            qp_service_send (self->service, "funding", &e->base, &meta);
-    } else if (rc == QP_STORE_ALREADY)
-        qp_log_debug ("duplicate", "dossier %s already %s", id, qp_store_state_name (now));
-    else if (rc == QP_STORE_UNKNOWN)
-        qp_log_warn ("unknown_dossier", "dossier %s is not in the store", id);
-    /* QP_STORE_ERROR: the dossier stays pending; the sweeper retries after its lease. */
-    qp__v1__eligibility_decided__free_unpacked (e, NULL);
+    *step = (qp_service_step_t){
+        .step = {.id = p->id,
+                 .expected = QP__V1__DOSSIER_STATE__RECEIVED,
+                 .next = p->eligible ? QP__V1__DOSSIER_STATE__ELIGIBLE
+                                     : QP__V1__DOSSIER_STATE__NOT_ELIGIBLE,
+                 .at_ms = p->time_ms,
+                 .message_id = p->decided_id,
+                 .note = p->eligible ? "eligible to at least one scheme" : p->reason,
+                 .fields = p->fields,
+                 .n_fields = 1},
+        .events = p->events,
+        .n_events = p->eligible ? 1 : 2};
+}
+
+/* Dossiers that claim no PHQ slot twice: the PHQ claims in one round trip, the decisions,
+ * the transitions in one more, then the eligible dossiers go to funding. A dossier whose
+ * claim or step Redis did not answer stays RECEIVED; the sweeper decides it again after its
+ * lease. */
+static void s_decide_run (eligibility_t *self, pending_t *p, size_t n)
+{
+    s_phq_facts (self, p, n);
+    qp_service_step_t steps[ELIGIBILITY_BATCH];
+    pending_t *stepped[ELIGIBILITY_BATCH];
+    size_t n_steps = 0;
+    for (size_t i = 0; i < n; i++) {
+        p[i].e = NULL, p[i].packed = NULL;
+        if (!p[i].claimed)
+            continue; /* Redis down: the dossier stays pending; the sweeper retries */
+        s_step (self, &p[i], &steps[n_steps]);
+        stepped[n_steps++] = &p[i];
+    }
+    if (n_steps)
+        qp_service_transitions (self->service, self->redis, steps, n_steps);
+    for (size_t i = 0; i < n_steps; i++) {
+        pending_t *d = stepped[i];
+        qp_store_result_t rc = steps[i].step.result;
+        if (rc == QP_STORE_APPLIED && d->eligible)
+            qp_service_send (self->service, "funding", &d->e->base, &d->events[0].meta);
+        else if (rc == QP_STORE_ALREADY)
+            qp_log_debug ("duplicate", "dossier %s already %s", d->id,
+                          qp_store_state_name (steps[i].step.state));
+        else if (rc == QP_STORE_UNKNOWN)
+            qp_log_warn ("unknown_dossier", "dossier %s is not in the store", d->id);
+        /* QP_STORE_ERROR: the dossier stays pending; the sweeper retries after its lease. */
+        free (d->packed);
+        qp__v1__eligibility_decided__free_unpacked (d->e, NULL);
+    }
+}
+
+/* Whether a and b claim the same PHQ slot (the same person through the same network). */
+static bool s_same_slot (const Qp__V1__Dossier *a, const Qp__V1__Dossier *b)
+{
+    const char *na = s_phq_network (a), *nb = s_phq_network (b);
+    return na && na == nb && !strcmp (a->holder->person_key, b->holder->person_key);
+}
+
+/* A batch of at most ELIGIBILITY_BATCH dossiers, from DossierReceived messages or from the
+ * sweeper (cause: the message id of each DossierReceived, recomputed by the sweeper so ids
+ * stay stable), decided in runs that claim no PHQ slot twice: a second dossier of one slot
+ * waits for the first's decision, because decided together its claim would see the first
+ * still RECEIVED where alone it sees the first's outcome (a NOT_ELIGIBLE holder frees the
+ * slot). */
+static void s_decide_many (eligibility_t *self, pending_t *p, size_t n)
+{
+    size_t start = 0;
+    while (start < n) {
+        size_t end = start + 1;
+        for (bool repeat = false; end < n && !repeat;) {
+            for (size_t i = start; i < end && !repeat; i++)
+                repeat = s_same_slot (p[i].dossier, p[end].dossier);
+            if (!repeat)
+                end++;
+        }
+        s_decide_run (self, p + start, end - start);
+        start = end;
+    }
+}
+
+/* ---- batching: DossierReceived messages wait for the end of the burst read ------------ */
+
+void eligibility_flush (eligibility_t *self)
+{
+    size_t n = self->n_received;
+    if (!n)
+        return;
+    pending_t p[ELIGIBILITY_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        qp_message_t *m = &self->received[i];
+        Qp__V1__DossierReceived *r = (Qp__V1__DossierReceived *)m->payload;
+        p[i] = (pending_t){.id = r->dossier_id,
+                           .cause = m->envelope->message_id,
+                           .dossier = r->dossier,
+                           .time_ms = m->envelope->has_event_time_ms ? m->envelope->event_time_ms
+                                                                     : 0};
+    }
+    s_decide_many (self, p, n);
+    for (size_t i = 0; i < n; i++)
+        qp_message_clear (&self->received[i]);
+    self->n_received = 0;
+}
+
+static void s_on_flush (qp_service_t *service, void *arg)
+{
+    (void)service;
+    eligibility_flush (arg);
 }
 
 static void s_on_received (qp_request_t *req, void *arg)
 {
     eligibility_t *self = arg;
     Qp__V1__DossierReceived *m = (Qp__V1__DossierReceived *)req->msg.payload;
-    Qp__V1__Envelope *env = req->msg.envelope;
     if (!m->dossier_id || !m->dossier) {
         qp_error_t err;
         qp_error_set (&err, "invalid_field", m->dossier_id ? "dossier" : "dossier_id",
@@ -469,8 +606,10 @@ static void s_on_received (qp_request_t *req, void *arg)
         qp_service_reply_error (req, &err);
         return;
     }
-    s_decide (self, m->dossier_id, m->dossier, env->message_id,
-              env->has_event_time_ms ? env->event_time_ms : 0);
+    self->received[self->n_received++] = req->msg;
+    memset (&req->msg, 0, sizeof req->msg); /* ours now: the service frees an empty one */
+    if (self->n_received == ELIGIBILITY_BATCH)
+        eligibility_flush (self);
 }
 
 /* The full explanation of a stored decision: the stored dossier decided again with the
@@ -595,6 +734,10 @@ static void s_sweep (qp_service_t *service, void *arg)
     char *ids[SWEEP_BATCH];
     size_t n = qp_store_claim_expired (self->redis, QP__V1__DOSSIER_STATE__RECEIVED, qp_now_ms (),
                                        ids, SWEEP_BATCH);
+    pending_t p[ELIGIBILITY_BATCH];
+    Qp__V1__Dossier *dossiers[ELIGIBILITY_BATCH];
+    char causes[ELIGIBILITY_BATCH][QP_ID_HEX + 1];
+    size_t n_p = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         char *packed = qp_store_get (self->redis, ids[i], "dossier", &len);
@@ -602,24 +745,38 @@ static void s_sweep (qp_service_t *service, void *arg)
         char *time_s = qp_store_get (self->redis, ids[i], "event_time_ms", NULL);
         Qp__V1__Dossier *d = packed ? qp__v1__dossier__unpack (NULL, len, (uint8_t *)packed) : NULL;
         if (d && source) {
-            char cause[QP_ID_HEX + 1];
-            qp_message_make_id (cause, qp__v1__dossier_received__descriptor.name, source, ids[i]);
+            qp_message_make_id (causes[n_p], qp__v1__dossier_received__descriptor.name, source,
+                                ids[i]);
             qp_log_info ("redispatch", "dossier %s: RECEIVED lease expired, deciding again",
                          ids[i]);
-            s_decide (self, ids[i], d, cause, time_s ? atoll (time_s) : 0);
-        }
-        if (d)
+            dossiers[n_p] = d;
+            p[n_p] = (pending_t){.id = ids[i],
+                                 .cause = causes[n_p],
+                                 .dossier = d,
+                                 .time_ms = time_s ? atoll (time_s) : 0};
+            n_p++;
+        } else if (d)
             qp__v1__dossier__free_unpacked (d, NULL);
         free (packed);
         free (source);
         free (time_s);
-        free (ids[i]);
+        if (n_p == ELIGIBILITY_BATCH || (i + 1 == n && n_p)) {
+            s_decide_many (self, p, n_p);
+            for (size_t k = 0; k < n_p; k++)
+                qp__v1__dossier__free_unpacked (dossiers[k], NULL);
+            n_p = 0;
+        }
     }
+    for (size_t i = 0; i < n; i++)
+        free (ids[i]);
 }
 
 void eligibility_register (eligibility_t *self)
 {
     qp_service_on (self->service, &qp__v1__dossier_received__descriptor, s_on_received, self);
+    /* A batch is what one read brought (at most ELIGIBILITY_BATCH): a lone message is
+     * decided at once. */
+    qp_service_after_burst (self->service, s_on_flush, self);
     qp_service_on (self->service, &qp__v1__eligibility_explain_query__descriptor, s_on_explain,
                    self);
     qp_service_every (self->service, SWEEP_INTERVAL_MS, s_sweep, self);

@@ -18,6 +18,9 @@ typedef struct {
     double tolerance_m;
 } eligibility_geo_t;
 
+/* DossierReceived messages decided together (two Redis round trips for the batch). */
+#define ELIGIBILITY_BATCH 64
+
 typedef struct {
     qp_service_t *service;
     qp_redis_t *redis;
@@ -27,6 +30,10 @@ typedef struct {
     const char *qpv_contours;  /* GeoJSON path, reloaded on SIGHUP with the catalogue */
     const char *qpv_list;      /* optional list CSV */
     double tolerance_m;
+    /* The DossierReceived messages of the burst being read (owned), decided together by
+     * eligibility_flush at the end of the burst or when ELIGIBILITY_BATCH are waiting. */
+    qp_message_t received[ELIGIBILITY_BATCH];
+    size_t n_received;
 } eligibility_t;
 
 /* Loads the QPV contours (and list) into self->qpv; on error the index in force stays.
@@ -35,6 +42,10 @@ int eligibility_load_qpv (eligibility_t *self, qp_error_t *err);
 
 /* Registers the handlers, the sweeper and the SIGHUP reload on self->service. */
 void eligibility_register (eligibility_t *self);
+
+/* Decides the DossierReceived messages waiting (the service calls it at the end of each
+ * burst it reads; main calls it once more after the run loop stops). */
+void eligibility_flush (eligibility_t *self);
 
 /* Loads the catalogue again from self->catalogue_dir. A broken catalogue is refused with
  * the file and the reason (logged, and in err when not NULL) and the one in force stays.

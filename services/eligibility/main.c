@@ -46,6 +46,7 @@ int main (int argc, char **argv)
         eligibility_register (&self);
         qp_service_watch_redis (self.service, self.redis);
         rc = qp_service_run (self.service);
+        eligibility_flush (&self); /* the last burst read before the signal */
     }
     qp_service_destroy (&self.service);
     qp_redis_destroy (&self.redis);

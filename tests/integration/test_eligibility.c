@@ -8,6 +8,7 @@
 #include "qp/v1/eligibility.pb-c.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_http.h"
 #include "rules.h"
 #include <check.h>
 #include <signal.h>
@@ -26,8 +27,9 @@ static void s_setup (void)
     snprintf (data, sizeof data, "QP_DATA_DIR=%s", s_data);
     snprintf (contours, sizeof contours, "QP_QPV_CONTOURS=%s/tests/data/qpv-contours.geojson",
               qp_test_source_dir ());
-    static const char *env[4];
-    env[0] = qp_test_env_territories (), env[1] = data, env[2] = contours, env[3] = NULL;
+    static const char *env[5];
+    env[0] = qp_test_env_territories (), env[1] = data, env[2] = contours;
+    env[3] = "QP_HTTP=127.0.0.1:0", env[4] = NULL; /* metrics: Redis round trips */
     static const char *const programs[] = {"intake",      "eligibility",       "funding",
                                            "evaluation",  "partner-anct",      "partner-anru",
                                            "partner-bdt", "partner-bpifrance", NULL};
@@ -55,8 +57,8 @@ typedef struct {
     int zfu;
 } case_t;
 
-/* Submits the case and waits for its eligibility decision; returns the status reply. */
-static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
+/* Submits the case; id gets the dossier's id. */
+static void s_submit (const case_t *c, char id[QP_ID_HEX + 1])
 {
     Qp__V1__Dossier d = QP__V1__DOSSIER__INIT;
     Qp__V1__ProjectHolder h = QP__V1__PROJECT_HOLDER__INIT;
@@ -95,16 +97,23 @@ static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
     Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
     s.dossier = &d;
     qp_error_t err;
-    ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s.base, NULL, 5000, reply, &err), 0);
-    ck_assert_ptr_eq (reply->descriptor, &qp__v1__submit_dossier_reply__descriptor);
-    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply->payload;
+    qp_message_t reply;
+    ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s.base, NULL, 5000, &reply, &err),
+                      0);
+    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
+    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply.payload;
     ck_assert_msg (r->accepted, "%s rejected: %s", c->key,
                    r->n_errors ? r->errors[0]->message : "?");
-    char id[QP_ID_HEX + 1];
-    snprintf (id, sizeof id, "%s", r->dossier_id);
-    qp_message_clear (reply);
+    snprintf (id, QP_ID_HEX + 1, "%s", r->dossier_id);
+    qp_message_clear (&reply);
+}
+
+/* Waits for the eligibility decision of dossier id; returns the status reply. */
+static Qp__V1__DossierStatusReply *s_decided (const char *id, qp_message_t *reply)
+{
+    qp_error_t err;
     Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = id;
+    q.dossier_id = (char *)id;
     for (int i = 0; i < 100; i++) {
         ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &q.base, NULL, 5000, reply, &err),
                           0);
@@ -114,8 +123,16 @@ static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
         qp_message_clear (reply);
         qp_test_sleep_ms (100);
     }
-    ck_abort_msg ("%s was never decided", c->key);
+    ck_abort_msg ("%s was never decided", id);
     return NULL;
+}
+
+/* Submits the case and waits for its eligibility decision; returns the status reply. */
+static Qp__V1__DossierStatusReply *s_run (const case_t *c, qp_message_t *reply)
+{
+    char id[QP_ID_HEX + 1];
+    s_submit (c, id);
+    return s_decided (id, reply);
 }
 
 static const Qp__V1__SchemeDecision *s_scheme (const Qp__V1__DossierStatusReply *st, const char *id)
@@ -568,6 +585,88 @@ START_TEST (test_declared_zfu_te)
 }
 END_TEST
 
+/* The running program called name. */
+static qp_test_proc_t *s_proc (const char *name)
+{
+    for (size_t i = 0; i < s_stack->n_procs; i++)
+        if (!strcmp (s_stack->procs[i]->name, name))
+            return s_stack->procs[i];
+    ck_abort_msg ("no %s in the stack", name);
+    return NULL;
+}
+
+/* eligibility's Redis round trips so far (its /metrics). */
+static double s_round_trips (int port)
+{
+    char *text = NULL;
+    ck_assert_int_eq (qp_test_http_get (port, "/metrics", &text), 200);
+    double v = qp_test_metric (text, "qp_redis_round_trips_total", NULL);
+    free (text);
+    ck_assert_msg (v >= 0, "no qp_redis_round_trips_total");
+    return v;
+}
+
+#define BURST 30
+
+/* Dossiers that arrive together are decided together: two Redis round trips for the
+ * burst (the PHQ claims, then the transitions) instead of two per dossier. Decided
+ * together, each is still decided as it would be alone: a second dossier of one person
+ * through one network whose first is not eligible gets the PHQ slot the first left. */
+START_TEST (test_burst_decided_together)
+{
+    qp_test_proc_t *elig = s_proc ("eligibility");
+    int port = qp_test_http_port_in_log (elig->log_path, 5000);
+    ck_assert_int_gt (port, 0);
+    double before = s_round_trips (port);
+    /* Stopped, eligibility reads nothing: what intake sends it waits as one burst. */
+    ck_assert_int_eq (kill (elig->pid, SIGSTOP), 0);
+    char ids[BURST][QP_ID_HEX + 1];
+    char keys[BURST][32], persons[BURST][32];
+    case_t refused = {.key = "burst-refused",
+                      .person = "person-burst-twice",
+                      .network = QP__V1__NETWORK__INITIATIVE_FRANCE,
+                      .declared_qpv = "QN05901A",
+                      .residence_qpv = "QN05999Z",
+                      .has_point = true,
+                      .lat = 50.705,
+                      .lon = 3.105}; /* in QN05901A's hole: no scheme applies */
+    case_t second = {.key = "burst-second",
+                     .person = "person-burst-twice",
+                     .network = QP__V1__NETWORK__INITIATIVE_FRANCE,
+                     .declared_qpv = "QN05902B"};
+    s_submit (&refused, ids[0]);
+    s_submit (&second, ids[1]);
+    for (int i = 2; i < BURST; i++) {
+        snprintf (keys[i], sizeof keys[i], "burst-%02d", i);
+        snprintf (persons[i], sizeof persons[i], "person-burst-%04d", i);
+        case_t c = {.key = keys[i],
+                    .person = persons[i],
+                    .network = QP__V1__NETWORK__ADIE,
+                    .declared_qpv = "QN05902B"};
+        s_submit (&c, ids[i]);
+    }
+    ck_assert_int_eq (kill (elig->pid, SIGCONT), 0);
+
+    qp_message_t m;
+    Qp__V1__DossierStatusReply *st = s_decided (ids[0], &m);
+    ck_assert_int_eq (st->state, QP__V1__DOSSIER_STATE__NOT_ELIGIBLE);
+    qp_message_clear (&m);
+    st = s_decided (ids[1], &m);
+    const Qp__V1__SchemeDecision *phq = s_scheme (st, "phq");
+    ck_assert_int_eq (phq->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+    ck_assert_int_eq (s_criterion (phq, "one_per_person_network"), QP__V1__CRITERION_OUTCOME__MET);
+    qp_message_clear (&m);
+    for (int i = 2; i < BURST; i++) {
+        st = s_decided (ids[i], &m);
+        ck_assert_int_eq (s_scheme (st, "phq")->outcome, QP__V1__OUTCOME__ELIGIBLE_OUTCOME);
+        qp_message_clear (&m);
+    }
+    /* One at a time it takes 2 per dossier (60 here); the sweeper adds one a second. */
+    double trips = s_round_trips (port) - before;
+    ck_assert_msg (trips <= 12, "%.0f Redis round trips for %d dossiers", trips, BURST);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("eligibility");
@@ -580,6 +679,7 @@ int main (void)
     tcase_add_test (tc, test_reload_on_sighup);
     tcase_add_test (tc, test_explain);
     tcase_add_test (tc, test_declared_zfu_te);
+    tcase_add_test (tc, test_burst_decided_together);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
