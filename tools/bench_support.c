@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -76,4 +77,33 @@ long bench_status_kb (pid_t pid, const char *field)
     if (f)
         fclose (f);
     return kb;
+}
+
+double bench_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int bench_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+long long bench_redis_info (qp_redis_t *redis, const char *section, const char *field)
+{
+    redisReply *r = qp_redis_command (redis, "INFO %s", section);
+    long long v = -1;
+    char needle[96];
+    snprintf (needle, sizeof needle, "\n%s:", field); /* the whole name, at a line's start */
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr (r->str, needle);
+        if (p)
+            v = atoll (p + strlen (needle));
+    }
+    if (r)
+        freeReplyObject (r);
+    return v;
 }

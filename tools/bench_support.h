@@ -1,8 +1,10 @@
 /* bench_support: what the benchmarks in tools/ share to run real programs on this
  * machine: free loopback ports, the bus's endpoints in the environment, starting and
- * stopping a program, and a process's memory from /proc. */
+ * stopping a program, a process's memory from /proc, the clock, sorting figures and
+ * reading Redis's INFO. */
 #ifndef BENCH_SUPPORT_H
 #define BENCH_SUPPORT_H
+#include "qp_redis.h"
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -20,4 +22,11 @@ pid_t bench_spawn (char *const argv[], const char *out_path, const char *err_pat
 void bench_stop (pid_t pid);
 /* kB of a line of /proc/PID/status ("VmRSS", "VmHWM"), -1 when absent. */
 long bench_status_kb (pid_t pid, const char *field);
+/* Seconds on the monotonic clock (differences only). */
+double bench_now (void);
+/* qsort comparator of doubles, ascending (percentiles). */
+int bench_cmp_double (const void *a, const void *b);
+/* An integer field of INFO section ("memory", "used_memory"), -1 when absent or no
+ * answer. */
+long long bench_redis_info (qp_redis_t *redis, const char *section, const char *field);
 #endif

@@ -5,6 +5,7 @@
  * process's RSS over the assessments. Prints the figures with the issue's targets beside
  * them and writes them as JSON with --json FILE; --smoke runs a few seconds. Asserts
  * nothing. */
+#include "bench_support.h"
 #include "eligibility.h"
 #include "qp_catalogue.h"
 #include "qp_qpv.h"
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TARGET_LOOKUPS 1000000.0
@@ -29,13 +29,6 @@
 #define FR_MIN_LON -5.2
 #define FR_MAX_LON 9.6
 
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* xorshift64*: the same points on every run. */
 static double s_random (uint64_t *state)
 {
@@ -43,20 +36,6 @@ static double s_random (uint64_t *state)
     x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
     *state = x;
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
-}
-
-static long s_rss_kb (const char *field)
-{
-    FILE *f = fopen ("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    size_t n = strlen (field);
-    while (f && fgets (line, sizeof line, f))
-        if (strncmp (line, field, n) == 0 && line[n] == ':')
-            kb = atol (line + n + 1);
-    if (f)
-        fclose (f);
-    return kb;
 }
 
 typedef struct {
@@ -102,14 +81,14 @@ static rate_t s_lookups (const qp_qpv_index_t *index, const points_t *p, double 
                          double seconds)
 {
     size_t done = 0, hits = 0;
-    double start = s_now (), elapsed;
+    double start = bench_now (), elapsed;
     do {
         for (size_t i = 0; i < p->count; i++) {
             qp_qpv_hit_t hit;
             hits += qp_qpv_lookup (index, p->lat[i], p->lon[i], tolerance_m, &hit);
         }
         done += p->count;
-        elapsed = s_now () - start;
+        elapsed = bench_now () - start;
     } while (elapsed < seconds);
     return (rate_t){done / elapsed, (double)hits / done};
 }
@@ -172,7 +151,7 @@ static double s_assessments (const qp_qpv_index_t *index, const qp_catalogue_t *
 {
     size_t packed = 0;
     size_t done = 0, eligible = 0;
-    double start = s_now (), elapsed;
+    double start = bench_now (), elapsed;
     do {
         for (size_t i = 0; i < count; i++) {
             dossier_t *x = &dossiers[i];
@@ -190,7 +169,7 @@ static double s_assessments (const qp_qpv_index_t *index, const qp_catalogue_t *
             qp__v1__eligibility_decided__free_unpacked (m, NULL);
         }
         done += count;
-        elapsed = s_now () - start;
+        elapsed = bench_now () - start;
     } while (elapsed < seconds);
     *eligible_share = (double)eligible / done;
     *bytes = (double)packed / count;
@@ -203,7 +182,7 @@ static double s_explained (const qp_catalogue_t *catalogue, dossier_t *dossiers,
                            double seconds, double *bytes)
 {
     size_t done = 0, packed = 0;
-    double start = s_now (), elapsed;
+    double start = bench_now (), elapsed;
     do {
         for (size_t i = 0; i < count; i++) {
             Qp__V1__EligibilityDecided *m =
@@ -218,7 +197,7 @@ static double s_explained (const qp_catalogue_t *catalogue, dossier_t *dossiers,
             qp__v1__eligibility_decided__free_unpacked (m, NULL);
         }
         done += count;
-        elapsed = s_now () - start;
+        elapsed = bench_now () - start;
     } while (elapsed < seconds);
     *bytes = (double)packed / count;
     return done / elapsed;
@@ -294,22 +273,22 @@ int main (int argc, char *argv[])
     size_t point_count = smoke ? 100000 : 1000000;
 
     /* Load: the best of a few, on a warm page cache; RSS measured on the first. */
-    long rss_before = s_rss_kb ("VmRSS");
+    long rss_before = bench_status_kb (getpid (), "VmRSS");
     qp_error_t err;
-    double t0 = s_now ();
+    double t0 = bench_now ();
     qp_qpv_index_t *index = qp_qpv_load_geojson (contours, &err);
-    double load_s = s_now () - t0;
+    double load_s = bench_now () - t0;
     if (!index) {
         fprintf (stderr, "qp-bench-eligibility: %s\n", err.message);
         return 1;
     }
     malloc_trim (0);
-    long rss_delta_kb = s_rss_kb ("VmRSS") - rss_before;
-    long peak_delta_kb = s_rss_kb ("VmHWM") - rss_before;
+    long rss_delta_kb = bench_status_kb (getpid (), "VmRSS") - rss_before;
+    long peak_delta_kb = bench_status_kb (getpid (), "VmHWM") - rss_before;
     for (int i = 0; i < (smoke ? 1 : 3); i++) {
-        t0 = s_now ();
+        t0 = bench_now ();
         qp_qpv_index_t *again = qp_qpv_load_geojson (contours, &err);
-        double took = s_now () - t0;
+        double took = bench_now () - t0;
         if (took < load_s)
             load_s = took;
         qp_qpv_destroy (&again);
@@ -341,12 +320,12 @@ int main (int argc, char *argv[])
         for (size_t i = 0; i < count; i++)
             s_dossier (&dossiers[i], &seed, mixed.lat[i], mixed.lon[i]);
         malloc_trim (0);
-        long rss0 = s_rss_kb ("VmRSS"), hwm0 = s_rss_kb ("VmHWM");
+        long rss0 = bench_status_kb (getpid (), "VmRSS"), hwm0 = bench_status_kb (getpid (), "VmHWM");
         assessments = s_assessments (index, catalogue, dossiers, count, seconds, &eligible_share,
                                      &compact_bytes);
         decisions = s_assessments (NULL, catalogue, dossiers, count, seconds, &unused, &unused);
-        rss_growth_mb = (s_rss_kb ("VmRSS") - rss0) / 1024.0;
-        hwm_growth_mb = (s_rss_kb ("VmHWM") - hwm0) / 1024.0;
+        rss_growth_mb = (bench_status_kb (getpid (), "VmRSS") - rss0) / 1024.0;
+        hwm_growth_mb = (bench_status_kb (getpid (), "VmHWM") - hwm0) / 1024.0;
         explained = s_explained (catalogue, dossiers, count, seconds / 3, &explained_bytes);
         s_flow_bytes (catalogue, &flow_compact, &flow_explained);
         free (dossiers);

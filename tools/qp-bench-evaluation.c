@@ -15,6 +15,7 @@
  * Then the outbox sweeper with a lagging evaluation: a backlog of due members, four
  * sweepers ticking each second (simulated clock, real Redis and claim script): how many
  * are published again per second, with the redelivery delay of 30 s and with the former 5 s. */
+#include "bench_support.h"
 #include "evaluation.h"
 #include "qp_date.h"
 #include "qp_store.h"
@@ -31,19 +32,6 @@
 #define TARGET_REPORT_MS 50.0
 #define TERRITORIES 200 /* about the number of contract territories */
 #define QUERIES 20
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static bool s_acks = true;
 
@@ -273,7 +261,7 @@ static timing_t s_time_reports (evaluation_t *eval, bool indicators)
     for (int q = 0; q < QUERIES; q++) {
         char territory[16];
         snprintf (territory, sizeof territory, "t%03d", (q * 37) % TERRITORIES);
-        double t0 = s_now ();
+        double t0 = bench_now ();
         if (indicators) {
             Qp__V1__IndicatorQuery iq = QP__V1__INDICATOR_QUERY__INIT;
             iq.territory = territory, iq.has_breakdowns = true, iq.breakdowns = true;
@@ -287,24 +275,10 @@ static timing_t s_time_reports (evaluation_t *eval, bool indicators)
             if (evaluation_report (eval, &rq, &rr) == 0)
                 evaluation_report_clear (&rr);
         }
-        ms[q] = (s_now () - t0) * 1000.0;
+        ms[q] = (bench_now () - t0) * 1000.0;
     }
-    qsort (ms, QUERIES, sizeof ms[0], s_cmp_double);
+    qsort (ms, QUERIES, sizeof ms[0], bench_cmp_double);
     return (timing_t){ms[QUERIES / 2], ms[QUERIES - 1]};
-}
-
-static long long s_info_field (qp_redis_t *redis, const char *section, const char *field)
-{
-    redisReply *r = qp_redis_command (redis, "INFO %s", section);
-    long long v = -1;
-    if (r && r->type == REDIS_REPLY_STRING) {
-        const char *p = strstr (r->str, field);
-        if (p)
-            v = atoll (p + strlen (field) + 1);
-    }
-    if (r)
-        freeReplyObject (r);
-    return v;
 }
 
 /* CPU seconds (user + system) of this process. */
@@ -429,7 +403,7 @@ int main (int argc, char **argv)
     }
     uint64_t trips0 = qp_redis_round_trips (redis);
     double cpu0 = s_cpu_self (), redis_cpu0 = s_cpu_redis (redis);
-    double t0 = s_now ();
+    double t0 = bench_now ();
     int failed = 0;
     for (long i = 0; i < dossiers; i++) {
         s_dossier_events (eval, i);
@@ -440,14 +414,14 @@ int main (int argc, char **argv)
     failed += evaluation_flush (eval) != 0;
     if (call_times)
         s_slowlog_drain (redis);
-    double apply_s = s_now () - t0;
+    double apply_s = bench_now () - t0;
     /* CPU time does not count the waits of a busy machine: events per CPU second of the
      * service and Redis together is the figure that survives other load */
     double cpu_s = s_cpu_self () - cpu0, redis_cpu_s = s_cpu_redis (redis) - redis_cpu0;
     uint64_t trips = qp_redis_round_trips (redis) - trips0;
     double events = 6.0 * (double)dossiers;
     double events_per_s = events / apply_s;
-    long long used = s_info_field (redis, "memory", "used_memory");
+    long long used = bench_redis_info (redis, "memory", "used_memory");
     /* Time Redis itself spent in commands (scripts included) during the apply. */
     double redis_s = s_redis_busy_s (redis);
     if (getenv ("QP_BENCH_COMMANDSTATS")) {

@@ -29,7 +29,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #define TARGET_PER_S 10000.0
 #define TARGET_RSS_MB 50.0
@@ -38,13 +37,6 @@
 #define BEFORE_PER_S 2210.0
 #define BEFORE_TRIPS 15.0
 #define BEFORE_COMMANDS 55.2
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static pid_t s_pids[16];
 static int s_n_pids;
@@ -72,17 +64,6 @@ static void s_stop_all (void)
 static long long s_int (redisReply *r)
 {
     long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    if (r)
-        freeReplyObject (r);
-    return v;
-}
-
-static long long s_commands (qp_redis_t *redis)
-{
-    redisReply *r = qp_redis_command (redis, "INFO stats");
-    const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
-    const char *k = p ? strstr (p, "total_commands_processed:") : NULL;
-    long long v = k ? atoll (k + strlen ("total_commands_processed:")) : -1;
     if (r)
         freeReplyObject (r);
     return v;
@@ -371,34 +352,34 @@ int main (int argc, char *argv[])
     redisReply *reset = qp_redis_command (stats, "CONFIG RESETSTAT");
     if (reset)
         freeReplyObject (reset);
-    long long commands0 = s_commands (redis);
+    long long commands0 = bench_redis_info (redis, "stats", "total_commands_processed");
     double trips0 = s_trips (http, funding);
     qp_bus_client_t *client = qp_bus_client_new (work);
     /* CPU of each program over the timed part: redis, bus, funding..., partner. */
     double cpu0[16];
     for (int i = 0; i < s_n_pids; i++)
         cpu0[i] = s_cpu_s (s_pids[i]);
-    double t0 = s_now ();
+    double t0 = bench_now ();
     for (long i = 0; i < n; i++) {
         /* --rate: on a schedule (the inbox stays short: RSS is what processing costs). */
-        while (rate_arg > 0 && s_now () - t0 < (double) i / rate_arg)
+        while (rate_arg > 0 && bench_now () - t0 < (double) i / rate_arg)
             zclock_sleep (1);
         qp_meta_t meta = {.correlation_id = ids[i], .discriminator = ids[i], .event_time_ms = t};
         zmsg_t *m = qp_message_build (&decided[i]->base, &meta, NULL);
         qp_bus_client_send (client, "funding", &m);
     }
-    double sent = s_now (), t1 = 0;
+    double sent = bench_now (), t1 = 0;
     long long left = n;
-    while (s_now () - t0 < (smoke ? 60 : 600)) {
+    while (bench_now () - t0 < (smoke ? 60 : 600)) {
         left = s_int (qp_redis_command (redis, "ZCARD qp:pending:ELIGIBLE")) +
                s_int (qp_redis_command (redis, "ZCARD qp:pending:FUNDING_REQUESTED"));
         if (left == 0) {
-            t1 = s_now ();
+            t1 = bench_now ();
             break;
         }
         zclock_sleep (20);
     }
-    long long commands = s_commands (redis) - commands0;
+    long long commands = bench_redis_info (redis, "stats", "total_commands_processed") - commands0;
     double trips = s_trips (http, funding) - trips0;
     command_t top[64];
     size_t n_top = s_commandstats (stats, top, 64);
@@ -413,7 +394,7 @@ int main (int argc, char *argv[])
     long long funded = r && r->type == REDIS_REPLY_STRING ? atoll (r->str) : -1;
     if (r)
         freeReplyObject (r);
-    double secs = t1 > 0 ? t1 - t0 : s_now () - t0;
+    double secs = t1 > 0 ? t1 - t0 : bench_now () - t0;
     /* CPU ms per 1,000 dossiers, by program (funding instances summed). */
     double cpu_redis = s_cpu_s (s_pids[0]) - cpu0[0], cpu_bus = s_cpu_s (s_pids[1]) - cpu0[1];
     double cpu_funding = 0, cpu_partner = s_cpu_s (s_pids[s_n_pids - 1]) - cpu0[s_n_pids - 1];

@@ -7,6 +7,7 @@
  *      with -P 16 on a private redis-server started here with AOF everysec, as the
  *      stack's.
  * Prints figures, asserts nothing. Usage: qp-bench-limits [--smoke] [--json FILE] */
+#include "bench_support.h"
 #include "qp_date.h"
 #include "qp_test.h"
 #include <jansson.h>
@@ -15,15 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* A SubmitDossier as the stack benchmark sends, packed: its two frames' bytes. */
 static zmsg_t *s_envelope (void)
@@ -106,7 +99,7 @@ static zmq_figures_t s_zmq (long count)
         _exit (127);
     }
     zmsg_t *first = zmsg_recv (pull);
-    double t0 = s_now ();
+    double t0 = bench_now ();
     zmsg_destroy (&first);
     for (long i = 1; i < count; i++) {
         zmsg_t *m = zmsg_recv (pull);
@@ -114,7 +107,7 @@ static zmq_figures_t s_zmq (long count)
             break;
         zmsg_destroy (&m);
     }
-    double secs = s_now () - t0;
+    double secs = bench_now () - t0;
     waitpid (pid, NULL, 0);
     zmsg_destroy (&proto);
     zsock_destroy (&pull);

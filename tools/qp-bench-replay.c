@@ -8,14 +8,6 @@
 #include "bench_support.h"
 #include "qp_journal.h"
 #include <czmq.h>
-#include <time.h>
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A SubmitDossier envelope of realistic size. */
 static zmsg_t *s_sample (int i)
@@ -73,12 +65,12 @@ static void s_bench_recorder (const char *build, const char *root, long n, recor
     zsock_connect (pub, "%s", ep[2]);
     zclock_sleep (300);
     zmsg_t *sample = s_sample (1);
-    double t0 = s_now ();
+    double t0 = bench_now ();
     for (long i = 0; i < n; i++) {
         zmsg_t *m = zmsg_dup (sample);
         zmsg_send (&m, pub);
     }
-    f->publish_s = s_now () - t0;
+    f->publish_s = bench_now () - t0;
     f->published = n;
     zmsg_destroy (&sample);
     zclock_sleep (1500); /* let the tap drain into the recorder */
@@ -127,25 +119,25 @@ int main (int argc, char **argv)
     zmsg_t *sample = s_sample (7);
     zframe_t *type = zmsg_first (sample), *env = zmsg_next (sample);
     size_t env_size = zframe_size (env);
-    double t0 = s_now ();
+    double t0 = bench_now ();
     for (long i = 0; i < n; i++)
         qp_journal_append_message (w, QP_ORIGIN_WORK, (uint64_t)i + 1, 1000 + i,
                                    (const char *)zframe_data (type), zframe_size (type), "intake",
                                    6, zframe_data (env), env_size);
     qp_journal_writer_close (&w);
-    double write_s = s_now () - t0;
+    double write_s = bench_now () - t0;
     zmsg_destroy (&sample);
     qp_journal_reader_t *r = qp_journal_reader_open (dir, err, sizeof err);
     qp_journal_record_t rec;
     qp_journal_problem_t p;
     long read = 0;
     uint64_t sum = 0;
-    t0 = s_now ();
+    t0 = bench_now ();
     while (qp_journal_reader_next (r, &rec, &p) == 1) {
         read++;
         sum += rec.envelope_size;
     }
-    double read_s = s_now () - t0;
+    double read_s = bench_now () - t0;
     qp_journal_reader_close (&r);
 
     /* 1. recorder behind the bus */

@@ -52,16 +52,6 @@ static void s_hex (char out[33], const char *what, long i)
     sodium_bin2hex (out, 33, h, sizeof h);
 }
 
-static long long s_used_memory (qp_redis_t *redis)
-{
-    redisReply *r = qp_redis_command (redis, "INFO memory");
-    const char *k = r && r->type == REDIS_REPLY_STRING ? strstr (r->str, "used_memory:") : NULL;
-    long long v = k ? atoll (k + strlen ("used_memory:")) : -1;
-    if (r)
-        freeReplyObject (r);
-    return v;
-}
-
 /* The old form, as the scripts wrote it before issue 8. */
 static int s_fill_old (qp_redis_t *redis, long n)
 {
@@ -182,13 +172,13 @@ static int s_form (qp_redis_t *redis, const char *form, long n, json_t *out)
                                  "100000000000000000 reserved 0 committed 0 projects 0");
     if (r)
         freeReplyObject (r);
-    long long before = s_used_memory (redis);
+    long long before = bench_redis_info (redis, "memory", "used_memory");
     int rc = !strcmp (form, "old") ? s_fill_old (redis, n) : s_fill_buckets (redis, n);
     if (rc) {
         fprintf (stderr, "qp-bench-slots: filling the %s form failed\n", form);
         return -1;
     }
-    long long after = s_used_memory (redis);
+    long long after = bench_redis_info (redis, "memory", "used_memory");
     kind_t kinds[3] = {{"qp:phq:* (PHQ slots)", 0, 0, 0},
                        {"qp:envelope:{phq}:ledger* (ledger)", 0, 0, 0},
                        {"other (envelope, deadlines)", 0, 0, 0}};
