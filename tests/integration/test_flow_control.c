@@ -5,6 +5,7 @@
 #include "qp_bus.h"
 #include "qp_message.h"
 #include "qp_test.h"
+#include "qp_test_bus_fixture.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,36 +13,13 @@
 #define WAIT_MS 5000 /* only a bound for failing tests, never a timing assertion */
 #define QUIET_MS 300 /* how long "nothing more arrives" is watched (cannot pass falsely) */
 
-static qp_test_stack_t *stack;
-
-static void s_setup (void)
-{
-    qp_test_stack_opts_t opts = {.no_redis = true};
-    stack = qp_test_stack_start (&opts);
-    ck_assert_ptr_nonnull (stack);
-}
-
-static void s_teardown (void)
-{
-    if (stack)
-        qp_test_stack_stop (&stack);
-}
-
-static zmsg_t *s_query (const char *dossier_id)
-{
-    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = (char *) dossier_id;
-    qp_meta_t meta = {.discriminator = dossier_id, .producer = "test"};
-    return qp_message_build (&q.base, &meta, NULL);
-}
-
 /* Sends queries d-from .. d-(to-1) to service. */
 static void s_send_queries (qp_bus_client_t *c, const char *service, int from, int to)
 {
     for (int i = from; i < to; i++) {
         char id[32];
         snprintf (id, sizeof id, "d-%d", i);
-        zmsg_t *m = s_query (id);
+        zmsg_t *m = qp_test_status_query (id, NULL);
         ck_assert_int_eq (qp_bus_client_send (c, service, &m), 0);
     }
 }
@@ -198,7 +176,7 @@ START_TEST (test_replies_take_no_credit)
     ck_assert (qp_test_bus_recv (echo, &f, WAIT_MS));
     ck_assert_str_eq (f.kind, QPB_DELIVER);
     ck_assert (!f.work);
-    zmsg_t *answer = s_query ("d-200");
+    zmsg_t *answer = qp_test_status_query ("d-200", NULL);
     ck_assert_int_eq (qp_bus_client_reply (echo, f.from, &answer), 0);
     qp_bus_frame_clear (&f);
     ck_assert_int_eq (s_expect_query (worker, false), 200);
@@ -460,7 +438,7 @@ int main (void)
 {
     Suite *s = suite_create ("flow_control");
     TCase *tc = tcase_create ("credit");
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_bus_setup, qp_test_bus_teardown);
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_window_holds_the_rest_in_the_bus);
     tcase_add_test (tc, test_no_window_gets_everything_at_once);
@@ -472,7 +450,7 @@ int main (void)
     tcase_add_test (tc, test_bus_restart_cannot_inflate_the_window);
     suite_add_tcase (s, tc);
     TCase *real = tcase_create ("service");
-    tcase_add_checked_fixture (real, NULL, s_teardown);
+    tcase_add_checked_fixture (real, NULL, qp_test_bus_teardown);
     tcase_set_timeout (real, 120);
     tcase_add_test (real, test_real_service_under_a_small_window);
     suite_add_tcase (s, real);

@@ -70,10 +70,7 @@ static void s_send (qp_bus_client_t *c, int from, int to)
     for (int i = from; i < to; i++) {
         char id[32];
         snprintf (id, sizeof id, "d-%d", i);
-        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-        q.dossier_id = id;
-        qp_meta_t meta = {.discriminator = id, .producer = "test"};
-        zmsg_t *m = qp_message_build (&q.base, &meta, NULL);
+        zmsg_t *m = qp_test_status_query (id, NULL);
         ck_assert_int_eq (qp_bus_client_send (c, "nobody", &m), 0);
     }
 }

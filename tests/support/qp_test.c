@@ -1233,3 +1233,11 @@ zmsg_t *qp_test_raw_exchange (zsock_t *sock, const char *const *frames, int time
     zpoller_destroy (&p);
     return answer;
 }
+
+zmsg_t *qp_test_status_query (const char *dossier_id, char id_out[QP_ID_HEX + 1])
+{
+    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
+    q.dossier_id = (char *)dossier_id;
+    qp_meta_t meta = {.discriminator = dossier_id, .producer = "test"};
+    return qp_message_build (&q.base, &meta, id_out);
+}

@@ -3,39 +3,17 @@
 #include "qp_bus.h"
 #include "qp_message.h"
 #include "qp_test.h"
+#include "qp_test_bus_fixture.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WAIT_MS 5000 /* only a bound for failing tests, never a timing assertion */
 
-static qp_test_stack_t *stack;
-
-static void s_setup (void)
-{
-    qp_test_stack_opts_t opts = {.no_redis = true};
-    stack = qp_test_stack_start (&opts);
-    ck_assert_ptr_nonnull (stack);
-}
-
-static void s_teardown (void)
-{
-    if (stack)
-        qp_test_stack_stop (&stack);
-}
-
 /* Stops the bus and asserts a clean exit. */
 static void s_finish (void)
 {
     ck_assert_int_eq (qp_test_stack_stop (&stack), 0);
-}
-
-static zmsg_t *s_query (const char *dossier_id, char id[QP_ID_HEX + 1])
-{
-    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = (char *)dossier_id;
-    qp_meta_t meta = {.discriminator = dossier_id, .producer = "test"};
-    return qp_message_build (&q.base, &meta, id);
 }
 
 /* Receives a DELIVER of a DossierStatusQuery and returns its dossier id (malloc'd). */
@@ -67,7 +45,7 @@ START_TEST (test_send_deliver_reply)
     s_ready (worker, stack->work, "svc", 1);
 
     char id[QP_ID_HEX + 1];
-    zmsg_t *m = s_query ("dossier-1", id);
+    zmsg_t *m = qp_test_status_query ("dossier-1", id);
     ck_assert_int_eq (qp_bus_client_send (client, "svc", &m), 0);
     ck_assert_ptr_null (m);
 
@@ -116,7 +94,7 @@ START_TEST (test_round_robin)
     for (int i = 0; i < 6; i++) {
         char name[16];
         snprintf (name, sizeof name, "d%d", i);
-        zmsg_t *m = s_query (name, NULL);
+        zmsg_t *m = qp_test_status_query (name, NULL);
         ck_assert_int_eq (qp_bus_client_send (client, "rr", &m), 0);
     }
     int got[2] = {0, 0};
@@ -145,7 +123,7 @@ START_TEST (test_queued_until_worker)
 {
     qp_bus_client_t *client = qp_bus_client_new (stack->work);
     for (int i = 0; i < 2; i++) {
-        zmsg_t *m = s_query (i ? "second" : "first", NULL);
+        zmsg_t *m = qp_test_status_query (i ? "second" : "first", NULL);
         ck_assert_int_eq (qp_bus_client_send (client, "later", &m), 0);
     }
     /* Nobody serves "later" yet: both wait in the bus. */
@@ -214,7 +192,7 @@ START_TEST (test_malformed)
     qp_bus_client_t *worker = qp_bus_client_new (stack->work);
     qp_bus_client_t *client = qp_bus_client_new (stack->work);
     s_ready (worker, stack->work, "svc", 1);
-    zmsg_t *m = s_query ("after", NULL);
+    zmsg_t *m = qp_test_status_query ("after", NULL);
     ck_assert_int_eq (qp_bus_client_send (client, "svc", &m), 0);
     qp_bus_frame_t f;
     char *got = s_expect_query (worker, &f);
@@ -242,7 +220,7 @@ START_TEST (test_partner_forbidden)
     qp_bus_client_t *partner = qp_bus_client_new (stack->partner);
     s_ready (partner, stack->work, "partner.BPIFRANCE", 1);
     qp_bus_client_t *client = qp_bus_client_new (stack->work);
-    zmsg_t *m = s_query ("to-partner", NULL);
+    zmsg_t *m = qp_test_status_query ("to-partner", NULL);
     ck_assert_int_eq (qp_bus_client_send (client, "partner.BPIFRANCE", &m), 0);
     qp_bus_frame_t f;
     char *got = s_expect_query (partner, &f);
@@ -299,7 +277,7 @@ START_TEST (test_events_and_capture)
     zsock_set_linger (pub, 0);
 
     /* Subscriptions travel asynchronously: publish until the subscriber sees one. */
-    zmsg_t *event = s_query ("event-1", NULL);
+    zmsg_t *event = qp_test_status_query ("event-1", NULL);
     zframe_t *ev_type = zmsg_first (event), *ev_env = zmsg_last (event);
     zpoller_t *p = zpoller_new (sub, NULL);
     zmsg_t *got = NULL;
@@ -344,7 +322,7 @@ START_TEST (test_events_and_capture)
         zframe_destroy (&env);
     }
     qp_bus_client_t *client = qp_bus_client_new (stack->work);
-    zmsg_t *m = s_query ("work-1", NULL);
+    zmsg_t *m = qp_test_status_query ("work-1", NULL);
     zmsg_t *sent = zmsg_dup (m);
     ck_assert_int_eq (qp_bus_client_send (client, "nobody", &m), 0);
     ck_assert_msg (s_capture (cap, WAIT_MS, &seq, &origin, &type, &env),
@@ -531,7 +509,7 @@ START_TEST (test_stops_on_sigterm)
     qp_bus_client_t *worker = qp_bus_client_new (stack->work);
     qp_bus_client_t *client = qp_bus_client_new (stack->work);
     s_ready (worker, stack->work, "svc", 1);
-    zmsg_t *m = s_query ("queued", NULL);
+    zmsg_t *m = qp_test_status_query ("queued", NULL);
     ck_assert_int_eq (qp_bus_client_send (client, "elsewhere", &m), 0);
     int status = -1;
     ck_assert_msg (qp_test_proc_stop (stack->bus, &status), "the bus ignored SIGTERM for 2 s");
@@ -548,7 +526,7 @@ int main (void)
     Suite *s = suite_create ("bus");
     TCase *tc = tcase_create ("bus");
     tcase_set_timeout (tc, 60);
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_bus_setup, qp_test_bus_teardown);
     tcase_add_test (tc, test_send_deliver_reply);
     tcase_add_test (tc, test_round_robin);
     tcase_add_test (tc, test_queued_until_worker);

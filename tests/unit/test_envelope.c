@@ -6,27 +6,11 @@
 #include "qp_bucket.h"
 #include "qp_redis.h"
 #include "qp_test.h"
+#include "qp_test_redis_fixture.h"
 #include <check.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-static qp_test_redis_t *server;
-static qp_redis_t *r;
-
-static void s_setup (void)
-{
-    server = qp_test_redis_start ();
-    ck_assert_ptr_nonnull (server);
-    r = qp_redis_connect (server->host, server->port, 5000);
-    ck_assert_ptr_nonnull (r);
-}
-
-static void s_teardown (void)
-{
-    qp_redis_destroy (&r);
-    qp_test_redis_stop (&server);
-}
 
 /* A {code, text} script answer. */
 typedef struct {
@@ -550,7 +534,7 @@ int main (void)
     Suite *s = suite_create ("envelope");
     TCase *tc = tcase_create ("lua");
     tcase_set_timeout (tc, 60);
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_redis_setup, qp_test_redis_teardown);
     tcase_add_test (tc, test_reserve_idempotent);
     tcase_add_test (tc, test_reserve_over_total);
     tcase_add_test (tc, test_reserve_max_projects);

@@ -6,20 +6,16 @@
  * other commands in between getting their own replies. */
 #include "evaluation/evaluation.h"
 #include "qp_test.h"
+#include "qp_test_redis_fixture.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-static qp_test_redis_t *server;
-static qp_redis_t *r;
 static evaluation_t *eval;
 
 static void s_setup (void)
 {
-    server = qp_test_redis_start ();
-    ck_assert_ptr_nonnull (server);
-    r = qp_redis_connect (server->host, server->port, 5000);
-    ck_assert_ptr_nonnull (r);
+    qp_test_redis_setup ();
     char data[1024];
     snprintf (data, sizeof data, "%s/data", qp_test_source_dir ());
     eval = evaluation_new (r, data);
@@ -29,8 +25,7 @@ static void s_setup (void)
 static void s_teardown (void)
 {
     evaluation_destroy (&eval);
-    qp_redis_destroy (&r);
-    qp_test_redis_stop (&server);
+    qp_test_redis_teardown ();
 }
 
 #define ID "0123456789abcdef0123456789abcdef"

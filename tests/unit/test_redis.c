@@ -1,27 +1,11 @@
 /* qp_redis against a real redis-server: commands, scripts, reconnection. */
 #include "qp_redis.h"
 #include "qp_test.h"
+#include "qp_test_redis_fixture.h"
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-
-static qp_test_redis_t *server;
-static qp_redis_t *r;
-
-static void s_setup (void)
-{
-    server = qp_test_redis_start ();
-    ck_assert_ptr_nonnull (server);
-    r = qp_redis_connect (server->host, server->port, 5000);
-    ck_assert_ptr_nonnull (r);
-}
-
-static void s_teardown (void)
-{
-    qp_redis_destroy (&r);
-    qp_test_redis_stop (&server);
-}
 
 /* Runs a command and expects a status/string reply equal to want (NULL: any non-error). */
 static void s_expect_str (redisReply *reply, const char *want)
@@ -142,7 +126,7 @@ int main (void)
     Suite *s = suite_create ("redis");
     TCase *tc = tcase_create ("redis");
     tcase_set_timeout (tc, 60);
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_redis_setup, qp_test_redis_teardown);
     tcase_add_test (tc, test_command);
     tcase_add_test (tc, test_script_reload);
     tcase_add_test (tc, test_reconnect_after_restart);

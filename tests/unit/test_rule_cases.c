@@ -6,6 +6,7 @@
 #include "qp_date.h"
 #include "qp_json.h"
 #include "qp_test.h"
+#include "qp_test_catalogue_fixture.h"
 #include "rules.h"
 #include <check.h>
 #include <dirent.h>
@@ -23,21 +24,6 @@ static case_t *s_cases;
 static json_t **s_docs; /* the case files, held until exit (cases borrow from them) */
 static size_t s_n_docs;
 static size_t s_n;
-static qp_catalogue_t *s_catalogue;
-
-static void s_setup (void)
-{
-    char dir[1024];
-    snprintf (dir, sizeof dir, "%s/data/catalogue", qp_test_source_dir ());
-    qp_error_t err;
-    s_catalogue = qp_catalogue_load (dir, &err);
-    ck_assert_msg (s_catalogue != NULL, "%s", err.message);
-}
-
-static void s_teardown (void)
-{
-    qp_catalogue_destroy (&s_catalogue);
-}
 
 /* Removes a dotted path ("project.deferral_months") from a JSON object. */
 static void s_unset (json_t *obj, const char *path)
@@ -272,7 +258,7 @@ int main (void)
     }
     Suite *s = suite_create ("rule_cases");
     TCase *tc = tcase_create ("cases");
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_catalogue_setup, qp_test_catalogue_teardown);
     tcase_add_loop_test (tc, test_case, 0, (int)s_n);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);

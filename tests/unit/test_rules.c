@@ -7,27 +7,12 @@
 #include "qp_catalogue.h"
 #include "qp_date.h"
 #include "qp_test.h"
+#include "qp_test_catalogue_fixture.h"
 #include "rules.h"
 #include <check.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static qp_catalogue_t *s_catalogue;
-
-static void s_setup (void)
-{
-    char dir[1024];
-    snprintf (dir, sizeof dir, "%s/data/catalogue", qp_test_source_dir ());
-    qp_error_t err;
-    s_catalogue = qp_catalogue_load (dir, &err);
-    ck_assert_msg (s_catalogue != NULL, "%s", err.message);
-}
-
-static void s_teardown (void)
-{
-    qp_catalogue_destroy (&s_catalogue);
-}
 
 START_TEST (test_real_catalogue)
 {
@@ -418,7 +403,7 @@ int main (void)
 {
     Suite *s = suite_create ("rules");
     TCase *tc = tcase_create ("rules");
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_catalogue_setup, qp_test_catalogue_teardown);
     tcase_add_test (tc, test_real_catalogue);
     tcase_add_test (tc, test_broken_catalogues_are_refused);
     tcase_add_test (tc, test_empty_dossier_is_information_missing);

@@ -2,14 +2,13 @@
  * flushes its batch on) runs once what a read brought has been handled, with no timer. */
 #include "qp_service.h"
 #include "qp_test.h"
+#include "qp_test_bus_fixture.h"
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WAIT_MS 5000 /* only a bound for failing tests, never a timing assertion */
-
-static qp_test_stack_t *stack;
 
 /* The service under test: counts the queries it handles; its after-burst hook tells the
  * "probe" worker (the test) how many it had handled, when that changed. No timer. */
@@ -45,19 +44,6 @@ static void *s_run (void *arg)
     return NULL;
 }
 
-static void s_setup (void)
-{
-    qp_test_stack_opts_t opts = {.no_redis = true};
-    stack = qp_test_stack_start (&opts);
-    ck_assert_ptr_nonnull (stack);
-}
-
-static void s_teardown (void)
-{
-    if (stack)
-        qp_test_stack_stop (&stack);
-}
-
 /* The next report the probe receives: "handled N" -> N, -1 when none came. */
 static int s_report (qp_bus_client_t *probe)
 {
@@ -79,12 +65,9 @@ static int s_report (qp_bus_client_t *probe)
 
 static void s_send_query (qp_bus_client_t *client, int i)
 {
-    char id[32], msg_id[QP_ID_HEX + 1];
+    char id[32];
     snprintf (id, sizeof id, "dossier-%d", i);
-    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = id;
-    qp_meta_t meta = {.discriminator = id, .producer = "test"};
-    zmsg_t *m = qp_message_build (&q.base, &meta, msg_id);
+    zmsg_t *m = qp_test_status_query (id, NULL);
     ck_assert_int_eq (qp_bus_client_send (client, "svc", &m), 0);
 }
 
@@ -130,7 +113,7 @@ int main (void)
 {
     Suite *suite = suite_create ("service");
     TCase *tc = tcase_create ("run loop");
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_bus_setup, qp_test_bus_teardown);
     tcase_set_timeout (tc, 60);
     tcase_add_test (tc, test_after_burst_flushes_without_a_timer);
     suite_add_tcase (suite, tc);
