@@ -543,14 +543,39 @@ qp_store_result_t qp_service_create (qp_service_t *self, qp_redis_t *r, const ch
                                      const qp_event_t *events, size_t n_events,
                                      Qp__V1__DossierState *state)
 {
-    staged_t st;
-    s_stage (self, r, events, n_events, &st);
+    qp_service_creation_t c = {{id, dossier, territory, event_time_ms, message_id, NULL, 0,
+                                QP_STORE_ERROR, 0},
+                               events, n_events};
+    qp_service_creates (self, r, &c, 1);
+    if (state)
+        *state = c.creation.state;
+    return c.creation.result;
+}
+
+size_t qp_service_creates (qp_service_t *self, qp_redis_t *r, qp_service_creation_t *creations,
+                           size_t n)
+{
+    if (!n)
+        return 0;
+    staged_t *st = malloc (n * sizeof *st);
+    qp_store_creation_t *cs = malloc (n * sizeof *cs);
+    assert (st && cs);
+    for (size_t i = 0; i < n; i++) {
+        s_stage (self, r, creations[i].events, creations[i].n_events, &st[i]);
+        cs[i] = creations[i].creation;
+        cs[i].events = st[i].members, cs[i].n_events = st[i].n, cs[i].result = QP_STORE_ERROR;
+    }
     size_t acked = self && self->outbox == r ? s_ripe_acks (self, false) : 0;
-    qp_store_result_t rc = qp_store_create_with_events (
-        r, id, dossier, territory, event_time_ms, message_id, st.members, st.n,
-        acked ? self->acks : NULL, acked, state);
-    s_after_step (self, &st, rc, acked);
-    return rc;
+    size_t applied = qp_store_creates (r, cs, n, acked ? self->acks : NULL, acked);
+    /* The acks rode with the first creation: dropped (or kept) before anything is
+     * published. */
+    for (size_t i = 0; i < n; i++) {
+        creations[i].creation.result = cs[i].result;
+        creations[i].creation.state = cs[i].state;
+        s_after_step (self, &st[i], cs[i].result, i ? 0 : acked);
+    }
+    free (st), free (cs);
+    return applied;
 }
 
 qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, const char *id,

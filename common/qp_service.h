@@ -81,6 +81,22 @@ qp_store_result_t qp_service_create (qp_service_t *self, qp_redis_t *r, const ch
                                      int64_t event_time_ms, const char *message_id,
                                      const qp_event_t *events, size_t n_events,
                                      Qp__V1__DossierState *state);
+/* One creation of qp_service_creates: qp_service_create's arguments and answer. */
+typedef struct {
+    qp_store_creation_t creation; /* the creation, and its answer in creation.result and
+                                     creation.state; creation.events is not read: events
+                                     are staged into it */
+    const qp_event_t *events;     /* n_events <= QP_SERVICE_MAX_EVENTS */
+    size_t n_events;
+} qp_service_creation_t;
+
+/* n qp_service_create in one Redis round trip (qp_store_creates): each creation is
+ * guarded and applied on its own with its events recorded in the outbox (a second one of
+ * the same id is ALREADY), and the events of the creations that applied are published,
+ * in order, after the round trip. qp_service_create is the case n = 1. Returns how many
+ * applied. */
+size_t qp_service_creates (qp_service_t *self, qp_redis_t *r, qp_service_creation_t *creations,
+                           size_t n);
 /* qp_store_transition, and events (e.g. DossierClosed) published when it applies.
  * n_events <= QP_SERVICE_MAX_EVENTS (for both functions). */
 qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, const char *id,

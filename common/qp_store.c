@@ -175,6 +175,76 @@ static size_t s_outbox_args (const char **args, size_t *lens, char *deadline, si
     return k;
 }
 
+/* A creation's script call, built once (keys and args point into it: do not move it). */
+typedef struct {
+    char k_d[64], k_h[64], k_p[64], deadline[24], time_s[24], ob_deadline[24], ne[24], na[24];
+    const char *keys[4];
+    uint8_t *hist, *packed;
+    const char **args;
+    size_t *lens;
+    qp_redis_call_t call;
+} create_call_t;
+
+static void s_create_build (create_call_t *c, const char *id, const Qp__V1__Dossier *dossier,
+                            const char *territory, int64_t event_time_ms, const char *message_id,
+                            const qp_store_blob_t *events, size_t n_events,
+                            const qp_store_blob_t *acks, size_t n_acks)
+{
+    bool outbox = n_events || n_acks;
+    s_key (c->k_d, sizeof c->k_d, id, "d");
+    s_key (c->k_h, sizeof c->k_h, id, "h");
+    s_pending_key (c->k_p, sizeof c->k_p, QP__V1__DOSSIER_STATE__RECEIVED);
+    snprintf (c->deadline, sizeof c->deadline, "%lld",
+              (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
+    snprintf (c->time_s, sizeof c->time_s, "%lld", (long long) event_time_ms);
+
+    size_t hlen, dlen = qp__v1__dossier__get_packed_size (dossier);
+    c->hist = s_history_entry (0, QP__V1__DOSSIER_STATE__RECEIVED, event_time_ms, message_id,
+                               "accepted by intake", NULL, &hlen);
+    c->packed = malloc (dlen ? dlen : 1);
+    assert (c->packed);
+    qp__v1__dossier__pack (dossier, c->packed);
+
+    /* channel, channel_key and submitted_on are read from the packed dossier: not
+     * repeated as fields since issue 8 (a record stored before keeps them). */
+    const char *fields[] = {"territory",
+                            territory ? territory : "",
+                            "event_time_ms",
+                            c->time_s,
+                            "source_msg",
+                            message_id ? message_id : "",
+                            "dossier",
+                            (const char *) c->packed};
+    size_t n_fields = sizeof fields / sizeof fields[0];
+    size_t n = 3 + (outbox ? 3 + n_events + n_acks : 0) + n_fields;
+    c->args = malloc (n * sizeof *c->args);
+    c->lens = malloc (n * sizeof *c->lens);
+    assert (c->args && c->lens);
+    const char **args = c->args;
+    size_t *lens = c->lens;
+    size_t k = 0;
+    args[k] = id, lens[k++] = strlen (id);
+    args[k] = c->deadline, lens[k++] = strlen (c->deadline);
+    args[k] = (const char *) c->hist, lens[k++] = hlen; /* binary */
+    if (outbox)
+        k += s_outbox_args (args + k, lens + k, c->ob_deadline, sizeof c->ob_deadline, c->ne,
+                            c->na, events, n_events, acks, n_acks);
+    for (size_t i = 0; i < n_fields; i++) /* the packed dossier (last) is binary */
+        args[k] = fields[i], lens[k++] = i == n_fields - 1 ? dlen : strlen (fields[i]);
+    c->keys[0] = c->k_d, c->keys[1] = c->k_h, c->keys[2] = c->k_p;
+    c->keys[3] = QP_STORE_OUTBOX_KEY;
+    c->call = (qp_redis_call_t){QP_LUA_DOSSIER_CREATE, outbox ? 4 : 3, c->keys, (int) n, c->args,
+                                c->lens};
+}
+
+static void s_create_free (create_call_t *c)
+{
+    free (c->hist);
+    free (c->packed);
+    free (c->args);
+    free (c->lens);
+}
+
 qp_store_result_t qp_store_create_with_events (qp_redis_t *r, const char *id,
                                                const Qp__V1__Dossier *dossier,
                                                const char *territory, int64_t event_time_ms,
@@ -183,53 +253,48 @@ qp_store_result_t qp_store_create_with_events (qp_redis_t *r, const char *id,
                                                const qp_store_blob_t *acks, size_t n_acks,
                                                Qp__V1__DossierState *state)
 {
-    bool outbox = n_events || n_acks;
-    char k_d[64], k_h[64], k_p[64], deadline[24], time_s[24], ob_deadline[24], ne[24], na[24];
-    s_key (k_d, sizeof k_d, id, "d");
-    s_key (k_h, sizeof k_h, id, "h");
-    s_pending_key (k_p, sizeof k_p, QP__V1__DOSSIER_STATE__RECEIVED);
-    snprintf (deadline, sizeof deadline, "%lld", (long long) (qp_now_ms () + QP_STORE_LEASE_MS));
-    snprintf (time_s, sizeof time_s, "%lld", (long long) event_time_ms);
-
-    size_t hlen, dlen = qp__v1__dossier__get_packed_size (dossier);
-    uint8_t *hist = s_history_entry (0, QP__V1__DOSSIER_STATE__RECEIVED, event_time_ms, message_id,
-                                     "accepted by intake", NULL, &hlen);
-    uint8_t *packed = malloc (dlen ? dlen : 1);
-    assert (packed);
-    qp__v1__dossier__pack (dossier, packed);
-
-    /* channel, channel_key and submitted_on are read from the packed dossier: not
-     * repeated as fields since issue 8 (a record stored before keeps them). */
-    const char *fields[] = {"territory",
-                            territory ? territory : "",
-                            "event_time_ms",
-                            time_s,
-                            "source_msg",
-                            message_id ? message_id : "",
-                            "dossier",
-                            (const char *) packed};
-    size_t n_fields = sizeof fields / sizeof fields[0];
-    size_t n = 3 + (outbox ? 3 + n_events + n_acks : 0) + n_fields;
-    const char *args[n];
-    size_t lens[n];
-    size_t k = 0;
-    args[k] = id, lens[k++] = strlen (id);
-    args[k] = deadline, lens[k++] = strlen (deadline);
-    args[k] = (const char *) hist, lens[k++] = hlen; /* binary */
-    if (outbox)
-        k += s_outbox_args (args + k, lens + k, ob_deadline, sizeof ob_deadline, ne, na, events,
-                            n_events, acks, n_acks);
-    for (size_t i = 0; i < n_fields; i++) /* the packed dossier (last) is binary */
-        args[k] = fields[i], lens[k++] = i == n_fields - 1 ? dlen : strlen (fields[i]);
-    const char *keys[] = {k_d, k_h, k_p, QP_STORE_OUTBOX_KEY};
-    redisReply *reply =
-        qp_redis_script (r, QP_LUA_DOSSIER_CREATE, outbox ? 4 : 3, keys, (int) n, args, lens);
+    create_call_t c;
+    s_create_build (&c, id, dossier, territory, event_time_ms, message_id, events, n_events, acks,
+                    n_acks);
+    redisReply *reply = qp_redis_script (r, c.call.script, c.call.nkeys, c.call.keys,
+                                         c.call.nargs, c.call.args, c.call.arglens);
     qp_store_result_t rc = s_result (reply, state, "dossier_create");
     if (reply)
         freeReplyObject (reply);
-    free (hist);
-    free (packed);
+    s_create_free (&c);
     return rc;
+}
+
+size_t qp_store_creates (qp_redis_t *r, qp_store_creation_t *creations, size_t n,
+                         const qp_store_blob_t *acks, size_t n_acks)
+{
+    if (!n)
+        return 0;
+    create_call_t *c = malloc (n * sizeof *c);
+    qp_redis_call_t *calls = malloc (n * sizeof *calls);
+    redisReply **replies = malloc (n * sizeof *replies);
+    assert (c && calls && replies);
+    for (size_t i = 0; i < n; i++) {
+        qp_store_creation_t *x = &creations[i];
+        /* The acks ride with the first creation: removed once, whatever the others do. */
+        s_create_build (&c[i], x->id, x->dossier, x->territory, x->event_time_ms, x->message_id,
+                        x->events, x->n_events, i ? NULL : acks, i ? 0 : n_acks);
+        calls[i] = c[i].call;
+    }
+    /* Redis runs the scripts one after the other: a second creation of the same id in
+     * the batch finds the first's hash and answers ALREADY, as it would sequentially. */
+    qp_redis_scripts (r, calls, n, replies);
+    size_t applied = 0;
+    for (size_t i = 0; i < n; i++) {
+        creations[i].state = 0;
+        creations[i].result = s_result (replies[i], &creations[i].state, "dossier_create");
+        applied += creations[i].result == QP_STORE_APPLIED;
+        if (replies[i])
+            freeReplyObject (replies[i]);
+        s_create_free (&c[i]);
+    }
+    free (c), free (calls), free (replies);
+    return applied;
 }
 
 qp_store_result_t qp_store_create (qp_redis_t *r, const char *id, const Qp__V1__Dossier *dossier,

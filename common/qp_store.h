@@ -126,6 +126,29 @@ qp_store_result_t qp_store_create_with_events (qp_redis_t *r, const char *id,
                                                const qp_store_blob_t *events, size_t n_events,
                                                const qp_store_blob_t *acks, size_t n_acks,
                                                Qp__V1__DossierState *state);
+/* One creation of qp_store_creates: the arguments of qp_store_create_with_events, and its
+ * answer (result, and state as *state there). */
+typedef struct {
+    const char *id;
+    const Qp__V1__Dossier *dossier;
+    const char *territory;
+    int64_t event_time_ms;
+    const char *message_id;
+    const qp_store_blob_t *events;
+    size_t n_events;
+    qp_store_result_t result;   /* out */
+    Qp__V1__DossierState state; /* out */
+} qp_store_creation_t;
+
+/* n qp_store_create_with_events in one round trip (pipelined): each creation is still its
+ * own script, guarded on its own (the dossier must not exist) and recording its events
+ * with it; Redis runs them in order, so a second creation of the same id in the batch is
+ * ALREADY, as it would be one after the other. acks are removed with the first creation.
+ * A call whose reply a lost connection took is sent again (the guard makes that safe);
+ * Redis unreachable: QP_STORE_ERROR for each call left without a reply. Returns how many
+ * applied. */
+size_t qp_store_creates (qp_redis_t *r, qp_store_creation_t *creations, size_t n,
+                         const qp_store_blob_t *acks, size_t n_acks);
 /* qp_store_transition, the same way. */
 qp_store_result_t qp_store_transition_with_events (
     qp_redis_t *r, const char *id, Qp__V1__DossierState expected, Qp__V1__DossierState next,

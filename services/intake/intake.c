@@ -1,6 +1,7 @@
 /* Intake service logic: validation, person key, territory, store, hand-on. */
 #include "intake.h"
 #include "qp_log.h"
+#include "qp_metrics.h"
 #include "qp_store.h"
 #include <jansson.h>
 #include <sodium.h>
@@ -13,10 +14,18 @@ struct intake {
     json_t *communes;    /* INSEE commune -> territory id */
     json_t *territories; /* territory id -> name */
     intake_zones_t *zones; /* where a location may be (data/territory-zones.csv) */
-    /* The handlers' scratch (they run one message at a time): 17 KB of findings each,
-     * not a malloc and two 17 KB memsets per message. */
-    intake_result_t result;
+    /* The handlers' scratch (they run one message at a time): 17 KB of findings, not a
+     * malloc and two 17 KB memsets per message. */
     intake_errors_t errors;
+    /* Valid submissions of the burst being read, stored together by intake_flush (one
+     * Redis round trip) after the burst or when INTAKE_BATCH are waiting. */
+    struct {
+        qp_message_t msg; /* the SubmitDossier and its envelope, owned */
+        zframe_t *from;   /* the sender, to answer */
+    } queued[INTAKE_BATCH];
+    intake_ready_t ready[INTAKE_BATCH]; /* queued[i]'s dossier, ready to store */
+    size_t n_queued;
+    qp_metric_t *batches, *stored; /* store round trips of submissions, and submissions */
 };
 
 intake_t *intake_new (qp_redis_t *redis, const char *pepper)
@@ -26,6 +35,11 @@ intake_t *intake_new (qp_redis_t *redis, const char *pepper)
     self->redis = redis;
     self->pepper = strdup (pepper && *pepper ? pepper : INTAKE_DEV_PEPPER);
     assert (self->pepper);
+    self->batches = qp_metrics_counter ("qp_intake_store_batches_total",
+                                        "batches of submissions stored, one Redis round trip each",
+                                        "");
+    self->stored = qp_metrics_counter ("qp_intake_store_submissions_total",
+                                       "valid submissions sent to the store in those batches", "");
     return self;
 }
 
@@ -34,6 +48,16 @@ void intake_destroy (intake_t **self_p)
     if (!self_p || !*self_p)
         return;
     intake_t *self = *self_p;
+    /* Not stored, not answered: the senders retry (a queue is only left by a stop in the
+     * middle of a burst). */
+    for (size_t i = 0; i < self->n_queued; i++) {
+        qp_message_clear (&self->queued[i].msg);
+        zframe_destroy (&self->queued[i].from);
+        intake_ready_clear (&self->ready[i]);
+    }
+    if (qp_metric_value (self->batches) > 0)
+        qp_log_info ("store_batches", "%.0f valid submissions stored in %.0f Redis round trips",
+                     qp_metric_value (self->stored), qp_metric_value (self->batches));
     sodium_memzero (self->pepper, strlen (self->pepper));
     free (self->pepper);
     json_decref (self->communes);
@@ -155,27 +179,25 @@ static void s_set_string (char **field, const char *value)
     assert (*field);
 }
 
-intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *s,
-                                const char *message_id, int64_t event_time_ms,
-                                intake_result_t *r)
+bool intake_prepare (intake_t *self, const Qp__V1__SubmitDossier *s, const char *message_id,
+                     int64_t event_time_ms, intake_errors_t *errors, intake_ready_t *ready)
 {
     /* Not the whole struct (intake_errors_init clears all 17 KB of findings): the findings
      * count from errors.count, so that is all a new message needs. */
-    r->outcome = INTAKE_REJECTED;
-    r->dossier_id[0] = 0;
-    r->dossier = NULL;
-    r->state = QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
-    r->errors.count = r->errors.dropped = 0;
-    intake_validate_submission_in (self->zones, s, &r->errors);
+    *ready = (intake_ready_t){.message_id = message_id,
+                              .event_time_ms = event_time_ms,
+                              .outcome = INTAKE_REJECTED};
+    errors->count = errors->dropped = 0;
+    intake_validate_submission_in (self->zones, s, errors);
     /* A territory id that is well formed but not in the programme's list. */
     if (s && s->dossier && s->dossier->territory && *s->dossier->territory && self->territories
-        && !intake_errors_find (&r->errors, "territory")
+        && !intake_errors_find (errors, "territory")
         && strcmp (s->dossier->territory, INTAKE_OUTSIDE_PROGRAMME) != 0
         && !json_object_get (self->territories, s->dossier->territory))
-        intake_errors_add (&r->errors, "territory", "unknown",
+        intake_errors_add (errors, "territory", "unknown",
                            "territory is not a Quartiers Productifs territory id");
-    if (r->errors.count || r->errors.dropped)
-        return r->outcome = INTAKE_REJECTED;
+    if (errors->count || errors->dropped)
+        return false;
 
     Qp__V1__Dossier *d = s_dossier_copy (s->dossier);
     if (s->identity) {
@@ -192,33 +214,85 @@ intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *s,
     const char *territory = intake_territory_for (self, d);
     if (territory != d->territory)
         s_set_string (&d->territory, territory);
+    qp_store_dossier_id (ready->dossier_id, d->channel, d->channel_key);
+    ready->dossier = d;
+    ready->outcome = INTAKE_STORE_FAILED; /* until stored */
+    return true;
+}
 
-    qp_store_dossier_id (r->dossier_id, d->channel, d->channel_key);
-    /* DossierReceived is written to the outbox by the creation itself (qp_service.h). */
-    Qp__V1__DossierReceived received = QP__V1__DOSSIER_RECEIVED__INIT;
-    received.dossier_id = r->dossier_id;
-    received.dossier = d;
-    qp_event_t event = {&received.base, {.correlation_id = r->dossier_id,
-                                         .causation_id = message_id,
-                                         .event_time_ms = event_time_ms,
-                                         .discriminator = r->dossier_id}};
-    qp_store_result_t stored =
-        self->redis ? qp_service_create (self->service, self->redis, r->dossier_id, d,
-                                         d->territory, event_time_ms, message_id, &event, 1,
-                                         &r->state)
-                    : QP_STORE_ERROR;
-    switch (stored) {
-    case QP_STORE_APPLIED:
-        r->dossier = d;
-        return r->outcome = INTAKE_ACCEPTED;
-    case QP_STORE_ALREADY:
-        qp__v1__dossier__free_unpacked (d, NULL);
-        return r->outcome = INTAKE_DUPLICATE;
-    default:
-        qp__v1__dossier__free_unpacked (d, NULL);
-        r->dossier_id[0] = 0;
-        return r->outcome = INTAKE_STORE_FAILED;
+size_t intake_store (intake_t *self, intake_ready_t *ready, size_t n)
+{
+    if (!n)
+        return 0;
+    /* DossierReceived is written to the outbox by each creation itself (qp_service.h). */
+    Qp__V1__DossierReceived *received = malloc (n * sizeof *received);
+    qp_event_t *events = malloc (n * sizeof *events);
+    qp_service_creation_t *cs = malloc (n * sizeof *cs);
+    assert (received && events && cs);
+    for (size_t i = 0; i < n; i++) {
+        intake_ready_t *x = &ready[i];
+        qp__v1__dossier_received__init (&received[i]);
+        received[i].dossier_id = x->dossier_id;
+        received[i].dossier = x->dossier;
+        events[i] = (qp_event_t){&received[i].base, {.correlation_id = x->dossier_id,
+                                                      .causation_id = x->message_id,
+                                                      .event_time_ms = x->event_time_ms,
+                                                      .discriminator = x->dossier_id}};
+        cs[i] = (qp_service_creation_t){{x->dossier_id, x->dossier, x->dossier->territory,
+                                         x->event_time_ms, x->message_id, NULL, 0,
+                                         QP_STORE_ERROR, 0},
+                                        &events[i], 1};
     }
+    if (self->redis) {
+        qp_service_creates (self->service, self->redis, cs, n);
+        qp_metric_add (self->batches, 1);
+        qp_metric_add (self->stored, (double) n);
+    }
+    size_t accepted = 0;
+    for (size_t i = 0; i < n; i++) {
+        intake_ready_t *x = &ready[i];
+        x->state = cs[i].creation.state;
+        switch (cs[i].creation.result) {
+        case QP_STORE_APPLIED:
+            x->outcome = INTAKE_ACCEPTED;
+            accepted++;
+            break;
+        case QP_STORE_ALREADY:
+            x->outcome = INTAKE_DUPLICATE;
+            intake_ready_clear (x);
+            break;
+        default:
+            x->outcome = INTAKE_STORE_FAILED;
+            intake_ready_clear (x);
+            x->dossier_id[0] = 0;
+        }
+    }
+    free (received), free (events), free (cs);
+    return accepted;
+}
+
+void intake_ready_clear (intake_ready_t *ready)
+{
+    if (ready->dossier)
+        qp__v1__dossier__free_unpacked (ready->dossier, NULL);
+    ready->dossier = NULL;
+}
+
+intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *s,
+                                const char *message_id, int64_t event_time_ms,
+                                intake_result_t *r)
+{
+    intake_ready_t x;
+    r->dossier_id[0] = 0;
+    r->dossier = NULL;
+    r->state = QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
+    if (!intake_prepare (self, s, message_id, event_time_ms, &r->errors, &x))
+        return r->outcome = INTAKE_REJECTED;
+    intake_store (self, &x, 1);
+    memcpy (r->dossier_id, x.dossier_id, sizeof r->dossier_id);
+    r->dossier = x.dossier; /* ACCEPTED: the caller's now */
+    r->state = x.state;
+    return r->outcome = x.outcome;
 }
 
 void intake_result_clear (intake_result_t *r)
@@ -393,77 +467,123 @@ static Qp__V1__FieldError **s_field_errors (const intake_errors_t *errors,
     return list;
 }
 
-static void s_on_submit (qp_request_t *req, void *arg)
+/* Answers a submission: accepted or duplicate (with its dossier id), refused (with the
+ * field errors), or "store unavailable, retry". */
+static void s_reply_submit (qp_request_t *req, intake_outcome_t outcome, const char *dossier_id,
+                            const intake_errors_t *errors, const char *message_id,
+                            int64_t time_ms)
 {
-    intake_t *self = arg;
-    const Qp__V1__SubmitDossier *s = (const Qp__V1__SubmitDossier *) req->msg.payload;
-    const char *message_id = req->msg.envelope->message_id;
-    int64_t time_ms = s_event_time (req);
-    intake_result_t *r = &self->result;
-    intake_outcome_t outcome = intake_submit (self, s, message_id, time_ms, r);
     if (outcome == INTAKE_STORE_FAILED) {
         qp_log_warn ("store_unavailable", "submission %s not stored: Redis unavailable",
                      message_id);
         s_reply_store_failed (req);
         return;
     }
-    if (outcome == INTAKE_ACCEPTED) {
-        Qp__V1__DossierReceived received = QP__V1__DOSSIER_RECEIVED__INIT;
-        received.dossier_id = r->dossier_id;
-        received.dossier = r->dossier;
-        qp_meta_t meta = {.correlation_id = r->dossier_id,
-                          .causation_id = message_id,
-                          .event_time_ms = time_ms,
-                          .discriminator = r->dossier_id};
-        qp_service_send (req->service, "eligibility", &received.base, &meta);
-        qp_log_info ("dossier_received", "dossier %s in territory %s", r->dossier_id,
-                     r->dossier->territory);
-    } else if (outcome == INTAKE_DUPLICATE)
-        qp_log_info ("dossier_duplicate", "dossier %s already received (%s)", r->dossier_id,
-                     qp_store_state_name (r->state));
-    else {
-        qp_log_info ("dossier_rejected", "submission %s: %zu field errors, first %s (%s)",
-                     message_id, r->errors.count + r->errors.dropped, r->errors.items[0].field,
-                     r->errors.items[0].code);
-        /* counted by evaluation in the funnel: "rejected at intake" */
-        Qp__V1__SubmissionRefused refused;
-        intake_refusal (self, s, &r->errors, &refused);
-        qp_meta_t event = {.causation_id = message_id,
-                           .event_time_ms = time_ms,
-                           .discriminator = "refused"};
-        /* Nothing stored for a refusal: its event alone goes to the outbox (one ZADD;
-         * refusals are rare), so an evaluation away counts it later. Nothing can be
-         * half-written: killed before the ZADD, no reply went out and the sender's retry
-         * refuses it again under the same id; after it, the sweeper publishes it. Redis
-         * down: the reply still goes out, the event best effort (docs/reliability.md). */
-        qp_event_t ev = {&refused.base, event};
-        qp_service_publish_durable (req->service, self->redis, &ev, 1);
-        intake_refusal_clear (&refused);
-    }
-
     Qp__V1__SubmitDossierReply reply = QP__V1__SUBMIT_DOSSIER_REPLY__INIT;
     Qp__V1__FieldError storage[INTAKE_MAX_FIELD_ERRORS];
     reply.has_accepted = true;
     reply.accepted = outcome != INTAKE_REJECTED;
     if (reply.accepted) {
-        reply.dossier_id = r->dossier_id;
+        reply.dossier_id = (char *) dossier_id;
         reply.has_duplicate = true;
         reply.duplicate = outcome == INTAKE_DUPLICATE;
     } else {
-        reply.n_errors = r->errors.count;
-        reply.errors = s_field_errors (&r->errors, storage);
+        reply.n_errors = errors->count;
+        reply.errors = s_field_errors (errors, storage);
     }
-    qp_meta_t meta = {.correlation_id = reply.accepted ? r->dossier_id : NULL,
+    qp_meta_t meta = {.correlation_id = reply.accepted ? dossier_id : NULL,
                       .causation_id = message_id,
                       .event_time_ms = time_ms};
     qp_service_reply (req, &reply.base, &meta);
     free (reply.errors);
-    intake_result_clear (r);
+}
+
+/* A refused submission: its event, then the answer. Nothing is stored, so it is answered
+ * at once, not held with the burst's valid ones (its answer may overtake theirs: the
+ * sender matches answers on causation_id). */
+static void s_refuse (intake_t *self, qp_request_t *req, const Qp__V1__SubmitDossier *s,
+                      const intake_errors_t *errors, const char *message_id, int64_t time_ms)
+{
+    qp_log_info ("dossier_rejected", "submission %s: %zu field errors, first %s (%s)", message_id,
+                 errors->count + errors->dropped, errors->items[0].field, errors->items[0].code);
+    /* counted by evaluation in the funnel: "rejected at intake" */
+    Qp__V1__SubmissionRefused refused;
+    intake_refusal (self, s, errors, &refused);
+    qp_meta_t event = {.causation_id = message_id,
+                       .event_time_ms = time_ms,
+                       .discriminator = "refused"};
+    /* Nothing stored for a refusal: its event alone goes to the outbox (one ZADD;
+     * refusals are rare), so an evaluation away counts it later. Nothing can be
+     * half-written: killed before the ZADD, no reply went out and the sender's retry
+     * refuses it again under the same id; after it, the sweeper publishes it. Redis
+     * down: the reply still goes out, the event best effort (docs/reliability.md). */
+    qp_event_t ev = {&refused.base, event};
+    qp_service_publish_durable (req->service, self->redis, &ev, 1);
+    intake_refusal_clear (&refused);
+    s_reply_submit (req, INTAKE_REJECTED, NULL, errors, message_id, time_ms);
+}
+
+void intake_flush (intake_t *self)
+{
+    size_t n = self->n_queued;
+    if (!n)
+        return;
+    intake_store (self, self->ready, n);
+    for (size_t i = 0; i < n; i++) {
+        intake_ready_t *x = &self->ready[i];
+        qp_request_t req = {.service = self->service, .from = self->queued[i].from,
+                            .msg = self->queued[i].msg};
+        if (x->outcome == INTAKE_ACCEPTED) {
+            Qp__V1__DossierReceived received = QP__V1__DOSSIER_RECEIVED__INIT;
+            received.dossier_id = x->dossier_id;
+            received.dossier = x->dossier;
+            qp_meta_t meta = {.correlation_id = x->dossier_id,
+                              .causation_id = x->message_id,
+                              .event_time_ms = x->event_time_ms,
+                              .discriminator = x->dossier_id};
+            qp_service_send (self->service, "eligibility", &received.base, &meta);
+            qp_log_info ("dossier_received", "dossier %s in territory %s", x->dossier_id,
+                         x->dossier->territory);
+        } else if (x->outcome == INTAKE_DUPLICATE)
+            qp_log_info ("dossier_duplicate", "dossier %s already received (%s)", x->dossier_id,
+                         qp_store_state_name (x->state));
+        s_reply_submit (&req, x->outcome, x->dossier_id, NULL, x->message_id, x->event_time_ms);
+        intake_ready_clear (x);
+        qp_message_clear (&self->queued[i].msg);
+        zframe_destroy (&self->queued[i].from);
+    }
+    self->n_queued = 0;
+}
+
+static void s_on_burst_end (qp_service_t *service, void *arg)
+{
+    (void) service;
+    intake_flush (arg);
+}
+
+static void s_on_submit (qp_request_t *req, void *arg)
+{
+    intake_t *self = arg;
+    const Qp__V1__SubmitDossier *s = (const Qp__V1__SubmitDossier *) req->msg.payload;
+    const char *message_id = req->msg.envelope->message_id;
+    int64_t time_ms = s_event_time (req);
+    /* Checked at once; stored with the rest of the burst (intake_flush). */
+    size_t k = self->n_queued;
+    if (!intake_prepare (self, s, message_id, time_ms, &self->errors, &self->ready[k])) {
+        s_refuse (self, req, s, &self->errors, message_id, time_ms);
+        return;
+    }
+    self->queued[k].msg = req->msg; /* ours now (message_id points into it) */
+    memset (&req->msg, 0, sizeof req->msg); /* the service frees an empty one */
+    self->queued[k].from = req->from ? zframe_dup (req->from) : NULL;
+    if (++self->n_queued == INTAKE_BATCH)
+        intake_flush (self);
 }
 
 static void s_on_status (qp_request_t *req, void *arg)
 {
     intake_t *self = arg;
+    intake_flush (self); /* a dossier submitted earlier in the burst is stored first */
     const Qp__V1__DossierStatusQuery *q = (const Qp__V1__DossierStatusQuery *) req->msg.payload;
     Qp__V1__DossierStatusReply reply;
     qp_error_t err;
@@ -486,6 +606,7 @@ static void s_on_status (qp_request_t *req, void *arg)
 static void s_on_follow_up (qp_request_t *req, void *arg)
 {
     intake_t *self = arg;
+    intake_flush (self); /* what came before it in the burst is stored first */
     const Qp__V1__FollowUp *f = (const Qp__V1__FollowUp *) req->msg.payload;
     const char *message_id = req->msg.envelope->message_id;
     int64_t time_ms = s_event_time (req);
@@ -522,4 +643,5 @@ void intake_attach (intake_t *self, qp_service_t *service)
     qp_service_on (service, &qp__v1__submit_dossier__descriptor, s_on_submit, self);
     qp_service_on (service, &qp__v1__dossier_status_query__descriptor, s_on_status, self);
     qp_service_on (service, &qp__v1__follow_up__descriptor, s_on_follow_up, self);
+    qp_service_after_burst (service, s_on_burst_end, self);
 }

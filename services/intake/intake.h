@@ -67,11 +67,48 @@ typedef struct {
 } intake_result_t;
 
 /* Handles one submission (not modified; its identity is only read to derive the key).
- * message_id and event_time_ms are the submission envelope's; they go into the history. */
+ * message_id and event_time_ms are the submission envelope's; they go into the history.
+ * intake_prepare then intake_store of one. */
 intake_outcome_t intake_submit (intake_t *self, const Qp__V1__SubmitDossier *submission,
                                 const char *message_id, int64_t event_time_ms,
                                 intake_result_t *result);
 void intake_result_clear (intake_result_t *result);
+
+/* ---- Submissions stored together (issue 8) -------------------------------------------
+ * The service checks each submission as it comes (intake_prepare: a refused one is
+ * answered at once) and stores the valid ones of the burst it read in one Redis round
+ * trip (intake_store, through qp_service_creates): after the burst, when INTAKE_BATCH
+ * wait, or before a status query or follow-up (so they see what came before them). Each
+ * creation is its own guarded script: two submissions of one (channel, key) in a batch
+ * answer accepted then duplicate, as one after the other; Redis down: every one of the
+ * batch answers "store unavailable, retry" and none is handed on. */
+#define INTAKE_BATCH 64
+
+/* A valid submission on its way to the store. */
+typedef struct {
+    const char *message_id; /* the submission envelope's (borrowed: it goes into the history) */
+    int64_t event_time_ms;
+    char dossier_id[QP_ID_HEX + 1]; /* cleared when the store failed */
+    /* The dossier as it is stored (person key and territory filled, never the identity),
+     * owned; after intake_store only an ACCEPTED one keeps it (intake_ready_clear). */
+    Qp__V1__Dossier *dossier;
+    intake_outcome_t outcome;   /* intake_store's answer: ACCEPTED, DUPLICATE, STORE_FAILED */
+    Qp__V1__DossierState state; /* DUPLICATE: the state the dossier is in */
+} intake_ready_t;
+
+/* Checks a submission (as intake_submit) and completes its dossier: true with ready
+ * filled, false with errors filled (nothing to store). */
+bool intake_prepare (intake_t *self, const Qp__V1__SubmitDossier *submission,
+                     const char *message_id, int64_t event_time_ms, intake_errors_t *errors,
+                     intake_ready_t *ready);
+/* Stores n prepared submissions in one round trip, each with its DossierReceived in the
+ * outbox (published when attached to a service), and sets each outcome. Returns how many
+ * were accepted. */
+size_t intake_store (intake_t *self, intake_ready_t *ready, size_t n);
+void intake_ready_clear (intake_ready_t *ready);
+/* Stores the submissions the service holds, hands the accepted ones to eligibility and
+ * answers each sender (the service runs it after each burst). */
+void intake_flush (intake_t *self);
 
 /* Checks and stores a follow-up report: ACCEPTED, REJECTED (errors filled: also an unknown
  * dossier, or one that is not FUNDED) or STORE_FAILED (nothing written). The report and
