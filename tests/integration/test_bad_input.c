@@ -3,44 +3,12 @@
  * gets a clear error (which field, why), nothing is stored for it, and the services keep
  * serving: a valid dossier submitted afterwards goes all the way through. */
 #include "qp_test.h"
+#include "qp_test_pipeline_fixture.h"
 #include "qp_bus.h"
 #include "qp_store.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <string.h>
-
-static qp_test_stack_t *s_stack;
-
-static void s_setup (void)
-{
-    static const char *const programs[] = {"intake", "eligibility", "funding", "evaluation",
-                                           "partner-bpifrance", NULL};
-    static const char *const ready[] = {"intake", "eligibility", "funding", "evaluation",
-                                        "partner.BPIFRANCE.bpifrance-default", NULL};
-    static const char *env[3];
-    env[0] = qp_test_env_territories (), env[1] = qp_test_env_data_dir (), env[2] = NULL;
-    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
-    s_stack = qp_test_stack_start (&opts);
-    ck_assert_ptr_nonnull (s_stack);
-}
-
-static void s_teardown (void)
-{
-    ck_assert_int_eq (qp_test_stack_stop (&s_stack), 0);
-}
-
-/* Sends raw frames on a DEALER and returns the answer (NULL on timeout). */
-static zmsg_t *s_raw (const char *endpoint, zmsg_t **frames)
-{
-    zsock_t *dealer = zsock_new_dealer (endpoint);
-    zsock_set_linger (dealer, 0);
-    zmsg_send (frames, dealer);
-    zpoller_t *poller = zpoller_new (dealer, NULL);
-    zmsg_t *answer = zpoller_wait (poller, 5000) ? zmsg_recv (dealer) : NULL;
-    zpoller_destroy (&poller);
-    zsock_destroy (&dealer);
-    return answer;
-}
 
 /* SEND [type][envelope bytes] to intake; returns the decoded qp.v1.Error it answers. */
 static Qp__V1__Error *s_send_bytes (const char *type, const void *env, size_t len)
@@ -51,7 +19,7 @@ static Qp__V1__Error *s_send_bytes (const char *type, const void *env, size_t le
     zmsg_addstr (m, "intake");
     zmsg_addstr (m, type);
     zmsg_addmem (m, env, len);
-    zmsg_t *answer = s_raw (s_stack->work, &m);
+    zmsg_t *answer = qp_test_raw_send (s_stack->work, &m, 5000);
     ck_assert_ptr_nonnull (answer);
     ck_assert_uint_eq (zmsg_size (answer), 5);
     char *proto = zmsg_popstr (answer), *kind = zmsg_popstr (answer);
@@ -162,7 +130,7 @@ START_TEST (test_malformed_frame_sets)
     /* Not QPB/1 at all. */
     zmsg_t *m = zmsg_new ();
     zmsg_addstr (m, "HELLO");
-    zmsg_t *a = s_raw (s_stack->work, &m);
+    zmsg_t *a = qp_test_raw_send (s_stack->work, &m, 5000);
     ck_assert_ptr_nonnull (a);
     free (zmsg_popstr (a));
     char *kind = zmsg_popstr (a), *code = zmsg_popstr (a);
@@ -176,7 +144,7 @@ START_TEST (test_malformed_frame_sets)
     zmsg_addstr (m, QPB_SEND);
     zmsg_addstr (m, "intake");
     zmsg_addstr (m, "qp.v1.SubmitDossier");
-    a = s_raw (s_stack->work, &m);
+    a = qp_test_raw_send (s_stack->work, &m, 5000);
     ck_assert_ptr_nonnull (a);
     free (zmsg_popstr (a));
     kind = zmsg_popstr (a), code = zmsg_popstr (a);
@@ -327,7 +295,7 @@ int main (void)
     Suite *s = suite_create ("bad_input");
     TCase *tc = tcase_create ("bad_input");
     tcase_set_timeout (tc, 120);
-    tcase_add_checked_fixture (tc, s_setup, s_teardown);
+    tcase_add_checked_fixture (tc, qp_test_pipeline_setup, qp_test_pipeline_teardown);
     tcase_add_test (tc, test_malformed_frame_sets);
     tcase_add_test (tc, test_unknown_type_and_version);
     tcase_add_test (tc, test_oversized_message);

@@ -9,13 +9,12 @@
 #include "qp_bus.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_pipeline_fixture.h"
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-
-static qp_test_stack_t *s_stack;
 
 /* ---- Inputs ------------------------------------------------------------------------ */
 
@@ -184,14 +183,9 @@ static zmsg_t *s_frames (const row_t *row)
 static void s_ask (const row_t *row, answer_t *a)
 {
     memset (a, 0, sizeof *a);
-    zsock_t *dealer = zsock_new_dealer (row->at == AT_WORK ? s_stack->work : s_stack->partner);
-    zsock_set_linger (dealer, 0);
     zmsg_t *m = s_frames (row);
-    zmsg_send (&m, dealer);
-    zpoller_t *poller = zpoller_new (dealer, NULL);
-    zmsg_t *answer = zpoller_wait (poller, 5000) ? zmsg_recv (dealer) : NULL;
-    zpoller_destroy (&poller);
-    zsock_destroy (&dealer);
+    zmsg_t *answer =
+        qp_test_raw_send (row->at == AT_WORK ? s_stack->work : s_stack->partner, &m, 5000);
     if (!answer)
         return;
     a->answered = true;
@@ -653,25 +647,6 @@ START_TEST (test_still_serving_after_the_table)
 }
 END_TEST
 
-static void s_setup (void)
-{
-    static const char *const programs[] = {"intake",     "eligibility",       "funding",
-                                           "evaluation", "partner-bpifrance", NULL};
-    static const char *const ready[] = {
-        "intake", "eligibility", "funding", "evaluation", "partner.BPIFRANCE.bpifrance-default",
-        NULL};
-    static const char *env[3];
-    env[0] = qp_test_env_territories (), env[1] = qp_test_env_data_dir (), env[2] = NULL;
-    qp_test_stack_opts_t opts = {.programs = programs, .wait_for = ready, .env = env};
-    s_stack = qp_test_stack_start (&opts);
-    ck_assert_ptr_nonnull (s_stack);
-}
-
-static void s_teardown (void)
-{
-    ck_assert_int_eq (qp_test_stack_stop (&s_stack), 0);
-}
-
 int main (void)
 {
     Suite *s = suite_create ("bad_input_table");
@@ -679,7 +654,7 @@ int main (void)
      * fails its own check and every row after it. */
     TCase *tc = tcase_create ("table");
     tcase_set_timeout (tc, 300);
-    tcase_add_unchecked_fixture (tc, s_setup, s_teardown);
+    tcase_add_unchecked_fixture (tc, qp_test_pipeline_setup, qp_test_pipeline_teardown);
     tcase_add_loop_test (tc, test_every_row, 0, (int)(sizeof s_rows / sizeof s_rows[0]));
     tcase_add_test (tc, test_still_serving_after_the_table);
     suite_add_tcase (s, tc);

@@ -1241,3 +1241,15 @@ zmsg_t *qp_test_status_query (const char *dossier_id, char id_out[QP_ID_HEX + 1]
     qp_meta_t meta = {.discriminator = dossier_id, .producer = "test"};
     return qp_message_build (&q.base, &meta, id_out);
 }
+
+zmsg_t *qp_test_raw_send (const char *endpoint, zmsg_t **frames, int timeout_ms)
+{
+    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_set_linger (dealer, 0);
+    zmsg_send (frames, dealer);
+    zpoller_t *poller = zpoller_new (dealer, NULL);
+    zmsg_t *answer = zpoller_wait (poller, timeout_ms) ? zmsg_recv (dealer) : NULL;
+    zpoller_destroy (&poller);
+    zsock_destroy (&dealer);
+    return answer;
+}

@@ -212,6 +212,9 @@ bool qp_test_bus_recv (qp_bus_client_t *c, qp_bus_frame_t *f, int timeout_ms);
  * hand or breaks it, and returns the next frame set it gets within timeout_ms (NULL on
  * timeout). */
 zmsg_t *qp_test_raw_exchange (zsock_t *sock, const char *const *frames, int timeout_ms);
+/* Sends *frames (any bytes; sent and destroyed) on a fresh DEALER to endpoint (linger 0)
+ * and returns the next frame set it gets within timeout_ms (NULL on timeout). */
+zmsg_t *qp_test_raw_send (const char *endpoint, zmsg_t **frames, int timeout_ms);
 /* A DossierStatusQuery for dossier_id (discriminator dossier_id, producer "test"), built
  * to send on a bus client; id_out (may be NULL) gets its message id. */
 zmsg_t *qp_test_status_query (const char *dossier_id, char id_out[QP_ID_HEX + 1]);
