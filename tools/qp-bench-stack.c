@@ -25,6 +25,7 @@
  * Usage: qp-bench-stack [--smoke] [--dossiers N] [--syscalls] [--script-times]
  *        [--settle SECONDS] [--redis-set NAME VALUE]...
  *                       [--json FILE] */
+#include "bench_support.h"
 #include "qp_bus.h"
 #include "qp_date.h"
 #include "qp_redis.h"
@@ -52,19 +53,6 @@
 #define TARGET_P99_5000_MS 20.0
 #define TARGET_REDIS_BYTES 2048.0
 #define TARGET_RSS_MB 50.0
-
-static double s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* ---- dossiers ------------------------------------------------------------------------ */
 
@@ -184,7 +172,7 @@ static void s_stage_event (run_t *r, const qp_message_t *msg)
     }
     if (!t || t->closed > 0)
         return;
-    double now = s_now ();
+    double now = bench_now ();
     if (stage == STAGE_RECEIVED)
         t->received = now;
     else if (stage == STAGE_ELIGIBILITY)
@@ -218,7 +206,7 @@ static void s_drain (run_t *r)
                 if (msg.descriptor == &qp__v1__submit_dossier_reply__descriptor && rep->accepted &&
                     rep->dossier_id) {
                     track_t *known = zhashx_lookup (r->by_dossier, rep->dossier_id);
-                    copy.replied = s_now ();
+                    copy.replied = bench_now ();
                     if (known) { /* events came before the reply */
                         known->scheduled = copy.scheduled, known->replied = copy.replied;
                         if (known->closed > 0)
@@ -245,11 +233,11 @@ static void s_drain (run_t *r)
                 const char *id = c->dossier_id ? c->dossier_id : "";
                 track_t *t = zhashx_lookup (r->by_dossier, id);
                 if (t && t->closed == 0) {
-                    t->closed = s_now ();
+                    t->closed = bench_now ();
                     if (t->scheduled > 0)
                         s_closed (r, id, t);
                 } else if (!t) {
-                    track_t early = {.closed = s_now ()};
+                    track_t early = {.closed = bench_now ()};
                     zhashx_insert (r->by_dossier, id, &early);
                 }
             } else
@@ -326,13 +314,13 @@ static int s_send (run_t *r, long i, int run, double scheduled)
 static void s_finish (run_t *r, long sent)
 {
     zpoller_t *poller = zpoller_new (qp_bus_client_socket (r->client), r->events, NULL);
-    double progress = s_now ();
+    double progress = bench_now ();
     long seen = r->closed + r->rejected;
-    while (r->closed + r->rejected < sent && s_now () - progress < STALL_S && !zsys_interrupted) {
+    while (r->closed + r->rejected < sent && bench_now () - progress < STALL_S && !zsys_interrupted) {
         zpoller_wait (poller, 100);
         s_drain (r);
         if (r->closed + r->rejected != seen)
-            seen = r->closed + r->rejected, progress = s_now ();
+            seen = r->closed + r->rejected, progress = bench_now ();
     }
     zpoller_destroy (&poller);
 }
@@ -341,11 +329,11 @@ static void s_finish (run_t *r, long sent)
 static double s_throughput (run_t *r, long n, int run)
 {
     zpoller_t *poller = zpoller_new (qp_bus_client_socket (r->client), r->events, NULL);
-    double t0 = s_now ();
+    double t0 = bench_now ();
     long sent = 0;
     while (sent < n && !zsys_interrupted) {
         while (sent < n && r->in_flight < WINDOW) {
-            if (s_send (r, sent, run, s_now ()))
+            if (s_send (r, sent, run, bench_now ()))
                 break;
             sent++;
             if ((sent & 63) == 0)
@@ -373,27 +361,27 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
     r->latency_ms = calloc ((size_t)n + 1, sizeof (double));
     for (int k = 0; k < STAGES; k++)
         r->stage_ms[k] = calloc ((size_t)n + 1, sizeof (double));
-    double t0 = s_now () + 0.05;
+    double t0 = bench_now () + 0.05;
     long sent = 0;
     while (sent < n && !zsys_interrupted) {
-        double now = s_now ();
+        double now = bench_now ();
         while (sent < n && t0 + sent / rate <= now) {
             if (s_send (r, sent, run, t0 + sent / rate))
                 break;
             sent++;
         }
         s_drain (r);
-        double next = t0 + sent / rate - s_now ();
+        double next = t0 + sent / rate - bench_now ();
         if (next > 0.0002) {
             struct timespec ts = {0, (long)(next * 0.5e9)};
             nanosleep (&ts, NULL);
         }
     }
-    out.achieved = sent / (s_now () - t0);
+    out.achieved = sent / (bench_now () - t0);
     s_finish (r, sent);
     out.sent = sent, out.closed = r->n_latency;
     if (r->n_latency > 0) {
-        qsort (r->latency_ms, (size_t)r->n_latency, sizeof (double), s_cmp_double);
+        qsort (r->latency_ms, (size_t)r->n_latency, sizeof (double), bench_cmp_double);
         long k = r->n_latency;
         out.p50 = r->latency_ms[(long)(0.5 * (k - 1))];
         out.p99 = r->latency_ms[(long)(0.99 * (k - 1))];
@@ -402,7 +390,7 @@ static latency_t s_latency (run_t *r, double rate, double seconds, int run)
     }
     for (int k = 0; k < STAGES; k++) {
         long m = r->n_stage[k];
-        qsort (r->stage_ms[k], (size_t)m, sizeof (double), s_cmp_double);
+        qsort (r->stage_ms[k], (size_t)m, sizeof (double), bench_cmp_double);
         out.stage_p50[k] = m ? r->stage_ms[k][(long)(0.5 * (m - 1))] : 0;
         out.stage_p99[k] = m ? r->stage_ms[k][(long)(0.99 * (m - 1))] : 0;
     }
@@ -465,14 +453,14 @@ static void s_prof_start (qp_redis_t *redis)
         if (r)
             freeReplyObject (r);
     }
-    s_prof.next = s_now () + 0.05;
+    s_prof.next = bench_now () + 0.05;
 }
 
 static void s_prof_drain (bool now)
 {
-    if (!s_prof.redis || (!now && s_now () < s_prof.next))
+    if (!s_prof.redis || (!now && bench_now () < s_prof.next))
         return;
-    s_prof.next = s_now () + 0.05;
+    s_prof.next = bench_now () + 0.05;
     redisReply *r = NULL;
     const char *steps[] = {"MULTI", "SLOWLOG GET -1", "SLOWLOG RESET", "EXEC"};
     for (size_t k = 0; k < 4; k++) {
@@ -841,22 +829,6 @@ static qp_test_stack_t *s_stack (int instances)
     return qp_test_stack_start (&opts);
 }
 
-static long long s_info (qp_redis_t *redis, const char *section, const char *field)
-{
-    redisReply *r = qp_redis_command (redis, "INFO %s", section);
-    long long v = -1;
-    char needle[96];
-    snprintf (needle, sizeof needle, "\n%s:", field);
-    if (r && r->type == REDIS_REPLY_STRING) {
-        const char *p = strstr (r->str, needle);
-        if (p)
-            v = atoll (p + strlen (needle));
-    }
-    if (r)
-        freeReplyObject (r);
-    return v;
-}
-
 /* Redis calls per closed dossier, by command (INFO commandstats: cmdstat_X:calls=N,...),
  * since the counters were reset; printed on one line and returned as JSON. */
 static json_t *s_commandstats (qp_redis_t *redis, long closed, json_t *usec_out)
@@ -955,8 +927,8 @@ static json_t *s_slow_report (qp_redis_t *redis, long long rewrites0)
     }
     if (r)
         freeReplyObject (r);
-    long long rewrites = s_info (redis, "persistence", "aof_rewrites") - rewrites0;
-    long long fork_us = s_info (redis, "stats", "latest_fork_usec");
+    long long rewrites = bench_redis_info (redis, "persistence", "aof_rewrites") - rewrites0;
+    long long fork_us = bench_redis_info (redis, "stats", "latest_fork_usec");
     printf ("    redis: %ld commands over 1 ms (%.1f ms in all, longest %.1f ms), %lld AOF "
             "rewrites (last fork %.1f ms)",
             n, total / 1000.0, longest / 1000.0, rewrites, fork_us / 1000.0);
@@ -990,27 +962,13 @@ static long long s_outbox (qp_redis_t *redis)
  * applied the burst's events, so the phase measures the stack without that backlog. */
 static void s_settle (qp_redis_t *redis, double seconds)
 {
-    double t0 = s_now ();
+    double t0 = bench_now ();
     long long left = s_outbox (redis);
-    while (left > 100 && s_now () - t0 < seconds && !zsys_interrupted) {
+    while (left > 100 && bench_now () - t0 < seconds && !zsys_interrupted) {
         zclock_sleep (200);
         left = s_outbox (redis);
     }
-    printf ("    settled %.1f s: %lld events left in the outbox\n", s_now () - t0, left);
-}
-
-static long s_hwm_kb (pid_t pid)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen (path, "r");
-    long kb = -1;
-    while (f && fgets (line, sizeof line, f))
-        if (strncmp (line, "VmHWM:", 6) == 0)
-            kb = atol (line + 6);
-    if (f)
-        fclose (f);
-    return kb;
+    printf ("    settled %.1f s: %lld events left in the outbox\n", bench_now () - t0, left);
 }
 
 /* The raw one-hop ZeroMQ figure qp-bench-limits wrote next to our JSON, or 0. */
@@ -1091,7 +1049,7 @@ int main (int argc, char **argv)
             if (set)
                 freeReplyObject (set);
         }
-        long long mem0 = s_info (redis, "memory", "used_memory");
+        long long mem0 = bench_redis_info (redis, "memory", "used_memory");
         long long cmd0 = 0;
         redisReply *reset = qp_redis_command (redis, "CONFIG RESETSTAT");
         if (reset)
@@ -1103,18 +1061,18 @@ int main (int argc, char **argv)
         memcpy (after, before, sizeof before);
         if (syscalls)
             s_perf_start (before, np, stack->dir);
-        long long rewrites0 = s_info (redis, "persistence", "aof_rewrites");
+        long long rewrites0 = bench_redis_info (redis, "persistence", "aof_rewrites");
         double captured0 = 0, events0 = 0;
         s_bus_counts (stack, &captured0, &events0);
         int opened = s_run_open (&r, stack, false);
         if (script_times)
             s_prof_start (redis);
         s_sample (redis, before, np);
-        double t_start = s_now ();
+        double t_start = bench_now ();
         if (opened == 0)
             rate = s_throughput (&r, dossiers, run_no++);
         s_sample (redis, after, np);
-        double t_end = s_now ();
+        double t_end = bench_now ();
         json_t *by_script = script_times ? s_prof_stop (r.closed) : NULL;
         if (syscalls) {
             s_perf_stop (before, np);
@@ -1123,8 +1081,8 @@ int main (int argc, char **argv)
         }
         long closed = r.closed, rejected = r.rejected;
         s_run_close (&r);
-        long long mem1 = s_info (redis, "memory", "used_memory");
-        long long cmd1 = s_info (redis, "stats", "total_commands_processed");
+        long long mem1 = bench_redis_info (redis, "memory", "used_memory");
+        long long cmd1 = bench_redis_info (redis, "stats", "total_commands_processed");
         double bytes = closed ? (double)(mem1 - mem0) / closed : 0;
         double cmds = closed ? (double)(cmd1 - cmd0) / closed : 0;
         best = rate > best ? rate : best;
@@ -1138,7 +1096,7 @@ int main (int argc, char **argv)
                                           "redis_bytes_per_dossier", bytes,
                                           "redis_commands_per_dossier", cmds));
         json_t *cpu = s_cpu_report (before, after, np, closed, t_end - t_start);
-        long long rewrites = s_info (redis, "persistence", "aof_rewrites") - rewrites0;
+        long long rewrites = bench_redis_info (redis, "persistence", "aof_rewrites") - rewrites0;
         printf ("    redis AOF rewrites during the run: %lld\n", rewrites);
         json_object_set_new (cpu, "redis_aof_rewrites", json_integer (rewrites));
         double captured1 = 0, events1 = 0;
@@ -1175,7 +1133,7 @@ int main (int argc, char **argv)
             for (size_t k = 0; k < stack->n_procs; k++)
                 procs[np++] = stack->procs[k];
             for (size_t k = 0; k < np; k++) {
-                double mb = s_hwm_kb (procs[k]->pid) / 1024.0;
+                double mb = bench_status_kb (procs[k]->pid, "VmHWM") / 1024.0;
                 printf (" %s %.1f", procs[k]->name, mb);
                 json_object_set_new (rss, procs[k]->name, json_real (mb));
             }
@@ -1189,7 +1147,7 @@ int main (int argc, char **argv)
                 if (settle_s > 0)
                     s_settle (redis, settle_s);
                 long long backlog = s_outbox (redis);
-                long long phase_rewrites0 = s_info (redis, "persistence", "aof_rewrites");
+                long long phase_rewrites0 = bench_redis_info (redis, "persistence", "aof_rewrites");
                 s_slow_start (redis);
                 if (s_run_open (&r, stack, true) == 0)
                     l = s_latency (&r, rates[k], latency_s, run_no++);
