@@ -16,6 +16,7 @@
  *      --perf DIR records each phase with perf record -g (DIR/bus-PHASE.perf.data);
  *      --perf-stat DIR counts instructions (where the machine has counters), context
  *      switches and syscalls instead (DIR/bus-PHASE.stat). --cpu-only: phase 3 alone.
+ *      --ipc: every endpoint over Unix sockets (ipc://) instead of TCP loopback.
  * Prints figures, asserts nothing. Usage: qp-bench-bus [--smoke] [--messages N]
  *   [--size BYTES] [--outstanding K] [--cpu-only] [--perf DIR | --perf-stat DIR]
  *   [--json FILE] */
@@ -28,11 +29,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
     pid_t pid;
-    char work[64];
+    char work[96];
+    int ipc;  /* --ipc: the number in its socket files' names, else -1 */
 } bus_t;
+
+static bool s_ipc; /* --ipc */
 
 /* Starts qp-bus of the build on free ports; waits until it answers STATUS. */
 static int s_bus_start (bus_t *bus)
@@ -41,6 +46,23 @@ static int s_bus_start (bus_t *bus)
     char path[1024];
     snprintf (path, sizeof path, "%s/services/qp-bus", build);
     bench_bus_env (bus->work, sizeof bus->work);
+    bus->ipc = -1;
+    if (s_ipc) {
+        /* --ipc: the same endpoints over Unix sockets instead of TCP loopback. */
+        static const char *names[] = {"QP_BUS_WORK", "QP_BUS_PARTNER", "QP_BUS_PUBLISH",
+                                      "QP_BUS_SUBSCRIBE", "QP_BUS_CAPTURE"};
+        static int starts;
+        bus->ipc = starts;
+        for (int i = 0; i < 5; i++) {
+            char ep[96];
+            snprintf (ep, sizeof ep, "ipc:///tmp/qp-bench-bus-%d-%d-%d", (int) getpid (), starts,
+                      i);
+            setenv (names[i], ep, 1);
+            if (i == 0)
+                snprintf (bus->work, sizeof bus->work, "%s", ep);
+        }
+        starts++;
+    }
     setenv ("QP_LOG_LEVEL", "warn", 1);
     unsetenv ("QP_HTTP");
     char *argv[] = {path, NULL};
@@ -53,6 +75,17 @@ static int s_bus_start (bus_t *bus)
     }
     fprintf (stderr, "qp-bench-bus: %s does not answer\n", path);
     return -1;
+}
+
+/* Stops the bus and removes its socket files (ipc). */
+static void s_bus_stop (bus_t *bus)
+{
+    bench_stop (bus->pid);
+    for (int i = 0; bus->ipc >= 0 && i < 5; i++) {
+        char path[96];
+        snprintf (path, sizeof path, "/tmp/qp-bench-bus-%d-%d-%d", (int) getpid (), bus->ipc, i);
+        unlink (path);
+    }
 }
 
 static zmsg_t *s_work (const byte *env, size_t size)
@@ -104,7 +137,7 @@ static double s_backlog (long n, size_t size)
     free (env);
     qp_bus_client_destroy (&client);
     qp_bus_client_destroy (&worker);
-    bench_stop (bus.pid);
+    s_bus_stop (&bus);
     return (after - before) * 1024.0 / n;
 }
 
@@ -143,7 +176,7 @@ static double s_route (long n, long window)
     zpoller_destroy (&p);
     qp_bus_client_destroy (&client);
     qp_bus_client_destroy (&worker);
-    bench_stop (bus.pid);
+    s_bus_stop (&bus);
     return got == n ? n / s : -1;
 }
 
@@ -318,7 +351,7 @@ static int s_cpu_work (long n, size_t size, bool tap, const char *perf_dir, cpu_
     zsock_destroy (&recorder);
     qp_bus_client_destroy (&client);
     qp_bus_client_destroy (&worker);
-    bench_stop (bus.pid);
+    s_bus_stop (&bus);
     *out = (cpu_t){tap ? "work+reply, tap on" : "work+reply", 2 * replies,
                    handled / (QPB_WINDOW_DEFAULT / 4), cpu1 - cpu0, main1 - main0, wall};
     (void) captured;
@@ -378,7 +411,7 @@ static int s_cpu_events (long n, size_t size, const char *perf_dir, cpu_t *out)
     free (env);
     zsock_destroy (&pub);
     zsock_destroy (&sub);
-    bench_stop (bus.pid);
+    s_bus_stop (&bus);
     *out = (cpu_t){"events (PUB/SUB)", got, 0, cpu1 - cpu0, main1 - main0, wall};
     return got == n ? 0 : -1;
 }
@@ -399,6 +432,8 @@ int main (int argc, char **argv)
             size = (size_t) atol (argv[++i]);
         else if (!strcmp (argv[i], "--outstanding") && i + 1 < argc)
             s_outstanding = atol (argv[++i]) > 0 ? atol (argv[i]) : 1;
+        else if (!strcmp (argv[i], "--ipc"))
+            s_ipc = true;
         else if (!strcmp (argv[i], "--cpu-only"))
             cpu_only = true;
         else if (!strcmp (argv[i], "--perf") && i + 1 < argc)
@@ -409,10 +444,9 @@ int main (int argc, char **argv)
         } else if (!strcmp (argv[i], "--json") && i + 1 < argc)
             json_path = argv[++i];
         else {
-            fprintf (
-                stderr,
-                "usage: qp-bench-bus [--smoke] [--messages N] [--size BYTES] "
-                "[--outstanding N] [--cpu-only] [--perf DIR | --perf-stat DIR] [--json FILE]\n");
+            fprintf (stderr, "usage: qp-bench-bus [--smoke] [--messages N] [--size BYTES] "
+                             "[--outstanding N] [--ipc] [--cpu-only] [--perf DIR | --perf-stat "
+                             "DIR] [--json FILE]\n");
             return 2;
         }
     }
@@ -423,7 +457,9 @@ int main (int argc, char **argv)
     zsys_init ();
     zsys_set_linger (0);
     printf ("bus: %ld messages\n", n);
-    json_t *out = json_pack ("{s:I, s:I}", "messages", (json_int_t)n, "size", (json_int_t)size);
+    json_t *out = json_pack ("{s:I, s:I, s:I, s:s}", "messages", (json_int_t) n, "size",
+                             (json_int_t) size, "outstanding", (json_int_t) s_outstanding,
+                             "transport", s_ipc ? "ipc" : "tcp");
     if (!cpu_only) {
         double b300 = s_backlog (n, 300), b1500 = s_backlog (n, 1500);
         printf ("  backlog: bus RSS per waiting message: %.0f B (300-byte envelope), %.0f B "
@@ -442,8 +478,8 @@ int main (int argc, char **argv)
     }
     /* The bus's CPU per frame set routed (what qp-bench-stack's bus row divides by the
      * dossiers), CPU time rather than a rate: the machine is shared. */
-    printf ("  bus CPU per frame set routed (%zu-byte envelopes, %ld outstanding):\n", size,
-            s_outstanding);
+    printf ("  bus CPU per frame set routed (%zu-byte envelopes, %ld outstanding, %s):\n", size,
+            s_outstanding, s_ipc ? "ipc" : "tcp");
     json_t *cpu = json_object ();
     cpu_t c;
     if (s_cpu_work (n, size, false, perf_dir, &c) == 0) {
