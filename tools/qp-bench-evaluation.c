@@ -5,7 +5,12 @@
  * with breakdowns once every dossier is counted. Prints the figures with issue 5's
  * targets beside them, writes them as JSON with --json FILE; --smoke runs a few seconds.
  * Asserts nothing. Usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] [--no-acks]
- * [--batch N] [--call-times] [--json FILE] (--ordered: dossiers in business-time order
+ * [--batch N] [--spread N] [--digest] [--no-sweep] [--call-times] [--json FILE] (--no-sweep:
+ * without the outbox sweeper's part, e.g. to profile the apply alone; --spread N: the events
+ * of N dossiers at a time, step by step (N received, then their N decisions...), as the
+ * whole stack brings them: a small batch then holds N different dossiers, not 5 or 6
+ * events of each; --digest: prints a digest of every qp:eval:* key, sorted, to compare
+ * what two builds store; --ordered: dossiers in business-time order
  * instead of each its own month; --no-acks: without the outbox acks the service sends with
  * each batch, to see their cost; --batch: events per batch, 8,192 by default; --call-times:
  * Redis's own time of each read and apply call, from its SLOWLOG (every command, the
@@ -71,9 +76,10 @@ static void s_apply (evaluation_t *eval, const ProtobufCMessage *m, const char *
 static bool s_ordered;
 static long s_dossiers;
 
-/* Dossier i's six events: territory i % TERRITORIES, business day spread over 2025,
- * a phq of 10,000 € committed, a year-1 follow-up. */
-static void s_dossier_events (evaluation_t *eval, long i)
+/* Dossier i's six events (step -1) or one of them (step 0 to 5): territory
+ * i % TERRITORIES, business day spread over 2025, a phq of 10,000 € committed, a year-1
+ * follow-up. */
+static void s_dossier_events (evaluation_t *eval, long i, int step)
 {
     char key[32], id[QP_ID_HEX + 1], day[11], territory[16], qpv[16];
     snprintf (key, sizeof key, "bench-%ld", i);
@@ -101,7 +107,8 @@ static void s_dossier_events (evaluation_t *eval, long i)
 
     Qp__V1__DossierReceived rcv = QP__V1__DOSSIER_RECEIVED__INIT;
     rcv.dossier_id = id, rcv.dossier = &dossier;
-    s_apply (eval, &rcv.base, id, t, "bench");
+    if (step < 0 || step == 0)
+        s_apply (eval, &rcv.base, id, t, "bench");
 
     Qp__V1__SchemeDecision sd = QP__V1__SCHEME_DECISION__INIT;
     Qp__V1__SchemeDecision *decisions[] = {&sd};
@@ -110,7 +117,8 @@ static void s_dossier_events (evaluation_t *eval, long i)
     Qp__V1__EligibilityDecided dec = QP__V1__ELIGIBILITY_DECIDED__INIT;
     dec.dossier_id = id, dec.territory = territory;
     dec.n_decisions = 1, dec.decisions = decisions;
-    s_apply (eval, &dec.base, id, t, "bench");
+    if (step < 0 || step == 1)
+        s_apply (eval, &dec.base, id, t, "bench");
 
     Qp__V1__DossierSummary summary = QP__V1__DOSSIER_SUMMARY__INIT;
     summary.territory = territory;
@@ -118,27 +126,31 @@ static void s_dossier_events (evaluation_t *eval, long i)
     rq.dossier_id = id, rq.scheme_id = "phq", rq.summary = &summary;
     rq.has_agency = true, rq.agency = QP__V1__AGENCY__BPIFRANCE;
     rq.has_amount_asked_cents = true, rq.amount_asked_cents = 1000000;
-    s_apply (eval, &rq.base, id, t, "bench");
+    if (step < 0 || step == 2)
+        s_apply (eval, &rq.base, id, t, "bench");
 
     Qp__V1__FundingSettled st = QP__V1__FUNDING_SETTLED__INIT;
     st.dossier_id = id, st.scheme_id = "phq", st.territory = territory;
     st.has_agency = true, st.agency = QP__V1__AGENCY__BPIFRANCE;
     st.has_outcome = true, st.outcome = QP__V1__SETTLEMENT_OUTCOME__COMMITTED;
     st.has_amount_cents = true, st.amount_cents = 1000000;
-    s_apply (eval, &st.base, id, t, "bench");
+    if (step < 0 || step == 3)
+        s_apply (eval, &st.base, id, t, "bench");
 
     Qp__V1__DossierClosed cl = QP__V1__DOSSIER_CLOSED__INIT;
     cl.dossier_id = id, cl.territory = territory;
     cl.has_final_state = true, cl.final_state = QP__V1__DOSSIER_STATE__FUNDED;
     cl.has_committed_cents = true, cl.committed_cents = 1000000;
-    s_apply (eval, &cl.base, id, t, "bench");
+    if (step < 0 || step == 4)
+        s_apply (eval, &cl.base, id, t, "bench");
 
     Qp__V1__FollowUp fu = QP__V1__FOLLOW_UP__INIT;
     fu.dossier_id = id, fu.has_year = true, fu.year = 1;
     fu.has_active = true, fu.active = i % 7 != 0;
     fu.has_jobs_created = true, fu.jobs_created = fu.active ? 2 : 0;
     fu.reported_on = "2026-06-01";
-    s_apply (eval, &fu.base, id, t, "bench");
+    if (step < 0 || step == 5)
+        s_apply (eval, &fu.base, id, t, "bench");
 }
 
 /* ---- Redis's time per script call (SLOWLOG with every command logged) -------------------- */
@@ -347,13 +359,107 @@ static long long s_profile_bytes (qp_redis_t *redis, const char *pattern, long *
     return bytes;
 }
 
+/* ---- What is stored: a digest of every qp:eval:* key ----------------------------------- */
+
+static uint64_t s_fnv (uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h ^ len; /* the length too: "ab" "c" differs from "a" "bc" */
+}
+
+static int s_cmp_reply (const void *a, const void *b)
+{
+    const redisReply *x = *(redisReply *const *) a, *y = *(redisReply *const *) b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp (x->str, y->str, n) : 0;
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* FNV-1a of the evaluation's keys in order, each with its type and value (hash fields
+ * and set members sorted: the same content gives the same digest whatever the order of
+ * insertion). Two builds fed the same events must give the same digest. */
+static uint64_t s_digest (qp_redis_t *redis)
+{
+    redisReply *keys = qp_redis_command (redis, "KEYS qp:eval:*");
+    if (!keys || keys->type != REDIS_REPLY_ARRAY) {
+        if (keys)
+            freeReplyObject (keys);
+        return 0;
+    }
+    qsort (keys->element, keys->elements, sizeof keys->element[0], s_cmp_reply);
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        h = s_fnv (h, k->str, k->len);
+        redisReply *t = qp_redis_command (redis, "TYPE %b", k->str, k->len);
+        const char *type = t && t->type == REDIS_REPLY_STATUS ? t->str : "?";
+        h = s_fnv (h, type, strlen (type));
+        redisReply *v = !strcmp (type, "string") ? qp_redis_command (redis, "GET %b", k->str, k->len)
+                        : !strcmp (type, "hash") ? qp_redis_command (redis, "HGETALL %b", k->str, k->len)
+                        : !strcmp (type, "set")  ? qp_redis_command (redis, "SMEMBERS %b", k->str, k->len)
+                                                 : NULL;
+        if (v && v->type == REDIS_REPLY_STRING)
+            h = s_fnv (h, v->str, v->len);
+        else if (v && v->type == REDIS_REPLY_ARRAY && !strcmp (type, "hash")) {
+            /* field NUL value, as one string per pair, sorted */
+            size_t n = v->elements / 2;
+            char **pairs = calloc (n ? n : 1, sizeof *pairs);
+            size_t *lens = calloc (n ? n : 1, sizeof *lens);
+            size_t *flens = calloc (n ? n : 1, sizeof *flens);
+            for (size_t p = 0; p < n; p++) {
+                const redisReply *f = v->element[2 * p], *x = v->element[2 * p + 1];
+                flens[p] = f->len; /* binary: a packed id may hold a NUL */
+                lens[p] = f->len + 1 + x->len;
+                pairs[p] = malloc (lens[p] + 1);
+                memcpy (pairs[p], f->str, f->len);
+                pairs[p][f->len] = 0;
+                if (x->len)
+                    memcpy (pairs[p] + f->len + 1, x->str, x->len);
+            }
+            /* sort by field (unique in a hash; a bucket holds ~6 to ~61) */
+            for (size_t a = 1; a < n; a++)
+                for (size_t b = a; b > 0; b--) {
+                    size_t lx = flens[b - 1], ly = flens[b], m = lx < ly ? lx : ly;
+                    int c = m ? memcmp (pairs[b - 1], pairs[b], m) : 0;
+                    if (c < 0 || (c == 0 && lx <= ly))
+                        break;
+                    char *tp = pairs[b - 1];
+                    pairs[b - 1] = pairs[b], pairs[b] = tp;
+                    size_t tl = lens[b - 1];
+                    lens[b - 1] = lens[b], lens[b] = tl;
+                    tl = flens[b - 1];
+                    flens[b - 1] = flens[b], flens[b] = tl;
+                }
+            for (size_t p = 0; p < n; p++) {
+                h = s_fnv (h, pairs[p], lens[p]);
+                free (pairs[p]);
+            }
+            free (pairs);
+            free (lens);
+            free (flens);
+        } else if (v && v->type == REDIS_REPLY_ARRAY) {
+            qsort (v->element, v->elements, sizeof v->element[0], s_cmp_reply);
+            for (size_t m = 0; m < v->elements; m++)
+                h = s_fnv (h, v->element[m]->str, v->element[m]->len);
+        }
+        if (v)
+            freeReplyObject (v);
+        if (t)
+            freeReplyObject (t);
+    }
+    freeReplyObject (keys);
+    return h;
+}
+
 int main (int argc, char **argv)
 {
     bool smoke = false;
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
-    long dossiers = 1000000, batch = 8192;
-    bool call_times = false;
+    long dossiers = 1000000, batch = 8192, spread = 1;
+    bool call_times = false, digest = false, sweep = true;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--smoke") == 0)
             smoke = true, dossiers = 2000;
@@ -367,11 +473,18 @@ int main (int argc, char **argv)
             s_acks = false;
         else if (strcmp (argv[i], "--batch") == 0 && i + 1 < argc)
             batch = atol (argv[++i]);
+        else if (strcmp (argv[i], "--spread") == 0 && i + 1 < argc)
+            spread = atol (argv[++i]);
+        else if (strcmp (argv[i], "--digest") == 0)
+            digest = true;
+        else if (strcmp (argv[i], "--no-sweep") == 0)
+            sweep = false;
         else if (strcmp (argv[i], "--call-times") == 0)
             call_times = true;
         else {
             fprintf (stderr, "usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] "
-                             "[--no-acks] [--batch N] [--call-times] [--json FILE]\n");
+                             "[--no-acks] [--batch N] [--spread N] [--digest] [--no-sweep] [--call-times] "
+                             "[--json FILE]\n");
             return 2;
         }
     }
@@ -406,7 +519,13 @@ int main (int argc, char **argv)
     double t0 = bench_now ();
     int failed = 0;
     for (long i = 0; i < dossiers; i++) {
-        s_dossier_events (eval, i);
+        if (spread <= 1)
+            s_dossier_events (eval, i, -1);
+        else if (i % spread == 0)
+            /* N dossiers step by step, as the pipeline interleaves them */
+            for (int step = 0; step < 6; step++)
+                for (long k = i; k < i + spread && k < dossiers; k++)
+                    s_dossier_events (eval, k, step);
         /* the scripts' own commands are logged too (~12 a dossier): drained often */
         if (call_times && i % 1000 == 999)
             s_slowlog_drain (redis); /* reads the apply in flight's reply first (qp_redis) */
@@ -433,6 +552,10 @@ int main (int argc, char **argv)
             freeReplyObject (r);
     }
 
+    char digest_hex[17] = "-";
+    if (digest)
+        snprintf (digest_hex, sizeof digest_hex, "%016llx", (unsigned long long) s_digest (redis));
+
     /* the profiles "once" needs: per-dossier hashes (qp:eval:d:ID, before 2026-11-24) and
      * the bucket hashes (qp:eval:p:N) */
     long old_keys = 0, bucket_keys = 0;
@@ -445,9 +568,9 @@ int main (int argc, char **argv)
     /* the sweeper: a large backlog (evaluation tens of seconds behind a replay) and a
      * small one, for 60 simulated seconds */
     long big = smoke ? 20000 : 1000000, small = 10000;
-    double sweep_big = s_sweep_rate (redis, big, 60, QP_STORE_OUTBOX_REDELIVER_MS);
-    double sweep_small = s_sweep_rate (redis, small, 60, QP_STORE_OUTBOX_REDELIVER_MS);
-    double sweep_small_5s = s_sweep_rate (redis, small, 60, 5000);
+    double sweep_big = sweep ? s_sweep_rate (redis, big, 60, QP_STORE_OUTBOX_REDELIVER_MS) : 0;
+    double sweep_small = sweep ? s_sweep_rate (redis, small, 60, QP_STORE_OUTBOX_REDELIVER_MS) : 0;
+    double sweep_small_5s = sweep ? s_sweep_rate (redis, small, 60, 5000) : 0;
 
     printf ("evaluation: %ld dossiers (%.0f events), %d territories, %s, redis AOF everysec\n",
             dossiers, events, TERRITORIES,
@@ -462,6 +585,8 @@ int main (int argc, char **argv)
     printf ("  %-38s %14.1f %14s\n", "redis CPU (s)", redis_cpu_s, "-");
     printf ("  %-38s %14.0f %14s\n", "events /CPU-s (service + redis)",
             events / (cpu_s + redis_cpu_s), "-");
+    printf ("  %-38s %14.2f %14s\n", "service CPU per event (us)", 1e6 * cpu_s / events, "-");
+    printf ("  %-38s %14.2f %14s\n", "redis CPU per event (us)", 1e6 * redis_cpu_s / events, "-");
     printf ("  %-38s %14.2f %14s\n", "territory report p50 (ms)", report.p50, "-");
     printf ("  %-38s %14.2f %14s\n", "territory report max (ms)", report.max, "<= 50");
     printf ("  %-38s %14.2f %14s\n", "indicators+breakdowns p50 (ms)", indicators.p50, "-");
@@ -472,6 +597,9 @@ int main (int argc, char **argv)
     printf ("  %-38s %14ld %14s\n", "  profile keys (buckets)", bucket_keys, "-");
     printf ("  %-38s %14s %14s\n", "outbox acks with each batch", s_acks ? "yes" : "no", "-");
     printf ("  %-38s %14ld %14s\n", "events per batch", batch, "-");
+    printf ("  %-38s %14ld %14s\n", "dossiers interleaved (--spread)", spread, "-");
+    if (digest)
+        printf ("  %-38s %14s %14s\n", "digest of qp:eval:* (--digest)", digest_hex, "-");
     if (call_times) {
         printf ("  %-38s %14.1f %14s\n", "redis time per read call, mean (ms)",
                 s_read_t.n ? s_read_t.sum_us / s_read_t.n / 1000.0 : 0.0, "-");
@@ -504,6 +632,11 @@ int main (int argc, char **argv)
             "events_per_s", TARGET_EVENTS_PER_S, "report_ms", TARGET_REPORT_MS);
         json_object_set_new (j, "outbox_acks", json_boolean (s_acks));
         json_object_set_new (j, "batch_events", json_integer (batch));
+        json_object_set_new (j, "spread", json_integer (spread));
+        json_object_set_new (j, "service_cpu_us_per_event", json_real (1e6 * cpu_s / events));
+        json_object_set_new (j, "redis_cpu_us_per_event", json_real (1e6 * redis_cpu_s / events));
+        if (digest)
+            json_object_set_new (j, "digest", json_string (digest_hex));
         if (call_times)
             json_object_set_new (
                 j, "redis_call_ms",

@@ -17,7 +17,9 @@
 -- ARGV[1] = "apply": writes what the service computed, only if what it read still holds:
 --   nd, then per dossier: bucket key, field, expected packed value ("" = absent), new
 --       packed value, the old hash to remove ("" = none);
---   nk, then per counter vector: key, n, n times "INCRBY" "i64" "#SLOT" increment;
+--   nk, then per counter vector: key, its increments "#SLOT VALUE #SLOT VALUE ..." in
+--       one argument (each becomes INCRBY i64 #SLOT VALUE of one BITFIELD: one argument
+--       per vector to send and parse, not four per increment);
 --   ns, then per index set: key, n, n members (KEYS[1] the cells, KEYS[2] the
 --       territories, a cell's dimensions, a territory's days);
 --   applied; as_of;
@@ -58,10 +60,15 @@ for a = first, i - 1, 5 do
 end
 
 local nk = tonumber(ARGV[i]); i = i + 1
+local ops = {}
 for k = 1, nk do
-  local key, n = ARGV[i], tonumber(ARGV[i + 1])
-  redis.call('BITFIELD', key, unpack(ARGV, i + 2, i + 1 + 4 * n))
-  i = i + 2 + 4 * n
+  local j = 0
+  for slot, v in string.gmatch(ARGV[i + 1], '(#%d+) (%-?%d+)') do
+    ops[j + 1] = 'INCRBY'; ops[j + 2] = 'i64'; ops[j + 3] = slot; ops[j + 4] = v
+    j = j + 4
+  end
+  redis.call('BITFIELD', ARGV[i], unpack(ops, 1, j))
+  i = i + 2
 end
 local ns = tonumber(ARGV[i]); i = i + 1
 for k = 1, ns do

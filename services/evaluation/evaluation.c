@@ -32,8 +32,8 @@ typedef struct {
     block_t *blocks; /* newest first */
 } strv_t;
 
-/* A copy of len bytes (plus a NUL) in self's blocks. */
-static char *s_strv_copy_bin (strv_t *self, const void *data, size_t size)
+/* size + 1 bytes in self's blocks, the last one NUL. */
+static char *s_strv_alloc (strv_t *self, size_t size)
 {
     size_t len = size + 1;
     block_t *b = self->blocks;
@@ -49,10 +49,17 @@ static char *s_strv_copy_bin (strv_t *self, const void *data, size_t size)
         self->blocks = b = nb;
     }
     char *out = b->data + b->used;
-    if (size) /* memcpy from NULL is undefined even for 0 bytes */
-        memcpy (out, data, size);
     out[size] = 0;
     b->used += len;
+    return out;
+}
+
+/* A copy of len bytes (plus a NUL) in self's blocks. */
+static char *s_strv_copy_bin (strv_t *self, const void *data, size_t size)
+{
+    char *out = s_strv_alloc (self, size);
+    if (size) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy (out, data, size);
     return out;
 }
 
@@ -109,6 +116,66 @@ static void s_strv_free (strv_t *self)
     memset (self, 0, sizeof *self);
 }
 
+/* A bounded text builder: what does not fit is cut, as snprintf cuts (the buffers are
+ * sized for the fields' bounds); memcpy, not printf: key and profile building was the
+ * service's hot spot at small batches (docs/benchmarks.md). */
+typedef struct {
+    char *p, *end; /* end: the last byte, kept for the NUL */
+} text_t;
+
+static text_t s_text (char *buf, size_t size)
+{
+    assert (size > 0);
+    *buf = 0;
+    return (text_t){buf, buf + size - 1};
+}
+
+static void s_put_n (text_t *t, const char *s, size_t n)
+{
+    size_t room = (size_t) (t->end - t->p);
+    if (n > room)
+        n = room;
+    if (n) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy (t->p, s, n);
+    t->p += n;
+    *t->p = 0;
+}
+
+static void s_put (text_t *t, const char *s)
+{
+    if (s)
+        s_put_n (t, s, strlen (s));
+}
+
+static void s_put_c (text_t *t, char c)
+{
+    s_put_n (t, &c, 1);
+}
+
+/* Decimal text of v into out (at least 21 bytes); printf is the service's hot spot. */
+static char *s_itoa (long long v, char *out)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+    do
+        tmp[n++] = (char) ('0' + u % 10);
+    while ((u /= 10));
+    char *o = out;
+    if (v < 0)
+        *o++ = '-';
+    while (n)
+        *o++ = tmp[--n];
+    *o = 0;
+    return out;
+}
+
+static void s_put_ll (text_t *t, long long v)
+{
+    char text[24];
+    s_put (t, s_itoa (v, text));
+}
+
 typedef struct {
     size_t first; /* index of its dossier id in args */
     size_t count; /* args it spans */
@@ -119,7 +186,8 @@ typedef struct {
     strv_t args; /* the queued events' arguments: id, token, profile, then triples */
     queued_t events[BATCH_EVENTS + 2]; /* an event queues at most 2 */
     size_t n_events;
-    qp_store_blob_t *acks; /* outbox members of the events queued (evaluation_ack) */
+    qp_store_blob_t *acks; /* outbox members of the events queued (evaluation_ack), their
+                            * bytes in args' blocks (no malloc per event) */
     size_t n_acks, cap_acks;
 } batch_t;
 
@@ -203,9 +271,7 @@ static void s_batch_reset (batch_t *b)
 {
     s_strv_free (&b->args);
     b->n_events = 0;
-    for (size_t i = 0; i < b->n_acks; i++)
-        free (b->acks[i].data);
-    b->n_acks = 0;
+    b->n_acks = 0; /* their bytes were in the args' blocks */
 }
 
 static int s_collect (evaluation_t *self);
@@ -234,14 +300,6 @@ static void s_arg (evaluation_t *self, const char *text)
     s_strv_add (&self->b->args, text ? text : "");
 }
 
-/* Profile field values never contain the separator. */
-static void s_clean (char *text)
-{
-    for (; *text; text++)
-        if (*text == '|' || *text == ':')
-            *text = '_';
-}
-
 /* Nor tokens the packed profile's separators ('|' between fields, ',' between tokens). */
 static void s_clean_token (char *text)
 {
@@ -256,12 +314,23 @@ static const char *s_enum_name (const ProtobufCEnumDescriptor *d, int value)
     return v ? v->name : "";
 }
 
-/* "territory|month|day|axis|qpv|network|woman|under30|bank" from a dossier. */
-static void s_profile (const Qp__V1__Dossier *d, int64_t event_time_ms, char *out, size_t size)
+/* text, at most size - 1 bytes of it, cleaned of the profile's separators, into t. */
+static void s_put_clean (text_t *t, const char *text, size_t size)
 {
-    char territory[96], qpv[32] = "", day[11];
-    snprintf (territory, sizeof territory, "%s", d->territory && *d->territory ? d->territory : OUTSIDE);
-    s_clean (territory);
+    char *from = t->p;
+    size_t n = strnlen (text, size - 1);
+    s_put_n (t, text, n);
+    for (; from < t->p; from++)
+        if (*from == '|' || *from == ':')
+            *from = '_';
+}
+
+/* "territory|month|day|axis|qpv|network|woman|under30|bank" from a dossier; *young: its
+ * under-30 flag ("" undeclared, "0", "1") when young is not NULL. */
+static void s_profile (const Qp__V1__Dossier *d, int64_t event_time_ms, char *out, size_t size,
+                       const char **young_p)
+{
+    char day[11];
     int32_t days;
     if (!d->submitted_on || !qp_date_parse (d->submitted_on, &days))
         days = qp_date_from_ms (event_time_ms);
@@ -271,8 +340,6 @@ static void s_profile (const Qp__V1__Dossier *d, int64_t event_time_ms, char *ou
     const Qp__V1__Project *p = d->project;
     const char *q = b && b->declared_qpv && *b->declared_qpv ? b->declared_qpv
                     : h && h->residence_qpv ? h->residence_qpv : "";
-    snprintf (qpv, sizeof qpv, "%s", q);
-    s_clean (qpv);
     const char *axis = s_enum_name (&qp__v1__axis__descriptor, p && p->has_axis ? (int) p->axis : 0);
     const char *network =
         h && h->has_network ? s_enum_name (&qp__v1__network__descriptor, (int) h->network) : "";
@@ -285,20 +352,41 @@ static void s_profile (const Qp__V1__Dossier *d, int64_t event_time_ms, char *ou
         qp_date_to_civil (days, &y, &m, &dd);
         young = y - (int) h->birth_year < 30 ? "1" : "0";
     }
-    char bank[24] = "";
+    if (young_p)
+        *young_p = young;
+    /* the territory within 95 bytes and the QPV within 31, as before */
+    text_t t = s_text (out, size);
+    s_put_clean (&t, d->territory && *d->territory ? d->territory : OUTSIDE, 96);
+    s_put_c (&t, '|');
+    s_put_n (&t, day, strnlen (day, 7));
+    s_put_c (&t, '|');
+    s_put (&t, day);
+    s_put_c (&t, '|');
+    s_put (&t, axis);
+    s_put_c (&t, '|');
+    s_put_clean (&t, q, 32);
+    s_put_c (&t, '|');
+    s_put (&t, network);
+    s_put_c (&t, '|');
+    s_put (&t, woman);
+    s_put_c (&t, '|');
+    s_put (&t, young);
+    s_put_c (&t, '|');
     if (p && p->has_bank_loan_cents)
-        snprintf (bank, sizeof bank, "%lld", (long long) p->bank_loan_cents);
-    snprintf (out, size, "%s|%.7s|%s|%s|%s|%s|%s|%s|%s", territory, day, day, axis, qpv, network,
-              woman, young, bank);
+        s_put_ll (&t, (long long) p->bank_loan_cents);
 }
 
 static void s_fallback_profile (const char *territory, int64_t event_time_ms, char *out, size_t size)
 {
-    char t[96], day[11];
-    snprintf (t, sizeof t, "%s", territory && *territory ? territory : OUTSIDE);
-    s_clean (t);
+    char day[11];
     qp_date_format (qp_date_from_ms (event_time_ms), day);
-    snprintf (out, size, "%s|%.7s|%s|AXIS_UNSPECIFIED||||||", t, day, day);
+    text_t t = s_text (out, size);
+    s_put_clean (&t, territory && *territory ? territory : OUTSIDE, 96);
+    s_put_c (&t, '|');
+    s_put_n (&t, day, strnlen (day, 7));
+    s_put_c (&t, '|');
+    s_put (&t, day);
+    s_put (&t, "|AXIS_UNSPECIFIED||||||");
 }
 
 static void s_flush_full (evaluation_t *self);
@@ -309,28 +397,11 @@ static void s_begin (evaluation_t *self, const char *dossier_id, const char *tok
     assert (self->b->n_events < sizeof self->b->events / sizeof self->b->events[0]);
     queued_t *e = &self->b->events[self->b->n_events++];
     e->first = self->b->args.n;
-    snprintf (e->fallback, sizeof e->fallback, "%s", fallback ? fallback : "");
+    text_t t = s_text (e->fallback, sizeof e->fallback);
+    s_put (&t, fallback);
     s_arg (self, dossier_id);
     s_arg (self, token);
     s_arg (self, profile);
-}
-
-/* Decimal text of v into out (at least 21 bytes); printf is the service's hot spot. */
-static char *s_itoa (long long v, char *out)
-{
-    char tmp[24];
-    int n = 0;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
-    do
-        tmp[n++] = (char) ('0' + u % 10);
-    while ((u /= 10));
-    char *o = out;
-    if (v < 0)
-        *o++ = '-';
-    while (n)
-        *o++ = tmp[--n];
-    *o = 0;
-    return out;
 }
 
 /* One increment of the open event: field, value, mode (see s_sum_mode). */
@@ -360,10 +431,13 @@ static void s_end (evaluation_t *self)
 static void s_scheme_op (evaluation_t *self, const char *prefix, const char *id, const char *counter,
                          long long value)
 {
-    char name[160], clean[96];
-    snprintf (clean, sizeof clean, "%s", id && *id ? id : "unknown");
-    s_clean (clean);
-    snprintf (name, sizeof name, "%s:%s:%s", prefix, clean, counter);
+    char name[160];
+    text_t t = s_text (name, sizeof name);
+    s_put (&t, prefix);
+    s_put_c (&t, ':');
+    s_put_clean (&t, id && *id ? id : "unknown", 96);
+    s_put_c (&t, ':');
+    s_put (&t, counter);
     s_op (self, name, value, 1);
 }
 
@@ -405,7 +479,8 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
         const Qp__V1__DossierReceived *m = (const void *) msg->payload;
         if (!m->dossier_id || !m->dossier)
             return;
-        s_profile (m->dossier, t, profile, sizeof profile);
+        const char *young;
+        s_profile (m->dossier, t, profile, sizeof profile, &young);
         s_begin (self, m->dossier_id, "rcv", profile, NULL);
         const Qp__V1__Project *p = m->dossier->project;
         const Qp__V1__ProjectHolder *h = m->dossier->holder;
@@ -417,23 +492,11 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
             if (h->gender == QP__V1__GENDER__WOMAN)
                 s_op (self, "women", 1, 3);
         }
-        if (strstr (profile, "|1|") || strstr (profile, "|0|")) {
-            /* the under-30 flag is the 8th profile field */
-            char copy[320];
-            snprintf (copy, sizeof copy, "%s", profile);
-            char *f[10] = {0};
-            int n = 0;
-            for (char *s = copy, *bar; n < 9 && s; s = bar ? bar + 1 : NULL, n++) {
-                bar = strchr (s, '|');
-                if (bar)
-                    *bar = 0;
-                f[n] = s;
-            }
-            if (f[7] && *f[7]) {
-                s_op (self, "age_declared", 1, 3);
-                if (!strcmp (f[7], "1"))
-                    s_op (self, "under_30", 1, 3);
-            }
+        if (*young) {
+            /* the under-30 flag of the profile */
+            s_op (self, "age_declared", 1, 3);
+            if (!strcmp (young, "1"))
+                s_op (self, "under_30", 1, 3);
         }
         s_end (self);
     } else if (d == &qp__v1__eligibility_decided__descriptor) {
@@ -540,7 +603,7 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg)
         dossier.project = &project, dossier.business = &business;
         project.has_axis = m->has_axis, project.axis = m->axis;
         business.declared_qpv = m->qpv;
-        s_profile (&dossier, t, profile, sizeof profile);
+        s_profile (&dossier, t, profile, sizeof profile, NULL);
         s_queue_refusal (self, key, profile);
     } else if (d == &qp__v1__follow_up__descriptor) {
         const Qp__V1__FollowUp *m = (const void *) msg->payload;
@@ -566,7 +629,7 @@ static void s_stored_profile (evaluation_t *self, const char *id, const char *fa
         packed ? qp__v1__dossier__unpack (NULL, len, (const uint8_t *) packed) : NULL;
     if (d) {
         char *ms = qp_store_get (self->redis, id, "event_time_ms", &len);
-        s_profile (d, ms ? strtoll (ms, NULL, 10) : 0, out, size);
+        s_profile (d, ms ? strtoll (ms, NULL, 10) : 0, out, size, NULL);
         free (ms);
         qp__v1__dossier__free_unpacked (d, NULL);
     } else
@@ -587,6 +650,15 @@ static void s_stored_profile (evaluation_t *self, const char *id, const char *fa
 static const char *const s_profile_names[PROFILE_FIELDS] = {"t", "m", "d", "a", "q",
                                                             "n", "w", "y", "b"};
 
+#define SLOTS 64 /* qp.v1.Figures field numbers are under 64 */
+
+typedef struct {
+    int64_t v[SLOTS];
+    uint64_t touched;
+} vector_t;
+
+#define DOSSIER_DIMS 8
+
 /* One dossier of the batch. */
 typedef struct {
     const char *id;
@@ -601,9 +673,8 @@ typedef struct {
     char packed_id[QP_ID_HEX / 2 + 2];
     char *read;        /* the packed profile read from the bucket, NULL none */
     size_t read_len;
-    zhashx_t *counted; /* tokens counted, in Redis or earlier in this batch */
     strv_t known;      /* tokens counted in Redis, in their stored order */
-    strv_t fresh;      /* tokens this batch counts */
+    strv_t fresh;      /* tokens this batch counts (known + fresh: ~10, a scan beats a hash) */
     char fu_read[4][32], fu_now[4][32]; /* follow-up per year, "" none */
     size_t applied;
     /* its keys, once the profile is known */
@@ -612,12 +683,19 @@ typedef struct {
     char dims[256];       /* "qp:eval:k:T|M|A": the cell's dimensions */
     char day[192];        /* "qp:eval:dv:T|DAY" */
     char days[160];       /* "qp:eval:days:T" */
+    /* its vectors in the batch's sums, found once (not hashed again per increment): the
+     * cell's dimensions ("*", "q:QPV", "s:SCHEME"...) and the day's; a dimension's first
+     * sum also indexes it */
+    char dim[DOSSIER_DIMS][64];
+    size_t dim_len[DOSSIER_DIMS], n_dims;
+    vector_t *dim_vector[DOSSIER_DIMS];
+    vector_t *day_vector;
+    bool indexed; /* its cell and territory are in the index sets */
 } batch_dossier_t;
 
 static void s_batch_dossier_free (void **item)
 {
     batch_dossier_t *d = *item;
-    zhashx_destroy (&d->counted);
     s_strv_free (&d->known);
     s_strv_free (&d->fresh);
     free (d->read);
@@ -625,9 +703,21 @@ static void s_batch_dossier_free (void **item)
     *item = NULL;
 }
 
+/* Whether token is counted for d, in Redis or earlier in this batch. */
+static bool s_counted (const batch_dossier_t *d, const char *token)
+{
+    for (size_t k = 0; k < d->known.n; k++)
+        if (!strcmp (d->known.v[k], token))
+            return true;
+    for (size_t k = 0; k < d->fresh.n; k++)
+        if (!strcmp (d->fresh.v[k], token))
+            return true;
+    return false;
+}
+
 static void s_split_profile (batch_dossier_t *d)
 {
-    snprintf (d->split, sizeof d->split, "%s", d->profile);
+    memcpy (d->split, d->profile, sizeof d->split); /* same size, NUL-terminated */
     char *s = d->split;
     for (int k = 0; k < PROFILE_FIELDS; k++) {
         d->p[k] = s;
@@ -666,7 +756,9 @@ static void s_profile_place (const char *id, char *bucket, size_t bucket_size, c
     uint32_t h = 2166136261u; /* FNV-1a: stable across builds and machines */
     for (const char *c = id; *c; c++)
         h = (h ^ (uint8_t) *c) * 16777619u;
-    snprintf (bucket, bucket_size, "qp:eval:p:%u", (unsigned) (h % PROFILE_BUCKETS));
+    text_t t = s_text (bucket, bucket_size);
+    s_put (&t, "qp:eval:p:");
+    s_put_ll (&t, (long long) (h % PROFILE_BUCKETS));
     size_t skip = strncmp (id, REFUSAL, 2) == 0 ? 2 : 0, len = strlen (id);
     bool hex = len == skip + QP_ID_HEX;
     for (size_t k = skip; hex && k < len; k++)
@@ -686,10 +778,11 @@ static void s_profile_place (const char *id, char *bucket, size_t bucket_size, c
 static void s_enum_pack (const ProtobufCEnumDescriptor *d, const char *name, char *out, size_t size)
 {
     const ProtobufCEnumValue *v = *name ? protobuf_c_enum_descriptor_get_value_by_name (d, name) : NULL;
+    text_t t = s_text (out, size);
     if (v)
-        snprintf (out, size, "%d", v->value);
+        s_put_ll (&t, v->value);
     else
-        snprintf (out, size, "%s", name);
+        s_put (&t, name);
 }
 
 static const char *s_enum_unpack (const ProtobufCEnumDescriptor *d, const char *text)
@@ -778,41 +871,43 @@ static void s_profile_unpack (batch_dossier_t *d, const char *packed, size_t siz
         if (!f[k])
             f[k] = "";
     d->stored = *f[0] != 0;
-    if (d->stored)
-        snprintf (d->profile, sizeof d->profile, "%s|%.7s|%s|%s|%s|%s|%s|%s|%s", f[0], f[1], f[1],
-                  s_enum_unpack (&qp__v1__axis__descriptor, f[2]), f[3],
-                  s_enum_unpack (&qp__v1__network__descriptor, f[4]), f[5], f[6], f[7]);
+    if (d->stored) {
+        const char *const fields[] = {
+            f[0], f[1], f[1], s_enum_unpack (&qp__v1__axis__descriptor, f[2]), f[3],
+            s_enum_unpack (&qp__v1__network__descriptor, f[4]), f[5], f[6], f[7]};
+        text_t t = s_text (d->profile, sizeof d->profile);
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+            if (k)
+                s_put_c (&t, '|');
+            s_put_n (&t, fields[k], k == 1 ? strnlen (fields[k], 7) : strlen (fields[k]));
+        }
+    }
     for (char *t = f[8], *comma; t && *t; t = comma ? comma + 1 : NULL) {
         comma = strchr (t, ',');
         if (comma)
             *comma = 0;
         char token[160];
+        text_t b = s_text (token, sizeof token);
         switch (*t) {
-        case 'r': snprintf (token, sizeof token, "rcv"); break;
-        case 'd': snprintf (token, sizeof token, "dec"); break;
-        case 'q': snprintf (token, sizeof token, "rq"); break;
-        case 'c': snprintf (token, sizeof token, "closed"); break;
-        case 'x': snprintf (token, sizeof token, "refused"); break;
-        case '<': snprintf (token, sizeof token, "rq:%s", t + 1); break;
-        case '>': snprintf (token, sizeof token, "st:%s", t + 1); break;
-        default: snprintf (token, sizeof token, "%s", t + 1); break;
+        case 'r': s_put (&b, "rcv"); break;
+        case 'd': s_put (&b, "dec"); break;
+        case 'q': s_put (&b, "rq"); break;
+        case 'c': s_put (&b, "closed"); break;
+        case 'x': s_put (&b, "refused"); break;
+        case '<': s_put (&b, "rq:"), s_put (&b, t + 1); break;
+        case '>': s_put (&b, "st:"), s_put (&b, t + 1); break;
+        default: s_put (&b, t + 1); break;
         }
-        zhashx_insert (d->counted, token, "1");
         s_strv_add (&d->known, token);
     }
     for (int y = 1; y <= 3; y++) {
-        snprintf (d->fu_read[y], sizeof d->fu_read[y], "%s", f[8 + y]);
-        snprintf (d->fu_now[y], sizeof d->fu_now[y], "%s", f[8 + y]);
+        text_t t = s_text (d->fu_read[y], sizeof d->fu_read[y]);
+        s_put (&t, f[8 + y]);
+        t = s_text (d->fu_now[y], sizeof d->fu_now[y]);
+        s_put (&t, f[8 + y]);
     }
     free (copy);
 }
-
-#define SLOTS 64 /* qp.v1.Figures field numbers are under 64 */
-
-typedef struct {
-    int64_t v[SLOTS];
-    uint64_t touched;
-} vector_t;
 
 typedef struct {
     zhashx_t *vectors; /* key -> vector_t */
@@ -843,7 +938,7 @@ static int s_slot (const char *counter)
     return (int) fd->id;
 }
 
-static void s_sum (sums_t *s, const char *key, int slot, int64_t v)
+static vector_t *s_vector (sums_t *s, const char *key)
 {
     vector_t *vec = zhashx_lookup (s->vectors, key);
     if (!vec) {
@@ -851,8 +946,7 @@ static void s_sum (sums_t *s, const char *key, int slot, int64_t v)
         assert (vec);
         zhashx_insert (s->vectors, key, vec);
     }
-    vec->v[slot] += v;
-    vec->touched |= 1ULL << slot;
+    return vec;
 }
 
 static void s_index (sums_t *s, const char *set, const char *member)
@@ -865,44 +959,72 @@ static void s_index (sums_t *s, const char *set, const char *member)
     zhashx_insert (members, member, "1");
 }
 
+/* The vector of dimension dim (len bytes, "*", "q:QPV", "s:SCHEME"...) of d's cell, and
+ * the dimension in the cell's index the first time; NULL when the key would not fit. */
+static vector_t *s_dim_vector (sums_t *s, batch_dossier_t *d, const char *dim, size_t len)
+{
+    for (size_t k = 0; k < d->n_dims; k++)
+        if (d->dim_len[k] == len && !memcmp (d->dim[k], dim, len))
+            return d->dim_vector[k];
+    char key[512];
+    size_t prefix = strlen (d->vectors);
+    if (prefix + len >= sizeof key)
+        return NULL;
+    memcpy (key, d->vectors, prefix);
+    memcpy (key + prefix, dim, len);
+    key[prefix + len] = 0;
+    vector_t *vec = s_vector (s, key);
+    s_index (s, d->dims, key + prefix);
+    if (d->n_dims < DOSSIER_DIMS && len < sizeof d->dim[0]) {
+        memcpy (d->dim[d->n_dims], dim, len);
+        d->dim_len[d->n_dims] = len;
+        d->dim_vector[d->n_dims++] = vec;
+    }
+    return vec;
+}
+
+static void s_add_slot (vector_t *vec, int slot, int64_t v)
+{
+    if (!vec)
+        return;
+    vec->v[slot] += v;
+    vec->touched |= 1ULL << slot;
+}
+
 /* One increment of the dossier's cell (mode bit 1), of its QPV and network in the cell
  * (bit 2), of its territory's day (bit 4). field "s:SCHEME:counter" or "ag:AGENCY:counter"
  * is the scheme's or agency's breakdown in the cell. */
-static void s_sum_mode (sums_t *s, const batch_dossier_t *d, const char *field, int64_t v, int mode)
+static void s_sum_mode (sums_t *s, batch_dossier_t *d, const char *field, int64_t v, int mode)
 {
-    char dim[160] = "*", key[512];
-    const char *counter = field, *colon = strrchr (field, ':');
+    const char *dim = "*", *counter = field, *colon = strrchr (field, ':');
+    size_t dim_len = 1;
     if (colon) {
-        size_t n = (size_t) (colon - field) < sizeof dim ? (size_t) (colon - field) : sizeof dim - 1;
-        memcpy (dim, field, n);
-        dim[n] = 0;
+        dim = field;
+        dim_len = (size_t) (colon - field) < 159 ? (size_t) (colon - field) : 159;
         counter = colon + 1;
     }
     int slot = s_slot (counter);
     if (slot < 0 || v == 0)
         return;
-    /* key = the cell's vector prefix + dimension (lengths bounded by the buffers) */
-    size_t prefix = strlen (d->vectors);
-    memcpy (key, d->vectors, prefix);
-    if (mode & 1) {
-        memcpy (key + prefix, dim, strlen (dim) + 1);
-        s_sum (s, key, slot, v);
-        s_index (s, d->dims, dim);
-    }
+    if (mode & 1)
+        s_add_slot (s_dim_vector (s, d, dim, dim_len), slot, v);
     if (mode & 2)
         for (int k = 4; k <= 5; k++) {
             size_t len = strlen (d->p[k]);
-            if (!len || prefix + 3 + len >= sizeof key)
+            if (!len || strlen (d->vectors) + 3 + len >= 512)
                 continue;
-            key[prefix] = k == 4 ? 'q' : 'n';
-            key[prefix + 1] = ':';
-            memcpy (key + prefix + 2, d->p[k], len + 1);
-            s_sum (s, key, slot, v);
-            s_index (s, d->dims, key + prefix);
+            char name[512];
+            name[0] = k == 4 ? 'q' : 'n';
+            name[1] = ':';
+            memcpy (name + 2, d->p[k], len);
+            s_add_slot (s_dim_vector (s, d, name, len + 2), slot, v);
         }
     if (mode & 4) {
-        s_sum (s, d->day, slot, v);
-        s_index (s, d->days, d->p[2]);
+        if (!d->day_vector) {
+            d->day_vector = s_vector (s, d->day);
+            s_index (s, d->days, d->p[2]);
+        }
+        s_add_slot (d->day_vector, slot, v);
     }
 }
 
@@ -924,24 +1046,23 @@ static void s_sum_event (sums_t *s, batch_dossier_t *d, char **ops, size_t n)
             int year = atoi (f + 1);
             if (year < 1 || year > 3)
                 continue;
-            char name[32];
+            static const char *const names[4][3] = {
+                {"", "", ""},
+                {"followed_y1", "active_y1", "jobs_created_y1"},
+                {"followed_y2", "active_y2", "jobs_created_y2"},
+                {"followed_y3", "active_y3", "jobs_created_y3"}};
             long long oa, oj, na = 0, nj = 0;
             if (*d->fu_now[year] && sscanf (d->fu_now[year], "%lld:%lld", &oa, &oj) == 2) {
-                snprintf (name, sizeof name, "followed_y%d", year);
-                s_sum_mode (s, d, name, -1, 3);
-                snprintf (name, sizeof name, "active_y%d", year);
-                s_sum_mode (s, d, name, -oa, 3);
-                snprintf (name, sizeof name, "jobs_created_y%d", year);
-                s_sum_mode (s, d, name, -oj, 3);
+                s_sum_mode (s, d, names[year][0], -1, 3);
+                s_sum_mode (s, d, names[year][1], -oa, 3);
+                s_sum_mode (s, d, names[year][2], -oj, 3);
             }
             sscanf (v, "%lld:%lld", &na, &nj);
-            snprintf (name, sizeof name, "followed_y%d", year);
-            s_sum_mode (s, d, name, 1, 3);
-            snprintf (name, sizeof name, "active_y%d", year);
-            s_sum_mode (s, d, name, na, 3);
-            snprintf (name, sizeof name, "jobs_created_y%d", year);
-            s_sum_mode (s, d, name, nj, 3);
-            snprintf (d->fu_now[year], sizeof d->fu_now[year], "%s", v);
+            s_sum_mode (s, d, names[year][0], 1, 3);
+            s_sum_mode (s, d, names[year][1], na, 3);
+            s_sum_mode (s, d, names[year][2], nj, 3);
+            text_t t = s_text (d->fu_now[year], sizeof d->fu_now[year]);
+            s_put (&t, v);
         } else
             s_sum_mode (s, d, f, strtoll (v, NULL, 10), mode);
     }
@@ -1053,7 +1174,6 @@ static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
                 char token[160];
                 snprintf (token, sizeof token, "%s", f);
                 s_clean_token (token);
-                zhashx_insert (d->counted, token, "1");
                 s_strv_add (&d->known, token);
             }
         }
@@ -1076,8 +1196,13 @@ static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
 static char *s_count (strv_t *args, size_t n)
 {
     char text[24];
-    snprintf (text, sizeof text, "%zu", n);
-    return s_strv_copy (args, text);
+    return s_strv_copy (args, s_itoa ((long long) n, text));
+}
+
+static void s_add_count (strv_t *args, size_t n)
+{
+    char text[24];
+    s_strv_add (args, s_itoa ((long long) n, text));
 }
 
 /* The arguments of "apply": expectations and writes per dossier, sums per key. */
@@ -1088,7 +1213,7 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
     size_t nd = 0;
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
         nd += d->applied > 0;
-    s_strv_addf (args, "%zu", nd);
+    s_add_count (args, nd);
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
         if (!d->applied)
             continue;
@@ -1111,22 +1236,25 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
     size_t count_at = args->n, n = 0;
     s_strv_add (args, "0");
     for (vector_t *v = zhashx_first (s->vectors); v; v = zhashx_next (s->vectors)) {
-        size_t ops = 0;
-        for (int k = 0; k < SLOTS; k++)
-            ops += (v->touched >> k & 1) && v->v[k] != 0;
-        if (!ops)
-            continue;
-        s_strv_add (args, zhashx_cursor (s->vectors));
-        s_strv_addf (args, "%zu", ops);
+        /* the vector's increments in one argument, "#SLOT VALUE" pairs separated by
+         * spaces; the script makes them INCRBY i64 #SLOT VALUE (one argument per vector,
+         * not four per increment: hiredis formats each argument with sprintf and Redis
+         * parses it) */
+        char ops[SLOTS * 26];
+        text_t t = s_text (ops, sizeof ops);
         for (int k = 0; k < SLOTS; k++)
             if ((v->touched >> k & 1) && v->v[k] != 0) {
-                char text[24] = "#";
-                s_strv_add (args, "INCRBY");
-                s_strv_add (args, "i64");
-                s_itoa (k, text + 1);
-                s_strv_add (args, text);
-                s_strv_add (args, s_itoa (v->v[k], text));
+                if (t.p > ops)
+                    s_put_c (&t, ' ');
+                s_put_c (&t, '#');
+                s_put_ll (&t, k);
+                s_put_c (&t, ' ');
+                s_put_ll (&t, v->v[k]);
             }
+        if (t.p == ops)
+            continue;
+        s_strv_add (args, zhashx_cursor (s->vectors));
+        s_strv_add_bin (args, ops, (size_t) (t.p - ops));
         n++;
     }
     args->v[count_at] = s_count (args, n);
@@ -1138,7 +1266,7 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
         for (void *x = zhashx_first (m); x; x = zhashx_next (m)) {
             if (in_call == 0) {
                 s_strv_add (args, zhashx_cursor (s->indexes));
-                s_strv_addf (args, "%zu", left < 1000 ? left : 1000);
+                s_add_count (args, left < 1000 ? left : 1000);
                 n++;
             }
             s_strv_add (args, zhashx_cursor (m));
@@ -1148,8 +1276,22 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
         }
     }
     args->v[count_at] = s_count (args, n);
-    s_strv_addf (args, "%zu", s->applied);
+    s_add_count (args, s->applied);
     s_strv_add (args, s->as_of);
+}
+
+/* "PREFIX" "T|M|A" "suffix" of d's cell into out. */
+static void s_cell_key (char *out, size_t size, const char *prefix, const batch_dossier_t *d,
+                        const char *suffix)
+{
+    text_t t = s_text (out, size);
+    s_put (&t, prefix);
+    s_put (&t, d->p[0]);
+    s_put_c (&t, '|');
+    s_put (&t, d->p[1]);
+    s_put_c (&t, '|');
+    s_put (&t, d->p[3]);
+    s_put (&t, suffix);
 }
 
 /* One attempt: 0 applied, 1 someone counted some of these dossiers meanwhile (read
@@ -1167,7 +1309,6 @@ static int s_flush_once (evaluation_t *self, batch_t *batch, bool send)
         assert (d);
         d->id = id;
         s_profile_place (id, d->bucket, sizeof d->bucket, d->packed_id, &d->field, &d->field_len);
-        d->counted = zhashx_new ();
         zhashx_insert (dossiers, id, d);
         zlistx_add_end (order, d);
     }
@@ -1179,38 +1320,49 @@ static int s_flush_once (evaluation_t *self, batch_t *batch, bool send)
         const queued_t *e = &batch->events[i];
         char **a = batch->args.v + e->first;
         batch_dossier_t *d = zhashx_lookup (dossiers, a[0]);
-        if (!*d->profile && *a[2])
-            snprintf (d->profile, sizeof d->profile, "%s", a[2]);
+        if (!*d->profile && *a[2]) {
+            text_t t = s_text (d->profile, sizeof d->profile);
+            s_put (&t, a[2]);
+        }
         if (!*d->profile) {
             /* no profile yet: the one of its DossierReceived later in the batch, else the
              * stored dossier's, else the event's territory and business time */
             for (size_t k = i + 1; k < batch->n_events && !*d->profile; k++) {
                 char **b = batch->args.v + batch->events[k].first;
-                if (!strcmp (b[0], a[0]) && *b[2])
-                    snprintf (d->profile, sizeof d->profile, "%s", b[2]);
+                if (!strcmp (b[0], a[0]) && *b[2]) {
+                    text_t t = s_text (d->profile, sizeof d->profile);
+                    s_put (&t, b[2]);
+                }
             }
             if (!*d->profile)
                 s_stored_profile (self, a[0], e->fallback, d->profile, sizeof d->profile);
         }
         if (!d->p[0]) {
             s_split_profile (d);
-            snprintf (d->cell, sizeof d->cell, "qp:eval:c:%s|%s|%s", d->p[0], d->p[1], d->p[3]);
-            snprintf (d->vectors, sizeof d->vectors, "qp:eval:v:%s|%s|%s|", d->p[0], d->p[1],
-                      d->p[3]);
-            snprintf (d->dims, sizeof d->dims, "qp:eval:k:%s|%s|%s", d->p[0], d->p[1], d->p[3]);
-            snprintf (d->day, sizeof d->day, "qp:eval:dv:%s|%s", d->p[0], d->p[2]);
-            snprintf (d->days, sizeof d->days, "qp:eval:days:%s", d->p[0]);
+            s_cell_key (d->cell, sizeof d->cell, "qp:eval:c:", d, "");
+            s_cell_key (d->vectors, sizeof d->vectors, "qp:eval:v:", d, "|");
+            s_cell_key (d->dims, sizeof d->dims, "qp:eval:k:", d, "");
+            text_t t = s_text (d->day, sizeof d->day);
+            s_put (&t, "qp:eval:dv:");
+            s_put (&t, d->p[0]);
+            s_put_c (&t, '|');
+            s_put (&t, d->p[2]);
+            t = s_text (d->days, sizeof d->days);
+            s_put (&t, "qp:eval:days:");
+            s_put (&t, d->p[0]);
         }
         const char *token = a[1];
         if (*token) {
-            if (zhashx_lookup (d->counted, token))
+            if (s_counted (d, token))
                 continue;
-            zhashx_insert (d->counted, token, "1");
             s_strv_add (&d->fresh, token);
         }
         s_sum_event (&s, d, a + 3, (e->count - 3) / 3);
-        s_index (&s, K_CELLS, d->cell);
-        s_index (&s, K_TERRITORIES, d->p[0]);
+        if (!d->indexed) {
+            s_index (&s, K_CELLS, d->cell);
+            s_index (&s, K_TERRITORIES, d->p[0]);
+            d->indexed = true;
+        }
         if (strcmp (d->p[2], s.as_of) > 0)
             snprintf (s.as_of, sizeof s.as_of, "%s", d->p[2]);
         d->applied++;
@@ -1297,12 +1449,13 @@ void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, cons
     }
     qp_store_blob_t *b = &batch->acks[batch->n_acks++];
     b->len = type_len + 1 + envelope_len;
-    b->data = malloc (b->len);
-    assert (b->data);
-    memcpy (b->data, type, type_len);
-    ((char *) b->data)[type_len] = 0;
-    if (envelope_len) /* memcpy from NULL is undefined even for 0 bytes */
-        memcpy ((char *) b->data + type_len + 1, envelope, envelope_len);
+    char *data = s_strv_alloc (&batch->args, b->len);
+    if (type_len) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy (data, type, type_len);
+    data[type_len] = 0;
+    if (envelope_len)
+        memcpy (data + type_len + 1, envelope, envelope_len);
+    b->data = data;
     if (batch->n_acks >= self->batch_events)
         s_flush_full (self);
 }
@@ -1465,12 +1618,13 @@ static void s_keep_refusals_bucket (evaluation_t *self, const char *key, void *a
                 snprintf (id + 2 + 2 * k, 3, "%02x", (unsigned char) f->str[2 + k]);
         } else
             snprintf (id, sizeof id, "%.*s", (int) f->len, f->str);
-        batch_dossier_t d = {.counted = zhashx_new ()};
-        s_profile_unpack (&d, v->str, v->len);
-        if (*d.profile)
-            zhashx_update (arg, id, strdup (d.profile));
-        zhashx_destroy (&d.counted);
-        s_strv_free (&d.known);
+        batch_dossier_t *d = calloc (1, sizeof *d);
+        assert (d);
+        s_profile_unpack (d, v->str, v->len);
+        if (*d->profile)
+            zhashx_update (arg, id, strdup (d->profile));
+        s_strv_free (&d->known);
+        free (d);
     }
     if (r)
         freeReplyObject (r);

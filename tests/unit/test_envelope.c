@@ -444,7 +444,7 @@ END_TEST
  * Returns the number of events sent back for want of a profile. */
 /* eval_apply.lua "apply" for one dossier: expects its packed profile (field `dossier` of
  * bucket PB) to be `expect` ("" absent), sets it to `value` (removing the old hash `old`
- * unless ""), adds inc to slot 1 of vector VEC. Returns the number of dossiers at fault
+ * unless ""), adds inc to slot 1 of vector VEC ("#1 INC"). Returns the number of dossiers at fault
  * (0: applied). */
 #define VEC "qp:eval:v:T1|2025-01|RETAIL_AND_CRAFTS|*"
 #define PB "qp:eval:p:7"
@@ -452,8 +452,10 @@ static size_t s_apply (const char *dossier, const char *expect, const char *valu
                        const char *old, const char *inc)
 {
     const char *keys[] = {"ev:cells", "ev:territories", "ev:meta"};
+    char ops[64]; /* a vector's increments in one argument: "#SLOT VALUE ..." */
+    snprintf (ops, sizeof ops, "#1 %s", inc);
     const char *args[] = {"apply", "1", PB, dossier, expect, value, old,
-                          "1", VEC, "1", "INCRBY", "i64", "#1", inc,
+                          "1", VEC, ops,
                           "3", "qp:eval:k:T1|2025-01|RETAIL_AND_CRAFTS", "1", "*",
                           "ev:cells", "1", "qp:eval:c:T1|2025-01|RETAIL_AND_CRAFTS",
                           "ev:territories", "1", "T1", "1", "2025-01-10"};
