@@ -1071,6 +1071,16 @@ int main (int argc, char **argv)
         double t_start = bench_now ();
         if (opened == 0)
             rate = s_throughput (&r, dossiers, run_no++);
+        /* The evaluation may still be applying the burst's events (their outbox members are
+         * Redis memory, their counting CPU): the figures are taken once it has. */
+        long long mem_close = bench_redis_info (redis, "memory", "used_memory");
+        long long backlog = s_outbox (redis), left = backlog;
+        double drain0 = bench_now ();
+        while (left > 100 && bench_now () - drain0 < 120 && !zsys_interrupted) {
+            zclock_sleep (200);
+            left = s_outbox (redis);
+        }
+        double drain_s = bench_now () - drain0;
         s_sample (redis, after, np);
         double t_end = bench_now ();
         json_t *by_script = script_times ? s_prof_stop (r.closed) : NULL;
@@ -1090,11 +1100,17 @@ int main (int argc, char **argv)
                 "%.0f redis bytes/dossier (target <= %.0f), %.1f redis commands/dossier\n",
                 instances, closed, rejected, rate, TARGET_DOSSIERS_PER_S, bytes, TARGET_REDIS_BYTES,
                 cmds);
+        printf ("    at the last close: %lld events not yet applied by the evaluation (outbox), "
+                "%.0f redis bytes/dossier; %lld left after %.1f s: the memory and CPU figures "
+                "are taken then\n",
+                backlog, closed ? (double)(mem_close - mem0) / closed : 0, left, drain_s);
         json_array_append_new (json_object_get (out, "scaling"),
-                               json_pack ("{s:i, s:I, s:f, s:f, s:f}", "instances", instances,
-                                          "closed", (json_int_t)closed, "dossiers_per_s", rate,
-                                          "redis_bytes_per_dossier", bytes,
-                                          "redis_commands_per_dossier", cmds));
+                               json_pack ("{s:i, s:I, s:f, s:f, s:f, s:I, s:f}", "instances",
+                                          instances, "closed", (json_int_t)closed,
+                                          "dossiers_per_s", rate, "redis_bytes_per_dossier",
+                                          bytes, "redis_commands_per_dossier", cmds,
+                                          "outbox_at_close", (json_int_t)backlog,
+                                          "evaluation_drain_s", drain_s));
         json_t *cpu = s_cpu_report (before, after, np, closed, t_end - t_start);
         long long rewrites = bench_redis_info (redis, "persistence", "aof_rewrites") - rewrites0;
         printf ("    redis AOF rewrites during the run: %lld\n", rewrites);
