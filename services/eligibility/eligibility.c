@@ -568,12 +568,16 @@ static void s_decide_many (eligibility_t *self, pending_t *p, size_t n)
 
 /* ---- batching: DossierReceived messages wait for the end of the burst read ------------ */
 
+/* The dossiers of the batch being decided (about 2 KB each): out of the stack, shared by
+ * the flush and the sweeper, which never run inside one another (one thread). */
+static pending_t s_pending[ELIGIBILITY_BATCH];
+
 void eligibility_flush (eligibility_t *self)
 {
     size_t n = self->n_received;
     if (!n)
         return;
-    pending_t p[ELIGIBILITY_BATCH];
+    pending_t *p = s_pending;
     for (size_t i = 0; i < n; i++) {
         qp_message_t *m = &self->received[i];
         Qp__V1__DossierReceived *r = (Qp__V1__DossierReceived *)m->payload;
@@ -734,7 +738,7 @@ static void s_sweep (qp_service_t *service, void *arg)
     char *ids[SWEEP_BATCH];
     size_t n = qp_store_claim_expired (self->redis, QP__V1__DOSSIER_STATE__RECEIVED, qp_now_ms (),
                                        ids, SWEEP_BATCH);
-    pending_t p[ELIGIBILITY_BATCH];
+    pending_t *p = s_pending;
     Qp__V1__Dossier *dossiers[ELIGIBILITY_BATCH];
     char causes[ELIGIBILITY_BATCH][QP_ID_HEX + 1];
     size_t n_p = 0;

@@ -19,7 +19,7 @@ typedef struct {
 } eligibility_geo_t;
 
 /* DossierReceived messages decided together (two Redis round trips for the batch). */
-#define ELIGIBILITY_BATCH 64
+#define ELIGIBILITY_BATCH 256
 
 typedef struct {
     qp_service_t *service;
