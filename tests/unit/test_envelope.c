@@ -444,8 +444,8 @@ END_TEST
  * Returns the number of events sent back for want of a profile. */
 /* eval_apply.lua "apply" for one dossier: expects its packed profile (field `dossier` of
  * bucket PB) to be `expect` ("" absent), sets it to `value` (removing the old hash `old`
- * unless ""), adds inc to slot 1 of vector VEC ("#1 INC"). Returns the number of dossiers at fault
- * (0: applied). */
+ * unless ""), adds inc to slot 1 of vector VEC (the argument "#1 INC"). Returns the number
+ * of dossiers at fault (0: applied). */
 #define VEC "qp:eval:v:T1|2025-01|RETAIL_AND_CRAFTS|*"
 #define PB "qp:eval:p:7"
 static size_t s_apply (const char *dossier, const char *expect, const char *value,
