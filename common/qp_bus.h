@@ -46,7 +46,7 @@
 #define QPB_HEARTBEAT_MS 1000
 #define QPB_WORKER_EXPIRY_MS 3500 /* a worker silent this long leaves routing */
 #define QPB_HWM 200000
-#define QPB_WINDOW_DEFAULT 512 /* two of qp_service's 256-message batches */
+#define QPB_WINDOW_DEFAULT 512 /* one burst of qp_service (BURST_MAX) */
 #define QPB_WINDOW_MAX 65536
 
 /* Sets the options every bus socket uses (high-water marks, linger). */

@@ -10,6 +10,10 @@
 #define OUTBOX_SWEEP_MS 1000
 #define OUTBOX_BATCH 256     /* members claimed, or removals piggybacked, at once */
 #define ACK_DELAY_MS 1000    /* a publish is trusted once no disconnect followed it this long */
+/* Messages read in one burst before the timers and the after-burst hooks run: one bus
+ * window (QPB_WINDOW_DEFAULT), so a batching service (funding: FUNDING_BATCH) can handle
+ * all its work in flight in one batch. */
+#define BURST_MAX 512
 #define WATCH_MS 100         /* the publish socket's monitor is read at most this often */
 #define DISTRUST_MS 5000     /* after a connect or disconnect of the publish socket,
                                 publishes are not trusted (the bus's subscriptions may not
@@ -766,10 +770,10 @@ int qp_service_run (qp_service_t *self)
         void *which = zpoller_wait (poller, wait < 0 ? 0 : wait);
         if (which == qp_bus_client_socket (self->bus)) {
             /* Drain a batch before timers so a busy worker still heartbeats. */
-            for (int i = 0; i < 256 && (zsock_events (which) & ZMQ_POLLIN); i++)
+            for (int i = 0; i < BURST_MAX && (zsock_events (which) & ZMQ_POLLIN); i++)
                 s_on_work (self);
         } else if (which && which == self->sub) {
-            for (int i = 0; i < 256 && (zsock_events (which) & ZMQ_POLLIN); i++)
+            for (int i = 0; i < BURST_MAX && (zsock_events (which) & ZMQ_POLLIN); i++)
                 s_on_event (self);
         } else if (zpoller_terminated (poller) && (zsys_interrupted || zmq_errno () != EINTR))
             break; /* a signal other than SIGINT/SIGTERM (SIGHUP: reload) only wakes us */

@@ -19,7 +19,8 @@
 #include "terms.h"
 #include <jansson.h>
 
-#define FUNDING_BATCH 256 /* messages handled together: one Redis round trip per step */
+#define FUNDING_BATCH 512 /* messages handled together (one bus window, BURST_MAX in
+                             qp_service.c): one Redis round trip per step */
 /* Legs of one plan: one per scheme of the catalogue a dossier is eligible to, so a
  * catalogue with more schemes than this is refused at start (funding_check_catalogue)
  * rather than a plan silently losing its last legs. */
