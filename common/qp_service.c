@@ -590,14 +590,20 @@ qp_store_result_t qp_service_transition (qp_service_t *self, qp_redis_t *r, cons
                                          const qp_event_t *events, size_t n_events,
                                          Qp__V1__DossierState *state)
 {
-    staged_t st;
-    s_stage (self, r, events, n_events, &st);
-    size_t acked = self && self->outbox == r ? s_ripe_acks (self, false) : 0;
-    qp_store_result_t rc = qp_store_transition_with_events (
-        r, id, expected, next, at_ms, message_id, note, fields, n_fields, st.members, st.n,
-        acked ? self->acks : NULL, acked, state);
-    s_after_step (self, &st, rc, acked);
-    return rc;
+    qp_service_step_t step = {.step = {.id = id,
+                                       .expected = expected,
+                                       .next = next,
+                                       .at_ms = at_ms,
+                                       .message_id = message_id,
+                                       .note = note,
+                                       .fields = fields,
+                                       .n_fields = n_fields},
+                              .events = events,
+                              .n_events = n_events};
+    qp_service_transitions (self, r, &step, 1);
+    if (state)
+        *state = step.step.state;
+    return step.step.result;
 }
 
 size_t qp_service_transitions (qp_service_t *self, qp_redis_t *r, qp_service_step_t *steps,
