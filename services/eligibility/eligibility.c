@@ -410,8 +410,7 @@ static void s_phq_facts (eligibility_t *self, pending_t *p, size_t n)
     size_t which[ELIGIBILITY_BATCH], n_calls = 0;
     for (size_t i = 0; i < n; i++) {
         rules_facts_init (&p[i].known);
-        p[i].network = s_phq_network (p[i].dossier);
-        p[i].claimed = !p[i].network;
+        p[i].claimed = !p[i].network; /* network: set by s_decide_many */
         if (!p[i].network) {
             rules_facts_set (&p[i].known, QP_FACT_FIRST_PHQ_FOR_PERSON_NETWORK, RULES_UNKNOWN,
                              "needs the holder's person key and network");
@@ -538,10 +537,10 @@ static void s_decide_run (eligibility_t *self, pending_t *p, size_t n)
 }
 
 /* Whether a and b claim the same PHQ slot (the same person through the same network). */
-static bool s_same_slot (const Qp__V1__Dossier *a, const Qp__V1__Dossier *b)
+static bool s_same_slot (const pending_t *a, const pending_t *b)
 {
-    const char *na = s_phq_network (a), *nb = s_phq_network (b);
-    return na && na == nb && !strcmp (a->holder->person_key, b->holder->person_key);
+    return a->network && a->network == b->network &&
+           !strcmp (a->dossier->holder->person_key, b->dossier->holder->person_key);
 }
 
 /* A batch of at most ELIGIBILITY_BATCH dossiers, from DossierReceived messages or from the
@@ -552,12 +551,14 @@ static bool s_same_slot (const Qp__V1__Dossier *a, const Qp__V1__Dossier *b)
  * slot). */
 static void s_decide_many (eligibility_t *self, pending_t *p, size_t n)
 {
+    for (size_t i = 0; i < n; i++) /* once: the split compares every pair of a run */
+        p[i].network = s_phq_network (p[i].dossier);
     size_t start = 0;
     while (start < n) {
         size_t end = start + 1;
         for (bool repeat = false; end < n && !repeat;) {
             for (size_t i = start; i < end && !repeat; i++)
-                repeat = s_same_slot (p[i].dossier, p[end].dossier);
+                repeat = s_same_slot (&p[i], &p[end]);
             if (!repeat)
                 end++;
         }
