@@ -12,11 +12,11 @@
  *     unavailable, retry", nothing of it is written or handed on; the same burst sent
  *     again once Redis is back is accepted whole. */
 #include "qp_bus.h"
-#include "qp_json.h"
 #include "qp_message.h"
 #include "qp_store.h"
 #include "qp_test.h"
 #include "qp_test_http.h"
+#include "qp_test_intake.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -72,25 +72,10 @@ static bool s_recv (qp_bus_client_t *c, qp_bus_frame_t *f, int timeout_ms)
 static zmsg_t *s_submission (const char *key, const char *submitted_on, const char *disc,
                              char id[QP_ID_HEX + 1])
 {
-    char text[1024];
-    snprintf (text, sizeof text,
-              "{\"dossier\": {\"channel\": \"test-burst\", \"channel_key\": \"%s\","
-              " \"submitted_on\": \"%s\","
-              " \"holder\": {\"person_key\": \"pk-0123456789abcdef\","
-              "  \"residence\": {\"insee_commune\": \"93048\"}},"
-              " \"business\": {\"insee_commune\": \"59512\"},"
-              " \"project\": {\"axis\": \"ENTREPRENEURSHIP\", \"stage\": \"CREATION\","
-              "  \"financing_need_cents\": 2000000, \"amount_asked_cents\": 500000}}}",
-              key, submitted_on);
-    json_t *j = json_loads (text, 0, NULL);
-    ck_assert_ptr_nonnull (j);
-    qp_error_t err;
-    ProtobufCMessage *m = qp_json_to_message (&qp__v1__submit_dossier__descriptor, j, &err);
-    ck_assert_msg (m, "%s: %s", err.field, err.message);
-    json_decref (j);
+    Qp__V1__SubmitDossier *m = qp_test_submission ("test-burst", key, submitted_on, NULL);
     qp_meta_t meta = {.discriminator = disc, .producer = "test", .event_time_ms = 1715558400000};
-    zmsg_t *frames = qp_message_build (m, &meta, id);
-    protobuf_c_message_free_unpacked (m, NULL);
+    zmsg_t *frames = qp_message_build (&m->base, &meta, id);
+    qp__v1__submit_dossier__free_unpacked (m, NULL);
     return frames;
 }
 
@@ -219,10 +204,7 @@ static long long s_redis_int (redisContext *rc, const char *cmd, const char *arg
 static size_t s_received_in_outbox (redisContext *rc)
 {
     redisReply *x = redisCommand (rc, "ZRANGE %s 0 -1", QP_STORE_OUTBOX_KEY);
-    ck_assert (x && x->type == REDIS_REPLY_ARRAY);
-    size_t n = 0;
-    for (size_t i = 0; i < x->elements; i++)
-        n += !strcmp (x->element[i]->str, "qp.v1.DossierReceived");
+    size_t n = qp_test_outbox_count (x, "qp.v1.DossierReceived");
     freeReplyObject (x);
     return n;
 }

@@ -3,9 +3,9 @@
  * never stored, follow-ups only on funded dossiers, Redis down, fields unknown to this
  * version refused, the declared facts stored as sent. */
 #include "intake/intake.h"
-#include "qp_json.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_intake.h"
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -16,60 +16,20 @@ static qp_test_redis_t *server;
 static qp_redis_t *r;
 static intake_t *intake;
 
-static const char *VALID = "{\"dossier\": {"
-    "\"channel\": \"test-intake\", \"channel_key\": \"K1\", \"submitted_on\": \"2024-05-13\","
-    "\"holder\": {\"person_key\": \"pk-0123456789abcdef\", \"residence\": {\"insee_commune\": \"93048\"}},"
-    "\"business\": {\"insee_commune\": \"59512\"},"
-    "\"project\": {\"axis\": \"ENTREPRENEURSHIP\", \"stage\": \"CREATION\","
-    "  \"financing_need_cents\": 2000000, \"amount_asked_cents\": 500000}}}";
-
-static char *s_fixture (void)
-{
-    char *path = NULL;
-    ck_assert (asprintf (&path, "%s/tests/data/intake-territories.json", qp_test_source_dir ()) > 0);
-    return path;
-}
-
+/* The valid submission of K1, patch (may be NULL) merged into it. */
 static Qp__V1__SubmitDossier *s_submission (const char *patch)
 {
-    json_t *base = json_loads (VALID, 0, NULL);
-    if (patch) {
-        json_t *p = json_loads (patch, 0, NULL);
-        ck_assert (p);
-        json_object_update_recursive (base, p);
-        json_decref (p);
-    }
-    qp_error_t err;
-    ProtobufCMessage *m = qp_json_to_message (&qp__v1__submit_dossier__descriptor, base, &err);
-    ck_assert_msg (m, "%s: %s", err.field, err.message);
-    json_decref (base);
-    return (Qp__V1__SubmitDossier *) m;
+    return qp_test_submission ("test-intake", "K1", "2024-05-13", patch);
 }
 
 static void s_setup (void)
 {
-    server = qp_test_redis_start ();
-    ck_assert_ptr_nonnull (server);
-    r = qp_redis_connect (server->host, server->port, 5000);
-    ck_assert_ptr_nonnull (r);
-    intake = intake_new (r, "test-pepper");
-    char zones_path[1024];
-    snprintf (zones_path, sizeof zones_path, "%s/data/" INTAKE_ZONES_FILE, qp_test_source_dir ());
-    qp_error_t err;
-    intake_zones_t *zones = intake_zones_load (zones_path, &err);
-    ck_assert_msg (zones, "%s", err.message);
-    intake_use_zones (intake, &zones);
-    ck_assert_ptr_null (zones);
-    char *path = s_fixture ();
-    ck_assert_int_eq (intake_load_territories (intake, path), 3);
-    free (path);
+    qp_test_intake_open (&server, &r, &intake);
 }
 
 static void s_teardown (void)
 {
-    intake_destroy (&intake);
-    qp_redis_destroy (&r);
-    qp_test_redis_stop (&server);
+    qp_test_intake_close (&server, &r, &intake);
 }
 
 START_TEST (test_territories)
@@ -80,9 +40,7 @@ START_TEST (test_territories)
     ck_assert_int_eq (intake_load_territories (t, NULL), -1);
     ck_assert_int_eq (intake_load_territories (t, "/nonexistent/territories.json"), -1);
     ck_assert_str_eq (intake_territory_for (t, s->dossier), INTAKE_OUTSIDE_PROGRAMME);
-    char *path = s_fixture ();
-    ck_assert_int_eq (intake_load_territories (t, path), 3);
-    free (path);
+    ck_assert_int_eq (intake_load_territories (t, qp_test_intake_territories ()), 3);
     ck_assert_str_eq (intake_territory_of (t, "97414"), "saint-louis-reunion");
     ck_assert_ptr_null (intake_territory_of (t, "75056"));
     /* The business commune first, then the residence, then outside. */
@@ -289,10 +247,7 @@ static void s_funded_dossier (const char *key, char id[QP_ID_HEX + 1])
 static size_t s_follow_ups_in_outbox (void)
 {
     redisReply *m = qp_redis_command (r, "ZRANGE %s 0 -1", QP_STORE_OUTBOX_KEY);
-    ck_assert (m && m->type == REDIS_REPLY_ARRAY);
-    size_t n = 0;
-    for (size_t i = 0; i < m->elements; i++)
-        n += m->element[i]->len > 15 && !memcmp (m->element[i]->str, "qp.v1.FollowUp", 15);
+    size_t n = qp_test_outbox_count (m, "qp.v1.FollowUp");
     freeReplyObject (m);
     return n;
 }
@@ -311,12 +266,7 @@ static bool s_has_follow_up (const char *id, uint32_t year)
  * commands, and a report stored while its ZADD failed was lost to the evaluation. */
 START_TEST (test_follow_up_with_its_event)
 {
-    char work[64], publish[64];
-    snprintf (work, sizeof work, "tcp://127.0.0.1:%d", qp_test_free_port ());
-    snprintf (publish, sizeof publish, "tcp://127.0.0.1:%d", qp_test_free_port ());
-    qp_service_t *service = qp_service_new ("intake", work, publish, NULL);
-    ck_assert_ptr_nonnull (service);
-    intake_attach (intake, service);
+    qp_service_t *service = qp_test_intake_publishing (intake);
     char id[QP_ID_HEX + 1];
     s_funded_dossier ("K-outbox", id);
     intake_errors_t e;

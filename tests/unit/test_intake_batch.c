@@ -5,9 +5,9 @@
  * in the outbox once; Redis down: every one of the batch fails and nothing is written,
  * the same batch stored once Redis is back. */
 #include "intake/intake.h"
-#include "qp_json.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_intake.h"
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -22,47 +22,17 @@ static intake_t *intake;
 
 static Qp__V1__SubmitDossier *s_submission (const char *key, const char *submitted_on)
 {
-    char text[1024];
-    snprintf (text, sizeof text,
-              "{\"dossier\": {\"channel\": \"test-batch\", \"channel_key\": \"%s\","
-              " \"submitted_on\": \"%s\","
-              " \"holder\": {\"person_key\": \"pk-0123456789abcdef\","
-              "  \"residence\": {\"insee_commune\": \"93048\"}},"
-              " \"business\": {\"insee_commune\": \"59512\"},"
-              " \"project\": {\"axis\": \"ENTREPRENEURSHIP\", \"stage\": \"CREATION\","
-              "  \"financing_need_cents\": 2000000, \"amount_asked_cents\": 500000}}}",
-              key, submitted_on);
-    json_t *j = json_loads (text, 0, NULL);
-    ck_assert_ptr_nonnull (j);
-    qp_error_t err;
-    ProtobufCMessage *m = qp_json_to_message (&qp__v1__submit_dossier__descriptor, j, &err);
-    ck_assert_msg (m, "%s: %s", err.field, err.message);
-    json_decref (j);
-    return (Qp__V1__SubmitDossier *) m;
+    return qp_test_submission ("test-batch", key, submitted_on, NULL);
 }
 
 static void s_setup (void)
 {
-    server = qp_test_redis_start ();
-    ck_assert_ptr_nonnull (server);
-    r = qp_redis_connect (server->host, server->port, 5000);
-    ck_assert_ptr_nonnull (r);
-    intake = intake_new (r, "test-pepper");
-    char path[1024];
-    snprintf (path, sizeof path, "%s/data/" INTAKE_ZONES_FILE, qp_test_source_dir ());
-    qp_error_t err;
-    intake_zones_t *zones = intake_zones_load (path, &err);
-    ck_assert_msg (zones, "%s", err.message);
-    intake_use_zones (intake, &zones);
-    snprintf (path, sizeof path, "%s/tests/data/intake-territories.json", qp_test_source_dir ());
-    ck_assert_int_eq (intake_load_territories (intake, path), 3);
+    qp_test_intake_open (&server, &r, &intake);
 }
 
 static void s_teardown (void)
 {
-    intake_destroy (&intake);
-    qp_redis_destroy (&r);
-    qp_test_redis_stop (&server);
+    qp_test_intake_close (&server, &r, &intake);
 }
 
 static long long s_int (const char *fmt, const char *arg)
@@ -78,10 +48,7 @@ static long long s_int (const char *fmt, const char *arg)
 static size_t s_received_in_outbox (void)
 {
     redisReply *x = qp_redis_command (r, "ZRANGE %s 0 -1", QP_STORE_OUTBOX_KEY);
-    ck_assert (x && x->type == REDIS_REPLY_ARRAY);
-    size_t n = 0;
-    for (size_t i = 0; i < x->elements; i++)
-        n += !strcmp (x->element[i]->str, "qp.v1.DossierReceived"); /* type, NUL, envelope */
+    size_t n = qp_test_outbox_count (x, "qp.v1.DossierReceived");
     freeReplyObject (x);
     return n;
 }
@@ -106,12 +73,7 @@ static void s_prepare_all (Qp__V1__SubmitDossier **subs, char ids[][40], intake_
 START_TEST (test_batch_is_one_round_trip)
 {
     /* A publish socket, so each creation records its DossierReceived in the outbox. */
-    char work[64], publish[64];
-    snprintf (work, sizeof work, "tcp://127.0.0.1:%d", qp_test_free_port ());
-    snprintf (publish, sizeof publish, "tcp://127.0.0.1:%d", qp_test_free_port ());
-    qp_service_t *service = qp_service_new ("intake", work, publish, NULL);
-    ck_assert_ptr_nonnull (service);
-    intake_attach (intake, service);
+    qp_service_t *service = qp_test_intake_publishing (intake);
 
     /* A refused one is refused by intake_prepare, with its field: nothing to store. */
     intake_errors_t *errors = malloc (sizeof *errors);
