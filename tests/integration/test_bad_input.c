@@ -3,6 +3,7 @@
  * gets a clear error (which field, why), nothing is stored for it, and the services keep
  * serving: a valid dossier submitted afterwards goes all the way through. */
 #include "qp_test.h"
+#include "qp_test_dossier.h"
 #include "qp_test_pipeline_fixture.h"
 #include "qp_bus.h"
 #include "qp_store.h"
@@ -96,30 +97,7 @@ static void s_assert_still_serving (const char *key)
     d.holder = &h, d.business = &b, d.project = &p;
     Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
     s.dossier = &d;
-    qp_message_t reply;
-    qp_error_t err;
-    ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s.base, NULL, 5000, &reply, &err), 0);
-    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
-    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *) reply.payload;
-    ck_assert (r->accepted);
-    char id[QP_ID_HEX + 1];
-    snprintf (id, sizeof id, "%s", r->dossier_id);
-    qp_message_clear (&reply);
-    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = id;
-    bool terminal = false;
-    for (int i = 0; i < 100 && !terminal; i++) {
-        ck_assert_int_eq (
-            qp_test_call (s_stack->work, "intake", &q.base, NULL, 5000, &reply, &err), 0);
-        Qp__V1__DossierStatusReply *st = (Qp__V1__DossierStatusReply *) reply.payload;
-        terminal = st->found && qp_store_state_terminal (st->state);
-        if (terminal)
-            ck_assert_int_eq (st->state, QP__V1__DOSSIER_STATE__FUNDED);
-        qp_message_clear (&reply);
-        if (!terminal)
-            qp_test_sleep_ms (100);
-    }
-    ck_assert_msg (terminal, "the valid dossier did not reach a terminal state");
+    qp_test_expect_funded (s_stack->work, &s.base, 100);
     for (size_t i = 0; i < s_stack->n_procs; i++)
         ck_assert_msg (qp_test_proc_alive (s_stack->procs[i]), "%s died",
                        s_stack->procs[i]->name);

@@ -9,6 +9,7 @@
 #include "qp_bus.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_dossier.h"
 #include "qp_test_pipeline_fixture.h"
 #include <check.h>
 #include <math.h>
@@ -618,31 +619,7 @@ START_TEST (test_still_serving_after_the_table)
     p->has_bank_loan_months = true, p->bank_loan_months = 48;
     p->has_bank_loan_guarantee_pct = true, p->bank_loan_guarantee_pct = 50;
     p->has_honour_loan_months = true, p->honour_loan_months = 36;
-    qp_message_t reply;
-    qp_error_t err;
-    ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s->base, NULL, 5000, &reply, &err),
-                      0);
-    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
-    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply.payload;
-    ck_assert (r->accepted);
-    char id[QP_ID_HEX + 1];
-    snprintf (id, sizeof id, "%s", r->dossier_id);
-    qp_message_clear (&reply);
-    Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-    q.dossier_id = id;
-    bool terminal = false;
-    for (int i = 0; i < 150 && !terminal; i++) {
-        ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &q.base, NULL, 5000, &reply, &err),
-                          0);
-        Qp__V1__DossierStatusReply *st = (Qp__V1__DossierStatusReply *)reply.payload;
-        terminal = st->found && qp_store_state_terminal (st->state);
-        if (terminal)
-            ck_assert_int_eq (st->state, QP__V1__DOSSIER_STATE__FUNDED);
-        qp_message_clear (&reply);
-        if (!terminal)
-            qp_test_sleep_ms (100);
-    }
-    ck_assert_msg (terminal, "the valid dossier did not reach a terminal state");
+    qp_test_expect_funded (s_stack->work, &s->base, 150);
     s_assert_alive (NULL);
 }
 END_TEST

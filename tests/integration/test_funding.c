@@ -7,6 +7,7 @@
 #include "qp_bus.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_dossier.h"
 #include "qp/v1/funding.pb-c.h"
 #include <check.h>
 #include <string.h>
@@ -95,37 +96,17 @@ static void s_eligible (const char *id, const char *territory, const char *const
     e.dossier_id = (char *) id;
     e.territory = (char *) territory;
     e.n_decisions = n, e.decisions = sdp;
-    size_t len = qp__v1__eligibility_decided__get_packed_size (&e);
-    uint8_t *buf = malloc (len);
-    qp__v1__eligibility_decided__pack (&e, buf);
-    qp_store_field_t f[] = {{"eligibility", buf, len}};
-    ck_assert_int_eq (qp_store_transition (s_redis, id, QP__V1__DOSSIER_STATE__RECEIVED,
-                                           QP__V1__DOSSIER_STATE__ELIGIBLE, t, "m1", "test", f, 1,
-                                           &state),
-                      QP_STORE_APPLIED);
-    free (buf);
-    qp_meta_t meta = {.correlation_id = id, .discriminator = id, .event_time_ms = t};
-    zmsg_t *m = qp_message_build (&e.base, &meta, NULL);
-    ck_assert_int_eq (qp_bus_client_send (s_work, "funding", &m), 0);
+    qp_test_hand_to_funding (s_redis, s_work, id, &e, t);
 }
 
 static Qp__V1__DossierState s_state (const char *id)
 {
-    char *s = qp_store_get (s_redis, id, "state", NULL);
-    Qp__V1__DossierState st = s ? qp_store_state_parse (s) : 0;
-    free (s);
-    return st;
+    return qp_test_dossier_state (s_redis, id);
 }
 
 static Qp__V1__DossierState s_wait_terminal (const char *id, int timeout_ms)
 {
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        Qp__V1__DossierState st = s_state (id);
-        if (qp_store_state_terminal (st))
-            return st;
-        qp_test_sleep_ms (50);
-    }
-    return s_state (id);
+    return qp_test_wait_terminal (s_redis, id, timeout_ms);
 }
 
 static long long s_hget (const char *key, const char *field)

@@ -20,6 +20,7 @@
  * it was given and has not answered yet, and only with an Error. */
 #include "qp_bus.h"
 #include "qp_test.h"
+#include "qp_test_dossier.h"
 #include "qp_test_sample.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
@@ -132,28 +133,9 @@ static Qp__V1__DossierState s_submit_and_wait (qp_test_stack_t *stack, int i)
     char disc[64];
     snprintf (disc, sizeof disc, "test-impersonation\n%s", s.key);
     qp_meta_t meta = {.discriminator = disc};
-    qp_message_t reply = {0};
-    qp_error_t err;
-    ck_assert_int_eq (
-        qp_test_call (stack->work, "intake", &s.submit.base, &meta, 10000, &reply, &err), 0);
-    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
-    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply.payload;
-    ck_assert (r->accepted);
     char id[QP_ID_HEX + 1];
-    snprintf (id, sizeof id, "%s", r->dossier_id);
-    qp_message_clear (&reply);
-    Qp__V1__DossierState state = QP__V1__DOSSIER_STATE__STATE_UNSPECIFIED;
-    for (int w = 0; w < 600 && state < QP__V1__DOSSIER_STATE__NOT_ELIGIBLE; w++) {
-        Qp__V1__DossierStatusQuery q = QP__V1__DOSSIER_STATUS_QUERY__INIT;
-        q.dossier_id = id;
-        ck_assert_int_eq (qp_test_call (stack->work, "intake", &q.base, NULL, 5000, &reply, &err),
-                          0);
-        state = ((Qp__V1__DossierStatusReply *)reply.payload)->state;
-        qp_message_clear (&reply);
-        if (state < QP__V1__DOSSIER_STATE__NOT_ELIGIBLE)
-            qp_test_sleep_ms (100);
-    }
-    return state;
+    qp_test_submit_accepted (stack->work, &s.submit.base, &meta, 10000, id);
+    return qp_test_status_wait_terminal (stack->work, id, 600);
 }
 
 START_TEST (test_three_intruders_refused)
