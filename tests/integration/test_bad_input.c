@@ -97,7 +97,7 @@ static void s_assert_still_serving (const char *key)
     d.holder = &h, d.business = &b, d.project = &p;
     Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
     s.dossier = &d;
-    qp_test_expect_funded (s_stack->work, &s.base, 100);
+    qp_test_expect_funded (s_stack->work, &s, 100);
     for (size_t i = 0; i < s_stack->n_procs; i++)
         ck_assert_msg (qp_test_proc_alive (s_stack->procs[i]), "%s died",
                        s_stack->procs[i]->name);

@@ -619,7 +619,7 @@ START_TEST (test_still_serving_after_the_table)
     p->has_bank_loan_months = true, p->bank_loan_months = 48;
     p->has_bank_loan_guarantee_pct = true, p->bank_loan_guarantee_pct = 50;
     p->has_honour_loan_months = true, p->honour_loan_months = 36;
-    qp_test_expect_funded (s_stack->work, &s->base, 150);
+    qp_test_expect_funded (s_stack->work, s, 150);
     s_assert_alive (NULL);
 }
 END_TEST

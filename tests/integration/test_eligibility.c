@@ -8,6 +8,7 @@
 #include "qp/v1/eligibility.pb-c.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_dossier.h"
 #include "qp_test_http.h"
 #include "rules.h"
 #include <check.h>
@@ -96,16 +97,7 @@ static void s_submit (const case_t *c, char id[QP_ID_HEX + 1])
     d.holder = &h, d.business = &b, d.project = &p;
     Qp__V1__SubmitDossier s = QP__V1__SUBMIT_DOSSIER__INIT;
     s.dossier = &d;
-    qp_error_t err;
-    qp_message_t reply;
-    ck_assert_int_eq (qp_test_call (s_stack->work, "intake", &s.base, NULL, 5000, &reply, &err),
-                      0);
-    ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
-    Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply.payload;
-    ck_assert_msg (r->accepted, "%s rejected: %s", c->key,
-                   r->n_errors ? r->errors[0]->message : "?");
-    snprintf (id, QP_ID_HEX + 1, "%s", r->dossier_id);
-    qp_message_clear (&reply);
+    qp_test_submit_accepted (s_stack->work, &s, NULL, 5000, id);
 }
 
 /* Waits for the eligibility decision of dossier id; returns the status reply. */
@@ -182,6 +174,30 @@ static const Qp__V1__CriterionResult *s_explained (const Qp__V1__EligibilityDeci
                 return e->decisions[i]->criteria[j];
     ck_abort_msg ("%s: no explained criterion %s", scheme, id);
     return NULL;
+}
+
+/* qp-ctl explain id exits 0 and prints every line of expected (NULL-terminated), and no
+ * WARNING. */
+static void s_ctl_explain_shows (const char *id, const char *const *expected)
+{
+    char bus[300];
+    snprintf (bus, sizeof bus, "QP_BUS_WORK=%s", s_stack->work);
+    const char *env[] = {bus, NULL};
+    const char *args[] = {"explain", id, NULL};
+    qp_test_proc_t *ctl = qp_test_spawn ("ctl", env, args, NULL);
+    ck_assert_ptr_nonnull (ctl);
+    ck_assert (qp_test_proc_wait (ctl, 20000));
+    ck_assert_int_eq (qp_test_proc_exit_status (ctl), 0);
+    FILE *f = fopen (ctl->out_path, "r");
+    ck_assert_ptr_nonnull (f);
+    char text[65536];
+    size_t n = fread (text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose (f);
+    for (int i = 0; expected[i]; i++)
+        ck_assert_msg (strstr (text, expected[i]), "no \"%s\" in:\n%s", expected[i], text);
+    ck_assert_ptr_null (strstr (text, "WARNING"));
+    qp_test_proc_destroy (&ctl);
 }
 
 START_TEST (test_located_on_the_contours)
@@ -472,20 +488,6 @@ START_TEST (test_explain)
     qp_message_clear (&m);
 
     /* qp-ctl explain prints the same, readable: every scheme, reasons, parameters. */
-    char bus[300];
-    snprintf (bus, sizeof bus, "QP_BUS_WORK=%s", s_stack->work);
-    const char *env[] = {bus, NULL};
-    const char *args[] = {"explain", id, NULL};
-    qp_test_proc_t *ctl = qp_test_spawn ("ctl", env, args, NULL);
-    ck_assert_ptr_nonnull (ctl);
-    ck_assert (qp_test_proc_wait (ctl, 20000));
-    ck_assert_int_eq (qp_test_proc_exit_status (ctl), 0);
-    FILE *f = fopen (ctl->out_path, "r");
-    ck_assert_ptr_nonnull (f);
-    char text[65536];
-    size_t n = fread (text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose (f);
     const char *expected[] = {
         "Business:  QPV QN05901A Carré Troué (verified on the official contours",
         "Prêt d'honneur Quartiers (phq, BPIFRANCE): ELIGIBLE, 5 000,00 €",
@@ -495,10 +497,7 @@ START_TEST (test_explain)
         "max_share_of_need = {\"numerator\":2,\"denominator\":3} (from 2024-01-01",
         "read project.amount_asked_cents=500000",
         NULL};
-    for (int i = 0; expected[i]; i++)
-        ck_assert_msg (strstr (text, expected[i]), "no \"%s\" in:\n%s", expected[i], text);
-    ck_assert_ptr_null (strstr (text, "WARNING"));
-    qp_test_proc_destroy (&ctl);
+    s_ctl_explain_shows (id, expected);
 
     x = s_explain ("0000000000000000000000000000000000000000", &m);
     ck_assert (x->has_found && !x->found && !x->explained);
@@ -545,29 +544,12 @@ START_TEST (test_declared_zfu_te)
     ck_assert_msg (strstr (in->reason, "declared, not verified"), "%s", in->reason);
     qp_message_clear (&m);
 
-    char bus[300];
-    snprintf (bus, sizeof bus, "QP_BUS_WORK=%s", s_stack->work);
-    const char *env[] = {bus, NULL};
-    const char *args[] = {"explain", id, NULL};
-    qp_test_proc_t *ctl = qp_test_spawn ("ctl", env, args, NULL);
-    ck_assert_ptr_nonnull (ctl);
-    ck_assert (qp_test_proc_wait (ctl, 20000));
-    ck_assert_int_eq (qp_test_proc_exit_status (ctl), 0);
-    FILE *f = fopen (ctl->out_path, "r");
-    ck_assert_ptr_nonnull (f);
-    char text[65536];
-    size_t n = fread (text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose (f);
     const char *expected[] = {
         "(zfu-te, ANCT): ELIGIBLE",
         "business_in_zfu_te is true: declared, not verified (business.declared_in_zfu_te)",
         "independent_sme is true: declared, not verified (business.declared_independent_sme)",
         NULL};
-    for (int i = 0; expected[i]; i++)
-        ck_assert_msg (strstr (text, expected[i]), "no \"%s\" in:\n%s", expected[i], text);
-    ck_assert_ptr_null (strstr (text, "WARNING"));
-    qp_test_proc_destroy (&ctl);
+    s_ctl_explain_shows (id, expected);
 
     /* Declared outside: not met. Not declared: information missing, naming the fact. */
     c.key = "zfu-declared-outside", c.zfu = -1;

@@ -134,7 +134,7 @@ static Qp__V1__DossierState s_submit_and_wait (qp_test_stack_t *stack, int i)
     snprintf (disc, sizeof disc, "test-impersonation\n%s", s.key);
     qp_meta_t meta = {.discriminator = disc};
     char id[QP_ID_HEX + 1];
-    qp_test_submit_accepted (stack->work, &s.submit.base, &meta, 10000, id);
+    qp_test_submit_accepted (stack->work, &s.submit, &meta, 10000, id);
     return qp_test_status_wait_terminal (stack->work, id, 600);
 }
 

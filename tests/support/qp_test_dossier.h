@@ -62,18 +62,22 @@ static inline void qp_test_hand_to_funding (qp_redis_t *r, qp_bus_client_t *work
     ck_assert_int_eq (qp_bus_client_send (work, "funding", &m), 0);
 }
 
-/* Submits submission to intake through the bus at work (meta NULL: the client's own)
- * and expects it accepted within timeout_ms; its dossier id into id. */
-static inline void qp_test_submit_accepted (const char *work, const ProtobufCMessage *submission,
+/* Submits s to intake through the bus at work (meta NULL: the client's own) and expects
+ * it accepted within timeout_ms (else fails naming its key and the first error); its
+ * dossier id into id. */
+static inline void qp_test_submit_accepted (const char *work, const Qp__V1__SubmitDossier *s,
                                             const qp_meta_t *meta, int timeout_ms,
                                             char id[QP_ID_HEX + 1])
 {
     qp_message_t reply = {0};
     qp_error_t err;
-    ck_assert_int_eq (qp_test_call (work, "intake", submission, meta, timeout_ms, &reply, &err), 0);
+    ck_assert_int_eq (qp_test_call (work, "intake", &s->base, meta, timeout_ms, &reply, &err), 0);
     ck_assert_ptr_eq (reply.descriptor, &qp__v1__submit_dossier_reply__descriptor);
     Qp__V1__SubmitDossierReply *r = (Qp__V1__SubmitDossierReply *)reply.payload;
-    ck_assert (r->accepted);
+    ck_assert_msg (r->accepted, "%s rejected: %s %s",
+                   s->dossier && s->dossier->channel_key ? s->dossier->channel_key : "?",
+                   r->n_errors ? r->errors[0]->field : "?",
+                   r->n_errors && r->errors[0]->message ? r->errors[0]->message : "");
     snprintf (id, QP_ID_HEX + 1, "%s", r->dossier_id);
     qp_message_clear (&reply);
 }
@@ -100,13 +104,13 @@ static inline Qp__V1__DossierState qp_test_status_wait_terminal (const char *wor
     return state;
 }
 
-/* A valid submission goes all the way through: accepted by intake (5 s), then FUNDED
+/* A valid submission s goes all the way through: accepted by intake (5 s), then FUNDED
  * within polls status queries. */
-static inline void qp_test_expect_funded (const char *work, const ProtobufCMessage *submission,
+static inline void qp_test_expect_funded (const char *work, const Qp__V1__SubmitDossier *s,
                                           int polls)
 {
     char id[QP_ID_HEX + 1];
-    qp_test_submit_accepted (work, submission, NULL, 5000, id);
+    qp_test_submit_accepted (work, s, NULL, 5000, id);
     Qp__V1__DossierState state = qp_test_status_wait_terminal (work, id, polls);
     ck_assert_msg (qp_store_state_terminal (state),
                    "the valid dossier did not reach a terminal state");
