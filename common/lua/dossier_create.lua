@@ -13,7 +13,14 @@ if #KEYS > 3 then
   if redis.call('EXISTS', KEYS[1]) == 1 then
     return {0, redis.call('HGET', KEYS[1], 'state')}
   end
-  for i = 7, 6 + ne do redis.call('ZADD', KEYS[4], ARGV[4], ARGV[i]) end
+  if ne > 0 then -- one ZADD for all (each redis.call has a fixed cost)
+    local add = {}
+    for i = 7, 6 + ne do
+      add[#add + 1] = ARGV[4]
+      add[#add + 1] = ARGV[i]
+    end
+    redis.call('ZADD', KEYS[4], unpack(add))
+  end
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[1], 'state')}
 end
