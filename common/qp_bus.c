@@ -190,12 +190,9 @@ void qp_bus_frame_clear (qp_bus_frame_t *f)
     memset (f, 0, sizeof *f);
 }
 
-int qp_bus_client_recv (qp_bus_client_t *self, qp_bus_frame_t *out)
+/* Parses frame set m (destroyed) into out: 0, or -1 when it does not follow QPB/1. */
+static int s_client_parse (qp_bus_client_t *self, zmsg_t *m, qp_bus_frame_t *out)
 {
-    memset (out, 0, sizeof *out);
-    zmsg_t *m = zmsg_recv (self->dealer);
-    if (!m)
-        return -1;
     int rc = -1;
     char *proto = zmsg_popstr (m);
     char *kind = zmsg_popstr (m);
@@ -231,6 +228,22 @@ cleanup:
     free (kind);
     zmsg_destroy (&m);
     return rc;
+}
+
+int qp_bus_client_recv (qp_bus_client_t *self, qp_bus_frame_t *out)
+{
+    memset (out, 0, sizeof *out);
+    zmsg_t *m = zmsg_recv (self->dealer);
+    return m ? s_client_parse (self, m, out) : -1;
+}
+
+int qp_bus_client_recv_nowait (qp_bus_client_t *self, qp_bus_frame_t *out)
+{
+    memset (out, 0, sizeof *out);
+    zmsg_t *m = zmsg_recv_nowait (self->dealer);
+    if (!m)
+        return 1;
+    return s_client_parse (self, m, out);
 }
 
 char *qp_bus_status (const char *work_endpoint, int timeout_ms)

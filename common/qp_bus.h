@@ -101,6 +101,10 @@ typedef struct {
 /* Receives one frame set (blocking unless a poller said it is ready). Returns 0, or -1 on
  * interrupt or a frame set that does not follow QPB/1 (logged, dropped). */
 int qp_bus_client_recv (qp_bus_client_t *self, qp_bus_frame_t *out);
+/* The same without waiting: 1 when no frame set is there. Reading until 1 costs libzmq
+ * one look at its command mailbox (a poll and a getpid) per burst, where asking
+ * ZMQ_EVENTS before each read costs them per frame set. */
+int qp_bus_client_recv_nowait (qp_bus_client_t *self, qp_bus_frame_t *out);
 void qp_bus_frame_clear (qp_bus_frame_t *f);
 
 /* Asks the bus for its routing table (JSON text, caller frees) within timeout_ms. */

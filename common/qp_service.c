@@ -639,22 +639,24 @@ static handler_t *s_find (handler_t *table, size_t n, const ProtobufCMessageDesc
     return NULL;
 }
 
-static void s_on_work (qp_service_t *self)
+/* Handles the next frame set waiting from the bus; false when none was waiting. */
+static bool s_on_work (qp_service_t *self)
 {
     qp_bus_frame_t f;
-    if (qp_bus_client_recv (self->bus, &f) != 0)
-        return;
+    int rc = qp_bus_client_recv_nowait (self->bus, &f);
+    if (rc != 0)
+        return rc < 0; /* a frame set the bus should not have sent was read (dropped) */
     self->bus_seen = zclock_mono ();
     if (!strcmp (f.kind, QPB_ERROR)) {
         s_count_error (self, f.error_code ? f.error_code : "bus_error");
         qp_log_warn ("bus_error", "bus refused a frame set: %s: %s", f.error_code ? f.error_code : "",
                      f.text ? f.text : "");
         qp_bus_frame_clear (&f);
-        return;
+        return true;
     }
     if (strcmp (f.kind, QPB_DELIVER) != 0) {
         qp_bus_frame_clear (&f);
-        return;
+        return true;
     }
     qp_request_t req = {.service = self, .from = f.from};
     qp_error_t err;
@@ -687,13 +689,15 @@ static void s_on_work (qp_service_t *self)
     if (f.work) /* handled, refused or queued by the handler: the bus may send more */
         qp_bus_client_done (self->bus);
     qp_bus_frame_clear (&f);
+    return true;
 }
 
-static void s_on_event (qp_service_t *self)
+/* Handles the next event waiting; false when none was waiting. */
+static bool s_on_event (qp_service_t *self)
 {
-    zmsg_t *m = zmsg_recv (self->sub);
+    zmsg_t *m = zmsg_recv_nowait (self->sub);
     if (!m)
-        return;
+        return false;
     zframe_t *type = zmsg_first (m);
     if (zmsg_size (m) == 2 && !zframe_streq (type, self->probe_topic)) {
         qp_request_t req = {.service = self, .from = NULL, .frames = m};
@@ -716,6 +720,7 @@ static void s_on_event (qp_service_t *self)
         qp_message_clear (&req.msg);
     }
     zmsg_destroy (&m);
+    return true;
 }
 
 /* Subscriptions travel asynchronously to the bus: before announcing readiness, publish a
@@ -775,12 +780,14 @@ int qp_service_run (qp_service_t *self)
                 wait = (int) (self->timers[i].next - now);
         void *which = zpoller_wait (poller, wait < 0 ? 0 : wait);
         if (which == qp_bus_client_socket (self->bus)) {
-            /* Drain a batch before timers so a busy worker still heartbeats. */
-            for (int i = 0; i < BURST_MAX && (zsock_events (which) & ZMQ_POLLIN); i++)
-                s_on_work (self);
+            /* Drain a batch before timers so a busy worker still heartbeats; read until
+             * nothing is left rather than asking ZMQ_EVENTS before each read (a poll and
+             * a getpid each in libzmq). */
+            for (int i = 0; i < BURST_MAX && s_on_work (self); i++)
+                ;
         } else if (which && which == self->sub) {
-            for (int i = 0; i < BURST_MAX && (zsock_events (which) & ZMQ_POLLIN); i++)
-                s_on_event (self);
+            for (int i = 0; i < BURST_MAX && s_on_event (self); i++)
+                ;
         } else if (zpoller_terminated (poller) && (zsys_interrupted || zmq_errno () != EINTR))
             break; /* a signal other than SIGINT/SIGTERM (SIGHUP: reload) only wakes us */
         if (which)
