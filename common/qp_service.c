@@ -1,5 +1,6 @@
 /* The worker loop shared by intake, eligibility, funding, evaluation and the partner SDK. */
 #include "qp_service.h"
+#include "qp_shard.h"
 #include "qp_health.h"
 #include "qp_log.h"
 #include "qp_metrics.h"
@@ -67,6 +68,8 @@ struct qp_service {
     qp_metric_t *outbox_size; /* events in the outbox, seen by our sweeper */
     qp_handler_fn *undecodable; /* qp_service_on_undecodable */
     void *undecodable_arg;
+    qp_shard_t *shard;          /* qp_service_shard_events, or NULL: every event is ours */
+    qp_metric_t *m_skipped;     /* events another instance of the shard group handles */
 };
 
 /* Metrics carry the service name, or the program's for a sender-only program. */
@@ -162,6 +165,7 @@ void qp_service_destroy (qp_service_t **self_p)
     if (!self_p || !*self_p)
         return;
     qp_service_t *self = *self_p;
+    qp_shard_destroy (&self->shard); /* leaves the group: the others take our keys */
     qp_bus_client_destroy (&self->bus);
     if (self->monitor) {
         zmq_socket_monitor (zsock_resolve (self->pub), NULL, 0);
@@ -692,6 +696,41 @@ static bool s_on_work (qp_service_t *self)
     return true;
 }
 
+static void s_shard_beat (qp_service_t *self, void *arg)
+{
+    (void) arg;
+    qp_shard_beat (self->shard, qp_now_ms ());
+}
+
+void qp_service_shard_events (qp_service_t *self, qp_redis_t *redis, const char *key_prefix,
+                              const char *group)
+{
+    assert (!self->shard);
+    self->shard = qp_shard_new (redis, key_prefix, group);
+    assert (self->shard);
+    qp_shard_beat (self->shard, qp_now_ms ());
+    qp_service_every (self, 1000, s_shard_beat, NULL);
+    char labels[128];
+    qp_metrics_labels (labels, sizeof labels, "service", s_label_name (self), NULL);
+    self->m_skipped = qp_metrics_counter (
+        "qp_service_events_skipped_total",
+        "events left to another live instance of the shard group (common/qp_shard.h)", labels);
+}
+
+/* Whether the shard group leaves event msg (envelope env) to us: by its dossier_id when
+ * its type has one, else by its envelope's bytes. */
+static bool s_event_mine (qp_service_t *self, const qp_message_t *msg, zframe_t *env)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name (msg->descriptor, "dossier_id");
+    if (f && f->type == PROTOBUF_C_TYPE_STRING && f->label != PROTOBUF_C_LABEL_REPEATED) {
+        const char *id = *(const char *const *) ((const char *) msg->payload + f->offset);
+        if (id && *id)
+            return qp_shard_mine (self->shard, id, strlen (id));
+    }
+    return qp_shard_mine (self->shard, zframe_data (env), zframe_size (env));
+}
+
 /* Handles the next event waiting; false when none was waiting. */
 static bool s_on_event (qp_service_t *self)
 {
@@ -707,6 +746,8 @@ static bool s_on_event (qp_service_t *self)
             s_count_error (self, err.code);
             if (self->undecodable)
                 self->undecodable (&req, self->undecodable_arg);
+        } else if (self->shard && !s_event_mine (self, &req.msg, zmsg_last (m))) {
+            qp_metric_add (self->m_skipped, 1); /* its owner counts and acknowledges it */
         } else {
             handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
             if (h) {

@@ -39,6 +39,14 @@ void qp_service_every (qp_service_t *self, int interval_ms, qp_timer_fn *timer, 
  * there, so a lone message waits for nothing and a burst still makes one batch. */
 void qp_service_after_burst (qp_service_t *self, qp_timer_fn *fn, void *arg);
 
+/* Instances that all subscribe to the same events split them (common/qp_shard.h): each
+ * handles the events of the dossiers that fall on its place in group (a sorted set at
+ * key_prefix + group, beaten every second through redis, which must outlive self) and
+ * leaves the others' alone. For the evaluation, whose instances would otherwise all count
+ * every event (each fact once, the others' work wasted). */
+void qp_service_shard_events (qp_service_t *self, qp_redis_t *redis, const char *key_prefix,
+                              const char *group);
+
 /* With probes on (QP_HTTP), PINGs Redis every second so /readyz sees Redis go away (and
  * come back) while the service is idle: otherwise only a failed command would say so. */
 void qp_service_watch_redis (qp_service_t *self, qp_redis_t *r);

@@ -5,12 +5,16 @@
 int main (int argc, char **argv)
 {
     qp_common_config_t c = {0};
-    bool rebuild = false;
+    bool rebuild = false, shard = true;
     long batch_events = 8192;
     qp_config_option_t options[] = {
         QP_CONFIG_COMMON (&c),
         {"rebuild", QP_CFG_BOOL, "false",
          "recompute every counter from the dossiers stored in Redis, then exit", &rebuild, 0, 0},
+        {"eval-shard", QP_CFG_BOOL, "true",
+         "split the events with the other live instances (each counts its dossiers' events; "
+         "false: every instance counts every event, each fact still once)",
+         &shard, 0, 0},
         {"eval-batch-events", QP_CFG_INT, "8192",
          "events per batch (one apply script: Redis runs nothing else meanwhile)", &batch_events,
          1, 8192},
@@ -37,6 +41,8 @@ int main (int argc, char **argv)
         service = qp_service_new ("evaluation", c.bus_work, c.bus_publish, c.bus_subscribe);
     if (service) {
         evaluation_attach (self, service);
+        if (shard) /* in qp:eval:*, which the evaluation's ACL user may write */
+            qp_service_shard_events (service, redis, "qp:eval:shards:", "evaluation");
         qp_service_watch_redis (service, redis);
         rc = qp_service_run (service);
         evaluation_flush (self);
