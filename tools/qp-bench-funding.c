@@ -11,13 +11,16 @@
  * --json FILE writes the same; --smoke runs a few seconds. Asserts nothing.
  *
  *   qp-bench-funding [--smoke] [--json FILE] [--dossiers N] [--funding F] [--pad BYTES]
- *                    [--rate PER_S]
+ *                    [--rate PER_S] [--aof-bytes]
  *
  * --pad BYTES makes every EligibilityDecided that much larger (a not-eligible decision
  * padded to that size), as eligibility's full decisions were (~17 KB before they were made
  * compact): funding's RSS while a burst waits in its inbox depends on it. --rate sends on
  * a schedule instead of all at once (the figure is then the offered rate at best; RSS
  * shows what processing keeps, without a burst waiting in the inbox).
+ * --aof-bytes turns Redis's automatic AOF rewrites off for the timed part (a rewrite
+ * shrinks the file) and prints how many bytes the AOF grew by per dossier: every write a
+ * script makes is one more command in it.
  * Environment: QP_BUILD_DIR (programs), QP_SOURCE_DIR (data/catalogue, data/funding.json). */
 #include "bench_support.h"
 #include "qp_bus.h"
@@ -189,6 +192,7 @@ int main (int argc, char *argv[])
     const char *json_path = NULL;
     long n = 20000, funding = 2, pad = 0;
     double rate_arg = 0;
+    bool aof_bytes = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp (argv[i], "--smoke"))
             smoke = true;
@@ -202,9 +206,11 @@ int main (int argc, char *argv[])
             pad = atol (argv[++i]);
         else if (!strcmp (argv[i], "--rate") && i + 1 < argc)
             rate_arg = atof (argv[++i]);
+        else if (!strcmp (argv[i], "--aof-bytes"))
+            aof_bytes = true;
         else {
             fprintf (stderr, "usage: qp-bench-funding [--smoke] [--json FILE] [--dossiers N] "
-                             "[--funding F] [--pad BYTES] [--rate PER_S]\n");
+                             "[--funding F] [--pad BYTES] [--rate PER_S] [--aof-bytes]\n");
             return 2;
         }
     }
@@ -353,6 +359,12 @@ int main (int argc, char *argv[])
     if (reset)
         freeReplyObject (reset);
     long long commands0 = bench_redis_info (redis, "stats", "total_commands_processed");
+    if (aof_bytes) {
+        redisReply *off = qp_redis_command (stats, "CONFIG SET auto-aof-rewrite-percentage 0");
+        if (off)
+            freeReplyObject (off);
+    }
+    long long aof0 = bench_redis_info (redis, "persistence", "aof_current_size");
     double trips0 = s_trips (http, funding);
     qp_bus_client_t *client = qp_bus_client_new (work);
     /* CPU of each program over the timed part: redis, bus, funding..., partner. */
@@ -402,6 +414,10 @@ int main (int argc, char *argv[])
         cpu_funding += s_cpu_s (s_pids[i]) - cpu0[i];
     double per_k = 1e6 / (double) n; /* s per run -> ms per 1,000 dossiers */
     double rate = t1 > 0 ? n / secs : 0;
+    /* After the CPU figures: a write can wait up to 2 s behind a slow fsync (everysec). */
+    if (aof_bytes)
+        zclock_sleep (2000);
+    long long aof = bench_redis_info (redis, "persistence", "aof_current_size") - aof0;
 
     printf ("funding orchestration (%ld dossiers, %ld funding instance%s, 1 Bpifrance "
             "component, Redis AOF everysec%s%s)\n",
@@ -417,6 +433,8 @@ int main (int argc, char *argv[])
             trips >= 0 ? trips / n : -1, "", BEFORE_TRIPS);
     printf ("  %-40s %12.1f %12s %14.1f\n", "Redis commands per dossier (in scripts too)",
             (double) commands / n, "", BEFORE_COMMANDS);
+    if (aof_bytes)
+        printf ("  %-40s %12.0f\n", "AOF bytes per dossier (rewrites off)", (double) aof / n);
     printf ("  %-40s %12.1f %12.0f\n", "funding RSS now, MB (largest instance)", rss_kb / 1024.0,
             TARGET_RSS_MB);
     printf ("  %-40s %12.1f %12.0f\n", "funding peak RSS (VmHWM), MB", hwm_kb / 1024.0,
@@ -446,6 +464,8 @@ int main (int argc, char *argv[])
         for (size_t i = 0; i < n_top; i++)
             json_object_set_new (by, top[i].name, json_real ((double) top[i].calls / n));
         json_object_set_new (j, "redis_calls_per_dossier_by_command", by);
+        if (aof_bytes)
+            json_object_set_new (j, "aof_bytes_per_dossier", json_real ((double) aof / n));
         json_object_set_new (j, "cpu_ms_per_1000_dossiers",
                              json_pack ("{s:f, s:f, s:f, s:f}", "redis", cpu_redis * per_k, "bus",
                                         cpu_bus * per_k, "funding", cpu_funding * per_k,

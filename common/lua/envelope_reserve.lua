@@ -13,39 +13,90 @@
 -- Returns per reservation (the pair alone for one) {1, entry} newly written, {0, entry} already there,
 -- {-1, 'no_envelope'}.
 -- Invariant kept by every script: reserved + committed + available = total.
+-- A batch reads each envelope, right and old ledger once, decides every reservation in
+-- order on those figures, then writes: one HSET available and one HINCRBY per field for
+-- each hash, one HSET per ledger bucket, one ZADD per deadlines set (the same end state
+-- as writing reservation by reservation, with a fifth of the commands). Nothing is
+-- written before every answer is known.
 --#include bucket_ids.lua
-local function reserve(env, ledger, old, rightkey, deadlines, id, amount_s, territory, deadline)
+local books, order = {}, {}       -- envelope or right key -> its figures as they go
+local function figures(key)
+  local f = books[key]
+  if f == nil then
+    local h = redis.call('HMGET', key, 'total', 'available', 'max_projects', 'projects')
+    f = {total = h[1], available = tonumber(h[2] or h[1]), max_projects = tonumber(h[3] or '0'),
+         projects = tonumber(h[4] or '0'), reserved = 0, dprojects = 0, written = false,
+         envelope = false}
+    books[key] = f
+  end
+  return f
+end
+local old_there = {}              -- old ledger key -> whether it exists (never written)
+local entries, ledgers = {}, {}   -- ledger key -> the entries this batch writes
+local function entry_of(ledger, old, field, id)
+  local mine = entries[ledger] and entries[ledger].map[field]
+  if mine then return mine end
+  local prev = redis.call('HGET', ledger, field)
+  if prev then return prev end
+  if old_there[old] == nil then old_there[old] = redis.call('EXISTS', old) == 1 end
+  return old_there[old] and redis.call('HGET', old, id) or nil
+end
+local function record(ledger, field, entry)
+  local e = entries[ledger]
+  if not e then
+    e = {map = {}, fields = {}}
+    entries[ledger] = e
+    ledgers[#ledgers + 1] = ledger
+  end
+  if not e.map[field] then e.fields[#e.fields + 1] = field end
+  e.map[field] = entry
+end
+local deadlines, dorder = {}, {}  -- deadlines key -> {score, member, ...}
+local function touch(key, f)
+  if not f.written then
+    f.written = true
+    order[#order + 1] = key
+  end
+end
+local function reserve(env, ledger, old, rightkey, dkey, id, amount_s, territory, deadline)
   local field = pack(id)
-  local prev = redis.call('HGET', ledger, field) or redis.call('HGET', old, id)
+  local prev = entry_of(ledger, old, field, id)
   if prev then return {0, prev} end
-  local total = redis.call('HGET', env, 'total')
-  if not total then return {-1, 'no_envelope'} end
+  local e = figures(env)
+  if not e.total then return {-1, 'no_envelope'} end
   local amount = tonumber(amount_s)
-  local e = redis.call('HMGET', env, 'available', 'max_projects', 'projects')
-  local available = tonumber(e[1] or total)
-  local max_projects = tonumber(e[2] or '0')
-  local projects = tonumber(e[3] or '0')
-  local right = territory ~= '' and redis.call('HGET', rightkey, 'total')
-  if amount > available or (max_projects > 0 and projects >= max_projects) then
-    redis.call('HSET', ledger, field, 'refused:0')
+  local r = territory ~= '' and figures(rightkey)
+  local right = r and r.total
+  if amount > e.available or (e.max_projects > 0 and e.projects >= e.max_projects) then
+    record(ledger, field, 'refused:0')
     return {1, 'refused:0'}
   end
   if right then
-    local ravail = tonumber(redis.call('HGET', rightkey, 'available') or right)
-    if amount > ravail then
-      redis.call('HSET', ledger, field, 'refused:0')
+    if amount > r.available then
+      record(ledger, field, 'refused:0')
       return {1, 'refused:0'}
     end
-    redis.call('HSET', rightkey, 'available', ravail - amount)
-    redis.call('HINCRBY', rightkey, 'reserved', amount)
+    r.available = r.available - amount
+    r.reserved = r.reserved + amount
+    touch(rightkey, r)
   end
-  redis.call('HSET', env, 'available', available - amount)
-  redis.call('HINCRBY', env, 'reserved', amount)
-  redis.call('HINCRBY', env, 'projects', 1)
+  e.available = e.available - amount
+  e.reserved = e.reserved + amount
+  e.projects = e.projects + 1
+  e.dprojects = e.dprojects + 1
+  e.envelope = true
+  touch(env, e)
   local entry = 'reserved:' .. amount_s
   if right then entry = entry .. '@' .. territory end
-  redis.call('HSET', ledger, field, entry)
-  redis.call('ZADD', deadlines, deadline, id)
+  record(ledger, field, entry)
+  local d = deadlines[dkey]
+  if not d then
+    d = {}
+    deadlines[dkey] = d
+    dorder[#dorder + 1] = dkey
+  end
+  d[#d + 1] = deadline
+  d[#d + 1] = id
   return {1, entry}
 end
 local out = {}
@@ -54,6 +105,27 @@ for i = 1, #KEYS / 5 do
   out[i] = reserve(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5],
                    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
 end
+-- The writes, in chunks of at most 1000 arguments (unpack's limit is 8000).
+local function many(cmd, key, list)
+  for j = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
+  end
+end
+for _, key in ipairs(order) do
+  local f = books[key]
+  redis.call('HSET', key, 'available', f.available)
+  redis.call('HINCRBY', key, 'reserved', f.reserved)
+  if f.envelope then redis.call('HINCRBY', key, 'projects', f.dprojects) end
+end
+for _, ledger in ipairs(ledgers) do
+  local list, e = {}, entries[ledger]
+  for _, field in ipairs(e.fields) do
+    list[#list + 1] = field
+    list[#list + 1] = e.map[field]
+  end
+  many('HSET', ledger, list)
+end
+for _, key in ipairs(dorder) do many('ZADD', key, deadlines[key]) end
 -- One only: the pair itself (the callers of one, unchanged).
 if #KEYS == 5 then return out[1] end
 return out

@@ -8,10 +8,46 @@
 -- ARGV[3i-2] dossier id, ARGV[3i-1] 'commit' | 'release', ARGV[3i] amount to commit (cents)
 -- Returns per settlement (the pair alone for one) {1, entry} applied, {0, entry} already settled,
 -- {-1, 'no_reservation'}.
+-- A batch reads each envelope or right once and moves its figures in order, then writes
+-- them: one HINCRBY per field and one HSET available per hash, one HSET per ledger
+-- bucket, one ZREM per deadlines set (the same end state as settling one by one, with a
+-- fraction of the commands). Nothing is written before every answer is known.
 --#include bucket_ids.lua
-local function settle(env, ledger, old, deadlines, prefix, id, what, commit_s)
+local books, order = {}, {}       -- envelope or right key -> its figures as they go
+local function figures(key)
+  local f = books[key]
+  if f == nil then
+    local h = redis.call('HMGET', key, 'total', 'available')
+    f = {available = tonumber(h[2] or h[1]), reserved = 0, committed = 0, released = 0}
+    books[key] = f
+    order[#order + 1] = key
+  end
+  return f
+end
+local old_there = {}              -- old ledger key -> whether it exists (never written)
+local entries, ledgers = {}, {}   -- ledger key -> the entries this batch writes
+local function entry_of(ledger, old, field, id)
+  local mine = entries[ledger] and entries[ledger].map[field]
+  if mine then return mine end
+  local prev = redis.call('HGET', ledger, field)
+  if prev then return prev end
+  if old_there[old] == nil then old_there[old] = redis.call('EXISTS', old) == 1 end
+  return old_there[old] and redis.call('HGET', old, id) or nil
+end
+local function record(ledger, field, entry)
+  local e = entries[ledger]
+  if not e then
+    e = {map = {}, fields = {}}
+    entries[ledger] = e
+    ledgers[#ledgers + 1] = ledger
+  end
+  if not e.map[field] then e.fields[#e.fields + 1] = field end
+  e.map[field] = entry
+end
+local gone, dorder = {}, {}       -- deadlines key -> members to remove
+local function settle(env, ledger, old, dkey, prefix, id, what, commit_s)
   local field = pack(id)
-  local prev = redis.call('HGET', ledger, field) or redis.call('HGET', old, id)
+  local prev = entry_of(ledger, old, field, id)
   if not prev then return {-1, 'no_reservation'} end
   local kind, amount, territory = string.match(prev, '^(%a+):(%d+)@?(.*)$')
   if kind ~= 'reserved' then return {0, prev} end
@@ -23,24 +59,30 @@ local function settle(env, ledger, old, deadlines, prefix, id, what, commit_s)
     right = prefix .. territory
   end
   local function move(key, committed)
-    redis.call('HINCRBY', key, 'reserved', -amount)
-    redis.call('HINCRBY', key, 'committed', committed)
-    local h = redis.call('HMGET', key, 'total', 'available')
-    local available = tonumber(h[2] or h[1])
-    redis.call('HSET', key, 'available', available + amount - committed)
+    local f = figures(key)
+    f.reserved = f.reserved - amount
+    f.committed = f.committed + committed
+    f.available = f.available + amount - committed
   end
-  redis.call('ZREM', deadlines, id)
+  local g = gone[dkey]
+  if not g then
+    g = {}
+    gone[dkey] = g
+    dorder[#dorder + 1] = dkey
+  end
+  g[#g + 1] = id
   if what == 'commit' then
     local c = math.min(tonumber(commit_s), amount)
     move(env, c)
     if right then move(right, c) end
-    redis.call('HSET', ledger, field, 'committed:' .. c .. suffix)
+    record(ledger, field, 'committed:' .. c .. suffix)
     return {1, 'committed:' .. c .. suffix}
   end
   move(env, 0)
   if right then move(right, 0) end
-  redis.call('HINCRBY', env, 'projects', -1)
-  redis.call('HSET', ledger, field, 'released:' .. amount .. suffix)
+  local f = figures(env)
+  f.released = f.released + 1
+  record(ledger, field, 'released:' .. amount .. suffix)
   return {1, 'released:' .. amount .. suffix}
 end
 local out = {}
@@ -48,6 +90,28 @@ for i = 1, #KEYS / 5 do
   local k, a = 5 * (i - 1), 3 * (i - 1)
   out[i] = settle(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5],
                   ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+end
+-- The writes, in chunks of at most 1000 arguments (unpack's limit is 8000).
+local function many(cmd, key, list)
+  for j = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
+  end
+end
+for _, key in ipairs(dorder) do many('ZREM', key, gone[key]) end
+for _, key in ipairs(order) do
+  local f = books[key]
+  redis.call('HINCRBY', key, 'reserved', f.reserved)
+  redis.call('HINCRBY', key, 'committed', f.committed)
+  redis.call('HSET', key, 'available', f.available)
+  if f.released > 0 then redis.call('HINCRBY', key, 'projects', -f.released) end
+end
+for _, ledger in ipairs(ledgers) do
+  local list, e = {}, entries[ledger]
+  for _, field in ipairs(e.fields) do
+    list[#list + 1] = field
+    list[#list + 1] = e.map[field]
+  end
+  many('HSET', ledger, list)
 end
 -- One only: the pair itself (the callers of one, unchanged).
 if #KEYS == 5 then return out[1] end

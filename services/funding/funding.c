@@ -230,6 +230,47 @@ static void s_plan_parse (const redisReply *r, plan_t *p)
 
 typedef char key_t_[80];
 
+/* Which of a batch's ids were seen, by hash (open addressing over twice the batch): a
+ * batch of 512 compared each id with every earlier one (131,000 strcmp). */
+typedef struct {
+    const char **ids;
+    int *slots; /* index + 1, 0 empty */
+    size_t mask;
+} id_index_t;
+
+static void s_index_init (id_index_t *x, size_t n)
+{
+    size_t size = 16;
+    while (size < 2 * n)
+        size *= 2;
+    x->slots = calloc (size, sizeof *x->slots);
+    x->ids = malloc (n * sizeof *x->ids + 1);
+    assert (x->slots && x->ids);
+    x->mask = size - 1;
+}
+
+static void s_index_free (id_index_t *x)
+{
+    free (x->slots), free (x->ids);
+}
+
+/* The index id was given before, or -1 after giving it index next. */
+static int s_index_of (id_index_t *x, const char *id, int next)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t) *p) * 16777619u;
+    size_t i = h & x->mask;
+    while (x->slots[i]) {
+        if (!strcmp (x->ids[x->slots[i] - 1], id))
+            return x->slots[i] - 1;
+        i = (i + 1) & x->mask;
+    }
+    x->slots[i] = next + 1;
+    x->ids[next] = id;
+    return -1;
+}
+
 /* Reads fields of many hashes in one round trip (funding_read.lua): the reply's element i
  * is key i's values (or whole hash without fields). NULL when Redis did not answer. */
 static redisReply *s_read (funding_t *self, const char *const *ids, size_t k, const char *suffix,
@@ -481,7 +522,10 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
 {
     if (!k)
         return;
-    budget_op_t *ops = calloc (k * MAX_LEGS, sizeof *ops);
+    size_t n_legs = 0;
+    for (size_t d = 0; d < k; d++)
+        n_legs += (size_t) (ds[d].plan->n > 0 ? ds[d].plan->n : 0);
+    budget_op_t *ops = calloc (n_legs + 1, sizeof *ops);
     int *first_op = malloc (k * sizeof *first_op);
     size_t n_ops = 0;
     for (size_t d = 0; d < k; d++) {
@@ -504,7 +548,9 @@ static void s_finalize_many (funding_t *self, dossier_t *ds, size_t k)
     }
     const char **closed_ids = malloc (k * sizeof *closed_ids);
     size_t n_closed = 0;
-    closing_t *cl = calloc (k, sizeof *cl);
+    /* Not zeroed: every part a dossier's step refers to is written (its unused leg slots,
+     * most of its ~7 KB, are never touched, nor their pages). */
+    closing_t *cl = malloc (k * sizeof *cl);
     qp_service_step_t *steps = calloc (k, sizeof *steps);
     assert (cl && steps);
     for (size_t d = 0; d < k; d++) {
@@ -716,8 +762,13 @@ static void s_drive_many (funding_t *self, dossier_t *ds, size_t k)
     for (size_t d = 0; d < k; d++)
         if (!ds[d].plan)
             ds[d].plan = &loaded[m++];
-    save_t *sv = calloc (k * MAX_LEGS, sizeof *sv);
-    bool *asks = calloc (k * MAX_LEGS, sizeof *asks);
+    /* One save at most per leg: sized by the legs (a save is ~1 KB; k * MAX_LEGS of them
+     * was 8 MB zeroed per batch of 512). */
+    size_t n_legs = 0;
+    for (size_t d = 0; d < k; d++)
+        n_legs += (size_t) (ds[d].plan->n > 0 ? ds[d].plan->n : 0);
+    save_t *sv = malloc ((n_legs + 1) * sizeof *sv);
+    bool *asks = calloc (n_legs + 1, sizeof *asks);
     size_t *first = malloc ((k + 1) * sizeof *first);
     due_t *dues = malloc (k * sizeof *dues);
     dossier_t *fin = malloc (k * sizeof *fin);
@@ -964,15 +1015,18 @@ static void s_request_many (funding_t *self, decided_t *dc, size_t k)
         return; /* Redis down: the ELIGIBLE leases bring them back */
     }
     plan_t *plans = calloc (k, sizeof *plans);
-    budget_op_t *ops = calloc (k * MAX_LEGS, sizeof *ops);
+    size_t n_decisions = 0;
+    for (size_t i = 0; i < k; i++)
+        n_decisions += dc[i].e->n_decisions < MAX_LEGS ? dc[i].e->n_decisions : MAX_LEGS;
+    budget_op_t *ops = calloc (n_decisions + 1, sizeof *ops);
     size_t n_ops = 0;
+    id_index_t seen;
+    s_index_init (&seen, k);
     int64_t deadline = qp_now_ms () + self->reservation_ttl_ms;
     for (size_t i = 0; i < k; i++) {
         const Qp__V1__EligibilityDecided *e = dc[i].e;
         plans[i].n = -1;
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = !strcmp (ids[j], ids[i]);
+        bool dup = s_index_of (&seen, ids[i], (int) i) >= 0;
         const redisReply *v = r->element[i]->elements ? r->element[i]->element[0] : NULL;
         Qp__V1__Dossier *d = !dup && v && v->type == REDIS_REPLY_STRING
                                  ? qp__v1__dossier__unpack (NULL, v->len, (uint8_t *) v->str)
@@ -1016,6 +1070,7 @@ static void s_request_many (funding_t *self, decided_t *dc, size_t k)
         if (!p->n)
             qp_log_warn ("nothing_to_fund", "dossier %s: no eligible scheme", ids[i]);
     }
+    s_index_free (&seen);
     freeReplyObject (r);
     r = NULL;
     if (budget_reserve_many (self->redis, ops, n_ops) != 0)
@@ -1302,15 +1357,16 @@ static void s_answers_many (funding_t *self, funding_queued_t *qs, size_t k)
         as[i].q = &qs[i];
     for (int round = 0; round < 5; round++) {
         size_t n_ids = 0, n_sv = 0, n_drive = 0;
+        id_index_t index;
+        s_index_init (&index, k);
         for (size_t i = 0; i < k; i++) {
             in_round[i] = !as[i].done;
             if (!in_round[i])
                 continue;
             Qp__V1__PartnerDecision *pd = (Qp__V1__PartnerDecision *) as[i].q->msg.payload;
-            size_t j = 0;
-            while (j < n_ids && strcmp (ids[j], pd->dossier_id))
-                j++;
-            if (j == n_ids) {
+            int seen = s_index_of (&index, pd->dossier_id, (int) n_ids);
+            size_t j = seen >= 0 ? (size_t) seen : n_ids;
+            if (seen < 0) {
                 Qp__V1__Envelope *env = as[i].q->msg.envelope;
                 drive[j] = (dossier_t){pd->dossier_id, env->message_id,
                                        env->has_event_time_ms ? env->event_time_ms : 0,
@@ -1319,6 +1375,7 @@ static void s_answers_many (funding_t *self, funding_queued_t *qs, size_t k)
             }
             plan_of[i] = (int) j;
         }
+        s_index_free (&index);
         if (!n_ids)
             break;
         s_plans_load (self, ids, n_ids, plans); /* Redis down: none, unknown_request */
