@@ -64,6 +64,54 @@ void bench_stop (pid_t pid)
     waitpid (pid, NULL, 0);
 }
 
+int bench_redis_start (bench_redis_t *self, const char *const *settings)
+{
+    memset (self, 0, sizeof *self);
+    snprintf (self->dir, sizeof self->dir, "/tmp/qp-bench-redis-XXXXXX");
+    if (!mkdtemp (self->dir))
+        return -1;
+    int port = bench_free_port ();
+    char port_s[16], log[96];
+    snprintf (port_s, sizeof port_s, "%d", port);
+    snprintf (log, sizeof log, "%s/redis.log", self->dir);
+    const char *base[] = {"redis-server", "--bind",    "127.0.0.1", "--port",    port_s,
+                          "--dir",        self->dir,   "--save",    "",          "--daemonize",
+                          "no",           "--logfile", log,         "--hash-max-listpack-value",
+                          "2048"}; /* as deployed */
+    size_t nb = sizeof base / sizeof base[0], ns = 0;
+    while (settings && settings[ns])
+        ns++;
+    char **argv = calloc (nb + ns + 1, sizeof *argv);
+    if (!argv)
+        return -1;
+    memcpy (argv, base, sizeof base);
+    for (size_t i = 0; i < ns; i++)
+        argv[nb + i] = (char *) settings[i];
+    self->pid = bench_spawn (argv, NULL, NULL);
+    free (argv);
+    if (self->pid > 0)
+        self->redis = qp_redis_connect ("127.0.0.1", port, 10000);
+    if (!self->redis) {
+        fprintf (stderr, "cannot start redis-server\n");
+        bench_redis_stop (self);
+        return -1;
+    }
+    return 0;
+}
+
+int bench_redis_stop (bench_redis_t *self)
+{
+    qp_redis_destroy (&self->redis);
+    bench_stop (self->pid);
+    self->pid = 0;
+    if (!self->dir[0])
+        return 0;
+    char cmd[128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", self->dir);
+    self->dir[0] = 0;
+    return system (cmd) == 0 ? 0 : -1;
+}
+
 long bench_status_kb (pid_t pid, const char *field)
 {
     char path[64], line[256];

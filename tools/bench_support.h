@@ -18,6 +18,19 @@ void bench_bus_env (char *work, size_t size);
  * to out_path and its stderr to err_path (created or truncated; NULL: inherited).
  * Returns its pid, -1 when it cannot be started. */
 pid_t bench_spawn (char *const argv[], const char *out_path, const char *err_path);
+/* A private redis-server for a benchmark that measures Redis alone: on a free loopback
+ * port, in a fresh temp dir, with the deployed hash settings (hash-max-listpack-value
+ * 2048), no RDB saves, then the settings given (NULL-terminated "--name", "value"
+ * pairs; e.g. "--appendonly", "yes"). Returns its connection (10 s to come up), NULL
+ * when it cannot start. */
+typedef struct {
+    pid_t pid;
+    char dir[64];
+    qp_redis_t *redis;
+} bench_redis_t;
+int bench_redis_start (bench_redis_t *self, const char *const *settings);
+/* Disconnects, stops it and removes its dir. 0, or -1 when the dir stayed. */
+int bench_redis_stop (bench_redis_t *self);
 /* SIGTERM, then waits for it to exit (pid <= 0: nothing to stop). */
 void bench_stop (pid_t pid);
 /* kB of a line of /proc/PID/status ("VmRSS", "VmHWM"), -1 when absent. */

@@ -170,41 +170,10 @@ int main (int argc, char **argv)
     if (n < 1 || batch < 1)
         return 2;
     setvbuf (stdout, NULL, _IOLBF, 0);
-    char dir[] = "/tmp/qp-bench-store-XXXXXX";
-    if (!mkdtemp (dir))
-        return 1;
-    int port = bench_free_port ();
-    char port_s[16], log[64];
-    snprintf (port_s, sizeof port_s, "%d", port);
-    snprintf (log, sizeof log, "%s/redis.log", dir);
-    char *redis_argv[] = {"redis-server",
-                          "--bind",
-                          "127.0.0.1",
-                          "--port",
-                          port_s,
-                          "--dir",
-                          dir,
-                          "--appendonly",
-                          aof ? "yes" : "no",
-                          "--appendfsync",
-                          "everysec",
-                          "--auto-aof-rewrite-percentage",
-                          "0",
-                          "--save",
-                          "",
-                          "--daemonize",
-                          "no",
-                          "--logfile",
-                          log,
-                          "--hash-max-listpack-value",
-                          "2048",
-                          NULL}; /* as deployed, without the rewrites */
-    pid_t pid = bench_spawn (redis_argv, NULL, NULL);
-    if (pid < 0) {
-        fprintf (stderr, "qp-bench-store: cannot start redis-server\n");
-        return 1;
-    }
-    qp_redis_t *redis = qp_redis_connect ("127.0.0.1", port, 10000);
+    const char *settings[] = {"--appendonly", aof ? "yes" : "no", "--appendfsync", "everysec",
+                              "--auto-aof-rewrite-percentage", "0", NULL}; /* no rewrites */
+    bench_redis_t server;
+    qp_redis_t *redis = bench_redis_start (&server, settings) == 0 ? server.redis : NULL;
     int rc = redis ? 0 : 1;
     json_t *doc = json_pack ("{s:i, s:i, s:i, s:[]}", "dossiers", (json_int_t) n, "batch",
                              (json_int_t) batch, "event_bytes", (json_int_t) EVENT_BYTES,
@@ -256,16 +225,12 @@ int main (int argc, char **argv)
     }
     free (samples);
     free (ids);
-    qp_redis_destroy (&redis);
-    bench_stop (pid);
+    if (redis && bench_redis_stop (&server) != 0)
+        rc = 1;
     if (json_path && json_dump_file (doc, json_path, JSON_INDENT (2)) != 0) {
         fprintf (stderr, "qp-bench-store: cannot write %s\n", json_path);
         rc = 1;
     }
     json_decref (doc);
-    char cmd[128];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system (cmd) != 0)
-        rc = 1;
     return rc;
 }

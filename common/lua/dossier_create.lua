@@ -5,6 +5,7 @@
 -- ARGV[1] id, ARGV[2] lease deadline (ms), ARGV[3] history entry, then with KEYS[4]:
 -- ARGV[4] outbox deadline (ms), ARGV[5] n events, ARGV[6] n acks, the n events (outbox
 -- members), the n acks (members published since: removed); then field, value...
+--#include outbox_add.lua
 local f = 4
 if #KEYS > 3 then
   local ne, na = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -13,14 +14,7 @@ if #KEYS > 3 then
   if redis.call('EXISTS', KEYS[1]) == 1 then
     return {0, redis.call('HGET', KEYS[1], 'state')}
   end
-  if ne > 0 then -- one ZADD for all (each redis.call has a fixed cost)
-    local add = {}
-    for i = 7, 6 + ne do
-      add[#add + 1] = ARGV[4]
-      add[#add + 1] = ARGV[i]
-    end
-    redis.call('ZADD', KEYS[4], unpack(add))
-  end
+  outbox_add(KEYS[4], ARGV[4], 7, 6 + ne)
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGET', KEYS[1], 'state')}
 end

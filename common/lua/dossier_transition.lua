@@ -10,6 +10,7 @@
 -- Returns {1, next} applied, {0, current} not in the expected state, {-1, ''} unknown.
 -- Each redis.call costs Redis a fixed overhead and each write its own AOF entry, so the
 -- step reads with one HMGET and writes the hash with one HSET (docs/benchmarks.md).
+--#include outbox_add.lua
 local f, ne = 6, 0
 if #KEYS > 4 then
   ne = tonumber(ARGV[7])
@@ -30,12 +31,5 @@ else
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
-if ne > 0 then
-  local add = {}
-  for i = 9, 8 + ne do
-    add[#add + 1] = ARGV[6]
-    add[#add + 1] = ARGV[i]
-  end
-  redis.call('ZADD', KEYS[5], unpack(add))
-end
+if ne > 0 then outbox_add(KEYS[5], ARGV[6], 9, 8 + ne) end
 return {1, ARGV[3]}

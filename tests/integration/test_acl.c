@@ -6,6 +6,7 @@
 #include "qp_redis.h"
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,9 +294,5 @@ int main (void)
     tcase_add_test (tc, test_each_service_refused_outside_its_permissions);
     tcase_add_test (tc, test_flow_as_service_users_partners_without_redis);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

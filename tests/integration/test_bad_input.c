@@ -7,6 +7,7 @@
 #include "qp_test_pipeline_fixture.h"
 #include "qp_bus.h"
 #include "qp_store.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <string.h>
@@ -280,9 +281,5 @@ int main (void)
     tcase_add_test (tc, test_invalid_dossier_is_not_stored);
     tcase_add_test (tc, test_partner_cannot_answer_for_another_agency);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -11,6 +11,7 @@
 #include "qp_test_dossier.h"
 #include "qp_test_http.h"
 #include "rules.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <signal.h>
 #include <string.h>
@@ -663,9 +664,5 @@ int main (void)
     tcase_add_test (tc, test_declared_zfu_te);
     tcase_add_test (tc, test_burst_decided_together);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

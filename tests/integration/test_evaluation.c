@@ -12,6 +12,7 @@
 #include "qp_date.h"
 #include "qp_report_html.h"
 #include "qp_store.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <signal.h>
 #include <string.h>
@@ -860,9 +861,5 @@ int main (void)
     tcase_add_test (tc, undecodable_event_leaves_the_outbox);
     tcase_add_test (tc, dashboard_in_headless_chromium);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

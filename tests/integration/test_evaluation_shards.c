@@ -10,6 +10,7 @@
 #include "qp_test_dossier.h"
 #include "qp_test_http.h"
 #include "qp_test_sample.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,8 @@ static qp_redis_t *s_redis;
 /* A metric of evaluation instance i (its /metrics; port read from its log). */
 static double s_metric (int i, const char *name)
 {
-    int port = qp_test_http_port_in_log (s_eval[i]->log_path, 5000);
-    ck_assert_int_gt (port, 0);
-    char *text = NULL;
-    ck_assert_int_eq (qp_test_http_get (port, "/metrics", &text), 200);
-    double v = qp_test_metric (text, name, NULL);
-    free (text);
+    double v = qp_test_log_metric (s_eval[i]->log_path, name);
+    ck_assert_msg (!isnan (v), "no /metrics from evaluation %d", i);
     return v;
 }
 
@@ -139,9 +136,5 @@ int main (void)
     tcase_set_timeout (tc, 300);
     tcase_add_test (tc, two_instances_split_and_take_over);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -4,6 +4,7 @@
  * evaluation counters and the budget envelope must match what was submitted. */
 #include "qp_test.h"
 #include "qp_test_sample.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <string.h>
@@ -204,9 +205,5 @@ int main (void)
     tcase_add_test (tc, test_thousand_dossiers_end_to_end);
     tcase_add_test (tc, test_second_instance_shares_the_work);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

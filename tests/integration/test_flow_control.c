@@ -6,6 +6,7 @@
 #include "qp_message.h"
 #include "qp_test.h"
 #include "qp_test_bus_fixture.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,9 +455,5 @@ int main (void)
     tcase_set_timeout (real, 120);
     tcase_add_test (real, test_real_service_under_a_small_window);
     suite_add_tcase (s, real);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -9,6 +9,7 @@
 #include "qp_test.h"
 #include "qp_test_dossier.h"
 #include "qp/v1/funding.pb-c.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -659,9 +660,5 @@ int main (void)
     tcase_add_test (tc, test_curve_partner_endpoint);
     tcase_add_test (tc, test_refuses_a_catalogue_larger_than_a_plan);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -22,6 +22,7 @@
 #include "qp_test.h"
 #include "qp_test_dossier.h"
 #include "qp_test_sample.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <string.h>
@@ -314,9 +315,5 @@ int main (void)
     tcase_set_timeout (tc, 180);
     tcase_add_test (tc, test_three_intruders_refused);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

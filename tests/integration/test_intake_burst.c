@@ -17,6 +17,7 @@
 #include "qp_test.h"
 #include "qp_test_http.h"
 #include "qp_test_intake.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -212,12 +213,8 @@ static size_t s_received_in_outbox (redisContext *rc)
 /* One of intake's metrics. */
 static double s_intake_metric (const char *name)
 {
-    int port = qp_test_http_port_in_log (intake->log_path, 5000);
-    ck_assert_int_gt (port, 0);
-    char *text = NULL;
-    ck_assert_int_eq (qp_test_http_get (port, "/metrics", &text), 200);
-    double v = qp_test_metric (text, name, NULL);
-    free (text);
+    double v = qp_test_log_metric (intake->log_path, name);
+    ck_assert_msg (!isnan (v), "no /metrics from intake");
     return v;
 }
 
@@ -357,9 +354,5 @@ int main (void)
     tcase_add_test (tc, test_burst_answers_each);
     tcase_add_test (tc, test_burst_redis_down);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

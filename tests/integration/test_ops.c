@@ -7,6 +7,7 @@
 #include "qp_test.h"
 #include "qp_test_sample.h"
 #include "qp_test_http.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -295,9 +296,5 @@ int main (void)
     tcase_add_test (tc, test_bad_http_address_is_refused_and_service_runs);
     tcase_add_test (tc, test_idle_services_see_redis_go_and_come_back);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -6,6 +6,7 @@
 #include "qp_test.h"
 #include "qp_test_sample.h"
 #include "qp_test_http.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -200,9 +201,5 @@ int main (void)
     tcase_set_timeout (tc, 600);
     tcase_add_test (tc, test_master_killed_mid_run);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

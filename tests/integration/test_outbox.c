@@ -10,6 +10,7 @@
 #include "qp_store.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -546,9 +547,5 @@ int main (void)
     tcase_set_timeout (alone, 600);
     tcase_add_test (alone, test_without_evaluation);
     suite_add_tcase (s, alone);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

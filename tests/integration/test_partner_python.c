@@ -8,6 +8,7 @@
 #include "qp_test.h"
 #include "qp_test_dossier.h"
 #include "qp/v1/funding.pb-c.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -141,9 +142,5 @@ int main (void)
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_python_component_over_curve);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -4,6 +4,7 @@
  * decisions. The same request twice gets the same answer, byte for byte. */
 #include "qp_bus.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -260,9 +261,5 @@ int main (void)
     tcase_add_test (tc, test_same_request_same_answer);
     tcase_add_test (tc, test_invalid_request_answered_with_error);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

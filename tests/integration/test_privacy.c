@@ -15,6 +15,7 @@
 #include "qp_journal.h"
 #include "qp_json.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <dirent.h>
 #include <hiredis/hiredis.h>
@@ -612,9 +613,5 @@ int main (void)
     tcase_add_test (tc, test_no_identity_leaves_intake);
     tcase_add_test (tc, test_journal_scrub_tool);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -8,6 +8,7 @@
 #include "qp_message.h"
 #include "qp_test.h"
 #include "qp_test_http.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,9 +260,5 @@ int main (void)
     tcase_add_test (tc, test_metrics_follow_the_capture);
     tcase_add_test (tc, test_write_failure_is_visible_and_harmless);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -6,6 +6,7 @@
 #include "qp_journal.h"
 #include "qp_test.h"
 #include "qp_test_sample.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -257,9 +258,5 @@ int main (void)
     tcase_add_test (tc, test_speed_ten_is_paced);
     tcase_add_test (tc, test_replay_partner_over_curve);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -5,6 +5,7 @@
  * field. */
 #include "qp_journal.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -208,9 +209,5 @@ int main (void)
     tcase_add_test (tc, test_unknown_type);
     tcase_add_test (tc, test_diff_names_dossier_and_field);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

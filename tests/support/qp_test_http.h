@@ -4,6 +4,7 @@
 #ifndef QP_TEST_HTTP_H
 #define QP_TEST_HTTP_H
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <regex.h>
 #include <stdbool.h>
@@ -145,5 +146,18 @@ static inline int qp_test_http_port_in_log (const char *log_path, int timeout_ms
         usleep (100000);
     }
     return -1;
+}
+
+/* A metric (no label filter) of the program whose log is log_path, read from its
+ * /metrics; NAN when it has no HTTP port within 5 s or does not answer 200. */
+static inline double qp_test_log_metric (const char *log_path, const char *name)
+{
+    int port = qp_test_http_port_in_log (log_path, 5000);
+    char *text = NULL;
+    double v = NAN;
+    if (port > 0 && qp_test_http_get (port, "/metrics", &text) == 200)
+        v = qp_test_metric (text, name, NULL);
+    free (text);
+    return v;
 }
 #endif

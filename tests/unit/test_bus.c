@@ -4,6 +4,7 @@
 #include "qp_message.h"
 #include "qp_test.h"
 #include "qp_test_bus_fixture.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -536,9 +537,5 @@ int main (void)
     tcase_add_test (tc, test_client_helpers);
     tcase_add_test (tc, test_stops_on_sigterm);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

@@ -1,6 +1,7 @@
 /* qp_config: defaults, then environment, then flags. */
 #include "qp_config.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,9 +201,5 @@ int main (void)
     tcase_add_test (tc, test_help);
     tcase_add_test (tc, test_common);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

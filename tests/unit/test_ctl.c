@@ -3,6 +3,7 @@
  * value, and what the user wrote is quoted back short and escaped, never whole. No
  * stack is needed: nothing reaches the bus (its endpoint is a free port nobody binds). */
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,9 +111,5 @@ int main (void)
     tcase_set_timeout (tc, 60);
     tcase_add_test (tc, test_unknown_enum_value);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

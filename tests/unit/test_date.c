@@ -1,6 +1,7 @@
 /* qp_date: ISO calendar dates as days since 1970-01-01. */
 #include "qp_date.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 
@@ -137,9 +138,5 @@ int main (void)
     tcase_add_test (tc, test_format_round_trip);
     tcase_add_test (tc, test_ms);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

@@ -7,6 +7,7 @@
 #include "qp_redis.h"
 #include "qp_test.h"
 #include "qp_test_redis_fixture.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -550,9 +551,5 @@ int main (void)
     tcase_add_test (tc, test_pending_claim);
     tcase_add_test (tc, test_eval_apply_once);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

@@ -7,6 +7,7 @@
 #include "evaluation/evaluation.h"
 #include "qp_test.h"
 #include "qp_test_redis_fixture.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,9 +325,5 @@ int main (void)
     tcase_add_test (overlap, test_overlap_once);
     tcase_add_test (overlap, test_collect_reloads_script);
     suite_add_tcase (s, overlap);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

@@ -1,6 +1,7 @@
 /* The readable explanation of a decision says every scheme, criterion, missing field,
  * value and dated parameter with its source. */
 #include "qp_explain.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -71,9 +72,5 @@ int main (void)
     TCase *tc = tcase_create ("explain");
     tcase_add_test (tc, test_text);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

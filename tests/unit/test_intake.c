@@ -6,6 +6,7 @@
 #include "qp_store.h"
 #include "qp_test.h"
 #include "qp_test_intake.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -494,9 +495,5 @@ int main (void)
     tcase_add_test (tc, test_declared_facts_stored);
     tcase_add_test (tc, test_refuses_to_start_without_zones);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

@@ -3,6 +3,7 @@
  * that keeps a person's identity out of a journal. */
 #include "qp_journal.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <fcntl.h>
 #include <string.h>
@@ -549,9 +550,5 @@ int main (void)
     tcase_add_test (tc, test_scrub_drops_what_does_not_decode);
     tcase_add_test (tc, test_scrub_drops_unknown_fields);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

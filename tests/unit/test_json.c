@@ -2,6 +2,7 @@
  * document can be wrong is refused with the field's dotted path and a reason. */
 #include "qp_json.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -349,9 +350,5 @@ int main (void)
     tcase_add_test (tc, test_user_text_quoted_short);
     tcase_add_test (tc, test_to_message_not_object);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

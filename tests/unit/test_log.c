@@ -2,6 +2,7 @@
  * skips levels below the configured one. */
 #include "qp_log.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <jansson.h>
 #include <string.h>
@@ -80,9 +81,5 @@ int main (void)
     TCase *tc = tcase_create ("log");
     tcase_add_test (tc, test_json_lines);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

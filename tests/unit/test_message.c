@@ -2,6 +2,7 @@
 #include "qp_log.h"
 #include "qp_message.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,9 +346,5 @@ int main (void)
     tcase_add_test (tc, test_bad_payload);
     tcase_add_test (tc, test_build_error);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

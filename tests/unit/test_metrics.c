@@ -4,6 +4,7 @@
 #include "qp_metrics.h"
 #include "qp_test.h"
 #include "qp_test_http.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,9 +131,5 @@ int main (void)
     tcase_add_test (tc, test_histogram_buckets_are_cumulative);
     tcase_add_test (tc, test_probe_endpoint);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -5,6 +5,7 @@
  * ../shared/data/qpv2024.geojson is there. */
 #include "qp_qpv.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -324,9 +325,5 @@ int main (void)
     tcase_add_test (tc, test_list_csv);
     tcase_add_test (tc, test_real_contours);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

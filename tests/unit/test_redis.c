@@ -2,6 +2,7 @@
 #include "qp_redis.h"
 #include "qp_test.h"
 #include "qp_test_redis_fixture.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -132,9 +133,5 @@ int main (void)
     tcase_add_test (tc, test_reconnect_after_restart);
     tcase_add_test (tc, test_connect_refused);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }

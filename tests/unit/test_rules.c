@@ -9,6 +9,7 @@
 #include "qp_test.h"
 #include "qp_test_catalogue_fixture.h"
 #include "rules.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -411,9 +412,5 @@ int main (void)
     tcase_add_test (tc, test_euros);
     tcase_add_test (tc, test_fact_wire_names);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

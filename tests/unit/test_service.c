@@ -3,6 +3,7 @@
 #include "qp_service.h"
 #include "qp_test.h"
 #include "qp_test_bus_fixture.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -117,9 +118,5 @@ int main (void)
     tcase_set_timeout (tc, 60);
     tcase_add_test (tc, test_after_burst_flushes_without_a_timer);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (suite);
 }

@@ -1,6 +1,7 @@
 /* qp_shard: instances split a stream by key through a group in a real Redis. */
 #include "qp_shard.h"
 #include "qp_test_redis_fixture.h"
+#include "qp_test_suite.h"
 #include <stdio.h>
 
 #define PREFIX "qp:eval:shards:"
@@ -110,9 +111,5 @@ int main (void)
     tcase_add_test (tc, members_split_and_take_over);
     tcase_add_test (tc, redis_down_keeps_the_last_view);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

@@ -2,6 +2,7 @@
  * transitions, history, pending sets and their leases, status reads. */
 #include "qp_store.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <string.h>
 
@@ -470,9 +471,5 @@ int main (void)
     tcase_add_test (tc, test_batched_transitions);
     tcase_add_test (tc, test_compact_records);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? 1 : 0;
+    return qp_test_run_suite (s);
 }

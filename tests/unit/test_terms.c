@@ -3,6 +3,7 @@
 #include "funding/terms.h"
 #include "qp_date.h"
 #include "qp_test.h"
+#include "qp_test_suite.h"
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,9 +159,5 @@ int main (void)
     tcase_add_test (tc, test_old_records);
     tcase_add_test (tc, test_incomplete_terms);
     suite_add_tcase (s, tc);
-    SRunner *sr = srunner_create (s);
-    srunner_run_all (sr, CK_NORMAL);
-    int failed = srunner_ntests_failed (sr);
-    srunner_free (sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return qp_test_run_suite (s);
 }
