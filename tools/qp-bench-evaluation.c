@@ -5,7 +5,7 @@
  * with breakdowns once every dossier is counted. Prints the figures with issue 5's
  * targets beside them, writes them as JSON with --json FILE; --smoke runs a few seconds.
  * Asserts nothing. Usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] [--no-acks]
- * [--batch N] [--spread N] [--digest] [--no-sweep] [--call-times] [--json FILE] (--no-sweep:
+ * [--batch N] [--spread N] [--digest] [--no-sweep] [--call-times] [--outbox] [--json FILE] (--no-sweep:
  * without the outbox sweeper's part, e.g. to profile the apply alone; --spread N: the events
  * of N dossiers at a time, step by step (N received, then their N decisions...), as the
  * whole stack brings them: a small batch then holds N different dossiers, not 5 or 6
@@ -16,7 +16,9 @@
  * Redis's own time of each read and apply call, from its SLOWLOG (every command, the
  * scripts' own too), drained every 1,000 dossiers: how long one apply holds Redis, during
  * which other clients wait; the drains wait for the apply in flight, so the rates of such
- * a run are not comparable).
+ * a run are not comparable; --outbox: the events' members are put in the outbox first, 1,024
+ * dossiers at a time, as the producers do, so that the acks' ZREM removes (and propagates to
+ * the AOF) what it does in the stack; the Redis and bench CPU of that filling is not counted).
  * Then the outbox sweeper with a lagging evaluation: a backlog of due members, four
  * sweepers ticking each second (simulated clock, real Redis and claim script): how many
  * are published again per second, with the redelivery delay of 30 s and with the former 5 s. */
@@ -40,9 +42,28 @@
 
 static bool s_acks = true;
 
+/* --outbox: the members the acks remove are first in the outbox, as the producers put
+ * them there (else each ZREM finds nothing, and removes and propagates nothing).
+ * s_fill: s_apply only collects the members of the next dossiers, for s_outbox_fill. */
+static zlistx_t *s_fill;
+
 static void s_apply (evaluation_t *eval, const ProtobufCMessage *m, const char *id, int64_t t,
                      const char *what)
 {
+    if (s_fill) {
+        qp_meta_t meta = {.correlation_id = id, .event_time_ms = t, .discriminator = what,
+                          .producer = "bench"};
+        zmsg_t *frames = qp_message_build (m, &meta, NULL);
+        zframe_t *type = zmsg_first (frames), *env = zmsg_next (frames);
+        /* type NUL envelope, as qp_service_publish_durable writes it */
+        zchunk_t *member = zchunk_new (NULL, zframe_size (type) + 1 + zframe_size (env));
+        zchunk_append (member, zframe_data (type), zframe_size (type));
+        zchunk_append (member, "", 1);
+        zchunk_append (member, zframe_data (env), zframe_size (env));
+        zlistx_add_end (s_fill, member);
+        zmsg_destroy (&frames);
+        return;
+    }
     if (s_acks) {
         /* as the service does: count the event, then ack its frames (its outbox member) */
         qp_meta_t meta = {.correlation_id = id, .event_time_ms = t, .discriminator = what,
@@ -330,6 +351,46 @@ static double s_redis_busy_s (qp_redis_t *redis)
     return usec / 1e6;
 }
 
+static long long s_outbox_size (qp_redis_t *redis)
+{
+    redisReply *r = qp_redis_command (redis, "ZCARD %s", QP_STORE_OUTBOX_KEY);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject (r);
+    return n;
+}
+
+/* --outbox: puts the outbox members of dossiers [from, to) (all six events) into the
+ * outbox, 1,000 a ZADD; returns the Redis CPU seconds that took (not the evaluation's:
+ * subtracted from its figure). Any apply in flight is answered before (qp_redis). */
+static double s_outbox_fill (qp_redis_t *redis, long from, long to, double *self_cpu_s)
+{
+    double cpu0 = s_cpu_redis (redis), self0 = s_cpu_self ();
+    s_fill = zlistx_new ();
+    zlistx_set_destructor (s_fill, (zlistx_destructor_fn *) zchunk_destroy);
+    for (long i = from; i < to; i++)
+        s_dossier_events (NULL, i, -1);
+    const char *argv[2 + 2 * 1000];
+    size_t lens[2 + 2 * 1000];
+    argv[0] = "ZADD", lens[0] = 4;
+    argv[1] = QP_STORE_OUTBOX_KEY, lens[1] = strlen (QP_STORE_OUTBOX_KEY);
+    int k = 2;
+    size_t left = zlistx_size (s_fill);
+    for (zchunk_t *m = zlistx_first (s_fill); m; m = zlistx_next (s_fill)) {
+        argv[k] = "9999999999999", lens[k++] = 13; /* not due: no sweeper runs here */
+        argv[k] = (const char *) zchunk_data (m), lens[k++] = zchunk_size (m);
+        if (k == 2 + 2 * 1000 || --left == 0) {
+            redisReply *r = qp_redis_argv (redis, k, argv, lens);
+            if (r)
+                freeReplyObject (r);
+            k = 2;
+        }
+    }
+    zlistx_destroy (&s_fill);
+    *self_cpu_s += s_cpu_self () - self0;
+    return s_cpu_redis (redis) - cpu0;
+}
+
 /* Bytes of the evaluation's dossier profiles: MEMORY USAGE (SAMPLES 0: every field) of
  * every key matching pattern, summed; *keys gets their count. Not counted: the keyspace's
  * dict entry of each key (~24-32 B more per key). */
@@ -459,7 +520,7 @@ int main (int argc, char **argv)
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
     long dossiers = 1000000, batch = 8192, spread = 1;
-    bool call_times = false, digest = false, sweep = true;
+    bool call_times = false, digest = false, sweep = true, outbox = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--smoke") == 0)
             smoke = true, dossiers = 2000;
@@ -481,10 +542,12 @@ int main (int argc, char **argv)
             sweep = false;
         else if (strcmp (argv[i], "--call-times") == 0)
             call_times = true;
+        else if (strcmp (argv[i], "--outbox") == 0)
+            outbox = true;
         else {
             fprintf (stderr, "usage: qp-bench-evaluation [--smoke] [--dossiers N] [--ordered] "
                              "[--no-acks] [--batch N] [--spread N] [--digest] [--no-sweep] [--call-times] "
-                             "[--json FILE]\n");
+                             "[--outbox] [--json FILE]\n");
             return 2;
         }
     }
@@ -518,7 +581,13 @@ int main (int argc, char **argv)
     double cpu0 = s_cpu_self (), redis_cpu0 = s_cpu_redis (redis);
     double t0 = bench_now ();
     int failed = 0;
+    /* --outbox: the members of the next chunk of dossiers (whole steps of --spread) */
+    long chunk = spread > 1 ? spread * (1024 / spread > 0 ? 1024 / spread : 1) : 1024;
+    double fill_cpu_s = 0, fill_self_s = 0;
     for (long i = 0; i < dossiers; i++) {
+        if (outbox && s_acks && i % chunk == 0)
+            fill_cpu_s += s_outbox_fill (redis, i, i + chunk < dossiers ? i + chunk : dossiers,
+                                        &fill_self_s);
         if (spread <= 1)
             s_dossier_events (eval, i, -1);
         else if (i % spread == 0)
@@ -536,7 +605,9 @@ int main (int argc, char **argv)
     double apply_s = bench_now () - t0;
     /* CPU time does not count the waits of a busy machine: events per CPU second of the
      * service and Redis together is the figure that survives other load */
-    double cpu_s = s_cpu_self () - cpu0, redis_cpu_s = s_cpu_redis (redis) - redis_cpu0;
+    double cpu_s = s_cpu_self () - cpu0 - fill_self_s,
+           redis_cpu_s = s_cpu_redis (redis) - redis_cpu0 - fill_cpu_s;
+    long long outbox_left = outbox ? s_outbox_size (redis) : 0;
     uint64_t trips = qp_redis_round_trips (redis) - trips0;
     double events = 6.0 * (double)dossiers;
     double events_per_s = events / apply_s;
@@ -598,6 +669,10 @@ int main (int argc, char **argv)
     printf ("  %-38s %14s %14s\n", "outbox acks with each batch", s_acks ? "yes" : "no", "-");
     printf ("  %-38s %14ld %14s\n", "events per batch", batch, "-");
     printf ("  %-38s %14ld %14s\n", "dossiers interleaved (--spread)", spread, "-");
+    if (outbox) {
+        printf ("  %-38s %14.2f %14s\n", "outbox filled first (redis CPU s)", fill_cpu_s, "-");
+        printf ("  %-38s %14lld %14s\n", "outbox members left after the acks", outbox_left, "0");
+    }
     if (digest)
         printf ("  %-38s %14s %14s\n", "digest of qp:eval:* (--digest)", digest_hex, "-");
     if (call_times) {
@@ -633,6 +708,9 @@ int main (int argc, char **argv)
         json_object_set_new (j, "outbox_acks", json_boolean (s_acks));
         json_object_set_new (j, "batch_events", json_integer (batch));
         json_object_set_new (j, "spread", json_integer (spread));
+        json_object_set_new (j, "outbox_filled", json_boolean (outbox));
+        if (outbox)
+            json_object_set_new (j, "outbox_left", json_integer (outbox_left));
         json_object_set_new (j, "service_cpu_us_per_event", json_real (1e6 * cpu_s / events));
         json_object_set_new (j, "redis_cpu_us_per_event", json_real (1e6 * redis_cpu_s / events));
         if (digest)

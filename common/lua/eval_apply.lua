@@ -15,13 +15,19 @@
 --   The service decides from it which events are new and adds up their increments.
 --
 -- ARGV[1] = "apply": writes what the service computed, only if what it read still holds:
---   nd, then per dossier: bucket key, field, expected packed value ("" = absent), new
---       packed value, the old hash to remove ("" = none);
---   nk, then per counter vector: key, its increments "#SLOT VALUE #SLOT VALUE ..." in
+--   nd, then per dossier (counted now, or whose profile the service did not read but
+--       took from its own copy of what its last apply left): bucket key, field,
+--       expected packed value ("" = absent), new packed value (the expected one when
+--       nothing changes: not written again), the old hash to remove ("" = none);
+--   nk, then per counter vector: key, its increments "L;#SLOT VALUE #SLOT VALUE ..." in
 --       one argument (each becomes INCRBY i64 #SLOT VALUE of one BITFIELD: one argument
---       per vector to send and parse, not four per increment);
+--       per vector to send and parse, not four per increment); with "L;" the key's last
+--       L bytes are the vector's member in its index set (qp:eval:k:CELL for
+--       qp:eval:v:CELL|DIM, qp:eval:days:T for qp:eval:dv:T|DAY), added when the vector
+--       is new: the index sets are written once per vector, not once per batch;
 --   ns, then per index set: key, n, n members (KEYS[1] the cells, KEYS[2] the
---       territories, a cell's dimensions, a territory's days);
+--       territories; a cell's dimensions and a territory's days of the vectors without
+--       "L;" or whose increments cancelled out);
 --   applied; as_of;
 --   na, then na outbox members (type NUL envelope) of the events the batch carried,
 --       counted now or already: removed from KEYS[4] with the counts (the subscriber's
@@ -55,19 +61,40 @@ end
 if #bad > 0 then return bad end
 
 for a = first, i - 1, 5 do
-  redis.call('HSET', ARGV[a], ARGV[a + 1], ARGV[a + 3])
+  -- a profile checked with nothing new (taken from the service's own copy) is the same
+  if ARGV[a + 3] ~= ARGV[a + 2] then redis.call('HSET', ARGV[a], ARGV[a + 1], ARGV[a + 3]) end
   if ARGV[a + 4] ~= '' then redis.call('UNLINK', ARGV[a + 4]) end
 end
 
 local nk = tonumber(ARGV[i]); i = i + 1
 local ops = {}
 for k = 1, nk do
+  local key, incs = ARGV[i], ARGV[i + 1]
   local j = 0
-  for slot, v in string.gmatch(ARGV[i + 1], '(#%d+) (%-?%d+)') do
+  for slot, v in string.gmatch(incs, '(#%d+) (%-?%d+)') do
     ops[j + 1] = 'INCRBY'; ops[j + 2] = 'i64'; ops[j + 3] = slot; ops[j + 4] = v
     j = j + 4
   end
-  redis.call('BITFIELD', ARGV[i], unpack(ops, 1, j))
+  local r = redis.call('BITFIELD', key, unpack(ops, 1, j))
+  -- "L;#SLOT VALUE ...": the key's last L bytes are its member in its index set, added
+  -- here only if the vector is new: every slot it adds to was 0 (each value now is its
+  -- increment). A vector that existed was indexed by the call that made it.
+  if string.byte(incs, 1) ~= 35 then
+    local fresh = true
+    for q = 1, j / 4 do
+      if r[q] ~= tonumber(ops[4 * q]) then fresh = false; break end
+    end
+    local len = fresh and tonumber(string.match(incs, '^(%d+);'))
+    if len then
+      local set, bar = nil, #key - len -- the '|' before the member (which may be '')
+      if string.sub(key, 1, 10) == 'qp:eval:v:' then
+        set = 'qp:eval:k:' .. string.sub(key, 11, bar - 1)
+      elseif string.sub(key, 1, 11) == 'qp:eval:dv:' then
+        set = 'qp:eval:days:' .. string.sub(key, 12, bar - 1)
+      end
+      if set then redis.call('SADD', set, string.sub(key, bar + 1)) end
+    end
+  end
   i = i + 2
 end
 local ns = tonumber(ARGV[i]); i = i + 1

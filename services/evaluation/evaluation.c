@@ -189,6 +189,7 @@ typedef struct {
     qp_store_blob_t *acks; /* outbox members of the events queued (evaluation_ack), their
                             * bytes in args' blocks (no malloc per event) */
     size_t n_acks, cap_acks;
+    strv_t checked; /* id, packed profile: what its apply leaves of the dossiers it checks */
 } batch_t;
 
 struct evaluation {
@@ -197,6 +198,10 @@ struct evaluation {
     batch_t batches[2];
     batch_t *b;    /* the batch filling */
     batch_t *sent; /* the batch whose apply was sent and not collected yet, or NULL */
+    /* id -> profile_t: the packed profiles of the dossiers this instance's applies checked
+     * or wrote, the newer generation first (s_known): a dossier's next events, a few
+     * batches later, take it from here instead of a read; the apply checks it all the same */
+    zhashx_t *known[2];
     size_t batch_events; /* flushed at this many events (BATCH_EVENTS at most) */
     json_t *kinds;     /* scheme id -> catalogue kind */
     json_t *envelopes; /* data/envelopes.json "envelopes" */
@@ -270,6 +275,7 @@ evaluation_t *evaluation_new (qp_redis_t *redis, const char *data_dir)
 static void s_batch_reset (batch_t *b)
 {
     s_strv_free (&b->args);
+    s_strv_free (&b->checked);
     b->n_events = 0;
     b->n_acks = 0; /* their bytes were in the args' blocks */
 }
@@ -285,6 +291,7 @@ void evaluation_destroy (evaluation_t **self_p)
     for (int i = 0; i < 2; i++) {
         s_batch_reset (&self->batches[i]);
         free (self->batches[i].acks);
+        zhashx_destroy (&self->known[i]);
     }
     json_decref (self->kinds);
     json_decref (self->envelopes);
@@ -652,9 +659,14 @@ static const char *const s_profile_names[PROFILE_FIELDS] = {"t", "m", "d", "a", 
 
 #define SLOTS 64 /* qp.v1.Figures field numbers are under 64 */
 
+/* A vector's sums in the batch, and where it is indexed: its key is PREFIX X|MEMBER, the
+ * member (its last member_len bytes) of set (qp:eval:k:X for qp:eval:v:X|DIM, a cell's
+ * dimension; qp:eval:days:T for qp:eval:dv:T|DAY, a territory's day). */
 typedef struct {
     int64_t v[SLOTS];
     uint64_t touched;
+    const char *set; /* the first dossier's to sum into it (they live as long as the sums) */
+    size_t member_len;
 } vector_t;
 
 #define DOSSIER_DIMS 8
@@ -691,6 +703,7 @@ typedef struct {
     vector_t *dim_vector[DOSSIER_DIMS];
     vector_t *day_vector;
     bool indexed; /* its cell and territory are in the index sets */
+    bool own;     /* its profile was taken from the instance's own copy (s_known), not read */
 } batch_dossier_t;
 
 static void s_batch_dossier_free (void **item)
@@ -927,6 +940,71 @@ static void s_free_value (void **item)
     *item = NULL;
 }
 
+/* ---- Profiles this instance checked or wrote ------------------------------------------
+ * The events of a dossier come a few batches apart (received, decided, requested...):
+ * the profile its last apply left is taken from here instead of read again (one HGET per
+ * event and, when every dossier of a batch is known, the whole read call). Only a hint:
+ * the apply checks every such profile is still the one stored, as it does a read one, so
+ * another instance, a rebuild or a flushed Redis is a conflict, and the batch is read. */
+#define KNOWN_GENERATION 16384 /* profiles a generation, two kept (~5 MB at most) */
+
+typedef struct {
+    size_t len;
+    char data[];
+} profile_t;
+
+static const profile_t *s_known (evaluation_t *self, const char *id)
+{
+    for (int g = 0; g < 2; g++) {
+        const profile_t *p = self->known[g] ? zhashx_lookup (self->known[g], id) : NULL;
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+static void s_know (evaluation_t *self, const char *id, const char *packed, size_t len)
+{
+    if (self->known[0] && zhashx_size (self->known[0]) >= KNOWN_GENERATION &&
+        !zhashx_lookup (self->known[0], id)) {
+        /* the older generation goes: what was not used since */
+        zhashx_destroy (&self->known[1]);
+        self->known[1] = self->known[0];
+        self->known[0] = NULL;
+    }
+    if (!self->known[0]) {
+        self->known[0] = zhashx_new ();
+        zhashx_set_destructor (self->known[0], s_free_value);
+    }
+    profile_t *p = malloc (sizeof *p + len + 1);
+    assert (p);
+    p->len = len;
+    if (len) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy (p->data, packed, len);
+    p->data[len] = 0;
+    zhashx_update (self->known[0], id, p);
+}
+
+static void s_forget (evaluation_t *self)
+{
+    zhashx_destroy (&self->known[0]);
+    zhashx_destroy (&self->known[1]);
+}
+
+/* A batch's apply answered (rc as s_applied; -1 also a failed read): applied, what it
+ * checked is known; else forgotten, all of it (a conflict: another writer; a failure: it
+ * may or may not have applied). */
+static void s_settled (evaluation_t *self, batch_t *batch, int rc)
+{
+    if (rc == 0)
+        for (size_t i = 0; i + 1 < batch->checked.n; i += 2)
+            s_know (self, batch->checked.v[i], batch->checked.v[i + 1],
+                    s_strv_len (&batch->checked, i + 1));
+    else
+        s_forget (self);
+    s_strv_free (&batch->checked);
+}
+
 /* Slot of a counter in a vector: its qp.v1.Figures field number; -1 when it is not one. */
 static int s_slot (const char *counter)
 {
@@ -938,12 +1016,16 @@ static int s_slot (const char *counter)
     return (int) fd->id;
 }
 
-static vector_t *s_vector (sums_t *s, const char *key)
+/* The vector of key in the sums (new: indexed as member_len last bytes of key in set). */
+static vector_t *s_vector (sums_t *s, const char *key, const char *set, size_t member_len)
 {
     vector_t *vec = zhashx_lookup (s->vectors, key);
     if (!vec) {
         vec = calloc (1, sizeof *vec);
         assert (vec);
+        vec->set = set;
+        size_t key_len = strlen (key); /* a key cut at its buffer's end: not past it */
+        vec->member_len = member_len < key_len ? member_len : key_len;
         zhashx_insert (s->vectors, key, vec);
     }
     return vec;
@@ -973,8 +1055,8 @@ static vector_t *s_dim_vector (sums_t *s, batch_dossier_t *d, const char *dim, s
     memcpy (key, d->vectors, prefix);
     memcpy (key + prefix, dim, len);
     key[prefix + len] = 0;
-    vector_t *vec = s_vector (s, key);
-    s_index (s, d->dims, key + prefix);
+    /* indexed by the script when it is new (s_apply_args) */
+    vector_t *vec = s_vector (s, key, d->dims, len);
     if (d->n_dims < DOSSIER_DIMS && len < sizeof d->dim[0]) {
         memcpy (d->dim[d->n_dims], dim, len);
         d->dim_len[d->n_dims] = len;
@@ -1021,8 +1103,7 @@ static void s_sum_mode (sums_t *s, batch_dossier_t *d, const char *field, int64_
         }
     if (mode & 4) {
         if (!d->day_vector) {
-            d->day_vector = s_vector (s, d->day);
-            s_index (s, d->days, d->p[2]);
+            d->day_vector = s_vector (s, d->day, d->days, strlen (d->p[2]));
         }
         s_add_slot (d->day_vector, slot, v);
     }
@@ -1127,26 +1208,33 @@ static int s_applied (redisReply *r)
 /* The batch's dossiers, as Redis has them. -1 when Redis failed. */
 static int s_read_dossiers (evaluation_t *self, zlistx_t *order)
 {
-    if (!zlistx_size (order))
-        return 0; /* only acks to pass on */
+    size_t n = 0;
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
+        n += !d->own;
+    if (!n)
+        return 0; /* only acks to pass on, or every profile known */
     strv_t args = {0};
     s_strv_add (&args, "read");
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
+        if (d->own)
+            continue;
         s_strv_add (&args, d->bucket);
         s_strv_add_bin (&args, d->field, d->field_len);
         s_strv_add (&args, d->id);
     }
     redisReply *r = s_script (self, &args);
     s_strv_free (&args);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != zlistx_size (order)) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
         qp_log_error ("eval_read_failed", "%s", r && r->str ? r->str : "Redis unreachable");
         if (r)
             freeReplyObject (r);
         return -1;
     }
     size_t i = 0;
-    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order), i++) {
-        const redisReply *h = r->element[i];
+    for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
+        if (d->own)
+            continue;
+        const redisReply *h = r->element[i++];
         if (h->type == REDIS_REPLY_STRING) {
             d->read = malloc (h->len + 1);
             assert (d->read);
@@ -1206,24 +1294,30 @@ static void s_add_count (strv_t *args, size_t n)
 }
 
 /* The arguments of "apply": expectations and writes per dossier, sums per key. */
-static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
+static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args, batch_t *batch)
 {
     zlistx_t *order = (zlistx_t *) order_c;
     s_strv_add (args, "apply");
+    s_strv_free (&batch->checked);
     size_t nd = 0;
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order))
-        nd += d->applied > 0;
+        nd += d->applied > 0 || d->own;
     s_add_count (args, nd);
     for (batch_dossier_t *d = zlistx_first (order); d; d = zlistx_next (order)) {
-        if (!d->applied)
+        if (!d->applied && !d->own)
             continue;
-        /* the profile as read (whole: profile, tokens, follow-ups) must still be there */
+        /* the profile as read (whole: profile, tokens, follow-ups) must still be there;
+         * one from the instance's own copy too, even with nothing new (its events were
+         * found counted in it) */
         s_strv_add (args, d->bucket);
         s_strv_add_bin (args, d->field, d->field_len);
         s_strv_add_bin (args, d->read ? d->read : "", d->read_len);
-        size_t len;
-        char *packed = s_profile_pack (d, &len);
-        s_strv_add_bin (args, packed, len);
+        size_t len = d->read_len;
+        char *packed = d->applied ? s_profile_pack (d, &len) : NULL;
+        /* unchanged: the same bytes, which the script does not write again */
+        s_strv_add_bin (args, packed ? packed : d->read ? d->read : "", len);
+        s_strv_add (&batch->checked, d->id);
+        s_strv_add_bin (&batch->checked, packed ? packed : d->read ? d->read : "", len);
         free (packed);
         if (d->old) {
             char *key = malloc (strlen (d->id) + 16);
@@ -1239,21 +1333,31 @@ static void s_apply_args (const zlistx_t *order_c, sums_t *s, strv_t *args)
         /* the vector's increments in one argument, "#SLOT VALUE" pairs separated by
          * spaces; the script makes them INCRBY i64 #SLOT VALUE (one argument per vector,
          * not four per increment: hiredis formats each argument with sprintf and Redis
-         * parses it) */
-        char ops[SLOTS * 26];
+         * parses it). Prefixed "L;": the key's last L bytes are its index member, which
+         * the script adds only when the vector is new (a SADD per cell and territory of
+         * every batch was a fifth of the calls, nearly all finding the member there) */
+        const char *key = zhashx_cursor (s->vectors);
+        char ops[SLOTS * 26 + 24];
         text_t t = s_text (ops, sizeof ops);
+        s_put_ll (&t, (long long) v->member_len);
+        s_put_c (&t, ';');
+        const char *first = t.p;
         for (int k = 0; k < SLOTS; k++)
             if ((v->touched >> k & 1) && v->v[k] != 0) {
-                if (t.p > ops)
+                if (t.p > first)
                     s_put_c (&t, ' ');
                 s_put_c (&t, '#');
                 s_put_ll (&t, k);
                 s_put_c (&t, ' ');
                 s_put_ll (&t, v->v[k]);
             }
-        if (t.p == ops)
+        if (t.p == first) {
+            /* increments that cancel out: nothing to add, indexed all the same (as
+             * when every vector summed was indexed here) */
+            s_index (s, v->set, key + strlen (key) - v->member_len);
             continue;
-        s_strv_add (args, zhashx_cursor (s->vectors));
+        }
+        s_strv_add (args, key);
         s_strv_add_bin (args, ops, (size_t) (t.p - ops));
         n++;
     }
@@ -1309,6 +1413,15 @@ static int s_flush_once (evaluation_t *self, batch_t *batch, bool send)
         assert (d);
         d->id = id;
         s_profile_place (id, d->bucket, sizeof d->bucket, d->packed_id, &d->field, &d->field_len);
+        const profile_t *known = s_known (self, id);
+        if (known) {
+            d->read = malloc (known->len + 1);
+            assert (d->read);
+            memcpy (d->read, known->data, known->len + 1);
+            d->read_len = known->len;
+            s_profile_unpack (d, known->data, known->len);
+            d->own = true;
+        }
         zhashx_insert (dossiers, id, d);
         zlistx_add_end (order, d);
     }
@@ -1368,13 +1481,18 @@ static int s_flush_once (evaluation_t *self, batch_t *batch, bool send)
         d->applied++;
         s.applied++;
     }
-    if (rc == 0 && (s.applied || batch->n_acks)) {
+    bool own = false; /* profiles not read: the apply checks them, even with nothing new */
+    for (batch_dossier_t *d = zlistx_first (order); d && !own; d = zlistx_next (order))
+        own = d->own;
+    if (rc == 0 && (s.applied || batch->n_acks || own)) {
         strv_t args = {0};
-        s_apply_args (order, &s, &args);
+        s_apply_args (order, &s, &args, batch);
         redisReply *r = s_script_acked (self, batch, &args, &send);
         s_strv_free (&args);
         rc = send ? 2 : s_applied (r);
     }
+    if (rc != 2)
+        s_settled (self, batch, rc);
     zhashx_destroy (&s.vectors);
     zhashx_destroy (&s.indexes);
     zlistx_destroy (&order);
@@ -1406,7 +1524,9 @@ static int s_collect (evaluation_t *self)
     if (!batch)
         return 0;
     self->sent = NULL;
-    return s_flush_batch (self, batch, s_applied (qp_redis_collect (self->redis)));
+    int rc = s_applied (qp_redis_collect (self->redis));
+    s_settled (self, batch, rc);
+    return s_flush_batch (self, batch, rc);
 }
 
 /* A full batch (or the timer's): the previous apply's answer is collected, this batch's
@@ -1634,6 +1754,7 @@ long evaluation_rebuild (evaluation_t *self)
 {
     long dossiers = 0;
     evaluation_flush (self);
+    s_forget (self); /* the profiles go with the counters */
     zhashx_t *refusals = zhashx_new ();
     zhashx_set_destructor (refusals, s_free_value);
     if (s_scan (self, "qp:eval:p:*", s_keep_refusals_bucket, refusals) ||
