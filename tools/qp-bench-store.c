@@ -195,7 +195,9 @@ int main (int argc, char **argv)
                 "---------:|----------------:|\n");
         double cpu_all = 0;
         for (size_t k = 0; k < N_STEPS; k++) {
-            qp_redis_command (redis, "DEL %s", QP_STORE_OUTBOX_KEY); /* untimed */
+            redisReply *del = qp_redis_command (redis, "DEL %s", QP_STORE_OUTBOX_KEY); /* untimed */
+            if (del)
+                freeReplyObject (del);
             double cpu0 = s_redis_cpu (redis);
             long long cmd0 = s_redis_commands (redis);
             long long aof0 = s_aof_size (redis);
