@@ -62,12 +62,17 @@ static long long s_redis_commands (qp_redis_t *redis)
     return n;
 }
 
-/* The AOF's size once Redis has written what it buffered (everysec may postpone a write
- * while a fsync runs: up to 2 s). */
+/* The AOF's size once Redis has written what it buffered (aof_buffer_length 0; everysec
+ * may postpone a write while a fsync runs, up to 2 s); 0 without AOF. */
 static long long s_aof_size (qp_redis_t *redis)
 {
-    zclock_sleep (2100);
-    return bench_redis_info (redis, "persistence", "aof_current_size");
+    for (int waited = 0; waited < 3000; waited += 20) {
+        if (bench_redis_info (redis, "persistence", "aof_buffer_length") <= 0)
+            break;
+        zclock_sleep (20);
+    }
+    long long size = bench_redis_info (redis, "persistence", "aof_current_size");
+    return size < 0 ? 0 : size;
 }
 
 typedef struct {
@@ -198,17 +203,16 @@ int main (int argc, char **argv)
             redisReply *del = qp_redis_command (redis, "DEL %s", QP_STORE_OUTBOX_KEY); /* untimed */
             if (del)
                 freeReplyObject (del);
+            long long aof0 = s_aof_size (redis); /* first: its polls are not the step's */
             double cpu0 = s_redis_cpu (redis);
             long long cmd0 = s_redis_commands (redis);
-            long long aof0 = s_aof_size (redis);
             double t0 = bench_now ();
             long applied = s_run_step (redis, &s_steps[k], n, batch, samples, ids);
             double wall = bench_now () - t0;
             double cpu = s_redis_cpu (redis) - cpu0;
             /* the two INFO calls between are counted too: negligible at N dossiers */
             double cmds = (double) (s_redis_commands (redis) - cmd0) / (double) n;
-            double aof =
-(double) (s_aof_size (redis) - aof0) / (double) n;
+            double aof = (double) (s_aof_size (redis) - aof0) / (double) n;
             cpu_all += cpu;
             printf ("| %-17s | %7ld | %20.2f | %16.1f | %13.0f | %15.2f |\n", s_steps[k].name,
                     applied, cpu * 1e6 / (double) n, cmds, aof, wall * 1e6 / (double) n);

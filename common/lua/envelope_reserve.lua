@@ -19,6 +19,8 @@
 -- as writing reservation by reservation, with a fifth of the commands). Nothing is
 -- written before every answer is known.
 --#include bucket_ids.lua
+--#include many.lua
+--#include ledger_batch.lua
 local books, order = {}, {}       -- envelope or right key -> its figures as they go
 local function figures(key)
   local f = books[key]
@@ -30,26 +32,6 @@ local function figures(key)
     books[key] = f
   end
   return f
-end
-local old_there = {}              -- old ledger key -> whether it exists (never written)
-local entries, ledgers = {}, {}   -- ledger key -> the entries this batch writes
-local function entry_of(ledger, old, field, id)
-  local mine = entries[ledger] and entries[ledger].map[field]
-  if mine then return mine end
-  local prev = redis.call('HGET', ledger, field)
-  if prev then return prev end
-  if old_there[old] == nil then old_there[old] = redis.call('EXISTS', old) == 1 end
-  return old_there[old] and redis.call('HGET', old, id) or nil
-end
-local function record(ledger, field, entry)
-  local e = entries[ledger]
-  if not e then
-    e = {map = {}, fields = {}}
-    entries[ledger] = e
-    ledgers[#ledgers + 1] = ledger
-  end
-  if not e.map[field] then e.fields[#e.fields + 1] = field end
-  e.map[field] = entry
 end
 local deadlines, dorder = {}, {}  -- deadlines key -> {score, member, ...}
 local function touch(key, f)
@@ -106,25 +88,13 @@ for i = 1, #KEYS / 5 do
                    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
 end
 -- The writes, in chunks of at most 1000 arguments (unpack's limit is 8000).
-local function many(cmd, key, list)
-  for j = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
-  end
-end
 for _, key in ipairs(order) do
   local f = books[key]
   redis.call('HSET', key, 'available', f.available)
   redis.call('HINCRBY', key, 'reserved', f.reserved)
   if f.envelope then redis.call('HINCRBY', key, 'projects', f.dprojects) end
 end
-for _, ledger in ipairs(ledgers) do
-  local list, e = {}, entries[ledger]
-  for _, field in ipairs(e.fields) do
-    list[#list + 1] = field
-    list[#list + 1] = e.map[field]
-  end
-  many('HSET', ledger, list)
-end
+write_ledgers()
 for _, key in ipairs(dorder) do many('ZADD', key, deadlines[key]) end
 -- One only: the pair itself (the callers of one, unchanged).
 if #KEYS == 5 then return out[1] end

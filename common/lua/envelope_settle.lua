@@ -13,6 +13,8 @@
 -- bucket, one ZREM per deadlines set (the same end state as settling one by one, with a
 -- fraction of the commands). Nothing is written before every answer is known.
 --#include bucket_ids.lua
+--#include many.lua
+--#include ledger_batch.lua
 local books, order = {}, {}       -- envelope or right key -> its figures as they go
 local function figures(key)
   local f = books[key]
@@ -23,26 +25,6 @@ local function figures(key)
     order[#order + 1] = key
   end
   return f
-end
-local old_there = {}              -- old ledger key -> whether it exists (never written)
-local entries, ledgers = {}, {}   -- ledger key -> the entries this batch writes
-local function entry_of(ledger, old, field, id)
-  local mine = entries[ledger] and entries[ledger].map[field]
-  if mine then return mine end
-  local prev = redis.call('HGET', ledger, field)
-  if prev then return prev end
-  if old_there[old] == nil then old_there[old] = redis.call('EXISTS', old) == 1 end
-  return old_there[old] and redis.call('HGET', old, id) or nil
-end
-local function record(ledger, field, entry)
-  local e = entries[ledger]
-  if not e then
-    e = {map = {}, fields = {}}
-    entries[ledger] = e
-    ledgers[#ledgers + 1] = ledger
-  end
-  if not e.map[field] then e.fields[#e.fields + 1] = field end
-  e.map[field] = entry
 end
 local gone, dorder = {}, {}       -- deadlines key -> members to remove
 local function settle(env, ledger, old, dkey, prefix, id, what, commit_s)
@@ -92,11 +74,6 @@ for i = 1, #KEYS / 5 do
                   ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
 end
 -- The writes, in chunks of at most 1000 arguments (unpack's limit is 8000).
-local function many(cmd, key, list)
-  for j = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, j, math.min(j + 999, #list)))
-  end
-end
 for _, key in ipairs(dorder) do many('ZREM', key, gone[key]) end
 for _, key in ipairs(order) do
   local f = books[key]
@@ -105,14 +82,7 @@ for _, key in ipairs(order) do
   redis.call('HSET', key, 'available', f.available)
   if f.released > 0 then redis.call('HINCRBY', key, 'projects', -f.released) end
 end
-for _, ledger in ipairs(ledgers) do
-  local list, e = {}, entries[ledger]
-  for _, field in ipairs(e.fields) do
-    list[#list + 1] = field
-    list[#list + 1] = e.map[field]
-  end
-  many('HSET', ledger, list)
-end
+write_ledgers()
 -- One only: the pair itself (the callers of one, unchanged).
 if #KEYS == 5 then return out[1] end
 return out

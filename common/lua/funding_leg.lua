@@ -14,6 +14,7 @@
 -- The version and the leg go in one HSET; each dossier's history is read once and written
 -- once (its legs' steps appended in order), the outbox members and due times each in one
 -- ZADD (or ZREM) for the batch: the same end state as leg by leg, with fewer commands.
+--#include many.lua
 local n = tonumber(ARGV[1])
 local out = {}
 local histories, horder = {}, {}  -- dossier hash -> its history as it grows
@@ -49,17 +50,12 @@ for _, key in ipairs(horder) do
   redis.call('HSET', key, 'h', table.concat(histories[key]))
 end
 -- In chunks of at most 1000 arguments (unpack's limit is 8000).
-local function many(cmd, key, list, from, to)
-  for j = from, to, 1000 do
-    redis.call(cmd, key, unpack(list, j, math.min(j + 999, to)))
-  end
-end
-many('ZADD', KEYS[2 * n + 2], members, 1, #members)
+many('ZADD', KEYS[2 * n + 2], members)
 -- Due times in order: a run of additions in one ZADD, a run of removals in one ZREM.
 local adds, dels = {}, {}
 local function flush()
-  many('ZADD', KEYS[1], adds, 1, #adds)
-  many('ZREM', KEYS[1], dels, 1, #dels)
+  many('ZADD', KEYS[1], adds)
+  many('ZREM', KEYS[1], dels)
   adds, dels = {}, {}
 end
 for a = 3 + n * 5, #ARGV, 2 do
