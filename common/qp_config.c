@@ -73,8 +73,8 @@ static void s_help (const char *program, const char *summary, qp_config_option_t
 }
 
 /* Copies of the settings the shared layers read (qp_config_setting). */
-static const char *s_shared_names[] = {"http", "redis-sentinels", "redis-master-name", "redis-user",
-                                       "redis-password"};
+static const char *s_shared_names[] = {"http",       "redis-sentinels", "redis-master-name",
+                                       "redis-user", "redis-password",  "event-pipe"};
 #define N_SHARED (sizeof s_shared_names / sizeof s_shared_names[0])
 static char *s_shared[N_SHARED];
 
@@ -84,9 +84,14 @@ static void s_keep_shared (qp_config_option_t *options)
         free (s_shared[i]);
         s_shared[i] = NULL;
         for (qp_config_option_t *o = options; o->name; o++)
-            if (o->type == QP_CFG_STRING && !strcmp (o->name, s_shared_names[i]) &&
-                *(char **) o->target)
-                s_shared[i] = strdup (*(char **) o->target);
+            if (!strcmp (o->name, s_shared_names[i])) {
+                char number[32];
+                if (o->type == QP_CFG_INT) {
+                    snprintf (number, sizeof number, "%ld", *(long *) o->target);
+                    s_shared[i] = strdup (number);
+                } else if (o->type == QP_CFG_STRING && *(char **) o->target)
+                    s_shared[i] = strdup (*(char **) o->target);
+            }
     }
 }
 

@@ -67,7 +67,8 @@ int qp_config_parse (const char *program, const char *summary, qp_config_option_
 /* The text value the last successful qp_config_parse gave to option name (a copy kept
  * until the next parse), NULL when unset or absent. For the shared layers every program
  * gets without its main passing them along: "http" (qp_service, the bus), "redis-sentinels",
- * "redis-master-name", "redis-user" and "redis-password" (qp_redis). */
+ * "redis-master-name", "redis-user" and "redis-password" (qp_redis), "event-pipe"
+ * (qp_service; an integer option, given as its decimal text). */
 const char *qp_config_setting (const char *name);
 /* Frees the strings the table holds. */
 void qp_config_free (qp_config_option_t *options);

@@ -16,6 +16,8 @@
  * all its work in flight in one batch. */
 #define BURST_MAX 512
 #define WATCH_MS 100         /* the publish socket's monitor is read at most this often */
+#define CATCH_UP_PAGE 1024   /* outbox members read at once by the catch-up */
+#define CATCH_UP_IDLE_MS 1000 /* a catch-up pass that found the end waits this long */
 #define DISTRUST_MS 5000     /* after a connect or disconnect of the publish socket,
                                 publishes are not trusted (the bus's subscriptions may not
                                 have reached us yet): their entries stay for the sweeper */
@@ -70,7 +72,19 @@ struct qp_service {
     void *undecodable_arg;
     qp_shard_t *shard;          /* qp_service_shard_events, or NULL: every event is ours */
     qp_metric_t *m_skipped;     /* events another instance of the shard group handles */
+    /* qp_service_catch_up: a pass pages through the outbox by deadline; the members at
+     * the last page's last deadline are remembered, as the next page starts there. */
+    qp_redis_t *catch_up;
+    bool catching_up;          /* a pass is under way: the next page at once */
+    int64_t catch_up_from;     /* deadline the next page starts at (ms) */
+    int64_t catch_up_next;     /* no pass before this (mono ms) */
+    qp_store_blob_t *at_from;  /* members at catch_up_from already handed over */
+    size_t n_at_from;
+    qp_metric_t *m_caught_up;  /* events handed over from the outbox */
+    size_t pass_counted;       /* by the pass under way */
 };
+
+static void s_forget_at_from (qp_service_t *self);
 
 /* Metrics carry the service name, or the program's for a sender-only program. */
 static const char *s_label_name (const qp_service_t *self)
@@ -150,7 +164,11 @@ qp_service_t *qp_service_new (const char *name, const char *endpoint, const char
     self->producer_acks = ack && !strcmp (ack, "producer");
     if (subscribe) {
         self->sub = zsock_new (ZMQ_SUB);
-        zsock_set_rcvhwm (self->sub, 1000000);
+        /* Bounded (qp_service_catch_up): a backlog beyond it is dropped here and stays in
+         * the outbox, instead of growing our memory by ~1.3 KB an event. */
+        const char *pipe = qp_config_setting ("event-pipe");
+        long hwm = pipe ? atol (pipe) : QP_SERVICE_EVENT_PIPE;
+        zsock_set_rcvhwm (self->sub, hwm > 0 ? (int) hwm : QP_SERVICE_EVENT_PIPE);
         if (zsock_connect (self->sub, "%s", subscribe) != 0) {
             qp_log_error ("bus_connect", "cannot connect to the bus at %s", subscribe);
             qp_service_destroy (&self);
@@ -177,6 +195,7 @@ void qp_service_destroy (qp_service_t **self_p)
     free (self->acks_at);
     zsock_destroy (&self->pub);
     zsock_destroy (&self->sub);
+    s_forget_at_from (self);
     free (self->name);
     free (self);
     *self_p = NULL;
@@ -380,7 +399,10 @@ static void s_flush_acks (qp_service_t *self, bool all)
  * killed between a step and its publish, a publish the bus may not have had, an event the
  * evaluation missed: it was down, or Redis was when it got it). At most OUTBOX_BATCH a
  * tick, each claimed for QP_STORE_OUTBOX_REDELIVER_MS: a lagging evaluation's backlog is
- * not published again wholesale. */
+ * not published again wholesale. The evaluation reads what it missed from the outbox
+ * itself (qp_service_catch_up): its own sweeper claims nothing, and the producers' give it
+ * QP_STORE_OUTBOX_REDELIVER_MS first (a member they claim is out of its reach until the
+ * claim runs out); with QP_OUTBOX_ACK=producer (no evaluation) they claim at once. */
 static void s_outbox_sweep (qp_service_t *self, void *arg)
 {
     (void) arg;
@@ -398,8 +420,12 @@ static void s_outbox_sweep (qp_service_t *self, void *arg)
         }
         qp_metric_set (self->outbox_size, (double) size);
     }
+    if (self->catch_up)
+        return;
     qp_store_blob_t claimed[OUTBOX_BATCH];
-    size_t n = qp_store_outbox_claim (self->outbox, qp_now_ms (), claimed, OUTBOX_BATCH);
+    int64_t now = qp_now_ms ();
+    int64_t due = self->producer_acks ? now : now - QP_STORE_OUTBOX_REDELIVER_MS;
+    size_t n = qp_store_outbox_claim (self->outbox, now, due, claimed, OUTBOX_BATCH);
     for (size_t i = 0; i < n; i++) {
         char *nul = memchr (claimed[i].data, 0, claimed[i].len);
         if (!nul) { /* not ours: drop it so it does not come back every second */
@@ -731,37 +757,145 @@ static bool s_event_mine (qp_service_t *self, const qp_message_t *msg, zframe_t 
     return qp_shard_mine (self->shard, zframe_data (env), zframe_size (env));
 }
 
+/* Hands event frames m (type, envelope) to its subscribed handler. Returns whether a
+ * handler had it (not: undecodable, another instance's, a probe). */
+static bool s_dispatch_event (qp_service_t *self, zmsg_t *m)
+{
+    zframe_t *type = zmsg_first (m);
+    if (zmsg_size (m) != 2 || zframe_streq (type, self->probe_topic))
+        return false;
+    bool handled = false;
+    qp_request_t req = {.service = self, .from = NULL, .frames = m};
+    qp_error_t err;
+    if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0) {
+        qp_log_warn ("event_refused", "%s: %s", err.code, err.message);
+        s_count_error (self, err.code);
+        if (self->undecodable)
+            self->undecodable (&req, self->undecodable_arg);
+    } else if (self->shard && !s_event_mine (self, &req.msg, zmsg_last (m))) {
+        qp_metric_add (self->m_skipped, 1); /* its owner counts and acknowledges it */
+    } else {
+        handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
+        if (h) {
+            int64_t start = zclock_usecs ();
+            h->fn (&req, h->arg);
+            qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
+            qp_metric_add (h->in, 1);
+            self->handled++;
+            handled = true;
+        }
+    }
+    qp_message_clear (&req.msg);
+    return handled;
+}
+
 /* Handles the next event waiting; false when none was waiting. */
 static bool s_on_event (qp_service_t *self)
 {
     zmsg_t *m = zmsg_recv_nowait (self->sub);
     if (!m)
         return false;
-    zframe_t *type = zmsg_first (m);
-    if (zmsg_size (m) == 2 && !zframe_streq (type, self->probe_topic)) {
-        qp_request_t req = {.service = self, .from = NULL, .frames = m};
-        qp_error_t err;
-        if (qp_message_decode (type, zmsg_next (m), &req.msg, &err) != 0) {
-            qp_log_warn ("event_refused", "%s: %s", err.code, err.message);
-            s_count_error (self, err.code);
-            if (self->undecodable)
-                self->undecodable (&req, self->undecodable_arg);
-        } else if (self->shard && !s_event_mine (self, &req.msg, zmsg_last (m))) {
-            qp_metric_add (self->m_skipped, 1); /* its owner counts and acknowledges it */
-        } else {
-            handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
-            if (h) {
-                int64_t start = zclock_usecs ();
-                h->fn (&req, h->arg);
-                qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
-                qp_metric_add (h->in, 1);
-                self->handled++;
-            }
-        }
-        qp_message_clear (&req.msg);
-    }
+    s_dispatch_event (self, m);
     zmsg_destroy (&m);
     return true;
+}
+
+/* ---- Catching up from the outbox (qp_service_catch_up) ------------------------------- */
+
+void qp_service_catch_up (qp_service_t *self, qp_redis_t *r)
+{
+    assert (self->sub);
+    self->catch_up = r;
+    char labels[128];
+    qp_metrics_labels (labels, sizeof labels, "service", s_label_name (self), NULL);
+    self->m_caught_up = qp_metrics_counter (
+        "qp_service_events_caught_up_total",
+        "events read from the outbox after the bus dropped them (qp_service_catch_up)", labels);
+}
+
+static bool s_at_from (const qp_service_t *self, const qp_store_blob_t *b)
+{
+    for (size_t i = 0; i < self->n_at_from; i++)
+        if (self->at_from[i].len == b->len && !memcmp (self->at_from[i].data, b->data, b->len))
+            return true;
+    return false;
+}
+
+static void s_forget_at_from (qp_service_t *self)
+{
+    for (size_t i = 0; i < self->n_at_from; i++)
+        free (self->at_from[i].data);
+    free (self->at_from);
+    self->at_from = NULL;
+    self->n_at_from = 0;
+}
+
+/* One page of a catch-up pass (the receive pipe is empty). Reads the members past their
+ * deadline from where the last page ended, hands over those not handed over yet, and ends
+ * the pass at a short page (or when Redis fails: the next pass starts over). */
+static void s_catch_up_page (qp_service_t *self)
+{
+    if (!self->catching_up) {
+        if (zclock_mono () < self->catch_up_next)
+            return;
+        self->catching_up = true;
+        self->catch_up_from = 0;
+        self->pass_counted = 0;
+        s_forget_at_from (self);
+    }
+    size_t want = CATCH_UP_PAGE + self->n_at_from;
+    qp_store_blob_t *page = malloc (want * sizeof *page);
+    int64_t *scores = malloc (want * sizeof *scores);
+    assert (page && scores);
+    long n = qp_store_outbox_page (self->catch_up, self->catch_up_from, qp_now_ms (), page,
+                                   scores, want);
+    size_t handed = 0, counted = 0;
+    for (long i = 0; i < n; i++) {
+        if (scores[i] == self->catch_up_from && s_at_from (self, &page[i]))
+            continue; /* the last page's */
+        char *nul = memchr (page[i].data, 0, page[i].len);
+        if (!nul)
+            continue; /* not a member a step wrote: the sweepers remove it */
+        size_t tlen = (size_t) (nul - (char *) page[i].data);
+        zmsg_t *m = zmsg_new ();
+        zmsg_addmem (m, page[i].data, tlen);
+        zmsg_addmem (m, nul + 1, page[i].len - tlen - 1);
+        counted += s_dispatch_event (self, m);
+        zmsg_destroy (&m);
+        handed++;
+    }
+    if (counted)
+        qp_metric_add (self->m_caught_up, (double) counted);
+    self->pass_counted += counted;
+    if (n > 0) { /* the next page starts at the last deadline seen: remember its members */
+        int64_t last = scores[n - 1];
+        if (last != self->catch_up_from)
+            s_forget_at_from (self);
+        self->catch_up_from = last;
+        for (long i = 0; i < n; i++)
+            if (scores[i] == last && !s_at_from (self, &page[i])) {
+                self->at_from = realloc (self->at_from,
+                                         (self->n_at_from + 1) * sizeof *self->at_from);
+                assert (self->at_from);
+                self->at_from[self->n_at_from++] = page[i];
+                page[i].data = NULL;
+            }
+    }
+    for (long i = 0; i < n; i++)
+        free (page[i].data);
+    free (page);
+    free (scores);
+    if (n < 0 || (size_t) n < want || !handed) { /* the end (or Redis away): later */
+        self->catching_up = false;
+        self->catch_up_next = zclock_mono () + CATCH_UP_IDLE_MS;
+        s_forget_at_from (self);
+        if (self->pass_counted)
+            qp_log_info ("outbox_caught_up", "read %zu events back from the outbox",
+                         self->pass_counted);
+        if (n > 0 && handed == 0 && (size_t) n == want)
+            qp_log_warn ("catch_up_stuck", "%zu outbox members share deadline %lld: the pass "
+                         "starts over", want, (long long) self->catch_up_from);
+    }
 }
 
 /* Subscriptions travel asynchronously to the bus: before announcing readiness, publish a
@@ -819,7 +953,10 @@ int qp_service_run (qp_service_t *self)
         for (size_t i = 0; i < self->n_timers; i++)
             if (self->timers[i].next - now < wait)
                 wait = (int) (self->timers[i].next - now);
+        if (self->catching_up)
+            wait = 0; /* the next page at once, after whatever is waiting */
         void *which = zpoller_wait (poller, wait < 0 ? 0 : wait);
+        bool drained = !which; /* nothing waiting in the receive pipe */
         if (which == qp_bus_client_socket (self->bus)) {
             /* Drain a batch before timers so a busy worker still heartbeats; read until
              * nothing is left rather than asking ZMQ_EVENTS before each read (a poll and
@@ -827,11 +964,15 @@ int qp_service_run (qp_service_t *self)
             for (int i = 0; i < BURST_MAX && s_on_work (self); i++)
                 ;
         } else if (which && which == self->sub) {
-            for (int i = 0; i < BURST_MAX && s_on_event (self); i++)
-                ;
+            int i = 0;
+            while (i < BURST_MAX && s_on_event (self))
+                i++;
+            drained = i < BURST_MAX;
         } else if (zpoller_terminated (poller) && (zsys_interrupted || zmq_errno () != EINTR))
             break; /* a signal other than SIGINT/SIGTERM (SIGHUP: reload) only wakes us */
-        if (which)
+        if (self->catch_up && drained)
+            s_catch_up_page (self);
+        if (which || self->catching_up)
             for (size_t i = 0; i < self->n_after_burst; i++)
                 self->after_burst[i].fn (self, self->after_burst[i].arg);
         now = zclock_mono ();

@@ -47,6 +47,18 @@ void qp_service_after_burst (qp_service_t *self, qp_timer_fn *fn, void *arg);
 void qp_service_shard_events (qp_service_t *self, qp_redis_t *redis, const char *key_prefix,
                               const char *group);
 
+/* The subscriber of the outbox (the evaluation) also reads what it missed from the
+ * outbox itself: its receive pipe holds at most QP_EVENT_PIPE events (setting
+ * "event-pipe", default QP_SERVICE_EVENT_PIPE) and the bus as many for it, so a burst it
+ * cannot follow is dropped there instead of growing its memory without bound; those events
+ * stay in the outbox. Whenever the pipe is empty, at most every second, it pages through
+ * the members past their deadline (QP_STORE_OUTBOX_GRACE_MS after their step: not in
+ * flight any more) without claiming them, and hands each to its subscribed handler as if
+ * the bus had delivered it (shard filter included); the handler's acknowledgement removes
+ * it. The sweepers' republishing (256 a second each) stays for the other cases. */
+#define QP_SERVICE_EVENT_PIPE 10000
+void qp_service_catch_up (qp_service_t *self, qp_redis_t *r);
+
 /* With probes on (QP_HTTP), PINGs Redis every second so /readyz sees Redis go away (and
  * come back) while the service is idle: otherwise only a failed command would say so. */
 void qp_service_watch_redis (qp_service_t *self, qp_redis_t *r);

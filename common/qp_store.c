@@ -2,6 +2,7 @@
 #include "qp_store.h"
 #include "qp_log.h"
 #include <assert.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -686,10 +687,11 @@ int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n
     return rc;
 }
 
-size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *out, size_t limit)
+size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, int64_t due_ms,
+                              qp_store_blob_t *out, size_t limit)
 {
     char now[24], deadline[24], lim[16];
-    snprintf (now, sizeof now, "%lld", (long long) now_ms);
+    snprintf (now, sizeof now, "%lld", (long long) due_ms);
     snprintf (deadline, sizeof deadline, "%lld",
               (long long) (now_ms + QP_STORE_OUTBOX_REDELIVER_MS));
     snprintf (lim, sizeof lim, "%zu", limit);
@@ -708,6 +710,34 @@ size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *ou
             }
     if (reply)
         freeReplyObject (reply);
+    return n;
+}
+
+long qp_store_outbox_page (qp_redis_t *r, int64_t min_score, int64_t max_score,
+                           qp_store_blob_t *out, int64_t *scores, size_t limit)
+{
+    redisReply *reply = qp_redis_command (r, "ZRANGEBYSCORE %s %lld %lld WITHSCORES LIMIT 0 %lld",
+                                          QP_STORE_OUTBOX_KEY, (long long) min_score,
+                                          (long long) max_score, (long long) limit);
+    if (!s_reply_ok (reply, "outbox_page") || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply)
+            freeReplyObject (reply);
+        return -1;
+    }
+    long n = 0;
+    for (size_t i = 0; i + 1 < reply->elements && (size_t) n < limit; i += 2) {
+        const redisReply *m = reply->element[i], *sc = reply->element[i + 1];
+        if (m->type != REDIS_REPLY_STRING)
+            continue;
+        out[n].len = m->len;
+        out[n].data = malloc (m->len ? m->len : 1);
+        assert (out[n].data);
+        memcpy (out[n].data, m->str, m->len);
+        if (scores) /* RESP2: the score is a string ("1732500000123") */
+            scores[n] = sc->type == REDIS_REPLY_STRING ? strtoll (sc->str, NULL, 10) : 0;
+        n++;
+    }
+    freeReplyObject (reply);
     return n;
 }
 

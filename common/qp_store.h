@@ -178,10 +178,18 @@ size_t qp_store_transitions (qp_redis_t *r, qp_store_step_t *steps, size_t n,
                              const qp_store_blob_t *acks, size_t n_acks);
 /* Removes published members (one command). 0, or -1 when Redis failed. */
 int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n);
-/* Claims up to limit members past their deadline (pushed forward by
- * QP_STORE_OUTBOX_REDELIVER_MS, so two sweepers do not publish them at once and a member
- * nobody removes comes back at that pace). Returns how many; out[i].data is malloc'd. */
-size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, qp_store_blob_t *out, size_t limit);
+/* Claims up to limit members whose deadline is at most due_ms (now_ms: past their
+ * deadline), pushing it to now_ms + QP_STORE_OUTBOX_REDELIVER_MS, so two sweepers do not
+ * publish them at once and a member nobody removes comes back at that pace. Returns how
+ * many; out[i].data is malloc'd. */
+size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, int64_t due_ms,
+                              qp_store_blob_t *out, size_t limit);
+/* Reads, without claiming, up to limit members whose deadline (score) is in
+ * [min_score, max_score], oldest first, with their scores (scores may be NULL). The
+ * evaluation's catch-up pages through what it missed with this (qp_service_catch_up).
+ * Returns how many, or -1 when Redis failed; out[i].data is malloc'd. */
+long qp_store_outbox_page (qp_redis_t *r, int64_t min_score, int64_t max_score,
+                           qp_store_blob_t *out, int64_t *scores, size_t limit);
 /* Members in the outbox (ZCARD), or -1 when Redis failed. */
 long long qp_store_outbox_size (qp_redis_t *r);
 #endif

@@ -213,7 +213,7 @@ static void s_slowlog_drain (qp_redis_t *redis)
 
 /* ---- The outbox sweeper with a lagging evaluation --------------------------------------- */
 
-#define SWEEPERS 4    /* intake, eligibility, funding, evaluation */
+#define SWEEPERS 4    /* as many as a stack had before the evaluation stopped sweeping */
 #define SWEEP_BATCH 256 /* OUTBOX_BATCH of common/qp_service.c */
 
 /* The claim of qp_store_outbox_claim with another redelivery delay. */
@@ -221,7 +221,7 @@ static size_t s_claim (qp_redis_t *redis, int64_t now, int64_t redeliver_ms)
 {
     if (redeliver_ms == QP_STORE_OUTBOX_REDELIVER_MS) {
         qp_store_blob_t out[SWEEP_BATCH];
-        size_t n = qp_store_outbox_claim (redis, now, out, SWEEP_BATCH);
+        size_t n = qp_store_outbox_claim (redis, now, now, out, SWEEP_BATCH);
         for (size_t i = 0; i < n; i++)
             free (out[i].data);
         return n;

@@ -12,6 +12,7 @@ typedef struct {
     const char *subscribe;
     const char *capture;
     long queue_max;        /* messages kept per service while it has no worker */
+    long event_pipe;       /* events held for each subscriber (publish side), 0: 1,000,000 */
     /* When set, the partner endpoint uses CURVE: the bus's key pair is CURVE_DIR/bus.cert
      * (+ _secret), the agencies' public certificates CURVE_DIR/agencies/AGENCY.cert, each with
      * the metadata agency = "BPIFRANCE" (qp-keygen writes them). */

@@ -2698,4 +2698,6 @@ void evaluation_attach (evaluation_t *self, qp_service_t *service)
     /* Our own sweeper too: what we have not counted is published again even when no
      * producer has stepped since it started. */
     qp_service_outbox (service, self->redis);
+    /* What the bus dropped (our receive pipe is bounded) is read from the outbox. */
+    qp_service_catch_up (service, self->redis);
 }

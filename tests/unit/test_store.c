@@ -222,10 +222,10 @@ START_TEST (test_outbox)
 
     /* Nothing past its deadline yet; later, both are claimed once. */
     qp_store_blob_t out[4];
-    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, qp_now_ms (), out, 4), 0);
+    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, qp_now_ms (), qp_now_ms (), out, 4), 0);
     int64_t later = qp_now_ms () + QP_STORE_OUTBOX_GRACE_MS + 1;
-    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, later, out, 4), 2);
-    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, later, out + 2, 2), 0);
+    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, later, later, out, 4), 2);
+    ck_assert_uint_eq (qp_store_outbox_claim (s_redis, later, later, out + 2, 2), 0);
     ck_assert_int_eq (qp_store_outbox_remove (s_redis, out, 2), 0);
     ck_assert_int_eq (s_zscore_count ("outbox"), 0);
     free (out[0].data);
