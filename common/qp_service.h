@@ -56,7 +56,7 @@ void qp_service_shard_events (qp_service_t *self, qp_redis_t *redis, const char 
  * flight any more) without claiming them, and hands each to its subscribed handler as if
  * the bus had delivered it (shard filter included); the handler's acknowledgement removes
  * it. The sweepers' republishing (256 a second each) stays for the other cases. */
-#define QP_SERVICE_EVENT_PIPE 10000
+#define QP_SERVICE_EVENT_PIPE 4096
 void qp_service_catch_up (qp_service_t *self, qp_redis_t *r);
 
 /* With probes on (QP_HTTP), PINGs Redis every second so /readyz sees Redis go away (and

@@ -12,7 +12,7 @@
  * events of each; --digest: prints a digest of every qp:eval:* key, sorted, to compare
  * what two builds store; --ordered: dossiers in business-time order
  * instead of each its own month; --no-acks: without the outbox acks the service sends with
- * each batch, to see their cost; --batch: events per batch, 8,192 by default; --call-times:
+ * each batch, to see their cost; --batch: events per batch, 2,048 by default (the service's); --call-times:
  * Redis's own time of each read and apply call, from its SLOWLOG (every command, the
  * scripts' own too), drained every 1,000 dossiers: how long one apply holds Redis, during
  * which other clients wait; the drains wait for the apply in flight, so the rates of such
@@ -519,7 +519,7 @@ int main (int argc, char **argv)
     bool smoke = false;
     const char *json_path = NULL;
     setvbuf (stdout, NULL, _IOLBF, 0); /* figures appear as they come */
-    long dossiers = 1000000, batch = 8192, spread = 1;
+    long dossiers = 1000000, batch = 2048, spread = 1;
     bool call_times = false, digest = false, sweep = true, outbox = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--smoke") == 0)

@@ -30,7 +30,7 @@ void evaluation_apply (evaluation_t *self, const qp_message_t *msg);
  * event not counted (Redis failed) stays there for the sweeper (docs/reliability.md). */
 void evaluation_ack (evaluation_t *self, const void *type, size_t type_len, const void *envelope,
                      size_t envelope_len);
-/* Events per batch, 1 to 8,192 (the default): each batch is one apply script, during
+/* Events per batch, 1 to 8,192 (2,048 by default): each batch is one apply script, during
  * which Redis runs nothing else (intake, eligibility and funding's commands wait behind
  * it); smaller batches hold it for less time, at some cost in events per second
  * (docs/evaluation.md, "Speed"). */

@@ -6,7 +6,7 @@ int main (int argc, char **argv)
 {
     qp_common_config_t c = {0};
     bool rebuild = false, shard = true;
-    long batch_events = 8192, event_pipe = 0;
+    long batch_events = 2048, event_pipe = 0;
     qp_config_option_t options[] = {
         QP_CONFIG_COMMON (&c),
         {"rebuild", QP_CFG_BOOL, "false",
@@ -15,11 +15,11 @@ int main (int argc, char **argv)
          "split the events with the other live instances (each counts its dossiers' events; "
          "false: every instance counts every event, each fact still once)",
          &shard, 0, 0},
-        {"event-pipe", QP_CFG_INT, "10000",
+        {"event-pipe", QP_CFG_INT, "4096",
          "events held in the receive pipe (about 1.3 KB each); a backlog beyond it is "
          "dropped there and read again from the outbox once the pipe is empty",
          &event_pipe, 100, 10000000},
-        {"eval-batch-events", QP_CFG_INT, "8192",
+        {"eval-batch-events", QP_CFG_INT, "2048",
          "events per batch (one apply script: Redis runs nothing else meanwhile)", &batch_events,
          1, 8192},
         {NULL}};
