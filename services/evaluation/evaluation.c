@@ -203,7 +203,7 @@ struct evaluation {
     /* id -> profile_t: the packed profiles of the dossiers this instance's applies checked
      * or wrote, the newer generation first (s_known): a dossier's next events, a few
      * batches later, take it from here instead of a read; the apply checks it all the same */
-    zhashx_t *known[2];
+    zhash_t *known[2];
     size_t batch_events; /* flushed at this many events (BATCH_EVENTS at most) */
     json_t *kinds;     /* scheme id -> catalogue kind */
     json_t *envelopes; /* data/envelopes.json "envelopes" */
@@ -293,7 +293,7 @@ void evaluation_destroy (evaluation_t **self_p)
     for (int i = 0; i < 2; i++) {
         s_batch_reset (&self->batches[i]);
         free (self->batches[i].acks);
-        zhashx_destroy (&self->known[i]);
+        zhash_destroy (&self->known[i]);
     }
     json_decref (self->kinds);
     json_decref (self->envelopes);
@@ -949,6 +949,10 @@ static void s_free_value (void **item)
  * the apply checks every such profile is still the one stored, as it does a read one, so
  * another instance, a rebuild or a flushed Redis is a conflict, and the batch is read. */
 #define KNOWN_GENERATION 16384 /* profiles a generation, two kept (~5 MB at most) */
+/* zhash, not zhashx: zhashx also grows its table when a lookup walks a chain longer than
+ * its limit, which stays at 1-2 for a table this size, so lookups at any load kept
+ * doubling it: 4, 8, 16 then 33 MB of slots for 16,384 profiles within a second (seen in
+ * the stack bench, the evaluation's peak RSS 55-75 MB); zhash grows on its load only. */
 
 typedef struct {
     size_t len;
@@ -958,7 +962,7 @@ typedef struct {
 static const profile_t *s_known (evaluation_t *self, const char *id)
 {
     for (int g = 0; g < 2; g++) {
-        const profile_t *p = self->known[g] ? zhashx_lookup (self->known[g], id) : NULL;
+        const profile_t *p = self->known[g] ? zhash_lookup (self->known[g], id) : NULL;
         if (p)
             return p;
     }
@@ -967,30 +971,29 @@ static const profile_t *s_known (evaluation_t *self, const char *id)
 
 static void s_know (evaluation_t *self, const char *id, const char *packed, size_t len)
 {
-    if (self->known[0] && zhashx_size (self->known[0]) >= KNOWN_GENERATION &&
-        !zhashx_lookup (self->known[0], id)) {
+    if (self->known[0] && zhash_size (self->known[0]) >= KNOWN_GENERATION &&
+        !zhash_lookup (self->known[0], id)) {
         /* the older generation goes: what was not used since */
-        zhashx_destroy (&self->known[1]);
+        zhash_destroy (&self->known[1]);
         self->known[1] = self->known[0];
         self->known[0] = NULL;
     }
-    if (!self->known[0]) {
-        self->known[0] = zhashx_new ();
-        zhashx_set_destructor (self->known[0], s_free_value);
-    }
+    if (!self->known[0])
+        self->known[0] = zhash_new ();
     profile_t *p = malloc (sizeof *p + len + 1);
     assert (p);
     p->len = len;
     if (len) /* memcpy from NULL is undefined even for 0 bytes */
         memcpy (p->data, packed, len);
     p->data[len] = 0;
-    zhashx_update (self->known[0], id, p);
+    zhash_update (self->known[0], id, p); /* frees the profile it replaces */
+    zhash_freefn (self->known[0], id, free);
 }
 
 static void s_forget (evaluation_t *self)
 {
-    zhashx_destroy (&self->known[0]);
-    zhashx_destroy (&self->known[1]);
+    zhash_destroy (&self->known[0]);
+    zhash_destroy (&self->known[1]);
 }
 
 /* A batch's apply answered (rc as s_applied; -1 also a failed read): applied, what it
