@@ -670,6 +670,16 @@ static handler_t *s_find (handler_t *table, size_t n, const ProtobufCMessageDesc
 }
 
 /* Handles the next frame set waiting from the bus; false when none was waiting. */
+/* Runs handler h on req, timed and counted. */
+static void s_call (qp_service_t *self, handler_t *h, qp_request_t *req)
+{
+    int64_t start = zclock_usecs ();
+    h->fn (req, h->arg);
+    qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
+    qp_metric_add (h->in, 1);
+    self->handled++;
+}
+
 static bool s_on_work (qp_service_t *self)
 {
     qp_bus_frame_t f;
@@ -695,13 +705,9 @@ static bool s_on_work (qp_service_t *self)
         s_send_error (self, f.from, &err, NULL, NULL, 0);
     } else {
         handler_t *h = s_find (self->work, self->n_work, req.msg.descriptor);
-        if (h) {
-            int64_t start = zclock_usecs ();
-            h->fn (&req, h->arg);
-            qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
-            qp_metric_add (h->in, 1);
-            self->handled++;
-        } else if (req.msg.descriptor == &qp__v1__error__descriptor) {
+        if (h)
+            s_call (self, h, &req);
+        else if (req.msg.descriptor == &qp__v1__error__descriptor) {
             /* Never answer an Error with an Error: two peers that handle neither would
              * bounce them for ever. */
             Qp__V1__Error *e = (Qp__V1__Error *) req.msg.payload;
@@ -777,11 +783,7 @@ static bool s_dispatch_event (qp_service_t *self, zmsg_t *m)
     } else {
         handler_t *h = s_find (self->events, self->n_events, req.msg.descriptor);
         if (h) {
-            int64_t start = zclock_usecs ();
-            h->fn (&req, h->arg);
-            qp_metric_observe (h->latency, (double) (zclock_usecs () - start) / 1e6);
-            qp_metric_add (h->in, 1);
-            self->handled++;
+            s_call (self, h, &req);
             handled = true;
         }
     }

@@ -7,10 +7,9 @@
 #include "qp_redis.h"
 #include "qp_store.h"
 #include "qp_test.h"
-#include "qp_test_dossier.h"
 #include "qp_test_http.h"
-#include "qp_test_sample.h"
 #include "qp_test_suite.h"
+#include "qp_test_wave.h"
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,55 +27,6 @@ static double s_metric (int i, const char *name)
     double v = qp_test_log_metric (s_eval[i]->log_path, name);
     ck_assert_msg (!isnan (v), "no /metrics from evaluation %d", i);
     return v;
-}
-
-/* Submits dossiers [from, from + N) of the sample mix and waits until each is terminal. */
-static void s_wave (const char *prefix, int from)
-{
-    char (*ids)[QP_ID_HEX + 1] = calloc (N, sizeof *ids);
-    char why[256] = "";
-    ck_assert_msg (qp_test_sample_submit_all (s_stack->work, "test-shards", prefix, from,
-                                              from + N, 50, 15000, ids, why, sizeof why) < 0,
-                   "not accepted: %s", why);
-    for (int i = 0; i < N; i++)
-        ck_assert_msg (qp_store_state_terminal (qp_test_wait_terminal (s_redis, ids[i], 60000)),
-                       "dossier %s not terminal", ids[i]);
-    free (ids);
-}
-
-/* Waits (bounded) until the evaluation has counted and acknowledged every event. */
-static void s_wait_outbox_empty (int timeout_ms)
-{
-    long long left = -1;
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
-        left = qp_store_outbox_size (s_redis);
-        if (left == 0)
-            return;
-        qp_test_sleep_ms (200);
-    }
-    ck_abort_msg ("%lld events still in the outbox", left);
-}
-
-/* The programme's totals, as the evaluation reports them. */
-static void s_expect_totals (uint64_t submitted)
-{
-    Qp__V1__IndicatorQuery q = QP__V1__INDICATOR_QUERY__INIT;
-    qp_message_t reply;
-    qp_error_t err;
-    ck_assert_int_eq (
-        qp_test_call (s_stack->work, "evaluation", &q.base, NULL, 10000, &reply, &err), 0);
-    ck_assert_ptr_eq (reply.descriptor, &qp__v1__indicator_report__descriptor);
-    const Qp__V1__IndicatorReport *r = (const void *) reply.payload;
-    ck_assert_ptr_nonnull (r->total);
-    const Qp__V1__Figures *f = r->total->figures;
-    /* the sample mix (tests/support/qp_test_sample.h): 1 in 10 asks too much (not
-     * eligible), 1 in 10 brings too little (Bpifrance's component declines), the rest is
-     * funded; every one of them closes */
-    ck_assert_uint_eq (f->submitted, submitted);
-    ck_assert_uint_eq (f->not_eligible, submitted / 10);
-    ck_assert_uint_eq (f->funded, submitted * 8 / 10);
-    ck_assert_uint_eq (f->closed, submitted);
-    qp_message_clear (&reply);
 }
 
 START_TEST (two_instances_split_and_take_over)
@@ -104,9 +54,9 @@ START_TEST (two_instances_split_and_take_over)
     for (int i = 0; i < 2; i++)
         ck_assert_msg (s_metric (i, "qp_shard_members") == 2, "instance %d does not see 2", i);
 
-    s_wave ("a", 0);
-    s_wait_outbox_empty (60000);
-    s_expect_totals (N);
+    qp_test_wave (s_stack->work, s_redis, "test-shards", "a", 0, N);
+    qp_test_wait_outbox_empty (s_redis, 60000);
+    qp_test_expect_wave_totals (s_stack->work, N);
     /* each instance left the other's dossiers alone: both did a share of the work */
     double skipped[2];
     for (int i = 0; i < 2; i++) {
@@ -118,9 +68,9 @@ START_TEST (two_instances_split_and_take_over)
      * one (QP_SHARD_TTL_MS), and the events the dead one's share left in the outbox are
      * published again and counted: nothing is lost, nothing counted twice. */
     qp_test_proc_kill (s_eval[1]);
-    s_wave ("b", N);
-    s_wait_outbox_empty (90000);
-    s_expect_totals (2 * N);
+    qp_test_wave (s_stack->work, s_redis, "test-shards", "b", N, 2 * N);
+    qp_test_wait_outbox_empty (s_redis, 90000);
+    qp_test_expect_wave_totals (s_stack->work, 2 * N);
     ck_assert (s_metric (0, "qp_shard_members") == 1);
 
     qp_redis_destroy (&s_redis);
