@@ -207,6 +207,86 @@ void qp_message_clear (qp_message_t *msg)
     memset (msg, 0, sizeof *msg);
 }
 
+/* A base-128 varint at *p (below end): its value, *p moved past it; -1 when cut short or
+ * longer than 10 bytes. */
+static int s_varint (const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+int qp_message_peek_bytes (const uint8_t *data, size_t len, uint32_t field, const uint8_t **out,
+                           size_t *out_len)
+{
+    const uint8_t *p = data, *end = data + len;
+    int found = 0;
+    while (p < end) {
+        uint64_t tag, n;
+        if (s_varint (&p, end, &tag) != 0 || tag >> 3 == 0)
+            return -1;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (s_varint (&p, end, &n) != 0)
+                return -1;
+            break;
+        case 1: /* 64-bit */
+        case 5: /* 32-bit */
+            n = (tag & 7) == 1 ? 8 : 4;
+            if ((uint64_t) (end - p) < n)
+                return -1;
+            p += n;
+            break;
+        case 2: /* length-delimited */
+            if (s_varint (&p, end, &n) != 0 || (uint64_t) (end - p) < n)
+                return -1;
+            if (tag >> 3 == field) /* the last one wins, as when decoding */
+                *out = p, *out_len = (size_t) n, found = 1;
+            p += n;
+            break;
+        default: /* groups (unused by qp.v1) and invalid wire types */
+            return -1;
+        }
+        if (tag >> 3 == field && (tag & 7) != 2)
+            return -1;
+    }
+    return found;
+}
+
+int qp_message_peek_payload_string (zframe_t *type_frame, zframe_t *envelope_frame,
+                                    const char *name, const uint8_t **out, size_t *out_len)
+{
+    char type[128];
+    size_t tlen = type_frame ? zframe_size (type_frame) : 0;
+    if (!envelope_frame || tlen == 0 || tlen >= sizeof type ||
+        zframe_size (envelope_frame) > QP_MAX_ENVELOPE_BYTES)
+        return -1;
+    memcpy (type, zframe_data (type_frame), tlen);
+    type[tlen] = 0;
+    const ProtobufCMessageDescriptor *desc = qp_message_lookup_type (type);
+    if (!desc)
+        return -1;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name (desc, name);
+    if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return 0;
+    uint32_t payload_field =
+        protobuf_c_message_descriptor_get_field_by_name (&qp__v1__envelope__descriptor, "payload")
+            ->id;
+    const uint8_t *payload = NULL;
+    size_t plen = 0;
+    int rc = qp_message_peek_bytes (zframe_data (envelope_frame), zframe_size (envelope_frame),
+                                    payload_field, &payload, &plen);
+    if (rc <= 0)
+        return rc;
+    return qp_message_peek_bytes (payload, plen, f->id, out, out_len);
+}
+
 zmsg_t *qp_message_build_error (const qp_error_t *err, const char *in_reply_to,
                                 const char *correlation_id, int64_t event_time_ms)
 {

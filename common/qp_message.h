@@ -65,6 +65,19 @@ int qp_message_decode (zframe_t *type_frame, zframe_t *envelope_frame, qp_messag
                        qp_error_t *err);
 void qp_message_clear (qp_message_t *msg);
 
+/* The last length-delimited field number field at the top level of the protobuf bytes
+ * data (len bytes), read from the wire without decoding the message: what a filter
+ * needs before it decides whether to decode at all. Returns 1 with *out and *out_len set,
+ * 0 when the field is absent, -1 when the bytes are not a well-formed protobuf message
+ * or the field is not length-delimited. */
+int qp_message_peek_bytes (const uint8_t *data, size_t len, uint32_t field, const uint8_t **out,
+                           size_t *out_len);
+/* The payload's string field name of [type][Envelope] frames, peeked at as above, for
+ * the frames' type. Returns 1 found (maybe empty), 0 absent or the type has no such
+ * field, -1 frames not well formed (qp_message_decode says why). */
+int qp_message_peek_payload_string (zframe_t *type_frame, zframe_t *envelope_frame,
+                                    const char *name, const uint8_t **out, size_t *out_len);
+
 /* Convenience for building an Error payload message. */
 zmsg_t *qp_message_build_error (const qp_error_t *err, const char *in_reply_to,
                                 const char *correlation_id, int64_t event_time_ms);

@@ -328,6 +328,60 @@ START_TEST (test_build_error)
 }
 END_TEST
 
+/* Reading one field off the wire, without decoding: what the evaluation's shards use to
+ * skip another instance's events (qp_service.c). */
+START_TEST (test_peek)
+{
+    const uint8_t *v = NULL;
+    size_t n = 0;
+    /* varint 150, fixed64, fixed32, then field 5 twice: the last one is read */
+    const uint8_t msg[] = {0x08, 0x96, 0x01, 0x11, 1, 2,    3,    4,   5,    6,    7,   8,
+                           0x1d, 1,    2,    3,    4, 0x2a, 0x01, 'a', 0x2a, 0x02, 'b', 'c'};
+    ck_assert_int_eq (qp_message_peek_bytes (msg, sizeof msg, 5, &v, &n), 1);
+    ck_assert_int_eq (n, 2);
+    ck_assert (!memcmp (v, "bc", 2));
+    ck_assert_int_eq (qp_message_peek_bytes (msg, sizeof msg, 6, &v, &n), 0);
+    ck_assert_int_eq (qp_message_peek_bytes (msg, 0, 5, &v, &n), 0);
+    /* field 1 is a varint, not length-delimited */
+    ck_assert_int_eq (qp_message_peek_bytes (msg, sizeof msg, 1, &v, &n), -1);
+    /* cut inside the last field, inside a varint, inside the fixed64; field 0; group */
+    ck_assert_int_eq (qp_message_peek_bytes (msg, sizeof msg - 1, 5, &v, &n), -1);
+    ck_assert_int_eq (qp_message_peek_bytes (msg, 2, 5, &v, &n), -1);
+    ck_assert_int_eq (qp_message_peek_bytes (msg, 8, 5, &v, &n), -1);
+    const uint8_t zero[] = {0x02, 0x00}, group[] = {0x0b, 0x0c};
+    ck_assert_int_eq (qp_message_peek_bytes (zero, sizeof zero, 5, &v, &n), -1);
+    ck_assert_int_eq (qp_message_peek_bytes (group, sizeof group, 5, &v, &n), -1);
+    const uint8_t endless[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+                               0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    ck_assert_int_eq (qp_message_peek_bytes (endless, sizeof endless, 5, &v, &n), -1);
+
+    /* The payload's dossier_id, as qp_message_decode would read it. */
+    qp_meta_t meta = {0};
+    zmsg_t *m = s_build_query ("0123456789abcdef0123456789abcdef", &meta, NULL);
+    ck_assert_int_eq (
+        qp_message_peek_payload_string (zmsg_first (m), zmsg_last (m), "dossier_id", &v, &n), 1);
+    ck_assert_int_eq (n, 32);
+    ck_assert (!memcmp (v, "0123456789abcdef0123456789abcdef", 32));
+    /* a type without that field; an unknown type; an envelope cut short */
+    ck_assert_int_eq (
+        qp_message_peek_payload_string (zmsg_first (m), zmsg_last (m), "nope", &v, &n), 0);
+    zframe_t *unknown = zframe_from ("qp.v1.Nope");
+    ck_assert_int_eq (qp_message_peek_payload_string (unknown, zmsg_last (m), "dossier_id", &v, &n),
+                      -1);
+    zframe_destroy (&unknown);
+    zframe_t *cut = zframe_new (zframe_data (zmsg_last (m)), zframe_size (zmsg_last (m)) - 3);
+    ck_assert_int_eq (qp_message_peek_payload_string (zmsg_first (m), cut, "dossier_id", &v, &n),
+                      -1);
+    zframe_destroy (&cut);
+    zmsg_destroy (&m);
+    /* no dossier_id in the payload */
+    m = s_build_query (NULL, &meta, NULL);
+    ck_assert_int_eq (
+        qp_message_peek_payload_string (zmsg_first (m), zmsg_last (m), "dossier_id", &v, &n), 0);
+    zmsg_destroy (&m);
+}
+END_TEST
+
 int main (void)
 {
     Suite *s = suite_create ("message");
@@ -345,6 +399,7 @@ int main (void)
     tcase_add_test (tc, test_missing_message_id);
     tcase_add_test (tc, test_bad_payload);
     tcase_add_test (tc, test_build_error);
+    tcase_add_test (tc, test_peek);
     suite_add_tcase (s, tc);
     return qp_test_run_suite (s);
 }
