@@ -37,7 +37,21 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     qp_message_t msg = {0};
     qp_error_t err;
+    const uint8_t *id = NULL;
+    size_t id_len = 0;
+    int peeked = qp_message_peek_payload_string (type, envelope, "dossier_id", &id, &id_len);
     if (qp_message_decode (type, envelope, &msg, &err) == 0) {
+        /* The shards' peek (qp_service.c) reads the dossier id the decode reads. */
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name (msg.descriptor, "dossier_id");
+        if (peeked >= 0 && f && f->type == PROTOBUF_C_TYPE_STRING &&
+            f->label != PROTOBUF_C_LABEL_REPEATED) {
+            const char *dec = *(const char *const *) ((const char *) msg.payload + f->offset);
+            bool set = dec && dec != f->default_value; /* protobuf-c: absent = the default */
+            if (set != (peeked == 1) ||
+                (set && (strlen (dec) > id_len || memcmp (dec, id, strlen (dec)))))
+                __builtin_trap ();
+        }
         s_exercise (&msg);
         qp_message_clear (&msg);
     } else if (!err.code[0])
