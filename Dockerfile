@@ -4,7 +4,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
       libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev \
-      libjansson-dev libsodium-dev libmicrohttpd-dev \
+      libjansson-dev libsodium-dev libmicrohttpd-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -15,7 +15,7 @@ FROM debian:12-slim
 # curl: the container health check asks the program's own /readyz.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libczmq4 libprotobuf-c1 \
-      libhiredis0.14 libjansson4 libsodium23 libmicrohttpd12 curl ca-certificates \
+      libhiredis0.14 libjansson4 libsodium23 libmicrohttpd12 libjemalloc2 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /opt/qp --shell /usr/sbin/nologin qp
 COPY --from=build /build/services/qp-* /build/partners/qp-partner-* /build/tools/qp-* \
