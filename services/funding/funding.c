@@ -1723,7 +1723,9 @@ static void s_sweep (qp_service_t *service, void *arg)
     s_sweep_due (self);
     for (size_t i = 0; i < self->n_envelope_schemes && !zsys_interrupted; i++)
         budget_expire (self->redis, self->envelope_schemes[i], qp_now_ms (), SWEEP_BATCH);
-    /* Give the memory of a burst back to the system (glibc keeps freed pages otherwise). */
+    /* Give the memory of a burst back to the system when built on glibc's malloc
+     * (-DQP_JEMALLOC=OFF: glibc keeps freed pages otherwise); jemalloc returns its free
+     * pages by itself, and this trims nothing then. */
     if (++self->sweeps % 25 == 0)
         malloc_trim (0);
 }
