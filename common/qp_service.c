@@ -669,7 +669,6 @@ static handler_t *s_find (handler_t *table, size_t n, const ProtobufCMessageDesc
     return NULL;
 }
 
-/* Handles the next frame set waiting from the bus; false when none was waiting. */
 /* Runs handler h on req, timed and counted. */
 static void s_call (qp_service_t *self, handler_t *h, qp_request_t *req)
 {
@@ -680,6 +679,7 @@ static void s_call (qp_service_t *self, handler_t *h, qp_request_t *req)
     self->handled++;
 }
 
+/* Handles the next frame set waiting from the bus; false when none was waiting. */
 static bool s_on_work (qp_service_t *self)
 {
     qp_bus_frame_t f;

@@ -687,27 +687,31 @@ int qp_store_outbox_remove (qp_redis_t *r, const qp_store_blob_t *acks, size_t n
     return rc;
 }
 
+/* A copy of reply string e, malloc'd (one byte when empty). */
+static void s_blob_copy (qp_store_blob_t *out, const redisReply *e)
+{
+    out->len = e->len;
+    out->data = malloc (e->len ? e->len : 1);
+    assert (out->data);
+    memcpy (out->data, e->str, e->len);
+}
+
 size_t qp_store_outbox_claim (qp_redis_t *r, int64_t now_ms, int64_t due_ms,
                               qp_store_blob_t *out, size_t limit)
 {
-    char now[24], deadline[24], lim[16];
-    snprintf (now, sizeof now, "%lld", (long long) due_ms);
+    char due[24], deadline[24], lim[16];
+    snprintf (due, sizeof due, "%lld", (long long) due_ms);
     snprintf (deadline, sizeof deadline, "%lld",
               (long long) (now_ms + QP_STORE_OUTBOX_REDELIVER_MS));
     snprintf (lim, sizeof lim, "%zu", limit);
     const char *keys[] = {QP_STORE_OUTBOX_KEY};
-    const char *args[] = {now, deadline, lim};
+    const char *args[] = {due, deadline, lim};
     redisReply *reply = qp_redis_script (r, QP_LUA_PENDING_CLAIM, 1, keys, 3, args, NULL);
     size_t n = 0;
     if (s_reply_ok (reply, "outbox_claim") && reply->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < reply->elements && n < limit; i++)
-            if (reply->element[i]->type == REDIS_REPLY_STRING) {
-                out[n].len = reply->element[i]->len;
-                out[n].data = malloc (out[n].len ? out[n].len : 1);
-                assert (out[n].data);
-                memcpy (out[n].data, reply->element[i]->str, out[n].len);
-                n++;
-            }
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                s_blob_copy (&out[n++], reply->element[i]);
     if (reply)
         freeReplyObject (reply);
     return n;
@@ -729,10 +733,7 @@ long qp_store_outbox_page (qp_redis_t *r, int64_t min_score, int64_t max_score,
         const redisReply *m = reply->element[i], *sc = reply->element[i + 1];
         if (m->type != REDIS_REPLY_STRING)
             continue;
-        out[n].len = m->len;
-        out[n].data = malloc (m->len ? m->len : 1);
-        assert (out[n].data);
-        memcpy (out[n].data, m->str, m->len);
+        s_blob_copy (&out[n], m);
         if (scores) /* RESP2: the score is a string ("1732500000123") */
             scores[n] = sc->type == REDIS_REPLY_STRING ? strtoll (sc->str, NULL, 10) : 0;
         n++;

@@ -802,7 +802,10 @@ static zsock_t *s_bind_hwm (int type, const char *endpoint, int hwm)
     return s;
 }
 
-static zsock_t *s_bind (int type, const char *endpoint) { return s_bind_hwm (type, endpoint, 1000000); }
+static zsock_t *s_bind (int type, const char *endpoint)
+{
+    return s_bind_hwm (type, endpoint, 1000000);
+}
 
 /* CURVE for the partner endpoint: the bus's key pair, and a ZAP handler that admits the
  * agencies' public keys (their certificates carry the agency as metadata). Keys are read

@@ -2700,8 +2700,8 @@ void evaluation_attach (evaluation_t *self, qp_service_t *service)
     qp_service_on (service, &qp__v1__territory_phase__descriptor, s_on_phase, self);
     qp_service_every (service, 5, s_on_timer, self);
     qp_service_on_undecodable (service, s_on_undecodable, self);
-    /* Our own sweeper too: what we have not counted is published again even when no
-     * producer has stepped since it started. */
+    /* The outbox's size as a metric (qp_outbox_events); our sweeper claims nothing, the
+     * catch-up below reads what we missed. */
     qp_service_outbox (service, self->redis);
     /* What the bus dropped (our receive pipe is bounded) is read from the outbox. */
     qp_service_catch_up (service, self->redis);
